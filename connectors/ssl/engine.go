@@ -1,0 +1,441 @@
+// Package ssl runs TLS for a single-threaded event loop, as a memory-BIO
+// engine: crypto/tls talks to two bounded in-memory queues instead of a
+// socket, and runs in goroutines of its own, so no handshake or decryption
+// ever delays the loop. The loop moves ciphertext between the socket and the
+// engine, and plaintext between the engine and the relay:
+//
+//	e := ssl.NewServer(cfg, ssl.Options{}, func() { lp.Post(wake) })
+//	// socket readable: n, _ := unix.Read(fd, buf); kept := e.Feed(buf[:n])
+//	// socket writable: n, _ := unix.Write(fd, e.Cipher()); e.Sent(n)
+//	// relay:           n, err := e.Read(p) (plaintext), n, err = e.Write(p)
+//	// wake:            ev := e.Events() tells what changed off the loop
+//
+// Every loop-side method returns at once. The engine calls notify (from its
+// own goroutines) when something the loop may wait for has happened, at most
+// once until the loop calls Events again. The same package loads
+// certificates with IO::Socket::SSL's option names (see Params).
+package ssl
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// DefaultHandshakeTimeout bounds a handshake from its start: bytes trickled
+// in by a slow or hostile peer do not extend it.
+const DefaultHandshakeTimeout = 10 * time.Second
+
+// ErrHandshakeTimeout is the failure of a handshake that ran past its deadline.
+var ErrHandshakeTimeout = errors.New("TLS handshake timed out")
+
+// ErrWriteClosed is returned by Write after CloseWrite.
+var ErrWriteClosed = errors.New("TLS write side already closed")
+
+// Options tunes an engine; the zero value gives the defaults.
+type Options struct {
+	// HandshakeTimeout is DefaultHandshakeTimeout when zero.
+	HandshakeTimeout time.Duration
+	// QueueSize caps each of the four queues (ciphertext in and out,
+	// plaintext in and out); DefaultQueueSize when zero.
+	QueueSize int
+	// LocalAddr and RemoteAddr are what crypto/tls sees as the addresses of
+	// its connection; they only show in its error messages.
+	LocalAddr, RemoteAddr net.Addr
+}
+
+// Events is a snapshot of what the loop can do with an engine.
+type Events uint8
+
+// The conditions reported by Events.
+const (
+	// CipherReady: Cipher has bytes for the socket.
+	CipherReady Events = 1 << iota
+	// CanFeed: Feed accepts ciphertext.
+	CanFeed
+	// PlainReady: Read has plaintext, or its end or failure, to report.
+	PlainReady
+	// CanWrite: Write accepts plaintext.
+	CanWrite
+	// Handshaken: the handshake completed.
+	Handshaken
+	// WriteShut: close_notify was queued and Cipher has nothing left, so the
+	// socket's write side can be shut down.
+	WriteShut
+	// Failed: the session failed (see Err); once Cipher is flushed (it may
+	// hold the alert that tells the peer why), the socket should be closed.
+	Failed
+)
+
+// Engine is one TLS session whose transport is fed and drained by a loop.
+type Engine struct {
+	tc     *tls.Conn
+	notify func()
+	timer  *time.Timer
+
+	mu        sync.Mutex
+	dataIn    sync.Cond // cin has bytes or EOF, or the engine closed
+	roomOut   sync.Cond // cout has room, or the engine closed
+	roomPlain sync.Cond // pin has room, or the engine closed
+
+	cin, cout, pin, pout ring
+
+	armed        bool  // notify may be called
+	fire         bool  // notify is due when the mutex is released
+	closed       bool  // Close was called or the session failed
+	shut         bool  // Close was called: queued bytes are of no use
+	err          error // why the session failed
+	plainErr     error // what Read reports once pin is empty
+	hsDone       bool
+	cinEOF       bool // the socket's read side ended
+	closeWrite   bool // CloseWrite was called
+	writeDone    bool // close_notify is queued
+	readerOn     bool
+	writerOn     bool
+	feedBlocked  bool // Feed refused bytes: tell the loop when cin has room
+	writeBlocked bool // Write refused bytes: tell the loop when pout has room
+}
+
+// NewServer starts the server side of a handshake.
+func NewServer(cfg *tls.Config, opt Options, notify func()) *Engine {
+	e := newEngine(opt, notify)
+	e.tc = tls.Server(wire{e, opt}, cfg)
+	e.start(opt)
+	return e
+}
+
+// NewClient starts the client side of a handshake; cfg.ServerName (or
+// InsecureSkipVerify) must be set, as for tls.Client.
+func NewClient(cfg *tls.Config, opt Options, notify func()) *Engine {
+	e := newEngine(opt, notify)
+	e.tc = tls.Client(wire{e, opt}, cfg)
+	e.start(opt)
+	return e
+}
+
+func newEngine(opt Options, notify func()) *Engine {
+	size := opt.QueueSize
+	if size <= 0 {
+		size = DefaultQueueSize
+	}
+	e := &Engine{notify: notify, armed: true}
+	for _, q := range []*ring{&e.cin, &e.cout, &e.pin, &e.pout} {
+		q.size = size
+	}
+	for _, c := range []*sync.Cond{&e.dataIn, &e.roomOut, &e.roomPlain} {
+		c.L = &e.mu
+	}
+	return e
+}
+
+func (e *Engine) start(opt Options) {
+	timeout := opt.HandshakeTimeout
+	if timeout <= 0 {
+		timeout = DefaultHandshakeTimeout
+	}
+	e.mu.Lock()
+	e.timer = time.AfterFunc(timeout, e.expire)
+	e.mu.Unlock()
+	go e.handshake()
+}
+
+// unlock releases the mutex, then calls notify if a goroutine made a change
+// the loop must hear of and the loop has asked for news since the last call.
+func (e *Engine) unlock() {
+	call := e.fire && e.armed
+	e.fire = false
+	if call {
+		e.armed = false
+	}
+	e.mu.Unlock()
+	if call {
+		e.notify()
+	}
+}
+
+// failLocked ends the session with err, unless it already ended.
+func (e *Engine) failLocked(err error) {
+	if e.closed {
+		return
+	}
+	e.err, e.closed, e.fire = err, true, true
+	e.timer.Stop()
+	e.wakeAll()
+}
+
+func (e *Engine) wakeAll() {
+	e.dataIn.Broadcast()
+	e.roomOut.Broadcast()
+	e.roomPlain.Broadcast()
+}
+
+func (e *Engine) expire() {
+	e.mu.Lock()
+	if !e.hsDone {
+		e.failLocked(ErrHandshakeTimeout)
+	}
+	e.unlock()
+}
+
+func (e *Engine) handshake() {
+	err := e.tc.Handshake()
+	e.mu.Lock()
+	defer e.unlock()
+	if err != nil {
+		e.failLocked(fmt.Errorf("TLS handshake: %w", err))
+		return
+	}
+	if e.closed {
+		return
+	}
+	e.timer.Stop()
+	e.hsDone, e.fire = true, true
+	// crypto/tls may already hold records that came with the handshake's
+	// last flight, so the reader runs once even if cin is empty.
+	e.startReaderLocked()
+	e.startWriterLocked()
+}
+
+func (e *Engine) startReaderLocked() {
+	if e.hsDone && !e.readerOn && !e.closed && e.plainErr == nil {
+		e.readerOn = true
+		go e.reader()
+	}
+}
+
+func (e *Engine) startWriterLocked() {
+	if e.hsDone && !e.writerOn && !e.closed && !e.writeDone && (e.pout.len() > 0 || e.closeWrite) {
+		e.writerOn = true
+		go e.writer()
+	}
+}
+
+// reader decrypts while ciphertext is queued, and exits when there is none,
+// so an idle connection runs no goroutine.
+func (e *Engine) reader() {
+	e.mu.Lock()
+	defer e.unlock()
+	for {
+		for !e.closed && e.pin.free() == 0 {
+			e.roomPlain.Wait()
+		}
+		if e.closed {
+			e.readerOn = false
+			if e.shut {
+				e.pin.reset()
+			}
+			return
+		}
+		buf := e.pin.reserve()
+		e.mu.Unlock()
+		n, err := e.tc.Read(buf)
+		e.mu.Lock()
+		e.pin.commit(n)
+		e.fire = e.fire || n > 0
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, errWouldBlock) && (e.cin.len() > 0 || e.cinEOF) {
+			continue // more arrived since crypto/tls looked
+		}
+		e.readerOn = false
+		switch {
+		case errors.Is(err, errWouldBlock):
+		case err == io.EOF:
+			e.plainErr, e.fire = io.EOF, true
+		default:
+			e.plainErr = err
+			e.failLocked(err)
+		}
+		return
+	}
+}
+
+// writer encrypts queued plaintext, then sends close_notify if asked to.
+func (e *Engine) writer() {
+	e.mu.Lock()
+	defer e.unlock()
+	for !e.closed {
+		seg := e.pout.peek()
+		if seg == nil {
+			break
+		}
+		e.mu.Unlock()
+		n, err := e.tc.Write(seg)
+		e.mu.Lock()
+		e.pout.discard(n)
+		if e.writeBlocked {
+			e.writeBlocked, e.fire = false, true
+		}
+		if err != nil {
+			e.failLocked(err)
+		}
+	}
+	if !e.closed && e.closeWrite {
+		e.mu.Unlock()
+		err := e.tc.CloseWrite()
+		e.mu.Lock()
+		if err != nil {
+			e.failLocked(err)
+		}
+		e.writeDone, e.fire = true, true
+	}
+	if e.closed {
+		e.pout.reset()
+	}
+	e.writerOn = false
+}
+
+// Feed queues ciphertext read from the socket and returns how much it took;
+// less than len(p) means the queue is full: keep the rest, stop reading the
+// socket, and wait for CanFeed. After the session ended it discards p.
+func (e *Engine) Feed(p []byte) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed || e.cinEOF {
+		return len(p)
+	}
+	n := e.cin.push(p)
+	if n < len(p) {
+		e.feedBlocked = true
+	}
+	if n > 0 {
+		e.dataIn.Broadcast()
+		e.startReaderLocked()
+	}
+	return n
+}
+
+// FeedEOF tells the engine that the socket's read side ended.
+func (e *Engine) FeedEOF() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cinEOF = true
+	e.dataIn.Broadcast()
+	e.startReaderLocked()
+}
+
+// Cipher returns ciphertext to write to the socket; it stays valid until the
+// next call to Sent.
+func (e *Engine) Cipher() []byte {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cout.peek()
+}
+
+// Sent drops the first n bytes of Cipher, which the socket took.
+func (e *Engine) Sent(n int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cout.discard(n)
+	e.roomOut.Broadcast()
+}
+
+// Read moves decrypted plaintext into p. It returns 0, nil when there is
+// none yet (PlainReady will tell), io.EOF after the peer's close_notify (or
+// its clean end of stream), or the session's failure.
+func (e *Engine) Read(p []byte) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if n := e.pin.pull(p); n > 0 {
+		e.roomPlain.Broadcast()
+		return n, nil
+	}
+	switch {
+	case e.plainErr != nil:
+		return 0, e.plainErr
+	case e.err != nil:
+		return 0, e.err
+	case e.closed:
+		return 0, net.ErrClosed
+	}
+	return 0, nil
+}
+
+// Write queues plaintext to encrypt and returns how much it took; less than
+// len(p) means the queue is full: wait for CanWrite.
+func (e *Engine) Write(p []byte) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case e.err != nil:
+		return 0, e.err
+	case e.closed:
+		return 0, net.ErrClosed
+	case e.closeWrite:
+		return 0, ErrWriteClosed
+	}
+	n := e.pout.push(p)
+	if n < len(p) {
+		e.writeBlocked = true
+	}
+	e.startWriterLocked()
+	return n, nil
+}
+
+// CloseWrite sends close_notify once the queued plaintext is encrypted (and
+// the handshake done); WriteShut then reports it left.
+func (e *Engine) CloseWrite() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.closeWrite = true
+	e.startWriterLocked()
+}
+
+// Close ends the session at once: its goroutines return promptly, no
+// close_notify is sent. A notify already under way may still arrive after.
+func (e *Engine) Close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.armed, e.shut = false, true
+	if !e.closed {
+		e.closed = true
+		e.timer.Stop()
+		e.wakeAll()
+	}
+	e.cin.reset()
+	e.cout.reset()
+	if !e.readerOn {
+		e.pin.reset()
+	}
+	if !e.writerOn {
+		e.pout.reset()
+	}
+}
+
+// Err returns why the session failed, or nil.
+func (e *Engine) Err() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
+}
+
+// ConnectionState describes the session once Handshaken was reported.
+func (e *Engine) ConnectionState() tls.ConnectionState {
+	return e.tc.ConnectionState()
+}
+
+// Events reports what the loop can do now, and re-arms notify.
+func (e *Engine) Events() Events {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.armed = true
+	var ev Events
+	set := func(cond bool, bit Events) {
+		if cond {
+			ev |= bit
+		}
+	}
+	set(e.cout.len() > 0, CipherReady)
+	set(e.cin.free() > 0 && !e.closed, CanFeed)
+	set(e.pin.len() > 0 || e.plainErr != nil || e.err != nil, PlainReady)
+	set(e.pout.free() > 0 && !e.closed && !e.closeWrite, CanWrite)
+	set(e.hsDone, Handshaken)
+	set(e.writeDone && e.cout.len() == 0, WriteShut)
+	set(e.err != nil, Failed)
+	return ev
+}
