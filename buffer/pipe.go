@@ -1,0 +1,75 @@
+package buffer
+
+import "golang.org/x/sys/unix"
+
+// Pipe is a kernel pipe used as splice's intermediate buffer: bytes go
+// socket → pipe → socket without entering user space.
+type Pipe struct {
+	R, W int // read and write ends
+	// N is the number of bytes spliced in and not yet spliced out. The kernel
+	// does not tell; the relay keeps count so that a pipe goes back to the pool
+	// only when empty.
+	N int
+}
+
+// PipePool keeps empty pipes for reuse. A pipe costs two file descriptors, so
+// the pool is small and bounded, and connections hold a pipe only while data
+// is in flight: an idle connection holds none.
+type PipePool struct {
+	size int
+	max  int
+	free []*Pipe
+}
+
+// NewPipePool returns a pool keeping at most maxFree pipes. A size above 0
+// asks the kernel for pipes of that capacity (F_SETPIPE_SZ); larger pipes let
+// one splice move more, up to /proc/sys/fs/pipe-max-size.
+func NewPipePool(size, maxFree int) *PipePool {
+	return &PipePool{size: size, max: maxFree}
+}
+
+// Get returns an empty pipe, making one if the pool is empty.
+func (pp *PipePool) Get() (*Pipe, error) {
+	if n := len(pp.free); n > 0 {
+		p := pp.free[n-1]
+		pp.free[n-1] = nil
+		pp.free = pp.free[:n-1]
+		return p, nil
+	}
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+		return nil, err
+	}
+	if pp.size > 0 {
+		// A failure leaves the default 64 KiB pipe, which still works.
+		_, _ = unix.FcntlInt(uintptr(fds[1]), unix.F_SETPIPE_SZ, pp.size)
+	}
+	return &Pipe{R: fds[0], W: fds[1]}, nil
+}
+
+// Put gives a pipe back; a pipe that still holds data, or one beyond the
+// pool's bound, is closed instead since its content cannot be reused.
+func (pp *PipePool) Put(p *Pipe) {
+	if p.N == 0 && len(pp.free) < pp.max {
+		pp.free = append(pp.free, p)
+		return
+	}
+	p.Close()
+}
+
+// Idle reports how many free pipes the pool holds.
+func (pp *PipePool) Idle() int { return len(pp.free) }
+
+// Close closes every pooled pipe.
+func (pp *PipePool) Close() {
+	for _, p := range pp.free {
+		p.Close()
+	}
+	pp.free = nil
+}
+
+// Close closes both ends of the pipe.
+func (p *Pipe) Close() {
+	unix.Close(p.R)
+	unix.Close(p.W)
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/nproxy/nproxy"
+	"github.com/nproxy/nproxy/connectors"
+	"go.yaml.in/yaml/v3"
+)
+
+// config is the YAML file's schema; command-line options fill the same
+// fields. Unknown keys are errors, so that a typo cannot pass silently.
+type config struct {
+	Verbosity      *int          `yaml:"verbosity"`
+	MaxConnections int           `yaml:"max_connections"`
+	Loops          int           `yaml:"loops"`
+	BufferSize     *int          `yaml:"buffer_size"`
+	Proxies        []proxyConfig `yaml:"proxies"`
+
+	verbosity int // -v count, added to Verbosity
+}
+
+type proxyConfig struct {
+	In  map[string]any `yaml:"in"`
+	Out map[string]any `yaml:"out"`
+}
+
+// maxConfigSize bounds the file read, like every parser here.
+const maxConfigSize = 1 << 20
+
+func (c *config) loadFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return err
+	}
+	if len(data) > maxConfigSize {
+		return fmt.Errorf("%s: larger than %d bytes", path, maxConfigSize)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var fileCfg config
+	if err := dec.Decode(&fileCfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	for i, p := range fileCfg.Proxies {
+		if p.In == nil || p.Out == nil {
+			return fmt.Errorf("%s: proxy #%d: 'in' and 'out' connectors required", path, i+1)
+		}
+	}
+	fileCfg.verbosity = c.verbosity
+	fileCfg.Proxies = append(c.Proxies, fileCfg.Proxies...)
+	*c = fileCfg
+	return nil
+}
+
+func (c *config) setNumber(option string, n int) {
+	switch option {
+	case "--max-connections":
+		c.MaxConnections = n
+	case "--loops":
+		c.Loops = n
+	case "--buffer-size":
+		c.BufferSize = &n
+	}
+}
+
+// apply builds and registers every proxy; nothing listens yet.
+func (c *config) apply() error {
+	v := c.verbosity
+	if c.Verbosity != nil {
+		v += *c.Verbosity
+	}
+	nproxy.SetVerbosity(v)
+	opts := nproxy.Options{Loops: c.Loops}
+	if c.BufferSize != nil {
+		opts.BufferSize = *c.BufferSize
+		if opts.BufferSize == 0 {
+			opts.BufferSize = -1 // Net::Proxy 0.13: 0 is unlimited
+		}
+	}
+	nproxy.SetOptions(opts)
+	for i, p := range c.Proxies {
+		in, err := connectors.BuildIn("in", p.In)
+		if err != nil {
+			return fmt.Errorf("proxy #%d: %w", i+1, err)
+		}
+		out, err := connectors.BuildOut("out", p.Out)
+		if err != nil {
+			return fmt.Errorf("proxy #%d: %w", i+1, err)
+		}
+		nproxy.New(in, out).Register()
+	}
+	return nil
+}

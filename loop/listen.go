@@ -1,0 +1,147 @@
+package loop
+
+import (
+	"net/netip"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// acceptBackoff is how long a listener rests when the process or system is
+// out of file descriptors: long enough not to spin on a listener that stays
+// readable, short enough that clients barely notice once fds free up.
+const acceptBackoff = 100 * time.Millisecond
+
+// acceptBatch bounds the accepts per readiness event, so that a flood of
+// clients cannot starve the sockets already relaying.
+const acceptBatch = 64
+
+// AcceptFunc receives each accepted client, already in the loop with no
+// interest and no handler.
+type AcceptFunc func(client *Socket)
+
+type listener struct {
+	accept AcceptFunc
+}
+
+// Listen opens a TCP listener on addr and adds it to the listeners list.
+// An IPv6 unspecified address also accepts IPv4 clients.
+func (l *Loop) Listen(addr netip.AddrPort, accept AcceptFunc) (*Socket, error) {
+	fd, err := listenSocket(addr, l.cfg.ReusePort)
+	if err != nil {
+		return nil, err
+	}
+	s, err := l.Adopt(fd, &listener{accept: accept})
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	s.nick = addr.String()
+	l.WatchReader(s)
+	return s, nil
+}
+
+func listenSocket(addr netip.AddrPort, reusePort bool) (int, error) {
+	fd, err := unix.Socket(family(addr.Addr()), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	if err := configureListener(fd, addr, reusePort); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+func configureListener(fd int, addr netip.AddrPort, reusePort bool) error {
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return err
+	}
+	if reusePort {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			return err
+		}
+	}
+	if addr.Addr().Is6() && addr.Addr().IsUnspecified() {
+		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
+	}
+	if err := unix.Bind(fd, sockaddr(addr)); err != nil {
+		return err
+	}
+	// The kernel caps the backlog at net.core.somaxconn.
+	return unix.Listen(fd, 4096)
+}
+
+func (ln *listener) Readable(s *Socket) {
+	l := s.loop
+	for i := 0; i < acceptBatch && !s.closed; i++ {
+		fd, _, err := unix.Accept4(s.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		switch err {
+		case nil:
+		case unix.EAGAIN, unix.ECONNABORTED, unix.EINTR, unix.EPROTO:
+			return
+		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+			ln.pause(s, err)
+			return
+		default:
+			l.log.Error("accept failed", "listener", s.nick, "err", err)
+			return
+		}
+		setNoDelay(fd)
+		c, err := l.Adopt(fd, nil)
+		if err != nil {
+			unix.Close(fd)
+			l.log.Error("can't watch accepted socket", "err", err)
+			continue
+		}
+		c.Raw = true
+		ln.accept(c)
+	}
+}
+
+// pause stops accepting for a while: the listener stays readable while
+// clients queue, so without a pause the loop would spin on EMFILE.
+func (ln *listener) pause(s *Socket, err error) {
+	l := s.loop
+	l.log.Log(nil, LevelNotice, "pausing accept", "listener", s.nick, "err", err, "for", acceptBackoff)
+	l.UnwatchReader(s)
+	l.AfterFunc(acceptBackoff, func() {
+		if !s.closed {
+			l.WatchReader(s)
+		}
+	})
+}
+
+func (ln *listener) Writable(*Socket) {}
+
+// CloseListeners closes every listener of the loop; relayed connections go on.
+func (l *Loop) CloseListeners() {
+	for _, s := range l.sockets {
+		if s != nil {
+			if _, ok := s.handler.(*listener); ok {
+				l.Close(s)
+			}
+		}
+	}
+}
+
+func setNoDelay(fd int) {
+	// Relayed bytes are already batched by the sender; Nagle would only add
+	// latency to small exchanges.
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+}
+
+func family(a netip.Addr) int {
+	if a.Is4() {
+		return unix.AF_INET
+	}
+	return unix.AF_INET6
+}
+
+func sockaddr(ap netip.AddrPort) unix.Sockaddr {
+	a := ap.Addr()
+	if a.Is4() {
+		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.As4()}
+	}
+	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}
+}

@@ -1,0 +1,246 @@
+// Package loop is nproxy's reactor: one goroutine, one epoll set, and the
+// watch lists of Net::Proxy (listeners, readers, writers) as its API.
+//
+//	l, _ := loop.New(loop.Config{})
+//	l.Listen(addr, loop.ListenConfig{}, func(s *loop.Socket) { ... })
+//	go l.Run()
+//	...
+//	l.Stop()
+//
+// Everything that touches a Socket runs on the loop goroutine; other
+// goroutines hand work in with Post, which wakes the loop through an eventfd.
+// Nothing on the loop blocks: connects are non-blocking, names are resolved
+// off the loop, and protocol exchanges are state machines driven by Readable
+// and Writable events. Relay joins two connected sockets and moves their
+// bytes with splice(2) when both are plain TCP, through pooled ring buffers
+// otherwise.
+package loop
+
+import (
+	"errors"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/nproxy/nproxy/buffer"
+	"golang.org/x/sys/unix"
+)
+
+// Config sets a loop's limits. The zero value gives Net::Proxy's defaults.
+type Config struct {
+	// BufferSize is the most data pending for one socket before the loop
+	// stops reading its peer (Net::Proxy's buffer limit): 0 means 16 KiB,
+	// a negative value means unlimited.
+	BufferSize int
+	// ChunkSize is the most bytes moved by one read or splice: 0 means 64 KiB.
+	ChunkSize int
+	// PipeSize, if above 0, is the capacity asked of the kernel for pipes.
+	PipeSize int
+	// NoSplice turns splice off, for measuring the buffer path.
+	NoSplice bool
+	// ReusePort sets SO_REUSEPORT on listeners, so that several loops can
+	// each listen on the same address and the kernel spreads clients.
+	ReusePort bool
+	// Logger receives the loop's messages; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Stats counts a loop's relayed bytes by path, so that a test can prove which
+// path ran. The counters may be read from any goroutine.
+type Stats struct {
+	Spliced atomic.Uint64 // bytes moved socket → pipe → socket
+	Copied  atomic.Uint64 // bytes moved through user space
+}
+
+// Loop is one reactor. Create it with New, run it with Run.
+type Loop struct {
+	Stats Stats
+
+	cfg     Config
+	log     *slog.Logger
+	poll    poller
+	sockets []*Socket // indexed by fd: fds are small, dense integers
+	events  []event
+	timers  timerHeap
+	rings   *buffer.Pool
+	pipes   *buffer.PipePool
+	scratch []byte
+	closing []int // fds closed during this pass, released at its end
+
+	resolvedNames map[string]resolved
+
+	wake     int // eventfd
+	wakeSent atomic.Bool
+	mu       sync.Mutex
+	posted   []func()
+	running  []func()
+	stopping bool
+	done     bool // Run has returned: posting is pointless and the eventfd is gone
+}
+
+// New makes a loop with its epoll set and wake-up eventfd.
+func New(cfg Config) (*Loop, error) {
+	if cfg.BufferSize == 0 {
+		cfg.BufferSize = buffer.DefaultRingSize
+	}
+	if cfg.ChunkSize <= 0 {
+		cfg.ChunkSize = 64 << 10
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	p, err := newEpoller()
+	if err != nil {
+		return nil, err
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	if err := p.add(wake, watchRead); err != nil {
+		p.close()
+		unix.Close(wake)
+		return nil, err
+	}
+	ringSize := buffer.DefaultRingSize
+	if cfg.BufferSize > 0 {
+		ringSize = cfg.BufferSize
+	}
+	return &Loop{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		poll:    p,
+		wake:    wake,
+		rings:   buffer.NewPool(ringSize, 256),
+		pipes:   buffer.NewPipePool(cfg.PipeSize, 32),
+		scratch: make([]byte, cfg.ChunkSize),
+	}, nil
+}
+
+// Logger returns the loop's logger.
+func (l *Loop) Logger() *slog.Logger { return l.log }
+
+// Post runs f on the loop goroutine soon. It is the only Loop method that is
+// safe to call from other goroutines.
+func (l *Loop) Post(f func()) {
+	l.mu.Lock()
+	if l.done {
+		l.mu.Unlock()
+		return
+	}
+	l.posted = append(l.posted, f)
+	l.mu.Unlock()
+	// One pending wake-up is enough however many functions are posted.
+	if !l.wakeSent.Swap(true) {
+		var one = [8]byte{1}
+		unix.Write(l.wake, one[:])
+	}
+}
+
+// Stop makes Run close every socket and return. Safe from any goroutine.
+func (l *Loop) Stop() { l.Post(func() { l.stopping = true }) }
+
+// Run runs the loop until Stop, on a goroutine locked to its OS thread.
+func (l *Loop) Run() error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer l.shutdown()
+	for !l.stopping {
+		var err error
+		l.events, err = l.poll.wait(l.events[:0], l.timers.waitMs())
+		if err != nil {
+			return err
+		}
+		for _, ev := range l.events {
+			l.dispatch(ev)
+		}
+		l.timers.runExpired()
+		l.releaseClosed()
+	}
+	return nil
+}
+
+func (l *Loop) dispatch(ev event) {
+	if ev.fd == l.wake {
+		l.runPosted()
+		return
+	}
+	s := l.socket(ev.fd)
+	if s == nil || s.closed {
+		return
+	}
+	if s.handler == nil {
+		// A socket parked without a handler (a client waiting for its
+		// server) still hears hang-ups; level-triggered, they would repeat
+		// forever unless acted upon.
+		if ev.hangup {
+			l.Close(s)
+		}
+		return
+	}
+	called := ev.readable || ev.hangup && s.interest&watchRead != 0
+	if called {
+		s.handler.Readable(s)
+	}
+	if s.closed {
+		// A socket closed while reading is not written in the same pass
+		// (Net::Proxy 0.13's first close race).
+		return
+	}
+	if ev.writable || ev.hangup && s.interest&watchWrite != 0 {
+		called = true
+		s.handler.Writable(s)
+	}
+	if ev.hangup && !called && !s.closed {
+		// Hang-ups are reported whatever the interest and, level-triggered,
+		// on every pass until acted upon: the handler must see this one.
+		s.handler.Readable(s)
+	}
+}
+
+// Notify delivers readiness that the poller cannot see, such as plaintext a
+// TLS engine decrypted off the loop, to s's handler as if the fd had reported
+// it. It must run on the loop goroutine (from other goroutines, through Post).
+func (l *Loop) Notify(s *Socket, readable, writable bool) {
+	if readable && !s.closed && s.handler != nil {
+		s.handler.Readable(s)
+	}
+	if writable && !s.closed && s.handler != nil {
+		s.handler.Writable(s)
+	}
+}
+
+func (l *Loop) runPosted() {
+	var buf [8]byte
+	unix.Read(l.wake, buf[:])
+	l.wakeSent.Store(false)
+	l.mu.Lock()
+	l.running, l.posted = l.posted, l.running[:0]
+	l.mu.Unlock()
+	for i, f := range l.running {
+		f()
+		l.running[i] = nil
+	}
+}
+
+func (l *Loop) shutdown() {
+	for _, s := range l.sockets {
+		if s != nil {
+			l.Close(s)
+		}
+	}
+	l.releaseClosed()
+	l.timers.clear()
+	l.pipes.Close()
+	l.poll.close()
+	l.mu.Lock()
+	l.done = true
+	l.posted = nil
+	l.mu.Unlock()
+	unix.Close(l.wake)
+}
+
+// ErrClosed is returned for operations on a closed socket.
+var ErrClosed = errors.New("socket closed")

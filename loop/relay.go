@@ -1,0 +1,247 @@
+package loop
+
+import "golang.org/x/sys/unix"
+
+// relay is the handler of joined sockets. It is stateless: all state lives in
+// the two sockets, so one value serves every pair.
+type relay struct{}
+
+// readRounds bounds how many chunks one readiness event moves: enough to keep
+// a fast stream from paying an epoll_wait per chunk, few enough that other
+// sockets get their turn.
+const readRounds = 4
+
+// Relay joins client and server, two connected sockets of this loop, and
+// moves bytes between them until both directions are done: splice(2) when
+// both are Raw and the reading side has no hook, buffers otherwise. Stashed
+// bytes are delivered first. EOF on one side becomes shutdown(SHUT_WR) on the
+// other once its pending data is written; the pair closes when both
+// directions are done; an error on one side closes the other once its
+// pending data is written.
+func (l *Loop) Relay(client, server *Socket) {
+	client.Peer, server.Peer = server, client
+	for _, s := range [2]*Socket{client, server} {
+		s.handler = relay{}
+		s.early.MoveTo(&s.Peer.out)
+	}
+	for _, s := range [2]*Socket{client, server} {
+		if !s.closed {
+			l.WatchReader(s)
+			l.flush(s)
+		}
+	}
+}
+
+func (relay) Readable(s *Socket) {
+	l := s.loop
+	if s.readDone {
+		// Only a hang-up reaches a socket that read EOF already: with its
+		// write side still open that is a reset, otherwise nothing is left
+		// to hear from it.
+		if s.writeDone {
+			l.detach(s)
+		} else {
+			l.fail(s, unix.ECONNRESET)
+		}
+		return
+	}
+	peer := s.Peer
+	if peer == nil || peer.closed || peer.writeDone || peer.closePending {
+		// Nowhere for the data to go: the other side is gone.
+		l.finishRead(s)
+		return
+	}
+	for i := 0; i < readRounds; i++ {
+		n, err := l.transfer(s, peer)
+		switch {
+		case err == unix.EAGAIN:
+			return
+		case err != nil:
+			l.fail(s, err)
+			return
+		case n == 0:
+			l.finishRead(s)
+			return
+		}
+		if s.closed || peer.closed || peer.Pending() > 0 {
+			// The peer could not take it all: its Writable continues.
+			return
+		}
+	}
+}
+
+func (relay) Writable(s *Socket) { s.loop.flush(s) }
+
+// transfer moves one chunk from src towards dst and tries to write it; 0
+// with no error is EOF.
+func (l *Loop) transfer(src, dst *Socket) (int, error) {
+	if l.canSplice(src, dst) {
+		return l.spliceIn(src, dst)
+	}
+	return l.copyChunk(src, dst)
+}
+
+// copyChunk moves one chunk from src to dst through user space, where the
+// hook sees it.
+func (l *Loop) copyChunk(src, dst *Socket) (int, error) {
+	n, err := src.Read(l.scratch)
+	if err != nil || n == 0 {
+		return 0, err
+	}
+	data := l.scratch[:n]
+	if src.Hook != nil {
+		data = src.Hook(data, src)
+	}
+	l.Stats.Copied.Add(uint64(len(data)))
+	l.send(dst, data)
+	return n, nil
+}
+
+// send writes data to dst directly when nothing is queued before it, and
+// queues the rest: a ring is taken only while a peer is slower than its
+// source.
+func (l *Loop) send(dst *Socket, data []byte) {
+	if dst.Pending() == 0 {
+		n, err := dst.Write(data)
+		if err != nil && err != unix.EAGAIN {
+			l.fail(dst, err)
+			return
+		}
+		if n > 0 {
+			data = data[n:]
+		}
+	}
+	if len(data) > 0 {
+		dst.out.Push(l.rings, data)
+		l.afterWrite(dst)
+	}
+}
+
+// flush writes what is pending for s: spliced bytes first, since they were
+// read first, then the buffer.
+func (l *Loop) flush(s *Socket) {
+	if s.pipe != nil && !l.spliceOut(s) {
+		l.afterWrite(s)
+		return
+	}
+	for s.out.Len() > 0 {
+		n, err := s.Write(s.out.Peek())
+		if n > 0 {
+			s.out.Discard(l.rings, n)
+		}
+		if err == unix.EAGAIN {
+			break
+		}
+		if err != nil {
+			l.fail(s, err)
+			return
+		}
+	}
+	if f, ok := s.transport.(Flusher); ok && f.Buffered() > 0 {
+		if err := f.Flush(); err != nil && err != unix.EAGAIN {
+			l.fail(s, err)
+			return
+		}
+	}
+	l.afterWrite(s)
+}
+
+// afterWrite settles s after a write: watch for writability while data is
+// pending, apply backpressure to the source, and finish a pending shutdown
+// or close once drained.
+func (l *Loop) afterWrite(s *Socket) {
+	if s.closed {
+		return
+	}
+	pending := s.Pending()
+	src := s.Peer
+	if pending > 0 {
+		l.WatchWriter(s)
+		// Backpressure: the source waits until s drains. A pipe that could
+		// not be emptied also stops it, since splicing into a full pipe
+		// would fail the same way as reading an empty socket.
+		if src != nil && (s.pipe != nil || l.cfg.BufferSize > 0 && pending >= l.cfg.BufferSize) {
+			l.UnwatchReader(src)
+		}
+		return
+	}
+	l.UnwatchWriter(s)
+	switch {
+	case s.closePending:
+		l.Close(s)
+	case s.shutPending:
+		l.shutdownWrite(s)
+	case src != nil && !src.readDone && !src.closed:
+		l.WatchReader(src)
+	}
+}
+
+// finishRead handles EOF on s: the peer is shut down for writing once its
+// pending data is written.
+func (l *Loop) finishRead(s *Socket) {
+	s.readDone = true
+	l.UnwatchReader(s)
+	peer := s.Peer
+	switch {
+	case peer == nil || peer.closed:
+		l.Close(s)
+		return
+	case peer.Pending() > 0:
+		peer.shutPending = true
+	default:
+		l.shutdownWrite(peer)
+	}
+	l.settle(s)
+}
+
+func (l *Loop) shutdownWrite(s *Socket) {
+	s.shutPending = false
+	if s.writeDone {
+		return
+	}
+	s.writeDone = true
+	if s.transport != nil {
+		s.transport.CloseWrite()
+	} else {
+		unix.Shutdown(s.fd, unix.SHUT_WR)
+	}
+	l.settle(s)
+}
+
+// settle closes the pair once both directions are over (each side has read
+// EOF and been shut down for writing). A socket done both ways while its
+// peer still drains leaves the poller: its level-triggered hang-up would
+// otherwise be reported on every pass.
+func (l *Loop) settle(s *Socket) {
+	if s.closed || !s.readDone || !s.writeDone {
+		return
+	}
+	p := s.Peer
+	if p == nil || p.closed || p.readDone && p.writeDone {
+		l.Close(s)
+		if p != nil {
+			l.Close(p)
+		}
+		return
+	}
+	l.detach(s)
+}
+
+// fail handles a read or write error on s (a reset, a broken pipe): s is
+// closed at once and its peer is closed after its pending data is written,
+// with a reset if nothing was pending, so that the error reaches the other
+// end as an error rather than as a clean EOF.
+func (l *Loop) fail(s *Socket, err error) {
+	l.log.Debug("relay error", "socket", s.Nick(), "err", err)
+	peer := s.Peer
+	l.Close(s)
+	if peer == nil || peer.closed {
+		return
+	}
+	l.UnwatchReader(peer)
+	if peer.Pending() > 0 {
+		peer.closePending = true
+		return
+	}
+	l.Abort(peer)
+}

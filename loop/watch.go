@@ -1,0 +1,115 @@
+package loop
+
+import "golang.org/x/sys/unix"
+
+// Watch lists. Net::Proxy keeps three lists (listeners, readers, writers);
+// here each is a bit of the socket's interest, and changing it costs one
+// epoll_ctl only when the bit really changes.
+
+// WatchReader adds s to the readers list (listeners are readers too).
+func (l *Loop) WatchReader(s *Socket) { l.setInterest(s, s.interest|watchRead) }
+
+// UnwatchReader removes s from the readers list.
+func (l *Loop) UnwatchReader(s *Socket) { l.setInterest(s, s.interest&^watchRead) }
+
+// WatchWriter adds s to the writers list.
+func (l *Loop) WatchWriter(s *Socket) { l.setInterest(s, s.interest|watchWrite) }
+
+// UnwatchWriter removes s from the writers list.
+func (l *Loop) UnwatchWriter(s *Socket) { l.setInterest(s, s.interest&^watchWrite) }
+
+// Reading reports whether s is in the readers list.
+func (s *Socket) Reading() bool { return s.interest&watchRead != 0 }
+
+// Writing reports whether s is in the writers list.
+func (s *Socket) Writing() bool { return s.interest&watchWrite != 0 }
+
+func (l *Loop) setInterest(s *Socket, interest uint32) {
+	if s.closed || s.detached || interest == s.interest {
+		return
+	}
+	if err := l.poll.modify(s.fd, interest); err != nil {
+		l.log.Error("epoll_ctl failed", "socket", s.Nick(), "err", err)
+		return
+	}
+	s.interest = interest
+}
+
+// Adopt makes a socket of fd, which must be non-blocking, and adds it to the
+// loop with an empty interest. The loop owns fd from now on and closes it
+// with the socket.
+func (l *Loop) Adopt(fd int, h Handler) (*Socket, error) {
+	if err := l.poll.add(fd, 0); err != nil {
+		return nil, err
+	}
+	s := &Socket{fd: fd, loop: l, handler: h}
+	for fd >= len(l.sockets) {
+		l.sockets = append(l.sockets, make([]*Socket, len(l.sockets)+64)...)
+	}
+	l.sockets[fd] = s
+	return s, nil
+}
+
+func (l *Loop) socket(fd int) *Socket {
+	if fd < len(l.sockets) {
+		return l.sockets[fd]
+	}
+	return nil
+}
+
+// detach takes s out of the poller for good while keeping it open.
+func (l *Loop) detach(s *Socket) {
+	if !s.detached && !s.closed {
+		l.poll.remove(s.fd)
+		s.detached = true
+		s.interest = 0
+	}
+}
+
+// Close closes s now, dropping anything still pending for it; closing a
+// closed socket does nothing (Net::Proxy 0.13's third close race). The fd is
+// released at the end of the loop pass, so that an event later in the same
+// batch cannot reach a new socket that reused the number.
+func (l *Loop) Close(s *Socket) {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.StopTimer()
+	if !s.detached {
+		l.poll.remove(s.fd)
+	}
+	l.sockets[s.fd] = nil
+	l.closing = append(l.closing, s.fd)
+	if s.pipe != nil {
+		s.pipe.Close() // it holds data no one will read
+		s.pipe = nil
+	}
+	s.out.Reset(l.rings)
+	s.early.Reset(l.rings)
+	if s.transport != nil {
+		s.transport.Close()
+	}
+	if s.Peer != nil && s.Peer.Peer == s {
+		s.Peer.Peer = nil
+	}
+	if s.Closer != nil {
+		s.Closer.SocketClosed(s)
+	}
+}
+
+// Abort closes s with a reset (SO_LINGER 0) rather than a FIN, so that the
+// remote end learns the connection failed.
+func (l *Loop) Abort(s *Socket) {
+	if !s.closed {
+		unix.SetsockoptLinger(s.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	}
+	l.Close(s)
+}
+
+func (l *Loop) releaseClosed() {
+	for _, fd := range l.closing {
+		unix.Close(fd)
+	}
+	l.closing = l.closing[:0]
+}
