@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+func runIdle(e *env, peers []*peer) ([]*table, error) {
+	n := e.cfg.idleConns
+	rss, pss := lower("RSS", "KiB/conn"), lower("PSS", "KiB/conn")
+	fds, leak := lower("fds", "fds/conn"), lower("fds left after close", "fds")
+	t := newTable(scIdle, fmt.Sprintf("Idle cost, %d proxied connections", n), fmt.Sprintf(
+		"A fresh relay, one warm-up connection, then %d connections opened by 32 workers, each checked "+
+			"to echo 64 bytes once, then held idle. Growth of the relay's VmRSS, Pss (smaps_rollup) and open "+
+			"fds, read from /proc and summed over its process tree, divided by the connections; then all "+
+			"are closed and the fds still open beyond the baseline after up to 3 s are counted. A relay gets "+
+			"%v to open them and is given up on after %d failed connections. "+
+			"RSS double-counts pages a forking relay (socat) shares with its children; PSS does not. "+
+			"%d round(s).", n, e.cfg.idleLimit, maxIdleFailures, e.cfg.idleRounds), peers, scIdle, rss, pss, fds, leak)
+	echo, err := startEcho(e)
+	if err != nil {
+		return nil, err
+	}
+	defer echo.stop()
+	for round := 0; round < e.cfg.idleRounds; round++ {
+		for _, p := range peers {
+			if !p.in(scIdle) {
+				continue
+			}
+			if err := idleOnce(e, p, echo.listen, n, t); err != nil {
+				t.note(p.name, "%v", err)
+				logf("   idle %s: %v", p.name, err)
+			}
+		}
+	}
+	return []*table{t}, nil
+}
+
+func idleOnce(e *env, p *peer, upstream, n int, t *table) error {
+	r, err := launch(e, p, upstream)
+	if err != nil {
+		return err
+	}
+	defer r.stop()
+	addr := "127.0.0.1:" + strconv.Itoa(r.listen)
+	buf := make([]byte, len(ping))
+	if err := shortConn(addr, buf); err != nil {
+		return fmt.Errorf("warm-up connection: %w", err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	base, basePss := measure(r.pid()), pssKiB(r.pid())
+	t0 := time.Now()
+	conns, failed, firstErr := openIdle(addr, n, 32, e.cfg.idleLimit)
+	setup := time.Since(t0)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	held, heldPss := measure(r.pid()), pssKiB(r.pid())
+	if r.proc.exited() {
+		return fmt.Errorf("the relay died with %d connections open", len(conns))
+	}
+	ok := float64(len(conns))
+	if len(conns) < n {
+		t.note(p.name, "only %d of %d connections echoed (%d failed, first error: %v)", len(conns), n, failed, firstErr)
+	}
+	if len(conns) == 0 {
+		return fmt.Errorf("no connection echoed: %v", firstErr)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	after := measure(r.pid())
+	for deadline := time.Now().Add(3 * time.Second); after.fds > base.fds && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		after = measure(r.pid())
+	}
+	t.metrics[0].add(p.name, float64(held.rssKiB-base.rssKiB)/ok)
+	t.metrics[1].add(p.name, float64(heldPss-basePss)/ok)
+	t.metrics[2].add(p.name, float64(held.fds-base.fds)/ok)
+	t.metrics[3].add(p.name, float64(after.fds-base.fds))
+	logf("   idle %-18s %5.0f conns in %v: %6.2f KiB RSS/conn, %6.2f KiB PSS/conn, %.2f fds/conn, %d fds left, %d procs",
+		p.name, ok, setup.Round(time.Millisecond), float64(held.rssKiB-base.rssKiB)/ok,
+		float64(heldPss-basePss)/ok, float64(held.fds-base.fds)/ok, after.fds-base.fds, held.procs)
+	return nil
+}
+
+// maxIdleFailures stops opening connections to a relay that has clearly
+// reached its limit (fds, backlog) instead of waiting out every timeout.
+const maxIdleFailures = 64
+
+// openIdle opens n connections with the given parallelism, each checked to
+// echo once, and returns those that did.
+func openIdle(addr string, n, workers int, limit time.Duration) (conns []net.Conn, failed int, firstErr error) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	next := make(chan struct{}, n)
+	for i := 0; i < n; i++ {
+		next <- struct{}{}
+	}
+	close(next)
+	deadline := time.Now().Add(limit)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, len(ping))
+			for range next {
+				mu.Lock()
+				give := failed >= maxIdleFailures
+				mu.Unlock()
+				if give {
+					return
+				}
+				c, err := openOne(addr, buf, deadline)
+				mu.Lock()
+				if err != nil {
+					failed++
+					if firstErr == nil {
+						firstErr = err
+					}
+				} else {
+					conns = append(conns, c)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return conns, failed, firstErr
+}
+
+func openOne(addr string, buf []byte, deadline time.Time) (net.Conn, error) {
+	if time.Now().After(deadline) {
+		return nil, errTimeout
+	}
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := echoOnce(c, buf); err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// pssKiB sums Pss over the process tree: the fair memory of a relay that
+// forks, since its children share most pages with it.
+func pssKiB(pid int) int64 {
+	var sum int64
+	for _, p := range tree(pid) {
+		f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", p))
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "Pss:") {
+				v, _ := strconv.ParseInt(strings.Fields(sc.Text())[1], 10, 64)
+				sum += v
+				break
+			}
+		}
+		f.Close()
+	}
+	return sum
+}

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+var ping = bytes.Repeat([]byte("0123456789abcdef"), 4) // 64 bytes
+
+// startEcho starts the evio echo upstream as a sub-process.
+func startEcho(e *env) (*running, error) {
+	port := freePort()
+	p, err := start(e.logDir, nil, e.self, "-role", "echo", "-listen", strconv.Itoa(port))
+	if err != nil {
+		return nil, err
+	}
+	if err := waitListen(port, p, 5*time.Second); err != nil {
+		stop(p)
+		return nil, err
+	}
+	return &running{proc: p, listen: port}, nil
+}
+
+// withRelays starts every peer of sc in front of the echo upstream, runs f
+// over the rounds with peers interleaved, and stops them all.
+func withRelays(e *env, peers []*peer, sc string, t *table, rounds int, f func(r *running, round int) error) error {
+	echo, err := startEcho(e)
+	if err != nil {
+		return err
+	}
+	defer echo.stop()
+	var live []*running
+	defer func() {
+		for _, r := range live {
+			r.stop()
+		}
+	}()
+	for _, p := range peers {
+		if !p.in(sc) {
+			continue
+		}
+		r, err := launch(e, p, echo.listen)
+		if err != nil {
+			t.note(p.name, "did not start: %v", err)
+			continue
+		}
+		live = append(live, r)
+	}
+	for round := 0; round < rounds; round++ {
+		for _, r := range live {
+			if err := f(r, round); err != nil {
+				t.note(r.p.name, "%v", err)
+				logf("   %s %s: %v", sc, r.p.name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// echoOnce writes the 64-byte ping and reads it back.
+func echoOnce(c net.Conn, buf []byte) error {
+	if _, err := c.Write(ping); err != nil {
+		return err
+	}
+	_, err := io.ReadFull(c, buf[:len(ping)])
+	return err
+}
+
+func runRate(e *env, peers []*peer) ([]*table, error) {
+	rate := higher("connections", "conn/s")
+	t := newTable(scRate, "Connection rate", fmt.Sprintf(
+		"%d concurrent Go clients, each in a loop: connect, write 64 bytes, read the 64-byte echo, close; "+
+			"%v per round, %d rounds, peers interleaved. Upstream: evio echo (one loop).",
+		e.cfg.concurrency, e.cfg.rateDur, e.cfg.rounds), peers, scRate, rate)
+	err := withRelays(e, peers, scRate, t, e.cfg.rounds, func(r *running, round int) error {
+		ok, fails, firstErr := connLoop(r.listen, e.cfg.concurrency, e.cfg.rateDur)
+		rate.add(r.p.name, float64(ok)/e.cfg.rateDur.Seconds())
+		logf("   connrate round %d %-18s %8.0f conn/s  (%d failed)", round+1, r.p.name, float64(ok)/e.cfg.rateDur.Seconds(), fails)
+		if fails > 0 {
+			return fmt.Errorf("%d connections failed in round %d, first: %v", fails, round+1, firstErr)
+		}
+		return nil
+	})
+	return []*table{t}, err
+}
+
+// connLoop runs the short-connection clients for d.
+func connLoop(port, clients int, d time.Duration) (ok, fails int64, firstErr error) {
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	var once sync.Once
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, len(ping))
+			for time.Now().Before(deadline) {
+				err := shortConn(addr, buf)
+				if err != nil {
+					atomic.AddInt64(&fails, 1)
+					once.Do(func() { firstErr = err })
+					continue
+				}
+				atomic.AddInt64(&ok, 1)
+			}
+		}()
+	}
+	wg.Wait()
+	return ok, fails, firstErr
+}
+
+func shortConn(addr string, buf []byte) error {
+	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	return echoOnce(c, buf)
+}
+
+func runLatency(e *env, peers []*peer) ([]*table, error) {
+	p50, p99, p999 := lower("p50", "µs"), lower("p99", "µs"), lower("p99.9", "µs")
+	rts := higher("round trips", "k/s")
+	t := newTable(scLatency, "Latency, 64-byte ping-pong", fmt.Sprintf(
+		"%d persistent connections, each a closed loop: write 64 bytes, read the echo, record the time; "+
+			"%v per round after 100 warm-up round trips per connection, %d rounds, peers interleaved. "+
+			"Percentiles are exact (every sample kept and sorted). Closed loop: a stalled reply delays the next "+
+			"request instead of queueing it, so the tail is coordinated-omission optimistic for every peer alike.",
+		e.cfg.concurrency, e.cfg.latDur, e.cfg.rounds), peers, scLatency, p50, p99, p999, rts)
+	err := withRelays(e, peers, scLatency, t, e.cfg.rounds, func(r *running, round int) error {
+		samples, err := pingPong(r.listen, e.cfg.concurrency, e.cfg.latDur)
+		if err != nil {
+			return err
+		}
+		slices.Sort(samples)
+		us := func(p float64) float64 { return float64(percentile(samples, p)) / 1e3 }
+		p50.add(r.p.name, us(0.50))
+		p99.add(r.p.name, us(0.99))
+		p999.add(r.p.name, us(0.999))
+		rts.add(r.p.name, float64(len(samples))/e.cfg.latDur.Seconds()/1e3)
+		logf("   latency round %d %-18s p50 %6.1fµs p99 %7.1fµs p99.9 %7.1fµs  %d samples",
+			round+1, r.p.name, us(0.5), us(0.99), us(0.999), len(samples))
+		return nil
+	})
+	return []*table{t}, err
+}
+
+// pingPong keeps every sample of every connection.
+func pingPong(port, conns int, d time.Duration) ([]time.Duration, error) {
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	// Dial all at once: a relay with a tiny listen backlog (Net::Proxy's is
+	// 1) drops SYNs, and parallel dials wait out the retransmits together.
+	cs, _, err := openIdle(addr, conns, conns, 10*time.Second)
+	defer func() {
+		for _, c := range cs {
+			c.Close()
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	var all []time.Duration
+	var firstErr error
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Add(1)
+		go func(c net.Conn) {
+			defer wg.Done()
+			c.SetDeadline(time.Now().Add(d + 10*time.Second))
+			buf := make([]byte, len(ping))
+			for i := 0; i < 100; i++ {
+				if err := echoOnce(c, buf); err != nil {
+					mu.Lock()
+					firstErr = err
+					mu.Unlock()
+					return
+				}
+			}
+			local := make([]time.Duration, 0, 1<<14)
+			deadline := time.Now().Add(d)
+			for {
+				t0 := time.Now()
+				if t0.After(deadline) {
+					break
+				}
+				if err := echoOnce(c, buf); err != nil {
+					mu.Lock()
+					firstErr = err
+					mu.Unlock()
+					return
+				}
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			all = append(all, local...)
+			mu.Unlock()
+		}(c)
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return all, nil
+}
+
+var errTimeout = errors.New("timed out")
+
+func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
