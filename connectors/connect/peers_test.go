@@ -241,3 +241,5 @@ func spliceHalfClose(a, b *net.TCPConn) {
 	a.CloseWrite()
 	<-done
 }
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -60,6 +60,7 @@ const (
 	stLineHead        // at the first byte of a header line (or the blank line)
 	stName            // inside a header name
 	stValue           // inside a header value
+	stBadName         // after a byte that cannot be in a name: colon or not?
 	stDone            // a verdict other than NeedMore was reached
 )
 
@@ -84,6 +85,7 @@ type ReplyParser struct {
 	n      int // bytes consumed so far
 	state  int
 	sawCR  bool // the previous byte of the current line was CR
+	bad    byte // the byte that put the parser in stBadName
 	status []byte
 	res    Result
 }
@@ -149,6 +151,10 @@ func (p *ReplyParser) step(c byte) Verdict {
 		return p.nameByte(c)
 	case stValue:
 		return p.valueByte(c)
+	case stBadName:
+		if c == ':' {
+			return p.fail(fmt.Errorf("invalid byte %q in reply header name", p.bad))
+		}
 	}
 	return NeedMore
 }
@@ -158,7 +164,7 @@ func (p *ReplyParser) endLine() Verdict {
 	switch p.state {
 	case stStatus:
 		return p.endStatus()
-	case stName:
+	case stName, stBadName:
 		return p.fail(errors.New("reply header line without a colon"))
 	case stValue:
 		p.state = stLineHead
@@ -195,12 +201,14 @@ func (p *ReplyParser) lineHead(c byte) Verdict {
 	return NeedMore
 }
 
+// nameByte does not fail at once on a byte that has no place in a name:
+// a line with no colon at all is better reported as such.
 func (p *ReplyParser) nameByte(c byte) Verdict {
 	switch {
 	case c == ':':
 		p.state = stValue
 	case !isTchar(c):
-		return p.fail(fmt.Errorf("invalid byte %q in reply header name", c))
+		p.state, p.bad = stBadName, c
 	}
 	return NeedMore
 }

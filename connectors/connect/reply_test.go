@@ -45,6 +45,7 @@ func TestReplyVerdicts(t *testing.T) {
 		{"bare LF end", "HTTP/1.1 200 OK\r\n\n", Malformed, 200, "bare LF"},
 		{"bare CR", "HTTP/1.1 200 OK\rX", Malformed, 0, "CR not followed"},
 		{"no colon", "HTTP/1.1 200 OK\r\nJunk\r\n\r\n", Malformed, 200, "without a colon"},
+		{"no colon, spaces", "HTTP/1.1 200 OK\r\nNo colon here\r\n\r\n", Malformed, 200, "without a colon"},
 		{"space before colon", "HTTP/1.1 200 OK\r\nA : b\r\n\r\n", Malformed, 200, "header name"},
 		{"empty name", "HTTP/1.1 200 OK\r\n: b\r\n\r\n", Malformed, 200, "empty header name"},
 		{"folding", "HTTP/1.1 200 OK\r\nA: b\r\n c\r\n\r\n", Malformed, 200, "folding"},

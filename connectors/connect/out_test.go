@@ -1,0 +1,308 @@
+package connect
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nproxy/nproxy"
+)
+
+func TestTinyproxyTunnel(t *testing.T) {
+	up := startBannerServer(t)
+	auth := startTinyproxy(t, true, up)
+	open := startTinyproxy(t, false)
+	withCreds := &Out{Host: "127.0.0.1", Port: up, ProxyHost: auth.Host, ProxyPort: auth.Port,
+		ProxyUser: proxyUser, ProxyPass: proxyPass, ProxyAgent: "nproxy-test"}
+	noCreds := &Out{Host: "localhost", Port: up, ProxyHost: open.Host, ProxyPort: open.Port}
+	ports, _, _ := tunnels(t, 0, withCreds, noCreds)
+	spliced := nproxy.SplicedBytes()
+	const bulk = 8 << 20
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() { echoCheck(t, dialTunnel(t, ports[i%2]), bulk, false) })
+	}
+	wg.Wait()
+	if got := nproxy.SplicedBytes() - spliced; got < 4*2*bulk {
+		t.Errorf("spliced %d bytes, want at least %d: the tunnel did not splice", got, 4*2*bulk)
+	}
+}
+
+func TestTinyproxyRefusals(t *testing.T) {
+	up := startBannerServer(t)
+	tp := startTinyproxy(t, true, up)
+	out := func(port int, user, pass string) *Out {
+		return &Out{Host: "127.0.0.1", Port: port, ProxyHost: tp.Host, ProxyPort: tp.Port, ProxyUser: user, ProxyPass: pass}
+	}
+	ports, logs, _ := tunnels(t, 0, out(up, "", ""), out(up, proxyUser, "wrong"), out(up+1, proxyUser, proxyPass))
+	for i, status := range []string{
+		"HTTP/1.0 407 Proxy Authentication Required",
+		"HTTP/1.0 401 Unauthorized",
+		"HTTP/1.1 403 Access violation",
+	} {
+		c := dialTunnel(t, ports[i])
+		if got := expectClosed(t, c, 3*time.Second); len(got) > 0 {
+			t.Errorf("client got %q from a refused tunnel", got)
+		}
+		target := "CONNECT 127.0.0.1:" + itoa(up)
+		if i == 2 {
+			target = "CONNECT 127.0.0.1:" + itoa(up+1)
+		}
+		logs.waitFor(t, target+" through web proxy "+tp.Addr()+": refused: "+status)
+	}
+}
+
+// TestSplitReply cuts the proxy's reply (and the banner after it) at every
+// byte position, with a pause between the two writes.
+func TestSplitReply(t *testing.T) {
+	up := startBannerServer(t)
+	reply := "HTTP/1.1 200 Connection established\r\nProxy-Agent: x\r\n\r\n"
+	var mu sync.Mutex
+	cut := 0
+	sp := startScriptedProxy(t, func(c *net.TCPConn, _ proxyRequest) {
+		mu.Lock()
+		k := cut
+		mu.Unlock()
+		server, err := net.Dial("tcp", "127.0.0.1:"+itoa(up))
+		if err != nil {
+			return
+		}
+		defer server.Close()
+		// The banner is read before the reply is sent, so it can be
+		// glued to any part of the reply.
+		b := make([]byte, len(banner))
+		io.ReadFull(server, b)
+		whole := reply + banner
+		io.WriteString(c, whole[:k])
+		time.Sleep(2 * time.Millisecond)
+		io.WriteString(c, whole[k:])
+		relayAfter(c, server.(*net.TCPConn))
+	})
+	ports, _, _ := tunnels(t, 0, &Out{Host: "127.0.0.1", Port: up, ProxyHost: sp.Host, ProxyPort: sp.Port})
+	for k := 0; k <= len(reply)+len(banner); k++ {
+		mu.Lock()
+		cut = k
+		mu.Unlock()
+		echoCheck(t, dialTunnel(t, ports[0]), 1000, true)
+	}
+}
+
+// relayAfter copies both ways with half-close, as tunnelTo does once the
+// reply is sent.
+func relayAfter(c, server *net.TCPConn) { spliceHalfClose(c, server) }
+
+func TestTrickledReplyHitsDeadline(t *testing.T) {
+	sp := startScriptedProxy(t, func(c *net.TCPConn, _ proxyRequest) {
+		reply := "HTTP/1.1 200 OK\r\nX-Slow: " + strings.Repeat("z", 200) + "\r\n\r\n"
+		for i := range len(reply) {
+			if _, err := c.Write([]byte{reply[i]}); err != nil {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	ports, logs, _ := tunnels(t, 0, &Out{Host: "zlonk", Port: 443, ProxyHost: sp.Host, ProxyPort: sp.Port, Timeout: 500 * time.Millisecond})
+	start := time.Now()
+	c := dialTunnel(t, ports[0])
+	expectClosed(t, c, 3*time.Second)
+	if d := time.Since(start); d < 450*time.Millisecond || d > 1500*time.Millisecond {
+		t.Errorf("client closed after %v, want about 500ms", d)
+	}
+	logs.waitFor(t, "CONNECT zlonk:443 through web proxy "+sp.Addr()+": reply incomplete after 500ms")
+}
+
+func TestMalformedReplies(t *testing.T) {
+	cases := map[string]struct{ reply, want string }{
+		"h20":    {"HTTP/2.0 200 OK\r\n\r\n", "not HTTP/1.x"},
+		"h12":    {"HTTP/1.2 200 OK\r\n\r\n", "unsupported HTTP version"},
+		"c20":    {"HTTP/1.1 20 OK\r\n\r\n", "3-digit"},
+		"c2000":  {"HTTP/1.1 2000 OK\r\n\r\n", "3-digit"},
+		"plus":   {"HTTP/1.1 +200 OK\r\n\r\n", "3-digit"},
+		"lf":     {"HTTP/1.1 200 OK\n\nSSH-2.0-x\r\n", "bare LF"},
+		"colon":  {"HTTP/1.1 200 OK\r\nNo colon here\r\n\r\n", "without a colon"},
+		"nul":    {"HTTP/1.1 200 OK\r\nX: a\x00b\r\n\r\n", "NUL byte"},
+		"big":    {"HTTP/1.1 200 OK\r\nX: " + strings.Repeat("a", 16<<10) + "\r\n\r\n", "exceed 8192 bytes"},
+		"silent": {"", "closed the connection without replying"},
+		"short":  {"HTTP/1.1 200 OK\r\nX:", "in the middle of its reply (19 bytes received)"},
+	}
+	sp := startScriptedProxy(t, func(c *net.TCPConn, req proxyRequest) {
+		host := strings.TrimSuffix(strings.TrimPrefix(req.Line, "CONNECT "), ":1 HTTP/1.1")
+		io.WriteString(c, cases[host].reply)
+		c.CloseWrite()
+		io.Copy(io.Discard, c)
+	})
+	var outs []*Out
+	var names []string
+	for name := range cases {
+		names = append(names, name)
+		outs = append(outs, &Out{Host: name, Port: 1, ProxyHost: sp.Host, ProxyPort: sp.Port})
+	}
+	ports, logs, _ := tunnels(t, 0, outs...)
+	for i, name := range names {
+		c := dialTunnel(t, ports[i])
+		if got := expectClosed(t, c, 3*time.Second); len(got) > 0 {
+			t.Errorf("%s: client got %q", name, got)
+		}
+		logs.waitFor(t, "CONNECT "+name+":1 through web proxy "+sp.Addr()+": ", cases[name].want)
+	}
+}
+
+// TestHalfClose checks both directions once the tunnel is open: the
+// client's EOF reaches the server while the server still answers, and the
+// server's EOF reaches the client while the client still sends.
+func TestHalfClose(t *testing.T) {
+	got := make(chan string, 1)
+	serverFirst := serve(t, func(c net.Conn) {
+		io.WriteString(c, "bye\n")
+		c.(*net.TCPConn).CloseWrite()
+		b, _ := io.ReadAll(c)
+		got <- string(b)
+	})
+	echo := startBannerServer(t)
+	sp := startScriptedProxy(t, func(c *net.TCPConn, req proxyRequest) {
+		target := echo
+		if strings.Contains(req.Line, "server-first") {
+			target = serverFirst
+		}
+		tunnelTo(c, "HTTP/1.1 200 OK\r\n\r\n", target)
+	})
+	ports, _, _ := tunnels(t, 0,
+		&Out{Host: "client-first", Port: 1, ProxyHost: sp.Host, ProxyPort: sp.Port},
+		&Out{Host: "server-first", Port: 1, ProxyHost: sp.Host, ProxyPort: sp.Port})
+
+	echoCheck(t, dialTunnel(t, ports[0]), 256<<10, true) // client EOF first, echo after it
+
+	c := dialTunnel(t, ports[1])
+	if b, err := io.ReadAll(c); err != nil || string(b) != "bye\n" {
+		t.Fatalf("server-first: read %q, %v", b, err)
+	}
+	msg := strings.Repeat("still talking\n", 1000)
+	if _, err := io.WriteString(c, msg); err != nil {
+		t.Fatalf("writing after the server's EOF: %v", err)
+	}
+	c.CloseWrite()
+	select {
+	case s := <-got:
+		if s != msg {
+			t.Fatalf("server read %d bytes after its EOF, want %d", len(s), len(msg))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("server never saw the client's EOF")
+	}
+}
+
+// TestEarlyClientData checks that what the client sends before the tunnel
+// is open reaches the server once it is, after the banner-bearing reply.
+func TestEarlyClientData(t *testing.T) {
+	up := startBannerServer(t)
+	sp := startScriptedProxy(t, func(c *net.TCPConn, _ proxyRequest) {
+		time.Sleep(200 * time.Millisecond)
+		tunnelTo(c, "HTTP/1.1 200 OK\r\n\r\n", up)
+	})
+	ports, _, _ := tunnels(t, 0, &Out{Host: "127.0.0.1", Port: up, ProxyHost: sp.Host, ProxyPort: sp.Port})
+	echoCheck(t, dialTunnel(t, ports[0]), 100<<10, true) // written at once, while the proxy waits
+}
+
+// TestSlowProxyDoesNotStall keeps a tunnel busy and opens new ones through
+// a fast proxy while another proxy sits on its reply.
+func TestSlowProxyDoesNotStall(t *testing.T) {
+	up := startBannerServer(t)
+	release := make(chan struct{})
+	slow := startScriptedProxy(t, func(c *net.TCPConn, _ proxyRequest) {
+		select {
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
+	})
+	defer close(release)
+	fast := startTinyproxy(t, false)
+	ports, _, _ := tunnels(t, 0,
+		&Out{Host: "127.0.0.1", Port: up, ProxyHost: slow.Host, ProxyPort: slow.Port, Timeout: 20 * time.Second},
+		&Out{Host: "127.0.0.1", Port: up, ProxyHost: fast.Host, ProxyPort: fast.Port})
+	var stuck []*net.TCPConn
+	for range 5 {
+		stuck = append(stuck, dialTunnel(t, ports[0]))
+	}
+	for range 5 {
+		<-slow.requests // every slow handshake is under way
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() { echoCheck(t, dialTunnel(t, ports[1]), 64<<10, false) })
+	}
+	wg.Wait()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("20 tunnels through the fast proxy took %v while the slow one waited", d)
+	}
+	for _, c := range stuck {
+		c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+		if n, err := c.Read(make([]byte, 1)); n != 0 || !isTimeout(err) {
+			t.Errorf("a client of the slow proxy got %d bytes, %v", n, err)
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+// TestNetProxyTcpConnect is Net::Proxy's t/tcp_connect scenario: a
+// CONNECT for zlonk.crunch.com:443 through a proxy on localhost,
+// Mainloop(2); after the 200 the server speaks first and lines go both
+// ways; the second connection gets a 403 and the client sees EOF.
+func TestNetProxyTcpConnect(t *testing.T) {
+	lines := serve(t, func(c net.Conn) {
+		io.WriteString(c, "zlonk server ready\n")
+		io.Copy(c, c)
+	})
+	var mu sync.Mutex
+	n := 0
+	sp := startScriptedProxy(t, func(c *net.TCPConn, req proxyRequest) {
+		mu.Lock()
+		n++
+		first := n == 1
+		mu.Unlock()
+		if !first {
+			io.WriteString(c, "HTTP/1.1 403 Forbidden\r\n\r\n")
+			return
+		}
+		tunnelTo(c, "HTTP/1.1 200 Connection established\r\n\r\n", lines)
+	})
+	ports, logs, done := tunnels(t, 2, &Out{Host: "zlonk.crunch.com", Port: 443, ProxyHost: "localhost", ProxyPort: sp.Port})
+	c := dialTunnel(t, ports[0])
+	if r := <-sp.requests; r.Line != "CONNECT zlonk.crunch.com:443 HTTP/1.1" {
+		t.Fatalf("proxy got %q", r.Line)
+	}
+	want := "zlonk server ready\n"
+	var sent bytes.Buffer
+	for i := range 5 {
+		line := "line " + itoa(i) + " zlonk zok zapeth\n"
+		sent.WriteString(line)
+		io.WriteString(c, line)
+	}
+	want += sent.String()
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != want {
+		t.Fatalf("read %q, %v; want %q", got, err, want)
+	}
+	c.Close()
+	c2 := dialTunnel(t, ports[0])
+	if got := expectClosed(t, c2, 3*time.Second); len(got) > 0 {
+		t.Fatalf("refused client got %q", got)
+	}
+	logs.waitFor(t, "refused: HTTP/1.1 403 Forbidden")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Mainloop(2) did not return after two connections")
+	}
+}
