@@ -1,0 +1,118 @@
+package ssl
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
+)
+
+func TestParseParams(t *testing.T) {
+	p, err := ParseParams(map[string]string{
+		"host": "localhost", "SSL_cert_file": "c.pem", "SSL_key_file": "k.pem", "SSL_ca_file": "ca.pem",
+		"SSL_verify_mode": "1", "SSL_hostname": "example.org", "SSL_alpn": "h2,http/1.1", "SSL_version": "TLSv1_3",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Params{CertFile: "c.pem", KeyFile: "k.pem", CAFile: "ca.pem", VerifyMode: 1,
+		Hostname: "example.org", ALPN: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS13}
+	if p.CertFile != want.CertFile || p.KeyFile != want.KeyFile || p.CAFile != want.CAFile || p.VerifyMode != 1 ||
+		p.Hostname != want.Hostname || strings.Join(p.ALPN, " ") != "h2 http/1.1" || p.MinVersion != want.MinVersion {
+		t.Fatalf("got %+v", p)
+	}
+	for kv, msg := range map[[2]string]string{
+		{"SSL_verify_mode", "2"}:                    "SSL_verify_mode",
+		{"SSL_version", "SSLv3"}:                    "SSL_version",
+		{"SSL_cipher_list", "x"}:                    "unknown TLS parameter",
+		{"SSL_hostname", strings.Repeat("a", 5000)}: "longer than",
+	} {
+		if _, err := ParseParams(map[string]string{kv[0]: kv[1]}); err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("%s=%.20q: error %v, want it to mention %q", kv[0], kv[1], err, msg)
+		}
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	certs := ssltest.New(t)
+	if _, err := (Params{VerifyMode: -1}).ServerConfig(); err == nil {
+		t.Error("a server without a certificate was accepted")
+	}
+	cli := clientConfig(t, Params{VerifyMode: -1, Hostname: "localhost"})
+	if cli.InsecureSkipVerify || cli.RootCAs != nil {
+		t.Error("the client side does not verify with the system roots by default")
+	}
+	if !(Params{VerifyMode: 0}).Insecure() || (Params{VerifyMode: -1}).Insecure() {
+		t.Error("Insecure is wrong")
+	}
+	srv := serverConfig(t, Params{CertFile: certs.ServerCert, KeyFile: certs.ServerKey, VerifyMode: -1})
+	if srv.ClientAuth != tls.NoClientCert {
+		t.Error("the server side asks for client certificates by default")
+	}
+	if _, err := (Params{CertFile: certs.ServerCert, KeyFile: certs.ClientKey}).ServerConfig(); err == nil {
+		t.Error("a key that does not match the certificate was accepted")
+	}
+	if _, err := (Params{CAFile: certs.ServerKey}).ClientConfig(); err == nil {
+		t.Error("a CA file without certificates was accepted")
+	}
+}
+
+// copyFile replaces dst with src's content and a later modification time.
+func copyFile(t *testing.T, src, dst string, when time.Time) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(dst, when, when)
+}
+
+func commonName(t *testing.T, c *tls.Certificate) string {
+	t.Helper()
+	x, err := x509.ParseCertificate(c.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x.Subject.CommonName
+}
+
+// A renewed certificate is picked up without a restart; a half-written
+// renewal (new certificate, old key) keeps the previous pair until the key
+// follows.
+func TestCertificateReload(t *testing.T) {
+	certs := ssltest.New(t)
+	dir := t.TempDir()
+	cert, key := dir+"/cert.pem", dir+"/key.pem"
+	past := time.Now().Add(-time.Minute)
+	copyFile(t, certs.ServerCert, cert, past)
+	copyFile(t, certs.ServerKey, key, past)
+	kp, err := newKeyPair(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp.interval = 0
+	if cn := commonName(t, kp.current()); cn != "server" {
+		t.Fatalf("first certificate %q", cn)
+	}
+	copyFile(t, certs.OtherCert, cert, time.Now())
+	if cn := commonName(t, kp.current()); cn != "server" {
+		t.Fatalf("a certificate without its key replaced the pair: %q", cn)
+	}
+	copyFile(t, certs.OtherKey, key, time.Now())
+	if cn := commonName(t, kp.current()); cn != "other" {
+		t.Fatalf("the renewed certificate was not loaded: %q", cn)
+	}
+	kp.interval = time.Hour
+	copyFile(t, certs.ServerCert, cert, time.Now().Add(time.Second))
+	copyFile(t, certs.ServerKey, key, time.Now().Add(time.Second))
+	if cn := commonName(t, kp.current()); cn != "other" {
+		t.Fatalf("the files were looked at again before the interval: %q", cn)
+	}
+}

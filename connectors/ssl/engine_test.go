@@ -1,0 +1,289 @@
+package ssl
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/tls"
+	"io"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
+)
+
+// pair is a client engine and a server engine wired back to back by the
+// test, which plays the loop: nothing moves unless the test moves it.
+type pair struct {
+	t      *testing.T
+	cli    *Engine
+	srv    *Engine
+	wake   chan struct{}
+	shutCS bool // the client's close_notify reached the server
+	shutSC bool
+}
+
+func newPair(t *testing.T, version uint16, opt Options) *pair {
+	t.Helper()
+	certs := ssltest.New(t)
+	scfg := serverConfig(t, Params{CertFile: certs.ServerCert, KeyFile: certs.ServerKey})
+	ccfg := clientConfig(t, Params{CAFile: certs.CA, Hostname: "localhost", VerifyMode: 1})
+	scfg.MaxVersion, ccfg.MaxVersion = version, version
+	p := &pair{t: t, wake: make(chan struct{}, 1)}
+	notify := func() {
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
+	p.cli = NewClient(ccfg, opt, notify)
+	p.srv = NewServer(scfg, opt, notify)
+	t.Cleanup(func() { p.cli.Close(); p.srv.Close() })
+	return p
+}
+
+// move carries ciphertext both ways, and each side's end of stream once its
+// close_notify is through; it reports whether anything moved.
+func (p *pair) move() bool {
+	a := carry(p.cli, p.srv)
+	b := carry(p.srv, p.cli)
+	moved := a || b
+	if !p.shutCS && p.cli.Events()&WriteShut != 0 {
+		p.shutCS, moved = true, true
+		p.srv.FeedEOF()
+	}
+	if !p.shutSC && p.srv.Events()&WriteShut != 0 {
+		p.shutSC, moved = true, true
+		p.cli.FeedEOF()
+	}
+	return moved
+}
+
+func carry(from, to *Engine) bool {
+	c := from.Cipher()
+	n := to.Feed(c)
+	from.Sent(n)
+	return n > 0
+}
+
+// until moves bytes until cond holds, failing the test after 5 s.
+func (p *pair) until(what string, cond func() bool) {
+	p.t.Helper()
+	deadline := time.After(5 * time.Second)
+	for !cond() {
+		if p.move() {
+			continue
+		}
+		p.cli.Events() // re-arm both
+		p.srv.Events()
+		select {
+		case <-p.wake:
+		case <-time.After(20 * time.Millisecond): // moves made by the test itself do not notify
+		case <-deadline:
+			p.t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// settle moves bytes until nothing has moved for a while.
+func (p *pair) settle() {
+	idle := 0
+	for idle < 5 {
+		if p.move() {
+			idle = 0
+			continue
+		}
+		idle++
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func readAll(e *Engine, into *bytes.Buffer) (eof bool, err error) {
+	buf := make([]byte, 5000)
+	for {
+		n, err := e.Read(buf)
+		into.Write(buf[:n])
+		if err == io.EOF {
+			return true, nil
+		}
+		if n == 0 || err != nil {
+			return false, err
+		}
+	}
+}
+
+var versions = []struct {
+	name string
+	v    uint16
+}{{"TLS1.2", tls.VersionTLS12}, {"TLS1.3", tls.VersionTLS13}}
+
+// The client closes its side first; the server still answers, then closes.
+func TestHalfClose(t *testing.T) {
+	for _, v := range versions {
+		t.Run(v.name, func(t *testing.T) {
+			checkGoroutines(t)
+			p := newPair(t, v.v, Options{})
+			p.cli.Write([]byte("request"))
+			p.cli.CloseWrite()
+			var req, resp bytes.Buffer
+			p.until("the request and its end", func() bool {
+				eof, err := readAll(p.srv, &req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return eof
+			})
+			if req.String() != "request" {
+				t.Fatalf("request %q", req.String())
+			}
+			if _, err := p.cli.Write([]byte("more")); err != ErrWriteClosed {
+				t.Errorf("write after CloseWrite: %v", err)
+			}
+			p.srv.Write([]byte("response"))
+			p.srv.CloseWrite()
+			p.until("the response and its end", func() bool {
+				eof, err := readAll(p.cli, &resp)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return eof
+			})
+			if resp.String() != "response" {
+				t.Fatalf("response %q", resp.String())
+			}
+			if p.cli.Err() != nil || p.srv.Err() != nil {
+				t.Fatal(p.cli.Err(), p.srv.Err())
+			}
+		})
+	}
+}
+
+// A server whose plaintext is not consumed holds no more than its queues:
+// the client is stopped by backpressure, and no byte is lost when reading
+// resumes.
+func TestBackpressureSlowConsumer(t *testing.T) {
+	const size = 4096
+	checkGoroutines(t)
+	p := newPair(t, tls.VersionTLS13, Options{QueueSize: size})
+	data := make([]byte, 1<<20)
+	rand.Read(data)
+	sent := 0
+	write := func() {
+		n, err := p.cli.Write(data[sent:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent += n
+	}
+	for range 10 {
+		write()
+		p.settle()
+	}
+	t.Logf("the client took %d bytes", sent)
+	if sent == len(data) {
+		t.Fatal("the client took everything: no backpressure")
+	}
+	// What the client took sits in the two engines' queues and in
+	// crypto/tls's record buffers, a few records at most.
+	if sent > 4*size+2*16384 {
+		t.Errorf("the client took %d bytes while nothing was read", sent)
+	}
+	for _, q := range []*ring{&p.srv.cin, &p.srv.pin, &p.cli.cout, &p.cli.pout} {
+		if q.len() > size {
+			t.Errorf("a queue holds %d bytes, more than its %d", q.len(), size)
+		}
+	}
+	if p.srv.Events()&CanFeed != 0 || p.cli.Events()&CanWrite != 0 {
+		t.Errorf("queues not full: server %b client %b", p.srv.Events(), p.cli.Events())
+	}
+	var got bytes.Buffer
+	p.until("every byte", func() bool {
+		write()
+		readAll(p.srv, &got)
+		return got.Len() == len(data)
+	})
+	if !bytes.Equal(got.Bytes(), data) {
+		t.Fatal("bytes lost or reordered")
+	}
+}
+
+// A client whose socket takes nothing stops accepting plaintext.
+func TestBackpressureSlowSocket(t *testing.T) {
+	const size = 4096
+	checkGoroutines(t)
+	p := newPair(t, tls.VersionTLS13, Options{QueueSize: size})
+	p.until("the handshake", func() bool { return p.cli.Events()&Handshaken != 0 && p.srv.Events()&Handshaken != 0 })
+	data := make([]byte, 1<<20)
+	sent := 0
+	for range 50 {
+		n, _ := p.cli.Write(data[sent:])
+		sent += n
+		time.Sleep(2 * time.Millisecond)
+	}
+	if sent > 2*size+16384 {
+		t.Errorf("took %d bytes with the socket stalled", sent)
+	}
+	if len(p.cli.Cipher()) == 0 || p.cli.cout.len() > size {
+		t.Errorf("ciphertext queued: %d", p.cli.cout.len())
+	}
+}
+
+// Close returns at once and ends the goroutines whatever they wait for: a
+// handshake waiting for bytes, a writer waiting for the socket, a reader
+// waiting for the relay.
+func TestCloseEndsGoroutines(t *testing.T) {
+	checkGoroutines(t)
+	certs := ssltest.New(t)
+	scfg := serverConfig(t, Params{CertFile: certs.ServerCert, KeyFile: certs.ServerKey})
+	NewServer(scfg, Options{}, func() {}).Close()
+	waiting := NewServer(scfg, Options{}, func() {})
+	waiting.Feed([]byte{0x16, 0x03, 0x01, 0x01, 0x00})
+	time.Sleep(10 * time.Millisecond)
+	waiting.Close()
+
+	p := newPair(t, tls.VersionTLS13, Options{QueueSize: 1024})
+	p.until("the handshake", func() bool { return p.cli.Events()&Handshaken != 0 && p.srv.Events()&Handshaken != 0 })
+	p.cli.Write(make([]byte, 1024)) // more ciphertext than cout holds: the writer waits
+	p.srv.Write(make([]byte, 1024))
+	for range 20 {
+		carry(p.srv, p.cli) // the client's reader fills pin and waits
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	p.cli.Close()
+	p.srv.Close()
+	if time.Since(start) > 10*time.Millisecond {
+		t.Errorf("Close took %v", time.Since(start))
+	}
+	if _, err := p.cli.Write([]byte("x")); err == nil {
+		t.Error("Write after Close succeeded")
+	}
+}
+
+// notify is called once until the loop asks for Events.
+func TestNotifyCoalesced(t *testing.T) {
+	checkGoroutines(t)
+	var calls atomic.Int32
+	certs := ssltest.New(t)
+	ccfg := clientConfig(t, Params{CAFile: certs.CA, Hostname: "localhost", VerifyMode: 1})
+	e := NewClient(ccfg, Options{}, func() { calls.Add(1) })
+	defer e.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for calls.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if calls.Load() != 1 {
+		t.Fatalf("%d calls before Events", calls.Load())
+	}
+	if e.Events()&CipherReady == 0 {
+		t.Fatal("the ClientHello is not reported")
+	}
+	e.Feed([]byte("HTTP/1.0 400 Bad Request\r\n\r\n")) // fails the handshake: news
+	for calls.Load() == 1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if calls.Load() != 2 || e.Events()&Failed == 0 {
+		t.Fatalf("%d calls, events %b", calls.Load(), e.Events())
+	}
+}

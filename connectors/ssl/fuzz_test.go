@@ -1,0 +1,113 @@
+package ssl
+
+import (
+	"crypto/tls"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
+)
+
+// clientHello returns the first flight of a client engine.
+func clientHello(t testing.TB, certs *ssltest.Certs, version uint16) []byte {
+	cfg, err := Params{CAFile: certs.CA, Hostname: "localhost", VerifyMode: 1}.ClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxVersion = version
+	e := NewClient(cfg, Options{}, func() {})
+	defer e.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(e.Cipher()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	return append([]byte(nil), e.Cipher()...)
+}
+
+// Whatever a client sends and then closes, the server side fails promptly
+// with an error (a handshake cannot complete on one flight), and Close
+// leaves nothing running.
+func FuzzServerFeed(f *testing.F) {
+	certs := ssltest.New(f)
+	hello := clientHello(f, certs, tls.VersionTLS13)
+	f.Add(hello)
+	f.Add(clientHello(f, certs, tls.VersionTLS12))
+	f.Add(hello[:len(hello)/2])
+	f.Add(append(append([]byte(nil), hello...), 0x17, 0x03, 0x03, 0x00, 0x10))
+	f.Add([]byte("GET / HTTP/1.0\r\n\r\n"))
+	f.Add([]byte{0x80, 0x2e, 0x01, 0x00, 0x02})
+	f.Add([]byte{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28})
+	f.Add([]byte{})
+	cfg, err := Params{CertFile: certs.ServerCert, KeyFile: certs.ServerKey}.ServerConfig()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		wake := make(chan struct{}, 1)
+		e := NewServer(cfg, Options{HandshakeTimeout: 3 * time.Second, QueueSize: 512}, func() {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		})
+		defer e.Close()
+		for len(data) > 0 {
+			n := e.Feed(data)
+			data = data[n:]
+			if n == 0 {
+				e.Events()
+				select {
+				case <-wake:
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			e.Sent(len(e.Cipher())) // the socket takes every reply
+		}
+		e.FeedEOF()
+		for e.Events()&Failed == 0 {
+			select {
+			case <-wake:
+			case <-time.After(2 * time.Second):
+				t.Fatalf("no failure 2 s after EOF; events %b", e.Events())
+			}
+			e.Sent(len(e.Cipher()))
+		}
+		if errors.Is(e.Err(), ErrHandshakeTimeout) || e.Events()&Handshaken != 0 {
+			t.Fatalf("err %v, events %b", e.Err(), e.Events())
+		}
+	})
+}
+
+// ParseParams refuses what it cannot use with a message, and what it
+// accepts is usable.
+func FuzzParseParams(f *testing.F) {
+	for _, kv := range [][2]string{
+		{"SSL_version", "TLSv1_2"}, {"SSL_version", "tlsv1.3"}, {"SSL_version", "SSLv3"},
+		{"SSL_verify_mode", "1"}, {"SSL_verify_mode", "2"}, {"SSL_verify_mode", "-1"},
+		{"SSL_alpn", "h2,http/1.1"}, {"SSL_alpn", ":::"}, {"SSL_hostname", "localhost"},
+		{"SSL_bogus", "x"}, {"port", "443"},
+	} {
+		f.Add(kv[0], kv[1])
+	}
+	f.Fuzz(func(t *testing.T, k, v string) {
+		p, err := ParseParams(map[string]string{k: v})
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty error message")
+			}
+			return
+		}
+		switch {
+		case p.VerifyMode != -1 && p.VerifyMode != 0 && p.VerifyMode != 1 && p.VerifyMode != 3:
+			t.Fatalf("verify mode %d from %q", p.VerifyMode, v)
+		case p.MinVersion != 0 && (p.MinVersion < tls.VersionTLS10 || p.MinVersion > tls.VersionTLS13):
+			t.Fatalf("version %x from %q", p.MinVersion, v)
+		}
+		for _, proto := range p.ALPN {
+			if proto == "" || len(proto) > 255 {
+				t.Fatalf("ALPN protocol %q from %q", proto, v)
+			}
+		}
+	})
+}
