@@ -10,7 +10,7 @@ import (
 // without its port, must also match one of those patterns ('*' stands for
 // any run of characters), and a request without a Host header does not match.
 type HTTP struct {
-	Host []string
+	Host []string `param:"host"`
 }
 
 // maxMethodLen is longer than any registered method (BASELINE-CONTROL):

@@ -9,8 +9,8 @@ import "slices"
 // without a server name then does not match. When ALPN is set, the client
 // must offer one of those protocols.
 type TLS struct {
-	SNI  []string
-	ALPN []string
+	SNI  []string `param:"sni"`
+	ALPN []string `param:"alpn"`
 }
 
 // Check implements Probe.

@@ -1,0 +1,220 @@
+package dual
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nproxy/nproxy"
+	"github.com/nproxy/nproxy/connectors/dual/dualtest"
+	"github.com/nproxy/nproxy/connectors/dummy"
+	"github.com/nproxy/nproxy/connectors/tcp"
+)
+
+// logBuffer collects nproxy's log lines for a test.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// running is a Mainloop serving one dual proxy in a test.
+type running struct {
+	port  int
+	proxy *nproxy.Proxy
+	logs  *logBuffer
+	done  chan error
+}
+
+// startDual runs Mainloop(max) with in (given a free port on 127.0.0.1)
+// and a dummy out. Cleanup stops the loop and unregisters the proxy.
+func startDual(t testing.TB, in *In, max int) *running {
+	t.Helper()
+	in.Host, in.Port = "127.0.0.1", dualtest.FreePort(t)
+	r := &running{port: in.Port, proxy: nproxy.New(in, dummy.Connector{}), logs: &logBuffer{}, done: make(chan error, 1)}
+	nproxy.SetLogOutput(r.logs)
+	nproxy.SetVerbosity(3)
+	r.proxy.Register()
+	go func() { r.done <- nproxy.Mainloop(max) }()
+	t.Cleanup(func() {
+		nproxy.Stop()
+		select {
+		case <-r.done:
+		case <-time.After(5 * time.Second):
+			t.Error("Mainloop did not return after Stop")
+		}
+		r.proxy.Unregister()
+		nproxy.SetLogOutput(os.Stderr)
+		nproxy.SetVerbosity(0)
+		if t.Failed() {
+			t.Logf("nproxy's log:\n%s", r.logs)
+		}
+	})
+	waitListening(t, in.Port)
+	return r
+}
+
+// waitListening waits until 127.0.0.1:port listens, reading /proc/net/tcp
+// rather than connecting, since a connection would count as a client.
+func waitListening(t testing.TB, port int) {
+	t.Helper()
+	entry := fmt.Sprintf(" 0100007F:%04X 00000000:0000 0A ", port)
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if table, err := os.ReadFile("/proc/net/tcp"); err == nil && bytes.Contains(table, []byte(entry)) {
+			return
+		}
+	}
+	t.Fatalf("nothing listens on port %d", port)
+}
+
+// wait waits for Mainloop(max) to return on its own.
+func (r *running) wait(t testing.TB, d time.Duration) {
+	t.Helper()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.done <- nil // for Cleanup
+	case <-time.After(d):
+		t.Fatalf("Mainloop did not return within %v (opened %d, closed %d)", d, r.proxy.Opened(), r.proxy.Closed())
+	}
+}
+
+func (r *running) dial(t testing.TB) *net.TCPConn {
+	t.Helper()
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", r.port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	return c.(*net.TCPConn)
+}
+
+// backend is a TCP server on 127.0.0.1 that runs serve for each connection
+// or, when serve is nil, hands each connection to the test through conns.
+type backend struct {
+	name  string
+	ln    net.Listener
+	conns chan net.Conn
+}
+
+func newBackend(t testing.TB, name string, serve func(b *backend, c net.Conn)) *backend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &backend{name: name, ln: ln, conns: make(chan net.Conn, 4096)}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		close(b.conns)
+		for c := range b.conns {
+			c.Close()
+		}
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+			select {
+			case b.conns <- c:
+			default:
+				c.Close()
+				continue
+			}
+			if serve != nil {
+				wg.Add(1)
+				go func() { defer wg.Done(); serve(b, c) }()
+			}
+		}
+	}()
+	return b
+}
+
+// out is a tcp out connector to the backend.
+func (b *backend) out() *tcp.Out {
+	return &tcp.Out{Host: "127.0.0.1", Port: b.ln.Addr().(*net.TCPAddr).Port}
+}
+
+// next returns the backend's next connection, which the test serves.
+func (b *backend) next(t testing.TB) net.Conn {
+	t.Helper()
+	select {
+	case c := <-b.conns:
+		t.Cleanup(func() { c.Close() })
+		return c
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no connection reached backend %s", b.name)
+		return nil
+	}
+}
+
+// none checks that no connection reached the backend.
+func (b *backend) none(t testing.TB) {
+	t.Helper()
+	select {
+	case <-b.conns:
+		t.Fatalf("a connection reached backend %s", b.name)
+	default:
+	}
+}
+
+// bannerEcho speaks first, "<name> ready\n", then echoes what it reads
+// until EOF and half-closes, as a server-first service (SSH) would greet.
+func bannerEcho(b *backend, c net.Conn) {
+	fmt.Fprintf(c, "%s ready\n", b.name)
+	echo(b, c)
+}
+
+// echo sends back what it reads until EOF, then half-closes.
+func echo(_ *backend, c net.Conn) {
+	_, _ = io.Copy(c, c)
+	_ = c.(*net.TCPConn).CloseWrite()
+}
+
+// readLine reads one line from r within the connection's deadline.
+func readLine(t testing.TB, r *bufio.Reader) string {
+	t.Helper()
+	line, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading a line: %v (got %q)", err, line)
+	}
+	return strings.TrimSuffix(line, "\n")
+}
+
+// expectEOF reads until EOF within d.
+func expectEOF(t testing.TB, c net.Conn, d time.Duration) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	rest, err := io.ReadAll(c)
+	if err != nil || len(rest) > 0 {
+		t.Fatalf("want EOF, got %q, %v", rest, err)
+	}
+}
