@@ -180,6 +180,7 @@ func (d *deciding) Readable(s *loop.Socket) {
 		d.ls.l.Close(s)
 		return
 	case n == 0:
+		d.stash(d.got)
 		d.route(d.ls.in.ClientFirst, "client_first (end of data before the probes decided)")
 		return
 	}
