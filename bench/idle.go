@@ -16,10 +16,10 @@ func runIdle(e *env, peers []*peer) ([]*table, error) {
 	rss, pss := lower("RSS", "KiB/conn"), lower("PSS", "KiB/conn")
 	fds, leak := lower("fds", "fds/conn"), lower("fds left after close", "fds")
 	t := newTable(scIdle, fmt.Sprintf("Idle cost, %d proxied connections", n), fmt.Sprintf(
-		"A fresh relay, one warm-up connection, then %d connections opened by 32 workers, each checked "+
-			"to echo 64 bytes once, then held idle. Growth of the relay's VmRSS, Pss (smaps_rollup) and open "+
+		"A fresh relay, one warm-up connection, then %d connections opened one at a time, each checked "+
+			"to echo 64 bytes once before the next (so the listen backlog plays no part), then held idle. Growth of the relay's VmRSS, Pss (smaps_rollup) and open "+
 			"fds, read from /proc and summed over its process tree, divided by the connections; then all "+
-			"are closed and the fds still open beyond the baseline after up to 3 s are counted. A relay gets "+
+			"are closed and the fds still open beyond the baseline after up to 2 s are counted. A relay gets "+
 			"%v to open them and is given up on after %d failed connections. "+
 			"RSS double-counts pages a forking relay (socat) shares with its children; PSS does not. "+
 			"%d round(s).", n, e.cfg.idleLimit, maxIdleFailures, e.cfg.idleRounds), peers, scIdle, rss, pss, fds, leak)
@@ -56,7 +56,7 @@ func idleOnce(e *env, p *peer, upstream, n int, t *table) error {
 	time.Sleep(200 * time.Millisecond)
 	base, basePss := measure(r.pid()), pssKiB(r.pid())
 	t0 := time.Now()
-	conns, failed, firstErr := openIdle(addr, n, 32, e.cfg.idleLimit)
+	conns, failed, firstErr := openIdle(addr, n, 1, e.cfg.idleLimit)
 	setup := time.Since(t0)
 	defer func() {
 		for _, c := range conns {
@@ -80,7 +80,7 @@ func idleOnce(e *env, p *peer, upstream, n int, t *table) error {
 	}
 	conns = nil
 	after := measure(r.pid())
-	for deadline := time.Now().Add(3 * time.Second); after.fds > base.fds && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(2 * time.Second); after.fds > base.fds && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
 		after = measure(r.pid())
 	}

@@ -158,9 +158,11 @@ func runLatency(e *env, peers []*peer) ([]*table, error) {
 // pingPong keeps every sample of every connection.
 func pingPong(port, conns int, d time.Duration) ([]time.Duration, error) {
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	// Dial all at once: a relay with a tiny listen backlog (Net::Proxy's is
-	// 1) drops SYNs, and parallel dials wait out the retransmits together.
-	cs, _, err := openIdle(addr, conns, conns, 10*time.Second)
+	// One at a time, each echoing before the next: accepting is the
+	// connection-rate scenario's business, and a relay with a tiny listen
+	// backlog (Net::Proxy's is 1) would otherwise leave parallel dials in SYN-ACK
+	// retransmit backoff for seconds.
+	cs, _, err := openIdle(addr, conns, 1, 10*time.Second)
 	defer func() {
 		for _, c := range cs {
 			c.Close()
@@ -177,7 +179,7 @@ func pingPong(port, conns int, d time.Duration) ([]time.Duration, error) {
 		wg.Add(1)
 		go func(c net.Conn) {
 			defer wg.Done()
-			c.SetDeadline(time.Now().Add(d + 10*time.Second))
+			c.SetDeadline(time.Now().Add(d + 5*time.Second))
 			buf := make([]byte, len(ping))
 			for i := 0; i < 100; i++ {
 				if err := echoOnce(c, buf); err != nil {

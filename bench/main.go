@@ -38,7 +38,7 @@ type config struct {
 
 func quickConfig() config {
 	return config{mode: "quick", rounds: 2, bulkSecs: 1, rateDur: 700 * time.Millisecond,
-		latDur: 700 * time.Millisecond, idleConns: 5000, idleRounds: 1, idleLimit: 10 * time.Second,
+		latDur: 700 * time.Millisecond, idleConns: 5000, idleRounds: 1, idleLimit: 8 * time.Second,
 		slowBytes: 100 << 20, slowWindow: 2 * time.Second, slowRounds: 1, concurrency: 32}
 }
 
