@@ -7,12 +7,14 @@ import (
 	"math/rand"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nproxy/nproxy"
+	ct "github.com/nproxy/nproxy/connectors/connect/connecttest"
 	"github.com/nproxy/nproxy/connectors/tcp"
 )
 
@@ -64,7 +66,7 @@ func tunnels(t *testing.T, max int, outs ...*Out) ([]int, *logBuffer, <-chan err
 	var ports []int
 	var proxies []*nproxy.Proxy
 	for _, out := range outs {
-		port := freePort(t)
+		port := ct.FreePort(t)
 		p := nproxy.New(&tcp.In{Host: "127.0.0.1", Port: port}, out)
 		p.Register()
 		ports, proxies = append(ports, port), append(proxies, p)
@@ -122,7 +124,7 @@ func waitListening(t *testing.T, port int, returned <-chan struct{}, done <-chan
 // dialTunnel connects a client to the tunnel entrance on port.
 func dialTunnel(t *testing.T, port int) *net.TCPConn {
 	t.Helper()
-	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", itoa(port)))
+	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +148,7 @@ func isReset(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "connection reset")
 }
 
-// echoCheck sends n random bytes through c while reading back the banner
+// echoCheck sends n random bytes through c while reading back the ct.Banner
 // followed by those bytes. With halfClose it then shuts its write side and
 // expects EOF after the echo; without, it reads exactly the echo, for
 // tinyproxy, which tears the tunnel down at the client's EOF.
@@ -176,7 +178,7 @@ func echoCheck(t *testing.T, c *net.TCPConn, n int, halfClose bool) {
 	if halfClose {
 		got, err = io.ReadAll(c)
 	} else {
-		got = make([]byte, len(banner)+n)
+		got = make([]byte, len(ct.Banner)+n)
 		_, err = io.ReadFull(c, got)
 	}
 	if err != nil {
@@ -185,9 +187,9 @@ func echoCheck(t *testing.T, c *net.TCPConn, n int, halfClose bool) {
 	if werr := <-errc; werr != nil {
 		t.Fatalf("writing through the tunnel: %v", werr)
 	}
-	want := append([]byte(banner), payload...)
+	want := append([]byte(ct.Banner), payload...)
 	if !bytes.Equal(got, want) {
-		t.Fatalf("got %d bytes, want %d (banner first, then the echo); first difference at %d",
+		t.Fatalf("got %d bytes, want %d (ct.Banner first, then the echo); first difference at %d",
 			len(got), len(want), firstDiff(got, want))
 	}
 }

@@ -4,20 +4,22 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nproxy/nproxy"
+	ct "github.com/nproxy/nproxy/connectors/connect/connecttest"
 )
 
 func TestTinyproxyTunnel(t *testing.T) {
-	up := startBannerServer(t)
-	auth := startTinyproxy(t, true, up)
-	open := startTinyproxy(t, false)
+	up := ct.StartBannerServer(t)
+	auth := ct.StartTinyproxy(t, true, up)
+	open := ct.StartTinyproxy(t, false)
 	withCreds := &Out{Host: "127.0.0.1", Port: up, ProxyHost: auth.Host, ProxyPort: auth.Port,
-		ProxyUser: proxyUser, ProxyPass: proxyPass, ProxyAgent: "nproxy-test"}
+		ProxyUser: ct.User, ProxyPass: ct.Pass, ProxyAgent: "nproxy-test"}
 	noCreds := &Out{Host: "localhost", Port: up, ProxyHost: open.Host, ProxyPort: open.Port}
 	ports, _, _ := tunnels(t, 0, withCreds, noCreds)
 	spliced := nproxy.SplicedBytes()
@@ -33,57 +35,57 @@ func TestTinyproxyTunnel(t *testing.T) {
 }
 
 func TestTinyproxyRefusals(t *testing.T) {
-	up := startBannerServer(t)
-	tp := startTinyproxy(t, true, up)
+	up := ct.StartBannerServer(t)
+	tp := ct.StartTinyproxy(t, true, up)
 	out := func(port int, user, pass string) *Out {
 		return &Out{Host: "127.0.0.1", Port: port, ProxyHost: tp.Host, ProxyPort: tp.Port, ProxyUser: user, ProxyPass: pass}
 	}
-	ports, logs, _ := tunnels(t, 0, out(up, "", ""), out(up, proxyUser, "wrong"), out(up+1, proxyUser, proxyPass))
+	ports, logs, _ := tunnels(t, 0, out(up, "", ""), out(up, ct.User, "wrong"), out(up+1, ct.User, ct.Pass))
 	for i, status := range []string{
 		"HTTP/1.0 407 Proxy Authentication Required",
 		"HTTP/1.0 401 Unauthorized",
 		"HTTP/1.1 403 Access violation",
 	} {
 		c := dialTunnel(t, ports[i])
-		if got := expectClosed(t, c, 3*time.Second); len(got) > 0 {
+		if got := expectClosed(t, c, 5*time.Second); len(got) > 0 {
 			t.Errorf("client got %q from a refused tunnel", got)
 		}
-		target := "CONNECT 127.0.0.1:" + itoa(up)
+		target := "CONNECT 127.0.0.1:" + strconv.Itoa(up)
 		if i == 2 {
-			target = "CONNECT 127.0.0.1:" + itoa(up+1)
+			target = "CONNECT 127.0.0.1:" + strconv.Itoa(up+1)
 		}
 		logs.waitFor(t, target+" through web proxy "+tp.Addr()+": refused: "+status)
 	}
 }
 
-// TestSplitReply cuts the proxy's reply (and the banner after it) at every
+// TestSplitReply cuts the proxy's reply (and the ct.Banner after it) at every
 // byte position, with a pause between the two writes.
 func TestSplitReply(t *testing.T) {
-	up := startBannerServer(t)
+	up := ct.StartBannerServer(t)
 	reply := "HTTP/1.1 200 Connection established\r\nProxy-Agent: x\r\n\r\n"
 	var mu sync.Mutex
 	cut := 0
-	sp := startScriptedProxy(t, func(c *net.TCPConn, _ proxyRequest) {
+	sp := ct.StartScriptedProxy(t, func(c *net.TCPConn, _ ct.Request) {
 		mu.Lock()
 		k := cut
 		mu.Unlock()
-		server, err := net.Dial("tcp", "127.0.0.1:"+itoa(up))
+		server, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(up))
 		if err != nil {
 			return
 		}
 		defer server.Close()
-		// The banner is read before the reply is sent, so it can be
+		// The ct.Banner is read before the reply is sent, so it can be
 		// glued to any part of the reply.
-		b := make([]byte, len(banner))
+		b := make([]byte, len(ct.Banner))
 		io.ReadFull(server, b)
-		whole := reply + banner
+		whole := reply + ct.Banner
 		io.WriteString(c, whole[:k])
 		time.Sleep(2 * time.Millisecond)
 		io.WriteString(c, whole[k:])
-		relayAfter(c, server.(*net.TCPConn))
+		ct.SpliceHalfClose(c, server.(*net.TCPConn))
 	})
 	ports, _, _ := tunnels(t, 0, &Out{Host: "127.0.0.1", Port: up, ProxyHost: sp.Host, ProxyPort: sp.Port})
-	for k := 0; k <= len(reply)+len(banner); k++ {
+	for k := 0; k <= len(reply)+len(ct.Banner); k++ {
 		mu.Lock()
 		cut = k
 		mu.Unlock()
@@ -91,12 +93,8 @@ func TestSplitReply(t *testing.T) {
 	}
 }
 
-// relayAfter copies both ways with half-close, as tunnelTo does once the
-// reply is sent.
-func relayAfter(c, server *net.TCPConn) { spliceHalfClose(c, server) }
-
 func TestTrickledReplyHitsDeadline(t *testing.T) {
-	sp := startScriptedProxy(t, func(c *net.TCPConn, _ proxyRequest) {
+	sp := ct.StartScriptedProxy(t, func(c *net.TCPConn, _ ct.Request) {
 		reply := "HTTP/1.1 200 OK\r\nX-Slow: " + strings.Repeat("z", 200) + "\r\n\r\n"
 		for i := range len(reply) {
 			if _, err := c.Write([]byte{reply[i]}); err != nil {
@@ -108,7 +106,7 @@ func TestTrickledReplyHitsDeadline(t *testing.T) {
 	ports, logs, _ := tunnels(t, 0, &Out{Host: "zlonk", Port: 443, ProxyHost: sp.Host, ProxyPort: sp.Port, Timeout: 500 * time.Millisecond})
 	start := time.Now()
 	c := dialTunnel(t, ports[0])
-	expectClosed(t, c, 3*time.Second)
+	expectClosed(t, c, 5*time.Second)
 	if d := time.Since(start); d < 450*time.Millisecond || d > 1500*time.Millisecond {
 		t.Errorf("client closed after %v, want about 500ms", d)
 	}
@@ -129,7 +127,7 @@ func TestMalformedReplies(t *testing.T) {
 		"silent": {"", "closed the connection without replying"},
 		"short":  {"HTTP/1.1 200 OK\r\nX:", "in the middle of its reply (19 bytes received)"},
 	}
-	sp := startScriptedProxy(t, func(c *net.TCPConn, req proxyRequest) {
+	sp := ct.StartScriptedProxy(t, func(c *net.TCPConn, req ct.Request) {
 		host := strings.TrimSuffix(strings.TrimPrefix(req.Line, "CONNECT "), ":1 HTTP/1.1")
 		io.WriteString(c, cases[host].reply)
 		c.CloseWrite()
@@ -144,7 +142,7 @@ func TestMalformedReplies(t *testing.T) {
 	ports, logs, _ := tunnels(t, 0, outs...)
 	for i, name := range names {
 		c := dialTunnel(t, ports[i])
-		if got := expectClosed(t, c, 3*time.Second); len(got) > 0 {
+		if got := expectClosed(t, c, 5*time.Second); len(got) > 0 {
 			t.Errorf("%s: client got %q", name, got)
 		}
 		logs.waitFor(t, "CONNECT "+name+":1 through web proxy "+sp.Addr()+": ", cases[name].want)
@@ -156,19 +154,19 @@ func TestMalformedReplies(t *testing.T) {
 // server's EOF reaches the client while the client still sends.
 func TestHalfClose(t *testing.T) {
 	got := make(chan string, 1)
-	serverFirst := serve(t, func(c net.Conn) {
+	serverFirst := ct.Serve(t, func(c net.Conn) {
 		io.WriteString(c, "bye\n")
 		c.(*net.TCPConn).CloseWrite()
 		b, _ := io.ReadAll(c)
 		got <- string(b)
 	})
-	echo := startBannerServer(t)
-	sp := startScriptedProxy(t, func(c *net.TCPConn, req proxyRequest) {
+	echo := ct.StartBannerServer(t)
+	sp := ct.StartScriptedProxy(t, func(c *net.TCPConn, req ct.Request) {
 		target := echo
 		if strings.Contains(req.Line, "server-first") {
 			target = serverFirst
 		}
-		tunnelTo(c, "HTTP/1.1 200 OK\r\n\r\n", target)
+		ct.TunnelTo(c, "HTTP/1.1 200 OK\r\n\r\n", target)
 	})
 	ports, _, _ := tunnels(t, 0,
 		&Out{Host: "client-first", Port: 1, ProxyHost: sp.Host, ProxyPort: sp.Port},
@@ -196,12 +194,12 @@ func TestHalfClose(t *testing.T) {
 }
 
 // TestEarlyClientData checks that what the client sends before the tunnel
-// is open reaches the server once it is, after the banner-bearing reply.
+// is open reaches the server once it is, after the ct.Banner-bearing reply.
 func TestEarlyClientData(t *testing.T) {
-	up := startBannerServer(t)
-	sp := startScriptedProxy(t, func(c *net.TCPConn, _ proxyRequest) {
+	up := ct.StartBannerServer(t)
+	sp := ct.StartScriptedProxy(t, func(c *net.TCPConn, _ ct.Request) {
 		time.Sleep(200 * time.Millisecond)
-		tunnelTo(c, "HTTP/1.1 200 OK\r\n\r\n", up)
+		ct.TunnelTo(c, "HTTP/1.1 200 OK\r\n\r\n", up)
 	})
 	ports, _, _ := tunnels(t, 0, &Out{Host: "127.0.0.1", Port: up, ProxyHost: sp.Host, ProxyPort: sp.Port})
 	echoCheck(t, dialTunnel(t, ports[0]), 100<<10, true) // written at once, while the proxy waits
@@ -210,16 +208,16 @@ func TestEarlyClientData(t *testing.T) {
 // TestSlowProxyDoesNotStall keeps a tunnel busy and opens new ones through
 // a fast proxy while another proxy sits on its reply.
 func TestSlowProxyDoesNotStall(t *testing.T) {
-	up := startBannerServer(t)
+	up := ct.StartBannerServer(t)
 	release := make(chan struct{})
-	slow := startScriptedProxy(t, func(c *net.TCPConn, _ proxyRequest) {
+	slow := ct.StartScriptedProxy(t, func(c *net.TCPConn, _ ct.Request) {
 		select {
 		case <-release:
 		case <-time.After(10 * time.Second):
 		}
 	})
 	defer close(release)
-	fast := startTinyproxy(t, false)
+	fast := ct.StartTinyproxy(t, false)
 	ports, _, _ := tunnels(t, 0,
 		&Out{Host: "127.0.0.1", Port: up, ProxyHost: slow.Host, ProxyPort: slow.Port, Timeout: 20 * time.Second},
 		&Out{Host: "127.0.0.1", Port: up, ProxyHost: fast.Host, ProxyPort: fast.Port})
@@ -228,7 +226,7 @@ func TestSlowProxyDoesNotStall(t *testing.T) {
 		stuck = append(stuck, dialTunnel(t, ports[0]))
 	}
 	for range 5 {
-		<-slow.requests // every slow handshake is under way
+		<-slow.Requests // every slow handshake is under way
 	}
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -257,13 +255,13 @@ func isTimeout(err error) bool {
 // Mainloop(2); after the 200 the server speaks first and lines go both
 // ways; the second connection gets a 403 and the client sees EOF.
 func TestNetProxyTcpConnect(t *testing.T) {
-	lines := serve(t, func(c net.Conn) {
+	lines := ct.Serve(t, func(c net.Conn) {
 		io.WriteString(c, "zlonk server ready\n")
 		io.Copy(c, c)
 	})
 	var mu sync.Mutex
 	n := 0
-	sp := startScriptedProxy(t, func(c *net.TCPConn, req proxyRequest) {
+	sp := ct.StartScriptedProxy(t, func(c *net.TCPConn, req ct.Request) {
 		mu.Lock()
 		n++
 		first := n == 1
@@ -272,17 +270,17 @@ func TestNetProxyTcpConnect(t *testing.T) {
 			io.WriteString(c, "HTTP/1.1 403 Forbidden\r\n\r\n")
 			return
 		}
-		tunnelTo(c, "HTTP/1.1 200 Connection established\r\n\r\n", lines)
+		ct.TunnelTo(c, "HTTP/1.1 200 Connection established\r\n\r\n", lines)
 	})
 	ports, logs, done := tunnels(t, 2, &Out{Host: "zlonk.crunch.com", Port: 443, ProxyHost: "localhost", ProxyPort: sp.Port})
 	c := dialTunnel(t, ports[0])
-	if r := <-sp.requests; r.Line != "CONNECT zlonk.crunch.com:443 HTTP/1.1" {
+	if r := <-sp.Requests; r.Line != "CONNECT zlonk.crunch.com:443 HTTP/1.1" {
 		t.Fatalf("proxy got %q", r.Line)
 	}
 	want := "zlonk server ready\n"
 	var sent bytes.Buffer
 	for i := range 5 {
-		line := "line " + itoa(i) + " zlonk zok zapeth\n"
+		line := "line " + strconv.Itoa(i) + " zlonk zok zapeth\n"
 		sent.WriteString(line)
 		io.WriteString(c, line)
 	}
@@ -293,7 +291,7 @@ func TestNetProxyTcpConnect(t *testing.T) {
 	}
 	c.Close()
 	c2 := dialTunnel(t, ports[0])
-	if got := expectClosed(t, c2, 3*time.Second); len(got) > 0 {
+	if got := expectClosed(t, c2, 5*time.Second); len(got) > 0 {
 		t.Fatalf("refused client got %q", got)
 	}
 	logs.waitFor(t, "refused: HTTP/1.1 403 Forbidden")
@@ -305,4 +303,35 @@ func TestNetProxyTcpConnect(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Mainloop(2) did not return after two connections")
 	}
+}
+
+// TestClientResetDuringHandshake: a client that resets while the proxy
+// has not answered yet; when the 200 comes, the proxy connection is
+// closed rather than relayed to nobody.
+func TestClientResetDuringHandshake(t *testing.T) {
+	gone := make(chan struct{})
+	sawEOF := make(chan time.Duration, 1)
+	sp := ct.StartScriptedProxy(t, func(c *net.TCPConn, _ ct.Request) {
+		<-gone
+		time.Sleep(50 * time.Millisecond) // let the loop see the reset
+		start := time.Now()
+		io.WriteString(c, "HTTP/1.1 200 OK\r\n\r\nhello")
+		io.Copy(io.Discard, c)
+		sawEOF <- time.Since(start)
+	})
+	ports, logs, _ := tunnels(t, 0, &Out{Host: "zlonk", Port: 443, ProxyHost: sp.Host, ProxyPort: sp.Port})
+	c := dialTunnel(t, ports[0])
+	<-sp.Requests
+	c.SetLinger(0)
+	c.Close()
+	close(gone)
+	select {
+	case d := <-sawEOF:
+		if d > time.Second {
+			t.Errorf("proxy connection closed %v after the reply", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("proxy connection still open 5 s after the client's reset")
+	}
+	logs.waitFor(t, "CONNECT zlonk:443 through web proxy "+sp.Addr()+": the client left before the tunnel was open")
 }
