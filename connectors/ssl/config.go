@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,7 +18,8 @@ import (
 const ReloadInterval = 5 * time.Second
 
 // Params are the TLS options of the ssl connectors, named as in
-// IO::Socket::SSL, which Net::Proxy hands them to.
+// IO::Socket::SSL, which Net::Proxy hands them to. ServerConfig and
+// ClientConfig check them and say which key is wrong.
 type Params struct {
 	// CertFile and KeyFile (SSL_cert_file, SSL_key_file): PEM certificate
 	// chain and key; required on the server side, a client certificate on
@@ -38,76 +38,38 @@ type Params struct {
 	Hostname string
 	// ALPN (SSL_alpn): protocols offered, in order of preference.
 	ALPN []string
-	// MinVersion (SSL_version): the oldest protocol version accepted; 0 for
-	// crypto/tls's default (TLS 1.2).
-	MinVersion uint16
+	// Version (SSL_version): the oldest protocol version accepted, such as
+	// TLSv1_2, TLSv1.3 or 1.2; crypto/tls's default (TLS 1.2) when empty.
+	Version string
 }
 
-// Names of the parameters ParseParams reads.
-var ParamNames = []string{"SSL_cert_file", "SSL_key_file", "SSL_ca_file", "SSL_verify_mode", "SSL_hostname", "SSL_alpn", "SSL_version"}
+// maxALPN is the longest protocol name TLS can carry.
+const maxALPN = 255
 
-// maxParamLen bounds every value: these are file names, host names and
-// short lists, and a config file is untrusted input too.
-const maxParamLen = 4096
-
-// ParseParams reads the SSL_ keys of a connector's parameters (keys it does
-// not know are left to the caller). SSL_alpn is a comma- or colon-separated
-// list; SSL_version is a minimum such as TLSv1_2, TLSv1.3 or 1.2.
-func ParseParams(kv map[string]string) (Params, error) {
-	p := Params{VerifyMode: -1}
-	for k, v := range kv {
-		if !strings.HasPrefix(k, "SSL_") {
-			continue
-		}
-		if len(v) > maxParamLen {
-			return p, fmt.Errorf("%s: value longer than %d bytes", k, maxParamLen)
-		}
-		if err := p.set(k, v); err != nil {
-			return p, fmt.Errorf("%s: %w", k, err)
+// base checks what both sides share and returns its part of a configuration.
+func (p Params) base() (*tls.Config, error) {
+	if p.VerifyMode != -1 && p.VerifyMode != 0 && p.VerifyMode != 1 && p.VerifyMode != 3 {
+		return nil, fmt.Errorf("SSL_verify_mode %d is not 0 (none), 1 (peer) or 3 (peer, required)", p.VerifyMode)
+	}
+	for _, proto := range p.ALPN {
+		if proto == "" || len(proto) > maxALPN {
+			return nil, fmt.Errorf("SSL_alpn: protocol names are 1 to %d bytes long", maxALPN)
 		}
 	}
-	return p, nil
-}
-
-func (p *Params) set(k, v string) error {
-	switch k {
-	case "SSL_cert_file":
-		p.CertFile = v
-	case "SSL_key_file":
-		p.KeyFile = v
-	case "SSL_ca_file":
-		p.CAFile = v
-	case "SSL_hostname":
-		p.Hostname = v
-	case "SSL_verify_mode":
-		m, err := strconv.Atoi(v)
-		if err != nil || (m != 0 && m != 1 && m != 3) {
-			return fmt.Errorf("%q is not 0 (none), 1 (peer) or 3 (peer, required)", v)
-		}
-		p.VerifyMode = m
-	case "SSL_alpn":
-		p.ALPN = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ':' })
-		for _, proto := range p.ALPN {
-			if len(proto) > 255 {
-				return errors.New("an ALPN protocol name is longer than 255 bytes")
-			}
-		}
-	case "SSL_version":
-		ver, err := parseVersion(v)
+	cfg := &tls.Config{NextProtos: p.ALPN}
+	if p.Version != "" {
+		v, err := parseVersion(p.Version)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		p.MinVersion = ver
-	default:
-		return errors.New("unknown TLS parameter")
+		cfg.MinVersion = v
 	}
-	return nil
+	return cfg, nil
 }
 
 func parseVersion(v string) (uint16, error) {
 	s := strings.NewReplacer("_", ".", "v", "").Replace(strings.ToLower(v))
-	s = strings.TrimPrefix(s, "tls")
-	switch s {
+	switch strings.TrimPrefix(s, "tls") {
 	case "1", "1.0":
 		return tls.VersionTLS10, nil
 	case "1.1":
@@ -117,7 +79,7 @@ func parseVersion(v string) (uint16, error) {
 	case "1.3":
 		return tls.VersionTLS13, nil
 	}
-	return 0, fmt.Errorf("%q is not a TLS version (TLSv1, TLSv1_1, TLSv1_2, TLSv1_3)", v)
+	return 0, fmt.Errorf("SSL_version %q is not a TLS version (TLSv1, TLSv1_1, TLSv1_2, TLSv1_3)", v)
 }
 
 // ServerConfig builds the configuration of the server side. The certificate
@@ -126,11 +88,15 @@ func (p Params) ServerConfig() (*tls.Config, error) {
 	if p.CertFile == "" || p.KeyFile == "" {
 		return nil, errors.New("SSL_cert_file and SSL_key_file are required")
 	}
+	cfg, err := p.base()
+	if err != nil {
+		return nil, err
+	}
 	kp, err := newKeyPair(p.CertFile, p.KeyFile)
 	if err != nil {
 		return nil, err
 	}
-	cfg := &tls.Config{GetCertificate: kp.getCertificate, NextProtos: p.ALPN, MinVersion: p.MinVersion}
+	cfg.GetCertificate = kp.getCertificate
 	switch p.VerifyMode {
 	case 1, 3:
 		if cfg.ClientCAs, err = loadPool(p.CAFile); err != nil {
@@ -148,8 +114,11 @@ func (p Params) ServerConfig() (*tls.Config, error) {
 // server unless VerifyMode is 0; Insecure tells whether it does not, for the
 // caller to log.
 func (p Params) ClientConfig() (*tls.Config, error) {
-	cfg := &tls.Config{ServerName: p.Hostname, NextProtos: p.ALPN, MinVersion: p.MinVersion}
-	var err error
+	cfg, err := p.base()
+	if err != nil {
+		return nil, err
+	}
+	cfg.ServerName = p.Hostname
 	if cfg.RootCAs, err = loadPool(p.CAFile); err != nil {
 		return nil, err
 	}

@@ -11,28 +11,23 @@ import (
 	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
 )
 
-func TestParseParams(t *testing.T) {
-	p, err := ParseParams(map[string]string{
-		"host": "localhost", "SSL_cert_file": "c.pem", "SSL_key_file": "k.pem", "SSL_ca_file": "ca.pem",
-		"SSL_verify_mode": "1", "SSL_hostname": "example.org", "SSL_alpn": "h2,http/1.1", "SSL_version": "TLSv1_3",
-	})
-	if err != nil {
-		t.Fatal(err)
+func TestParamsChecks(t *testing.T) {
+	cfg := clientConfig(t, Params{VerifyMode: 1, Hostname: "example.org", ALPN: []string{"h2", "http/1.1"}, Version: "TLSv1_3"})
+	if cfg.ServerName != "example.org" || strings.Join(cfg.NextProtos, " ") != "h2 http/1.1" || cfg.MinVersion != tls.VersionTLS13 {
+		t.Fatalf("got %+v", cfg)
 	}
-	want := Params{CertFile: "c.pem", KeyFile: "k.pem", CAFile: "ca.pem", VerifyMode: 1,
-		Hostname: "example.org", ALPN: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS13}
-	if p.CertFile != want.CertFile || p.KeyFile != want.KeyFile || p.CAFile != want.CAFile || p.VerifyMode != 1 ||
-		p.Hostname != want.Hostname || strings.Join(p.ALPN, " ") != "h2 http/1.1" || p.MinVersion != want.MinVersion {
-		t.Fatalf("got %+v", p)
+	for _, v := range []string{"TLSv1_2", "tlsv1.2", "1.2", "TLSv1.2"} {
+		if cfg := clientConfig(t, Params{Version: v, VerifyMode: -1}); cfg.MinVersion != tls.VersionTLS12 {
+			t.Errorf("SSL_version %s: %x", v, cfg.MinVersion)
+		}
 	}
-	for kv, msg := range map[[2]string]string{
-		{"SSL_verify_mode", "2"}:                    "SSL_verify_mode",
-		{"SSL_version", "SSLv3"}:                    "SSL_version",
-		{"SSL_cipher_list", "x"}:                    "unknown TLS parameter",
-		{"SSL_hostname", strings.Repeat("a", 5000)}: "longer than",
+	for p, msg := range map[string]Params{
+		"SSL_verify_mode": {VerifyMode: 2},
+		"SSL_version":     {Version: "SSLv3", VerifyMode: -1},
+		"SSL_alpn":        {ALPN: []string{strings.Repeat("a", 300)}, VerifyMode: -1},
 	} {
-		if _, err := ParseParams(map[string]string{kv[0]: kv[1]}); err == nil || !strings.Contains(err.Error(), msg) {
-			t.Errorf("%s=%.20q: error %v, want it to mention %q", kv[0], kv[1], err, msg)
+		if _, err := msg.ClientConfig(); err == nil || !strings.Contains(err.Error(), p) {
+			t.Errorf("%+v: error %v, want it to name %s", msg, err, p)
 		}
 	}
 }

@@ -310,6 +310,46 @@ func (e *Engine) Feed(p []byte) int {
 	return n
 }
 
+// errFull is FeedFrom's answer when the ciphertext queue has no room.
+var errFull = errors.New("ciphertext queue full")
+
+// FeedFrom is Feed without a copy: read fills the queue's free space
+// directly, as read(2) would (a socket's fd, typically), and FeedFrom returns
+// its results. With no room it returns errFull without calling read; after
+// the session ended, its failure.
+func (e *Engine) FeedFrom(read func(p []byte) (int, error)) (int, error) {
+	e.mu.Lock()
+	if e.closed {
+		defer e.mu.Unlock()
+		return 0, e.failure()
+	}
+	buf := e.cin.reserve()
+	if buf == nil {
+		e.feedBlocked = true
+		e.mu.Unlock()
+		return 0, errFull
+	}
+	e.mu.Unlock()
+	n, err := read(buf)
+	n = max(n, 0)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cin.commit(n)
+	if n > 0 {
+		e.dataIn.Broadcast()
+		e.startReaderLocked()
+	}
+	return n, err
+}
+
+// failure is the session's error, or net.ErrClosed after Close.
+func (e *Engine) failure() error {
+	if e.err != nil {
+		return e.err
+	}
+	return net.ErrClosed
+}
+
 // FeedEOF tells the engine that the socket's read side ended.
 func (e *Engine) FeedEOF() {
 	e.mu.Lock()
@@ -348,10 +388,8 @@ func (e *Engine) Read(p []byte) (int, error) {
 	switch {
 	case e.plainErr != nil:
 		return 0, e.plainErr
-	case e.err != nil:
-		return 0, e.err
 	case e.closed:
-		return 0, net.ErrClosed
+		return 0, e.failure()
 	}
 	return 0, nil
 }
@@ -362,10 +400,8 @@ func (e *Engine) Write(p []byte) (int, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	switch {
-	case e.err != nil:
-		return 0, e.err
 	case e.closed:
-		return 0, net.ErrClosed
+		return 0, e.failure()
 	case e.closeWrite:
 		return 0, ErrWriteClosed
 	}
@@ -378,12 +414,46 @@ func (e *Engine) Write(p []byte) (int, error) {
 }
 
 // CloseWrite sends close_notify once the queued plaintext is encrypted (and
-// the handshake done); WriteShut then reports it left.
+// the handshake done); WriteShut then reports it queued. When the engine is
+// idle, the alert is made at once on the calling goroutine (a two-byte
+// record: microseconds, and nothing it could wait for), so that a loop
+// closing the socket right after can still send it.
 func (e *Engine) CloseWrite() {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
+	if e.closeWrite {
+		return
+	}
 	e.closeWrite = true
-	e.startWriterLocked()
+	idle := e.hsDone && !e.closed && !e.readerOn && !e.writerOn && e.pout.len() == 0
+	if !idle || e.cout.free() < alertRoom {
+		e.startWriterLocked()
+		return
+	}
+	// Holding writerOn keeps every goroutine away from crypto/tls's output
+	// while the mutex is released: the reader is off and cannot start
+	// without the loop, which is here.
+	e.writerOn = true
+	e.mu.Unlock()
+	err := e.tc.CloseWrite()
+	e.mu.Lock()
+	e.writerOn = false
+	if err != nil {
+		e.failLocked(err)
+	}
+	e.writeDone, e.fire = true, false
+}
+
+// alertRoom is more than an encrypted alert record takes, so that making
+// one cannot wait for the loop to drain the queue.
+const alertRoom = 64
+
+// Buffered reports the output the engine holds: plaintext not yet
+// encrypted and ciphertext not yet taken by Cipher and Sent.
+func (e *Engine) Buffered() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cout.len() + e.pout.len()
 }
 
 // Close ends the session at once: its goroutines return promptly, no

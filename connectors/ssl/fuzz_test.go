@@ -3,6 +3,7 @@ package ssl
 import (
 	"crypto/tls"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,35 +80,24 @@ func FuzzServerFeed(f *testing.F) {
 	})
 }
 
-// ParseParams refuses what it cannot use with a message, and what it
-// accepts is usable.
-func FuzzParseParams(f *testing.F) {
-	for _, kv := range [][2]string{
-		{"SSL_version", "TLSv1_2"}, {"SSL_version", "tlsv1.3"}, {"SSL_version", "SSLv3"},
-		{"SSL_verify_mode", "1"}, {"SSL_verify_mode", "2"}, {"SSL_verify_mode", "-1"},
-		{"SSL_alpn", "h2,http/1.1"}, {"SSL_alpn", ":::"}, {"SSL_hostname", "localhost"},
-		{"SSL_bogus", "x"}, {"port", "443"},
-	} {
-		f.Add(kv[0], kv[1])
-	}
-	f.Fuzz(func(t *testing.T, k, v string) {
-		p, err := ParseParams(map[string]string{k: v})
+// Whatever SSL_version, SSL_verify_mode and SSL_alpn say, the client
+// configuration is refused with a message naming the key, or usable.
+func FuzzParams(f *testing.F) {
+	f.Add("TLSv1_2", 1, "h2")
+	f.Add("tlsv1.3", 0, "http/1.1")
+	f.Add("SSLv3", 2, "")
+	f.Add("", -1, "x")
+	f.Fuzz(func(t *testing.T, version string, mode int, alpn string) {
+		cfg, err := Params{Version: version, VerifyMode: mode, ALPN: []string{alpn}}.ClientConfig()
 		if err != nil {
-			if err.Error() == "" {
-				t.Fatal("empty error message")
+			if !strings.Contains(err.Error(), "SSL_") {
+				t.Fatalf("error %q names no key", err)
 			}
 			return
 		}
-		switch {
-		case p.VerifyMode != -1 && p.VerifyMode != 0 && p.VerifyMode != 1 && p.VerifyMode != 3:
-			t.Fatalf("verify mode %d from %q", p.VerifyMode, v)
-		case p.MinVersion != 0 && (p.MinVersion < tls.VersionTLS10 || p.MinVersion > tls.VersionTLS13):
-			t.Fatalf("version %x from %q", p.MinVersion, v)
-		}
-		for _, proto := range p.ALPN {
-			if proto == "" || len(proto) > 255 {
-				t.Fatalf("ALPN protocol %q from %q", proto, v)
-			}
+		badMode := mode != -1 && mode != 0 && mode != 1 && mode != 3
+		if badMode || cfg.MinVersion > tls.VersionTLS13 || len(alpn) == 0 || len(alpn) > 255 {
+			t.Fatalf("accepted %q %d %q", version, mode, alpn)
 		}
 	})
 }

@@ -1,0 +1,218 @@
+package ssl
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nproxy/nproxy/connectors"
+	"github.com/nproxy/nproxy/loop"
+)
+
+// The ssl connector, as Net::Proxy's: TLS on the client side (in) or the
+// server side (out), possibly starting in clear text and upgraded later by a
+// hook (Upgrade). Its type name is "ssl":
+//
+//	--in type=ssl,port=443,SSL_cert_file=cert.pem,SSL_key_file=key.pem
+//	--out type=ssl,host=example.org,port=443
+func init() {
+	connectors.Register("ssl", func(side connectors.Side) any {
+		if side == connectors.SideIn {
+			return &In{VerifyMode: -1}
+		}
+		return &Out{VerifyMode: -1}
+	})
+}
+
+// In accepts TLS clients on Host:Port: each is relayed once its handshake
+// succeeded (or at once, in clear, with StartCleartext).
+type In struct {
+	// Host is the address or name to listen on; empty means localhost and
+	// "*" every address.
+	Host string `param:"host"`
+	// Port is the TCP port to listen on.
+	Port int `param:"port,required,port"`
+	// StartCleartext relays in clear until a hook calls Upgrade.
+	StartCleartext bool `param:"start_cleartext"`
+	// Timeout bounds each handshake; DefaultHandshakeTimeout when 0.
+	Timeout time.Duration `param:"timeout"`
+	// The TLS options, as in Params.
+	CertFile   string   `param:"SSL_cert_file"`
+	KeyFile    string   `param:"SSL_key_file"`
+	CAFile     string   `param:"SSL_ca_file"`
+	VerifyMode int      `param:"SSL_verify_mode"`
+	ALPN       []string `param:"SSL_alpn"`
+	Version    string   `param:"SSL_version"`
+	// Hook, if set, sees the (plaintext) data read from clients.
+	Hook loop.Hook
+
+	once sync.Once
+	cfg  *tls.Config
+	err  error
+}
+
+// Validate implements connectors.Validator: the certificate and key load.
+func (c *In) Validate() error {
+	c.once.Do(func() {
+		p := Params{CertFile: c.CertFile, KeyFile: c.KeyFile, CAFile: c.CAFile,
+			VerifyMode: c.VerifyMode, ALPN: c.ALPN, Version: c.Version}
+		c.cfg, c.err = p.ServerConfig()
+	})
+	return c.err
+}
+
+// Listen implements connectors.In.
+func (c *In) Listen(l *loop.Loop, h connectors.Handler) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	return connectors.Listen(l, c.Host, c.Port, func(client *loop.Socket) {
+		client.Connector, client.Hook = c, c.Hook
+		if c.StartCleartext {
+			client.Raw = false // the bytes must reach the hook before they go on
+			h.Accepted(l, client)
+			return
+		}
+		newConn(client, c.cfg, true, Options{HandshakeTimeout: c.Timeout}, handshaking, func(err error) {
+			if err != nil {
+				l.Logger().Error(fmt.Sprintf("TLS handshake with client %s failed: %v", client.Nick(), err))
+				l.Close(client)
+				return
+			}
+			h.Accepted(l, client)
+		})
+	})
+}
+
+// Out connects to Host:Port and runs a TLS handshake (unless
+// StartCleartext) before the relay starts. The server's certificate is
+// verified unless VerifyMode is 0.
+type Out struct {
+	// Host is the server's address or name; names are resolved off the loop.
+	// It is also the name verified, unless Hostname is set.
+	Host string `param:"host,required"`
+	// Port is the server's TCP port.
+	Port int `param:"port,required,port"`
+	// StartCleartext relays in clear until a hook calls Upgrade.
+	StartCleartext bool `param:"start_cleartext"`
+	// Timeout bounds the connect and, separately, the handshake; 0 means
+	// their defaults.
+	Timeout time.Duration `param:"timeout"`
+	// The TLS options, as in Params.
+	CertFile   string   `param:"SSL_cert_file"`
+	KeyFile    string   `param:"SSL_key_file"`
+	CAFile     string   `param:"SSL_ca_file"`
+	VerifyMode int      `param:"SSL_verify_mode"`
+	Hostname   string   `param:"SSL_hostname"`
+	ALPN       []string `param:"SSL_alpn"`
+	Version    string   `param:"SSL_version"`
+	// Hook, if set, sees the (plaintext) data read from the server.
+	Hook loop.Hook
+
+	once sync.Once
+	cfg  *tls.Config
+	err  error
+	warn sync.Once
+}
+
+// Validate implements connectors.Validator.
+func (c *Out) Validate() error {
+	c.once.Do(func() { c.cfg, c.err = c.params().ClientConfig() })
+	return c.err
+}
+
+func (c *Out) params() Params {
+	p := Params{CertFile: c.CertFile, KeyFile: c.KeyFile, CAFile: c.CAFile, VerifyMode: c.VerifyMode,
+		Hostname: c.Hostname, ALPN: c.ALPN, Version: c.Version}
+	if p.Hostname == "" {
+		p.Hostname = c.Host
+	}
+	return p
+}
+
+// Open implements connectors.Out.
+func (c *Out) Open(l *loop.Loop, client *loop.Socket, h connectors.Handler) {
+	if err := c.Validate(); err != nil {
+		h.Failed(l, client, err)
+		return
+	}
+	if c.params().Insecure() {
+		c.warn.Do(func() {
+			l.Logger().Log(context.Background(), loop.LevelNotice, fmt.Sprintf("ssl out to %s port %d: SSL_verify_mode=0, the server's certificate is not verified", c.Host, c.Port))
+		})
+	}
+	l.Dial(c.Host, c.Port, c.Timeout, func(server *loop.Socket, err error) {
+		if err != nil {
+			h.Failed(l, client, err)
+			return
+		}
+		server.Connector, server.Hook = c, c.Hook
+		if c.StartCleartext {
+			server.Raw = false
+			h.Connected(l, client, server)
+			return
+		}
+		var tc *conn
+		tc = newConn(server, c.cfg, false, Options{HandshakeTimeout: c.Timeout}, handshaking, func(err error) {
+			if err != nil {
+				l.Close(server)
+				h.Failed(l, client, fmt.Errorf("TLS handshake with server %s port %d failed: %w", c.Host, c.Port, err))
+				return
+			}
+			h.Connected(l, client, server)
+			// The relay does not ask the transport for what it holds.
+			tc.phase = relaying
+			tc.wake()
+		})
+	})
+}
+
+// ErrNotSSL is Upgrade's answer for a socket no ssl connector made.
+var ErrNotSSL = errors.New("not a socket of an ssl connector")
+
+// Upgrade switches s to TLS, as Net::Proxy's upgrade_SSL: the server side
+// for a socket of an ssl In, the client side for one of an ssl Out
+// (normally with start_cleartext). It is meant for a hook that has just
+// seen the peer ask for it and answered in clear, for instance:
+//
+//	hook := func(data []byte, s *loop.Socket) []byte {
+//		if rest, ok := bytes.CutPrefix(data, []byte("STARTTLS\n")); ok {
+//			s.Write([]byte("OK\n"))
+//			ssl.Upgrade(s, rest)
+//			return nil
+//		}
+//		return data
+//	}
+//
+// early holds bytes read after the request that belong to TLS already (a
+// client that did not wait for the answer); they are not lost. Upgrading a
+// socket that is already TLS only logs a notice. The handshake runs under
+// the relay: its failure closes the connection like any error.
+func Upgrade(s *loop.Socket, early []byte) error {
+	if _, ok := s.Transport().(*conn); ok {
+		s.Loop().Logger().Log(context.Background(), loop.LevelNotice, "ssl: "+s.Nick()+" is already TLS, not upgraded again")
+		return nil
+	}
+	var c *conn
+	switch k := s.Connector.(type) {
+	case *In:
+		if err := k.Validate(); err != nil {
+			return err
+		}
+		c = newConn(s, k.cfg, true, Options{HandshakeTimeout: k.Timeout}, relaying, nil)
+	case *Out:
+		if err := k.Validate(); err != nil {
+			return err
+		}
+		c = newConn(s, k.cfg, false, Options{HandshakeTimeout: k.Timeout}, relaying, nil)
+	default:
+		return ErrNotSSL
+	}
+	if n := c.e.Feed(early); n < len(early) {
+		return fmt.Errorf("ssl: %d early bytes are more than the engine holds", len(early))
+	}
+	return nil
+}

@@ -1,0 +1,277 @@
+package ssl
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/nproxy/nproxy/loop"
+	"golang.org/x/sys/unix"
+)
+
+// phase is where a TLS socket stands with respect to the relay.
+type phase uint8
+
+const (
+	// handshaking: the connector's own handler drives the handshake.
+	handshaking phase = iota
+	// parked: the handshake is done and the socket waits, with no handler
+	// and no interest, for the relay to take it (the in side waits for
+	// its server to be reached).
+	parked
+	// relaying: the relay reads and writes through the transport.
+	relaying
+)
+
+// conn is the loop.Transport (and loop.Flusher) of a TLS socket: the relay
+// reads and writes plaintext through it, and it moves ciphertext between the
+// socket's fd and the engine. The engine's news comes back through Post as
+// a call to wake on the loop.
+type conn struct {
+	l     *loop.Loop
+	s     *loop.Socket
+	e     *Engine
+	phase phase
+	// done ends the handshake phase: err is nil on success.
+	done func(err error)
+
+	sockEOF    bool // the fd read EOF
+	readPaused bool // reading the fd stopped because the engine was full
+	recvDone   bool // Recv reported the end of the stream or a failure
+	wantShut   bool // the relay asked for CloseWrite
+	shut       bool // shutdown(SHUT_WR) done
+	logged     bool // the failure was logged
+	wakeFn     func()
+}
+
+// newConn puts s under TLS: the server side if server, else the client side.
+// In the handshaking phase, done is called on the loop when the handshake
+// ends; in the relaying phase (an upgrade), the relay sees the outcome.
+func newConn(s *loop.Socket, cfg *tls.Config, server bool, opt Options, ph phase, done func(error)) *conn {
+	c := &conn{l: s.Loop(), s: s, phase: ph, done: done}
+	c.wakeFn = c.wake
+	notify := func() { c.l.Post(c.wakeFn) }
+	if server {
+		c.e = NewServer(cfg, opt, notify)
+	} else {
+		c.e = NewClient(cfg, opt, notify)
+	}
+	s.SetTransport(c)
+	if ph == handshaking {
+		s.SetHandler(c)
+		c.l.WatchReader(s)
+	}
+	return c
+}
+
+// wake runs on the loop when the engine has news.
+func (c *conn) wake() {
+	if c.s.Closed() {
+		return
+	}
+	ev := c.e.Events()
+	if c.readPaused && ev&CanFeed != 0 {
+		c.readPaused = false
+		c.l.WatchReader(c.s)
+	}
+	if c.phase == parked && c.s.Peer != nil {
+		c.phase = relaying
+	}
+	switch c.phase {
+	case handshaking:
+		c.handshakeStep(ev)
+	case parked:
+		c.stash()
+	default:
+		// A socket that reported its end to the relay must not be called
+		// readable again: the relay would take that for a reset.
+		readable := ev&(PlainReady|Failed) != 0 && !c.recvDone
+		writable := ev&(CipherReady|CanWrite|WriteShut|Failed) != 0
+		c.l.Notify(c.s, readable, writable)
+	}
+}
+
+// Readable pulls ciphertext during the handshake phase.
+func (c *conn) Readable(*loop.Socket) {
+	if err := c.pull(); err != nil {
+		c.endHandshake(err)
+	}
+}
+
+// Writable sends ciphertext during the handshake phase.
+func (c *conn) Writable(*loop.Socket) { c.handshakeStep(c.e.Events()) }
+
+func (c *conn) handshakeStep(ev Events) {
+	err := c.Flush()
+	switch {
+	case ev&Failed != 0:
+		c.endHandshake(c.e.Err())
+	case err != nil && err != unix.EAGAIN:
+		c.endHandshake(err)
+	case ev&Handshaken != 0:
+		// Ciphertext left over (session tickets) goes out when the
+		// relay flushes the socket.
+		c.endHandshake(nil)
+	case err == unix.EAGAIN:
+		c.l.WatchWriter(c.s)
+	default:
+		c.l.UnwatchWriter(c.s)
+	}
+}
+
+// endHandshake parks the socket and reports the outcome. A failure is
+// reported once, with whatever alert the engine made sent if the socket
+// takes it.
+func (c *conn) endHandshake(err error) {
+	if c.phase != handshaking {
+		return
+	}
+	c.phase = parked
+	c.l.UnwatchReader(c.s)
+	c.l.UnwatchWriter(c.s)
+	c.s.SetHandler(nil)
+	if err == nil {
+		c.l.Logger().Debug("TLS handshake done", "socket", c.s.Nick(), "version", tls.VersionName(c.e.ConnectionState().Version))
+	}
+	c.done(err)
+}
+
+// stash hands plaintext decrypted while the socket is parked to the loop,
+// which delivers stashed bytes first when the relay starts: the relay does
+// not ask a transport for data it already holds. While parked the fd is not
+// read, so this is bounded by what came with the handshake.
+func (c *conn) stash() {
+	var buf [4096]byte
+	for {
+		n, _ := c.e.Read(buf[:])
+		if n == 0 {
+			return
+		}
+		c.s.Stash(buf[:n])
+	}
+}
+
+// pull moves ciphertext from the fd into the engine until the fd has none,
+// the engine has no room (reading pauses until it has), or EOF.
+func (c *conn) pull() error {
+	fd := c.s.Fd()
+	for !c.sockEOF {
+		n, err := c.e.FeedFrom(func(p []byte) (int, error) { return unix.Read(fd, p) })
+		switch {
+		case err == errFull:
+			c.readPaused = true
+			c.l.UnwatchReader(c.s)
+			return nil
+		case err == unix.EAGAIN || err == unix.EINTR:
+			return nil
+		case err != nil:
+			return err
+		case n == 0:
+			c.sockEOF = true
+			c.e.FeedEOF()
+			return nil
+		}
+	}
+	return nil
+}
+
+// Recv implements loop.Transport: plaintext for the relay.
+func (c *conn) Recv(p []byte) (int, error) {
+	c.phase = relaying
+	// Only a relay that wants data gets the fd read: a call made because
+	// wake reported plaintext while the relay holds back (its peer is
+	// full) only empties what the engine already holds.
+	if c.s.Reading() {
+		if err := c.pull(); err != nil {
+			return 0, c.failed(err)
+		}
+	}
+	n, err := c.e.Read(p)
+	switch {
+	case n > 0:
+		return n, nil
+	case err == io.EOF:
+		c.recvDone = true
+		return 0, nil
+	case err != nil:
+		c.recvDone = true
+		return 0, c.failed(err)
+	}
+	return 0, unix.EAGAIN
+}
+
+// Send implements loop.Transport: plaintext to encrypt.
+func (c *conn) Send(p []byte) (int, error) {
+	c.phase = relaying
+	n, err := c.e.Write(p)
+	switch {
+	case err != nil:
+		return 0, c.failed(err)
+	case n == 0:
+		return 0, unix.EAGAIN
+	}
+	return n, nil
+}
+
+// Flush implements loop.Flusher: it writes the engine's ciphertext to the
+// fd, then shuts the fd's write side once close_notify is out.
+func (c *conn) Flush() error {
+	fd := c.s.Fd()
+	for {
+		b := c.e.Cipher()
+		if len(b) == 0 {
+			break
+		}
+		n, err := unix.Write(fd, b)
+		if n > 0 {
+			c.e.Sent(n)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	ev := c.e.Events()
+	if c.wantShut && !c.shut && ev&WriteShut != 0 {
+		c.shut = true
+		unix.Shutdown(fd, unix.SHUT_WR)
+	}
+	if ev&Failed != 0 && c.phase == relaying {
+		return c.failed(c.e.Err())
+	}
+	return nil
+}
+
+// Buffered implements loop.Flusher. Plaintext still to encrypt counts, so
+// that the relay neither shuts nor closes the socket before it is sent.
+func (c *conn) Buffered() int { return c.e.Buffered() }
+
+// CloseWrite implements loop.Transport: close_notify, then shutdown(SHUT_WR).
+func (c *conn) CloseWrite() error {
+	c.wantShut = true
+	c.e.CloseWrite()
+	if err := c.Flush(); err != nil && err != unix.EAGAIN {
+		return err
+	}
+	return nil
+}
+
+// Close implements loop.Transport: the engine's goroutines end.
+func (c *conn) Close() error {
+	c.e.Close()
+	return nil
+}
+
+// failed logs a session failure once, at error level since it ends a
+// connection, and returns it for the relay.
+func (c *conn) failed(err error) error {
+	if !c.logged {
+		c.logged = true
+		c.l.Logger().Error(fmt.Sprintf("TLS with %s: %v", c.s.Nick(), err))
+	}
+	if errors.Is(err, unix.EAGAIN) {
+		// The relay takes EAGAIN for "not now"; a failure must end it.
+		return unix.EIO
+	}
+	return err
+}
