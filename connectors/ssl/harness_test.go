@@ -1,0 +1,206 @@
+package ssl
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"math/rand"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nproxy/nproxy"
+	"github.com/nproxy/nproxy/connectors"
+	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
+	"github.com/nproxy/nproxy/connectors/tcp"
+)
+
+// logBuffer collects nproxy's log for a test.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// waitLog waits up to 5 s for the log to contain want.
+func (b *logBuffer) waitLog(t *testing.T, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if strings.Contains(b.String(), want) {
+			return
+		}
+	}
+	t.Fatalf("the log lacks %q:\n%s", want, b.String())
+}
+
+// freePort returns a port of 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l := listen(t)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// proxy runs one proxy from in to out in Mainloop(0) until the test ends,
+// and returns its log (verbosity 1: notices). in listens on 127.0.0.1:port.
+func proxy(t *testing.T, port int, in connectors.In, out connectors.Out) *logBuffer {
+	t.Helper()
+	logs := &logBuffer{}
+	nproxy.SetLogOutput(logs)
+	nproxy.SetVerbosity(1)
+	p := nproxy.New(in, out)
+	p.Register()
+	done := make(chan error, 1)
+	go func() { done <- nproxy.Mainloop(0) }()
+	t.Cleanup(func() {
+		nproxy.Stop()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("Mainloop did not return after Stop")
+		}
+		p.Unregister()
+		nproxy.SetLogOutput(os.Stderr)
+		if t.Failed() {
+			t.Logf("nproxy log:\n%s", logs.String())
+		}
+	})
+	waitListening(t, port, done)
+	return logs
+}
+
+// waitListening reads /proc/net/tcp until 127.0.0.1:port listens (a test
+// connection would count as a proxied one).
+func waitListening(t *testing.T, port int, done <-chan error) {
+	t.Helper()
+	entry := fmt.Sprintf(" 0100007F:%04X 00000000:0000 0A ", port)
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		select {
+		case err := <-done:
+			t.Fatalf("Mainloop returned: %v", err)
+		default:
+		}
+		if table, err := os.ReadFile("/proc/net/tcp"); err == nil && bytes.Contains(table, []byte(entry)) {
+			return
+		}
+	}
+	t.Fatalf("nothing listens on port %d", port)
+}
+
+// end is one end of a relayed connection, read line by line.
+type end struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func newEnd(c net.Conn) *end {
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return &end{c, bufio.NewReader(c)}
+}
+
+// upgrade puts the end under TLS from now on.
+func (e *end) upgrade(t *testing.T, tc *tls.Conn) {
+	t.Helper()
+	if e.r.Buffered() > 0 {
+		t.Fatal("bytes buffered across the upgrade")
+	}
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	e.Conn, e.r = tc, bufio.NewReader(tc)
+}
+
+func (e *end) expect(t *testing.T, want string) {
+	t.Helper()
+	got, err := e.r.ReadString('\n')
+	if got != want {
+		t.Fatalf("read %q (%v), want %q", got, err, want)
+	}
+}
+
+// relayLine sends line from one end, at random, and reads it at the other,
+// as Net::Proxy's tests do.
+func relayLine(t *testing.T, rng *rand.Rand, a, b *end, line string) {
+	t.Helper()
+	if rng.Intn(2) == 0 {
+		a, b = b, a
+	}
+	if _, err := io.WriteString(a, line); err != nil {
+		t.Fatal(err)
+	}
+	b.expect(t, line)
+}
+
+// expectEOF reads the end until EOF, which must come within 5 s.
+func (e *end) expectEOF(t *testing.T) {
+	t.Helper()
+	e.SetReadDeadline(time.Now().Add(5 * time.Second))
+	rest, err := io.ReadAll(e.r)
+	if err != nil || len(rest) > 0 {
+		t.Fatalf("want EOF, got %q, %v", rest, err)
+	}
+}
+
+// backend accepts one connection on a fresh port of 127.0.0.1.
+type backend struct {
+	l    net.Listener
+	port int
+}
+
+func newBackend(t *testing.T) *backend {
+	l := listen(t)
+	return &backend{l, l.Addr().(*net.TCPAddr).Port}
+}
+
+func (b *backend) accept(t *testing.T) *end { return newEnd(accept(t, b.l)) }
+
+func sslIn(certs *ssltest.Certs, port int) *In {
+	return &In{Host: "127.0.0.1", Port: port, CertFile: certs.ServerCert, KeyFile: certs.ServerKey, VerifyMode: -1}
+}
+
+func sslOut(certs *ssltest.Certs, port int) *Out {
+	return &Out{Host: "127.0.0.1", Port: port, CAFile: certs.CA, VerifyMode: -1}
+}
+
+func tcpIn(port int) *tcp.In   { return &tcp.In{Host: "127.0.0.1", Port: port} }
+func tcpOut(port int) *tcp.Out { return &tcp.Out{Host: "127.0.0.1", Port: port} }
+
+func tlsClientConfig(t *testing.T, certs *ssltest.Certs) *tls.Config {
+	return clientConfig(t, Params{CAFile: certs.CA, Hostname: "localhost", VerifyMode: 1})
+}
+
+func tlsServerConfig(t *testing.T, certs *ssltest.Certs) *tls.Config {
+	return serverConfig(t, Params{CertFile: certs.ServerCert, KeyFile: certs.ServerKey, VerifyMode: -1})
+}
+
+var zlonk = []string{
+	"oscar delta sierra echo papa\n",
+	"Laurent_Fignon Henri_Pelissier Lucien_Petit_Breton Firmin_Lambot\n",
+	"Toronto London Herzliya Melbourne Munich\n",
+	"holy_icepicks holy_corpusles holy_Luthor_Burbank holy_hyperdermics\n",
+	"Woody_Long Alicia_Rio Dorothy_Le_May Janine_Lindemulder Barbara_Summer\n",
+}
+
+func seeded(t *testing.T) *rand.Rand {
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	return rand.New(rand.NewSource(seed))
+}
+
+func itoa(n int) string { return fmt.Sprint(n) }
