@@ -103,11 +103,20 @@ MaxStartups 100:30:200
 // proxy in front of the server) with the server's client key and runs args.
 func (s *SSHD) Client(ctx context.Context, addr string, args ...string) *exec.Cmd {
 	host, port, _ := net.SplitHostPort(addr)
+	return s.command(ctx, append([]string{"-p", port, "root@" + host}, args...))
+}
+
+// ClientVia is Client through an ssh ProxyCommand, a shell command whose
+// standard input and output carry the connection.
+func (s *SSHD) ClientVia(ctx context.Context, proxyCommand string, args ...string) *exec.Cmd {
+	return s.command(ctx, append([]string{"-o", "ProxyCommand=" + proxyCommand, "root@127.0.0.1"}, args...))
+}
+
+func (s *SSHD) command(ctx context.Context, args []string) *exec.Cmd {
 	base := []string{
 		"-i", filepath.Join(s.dir, "client_key"),
 		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
 		"-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10",
-		"-p", port, "root@" + host,
 	}
 	return exec.CommandContext(ctx, "ssh", append(base, args...)...)
 }

@@ -1,0 +1,366 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nproxy/nproxy/connectors/dual/dualtest"
+)
+
+// These tests run the real binary, nproxyBin, which the package's TestMain
+// (in connect_tunnel_test.go) builds once.
+
+// fakeLookup resolves the names the option tests use without DNS.
+func fakeLookup(host string) ([]string, error) {
+	switch host {
+	case "localhost":
+		return []string{"::1", "127.0.0.1"}, nil
+	case "zlonk.example":
+		return []string{"192.0.2.1"}, nil
+	}
+	return nil, errors.New("no such host")
+}
+
+func TestSSLHOptions(t *testing.T) {
+	o, err := parseSSLH([]string{"-p", "0.0.0.0:443", "-vv", "--verbose", "-t", "0.25", "--https", "8443"}, io.Discard, fakeLookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sslhOptions{
+		Listen: hostPort{"0.0.0.0", 443}, SSH: hostPort{"localhost", 22}, SSL: hostPort{"localhost", 8443},
+		Timeout: 250 * time.Millisecond, SSHProbe: true, Verbosity: 3,
+	}
+	if *o != want {
+		t.Errorf("got %+v, want %+v", *o, want)
+	}
+	o, err = parseSSLH([]string{"--port=[::1]:4443", "--ssh", "zlonk.example:2222", "-l", "127.0.0.1:443", "--no-ssh-probe"}, io.Discard, fakeLookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Listen != (hostPort{"::1", 4443}) || o.SSH != (hostPort{"zlonk.example", 2222}) || o.SSHProbe || o.Timeout != 2*time.Second {
+		t.Errorf("got %+v", *o)
+	}
+	in := o.in()
+	if in.Host != "::1" || in.Port != 4443 || len(in.Routes) != 0 || in.Timeout != 2*time.Second {
+		t.Errorf("dual in %+v", in)
+	}
+}
+
+// TestSSLHChecks: the script's checks, with its messages.
+func TestSSLHChecks(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{nil, "Options --ssl and --port are identical! (127.0.0.1:443)"}, // the script's defaults clash
+		{[]string{"-l", "8443", "-t", "0"}, "--timeout <seconds> must be a positive number (possibly fractional)"},
+		{[]string{"-l", "8443", "-t", "-1.5"}, "--timeout <seconds> must be a positive number (possibly fractional)"},
+		{[]string{"-l", "8443", "-t", "NaN"}, "--timeout <seconds> must be a positive number (possibly fractional)"},
+		{[]string{"-s", "22", "-l", "22"}, "--ssh and -ssl must point to different servers"},
+		{[]string{"-s", "localhost:22", "-l", "127.0.0.1:22"}, "Options --ssl and --ssh are identical! (127.0.0.1:22)"},
+		{[]string{"-p", "8443", "-l", "localhost:8443"}, "Options --ssl and --port are identical! (127.0.0.1:8443)"},
+		{[]string{"-p", "127.0.0.1:2222", "-s", "2222", "-l", "8443"}, "Options --ssh and --port are identical! (127.0.0.1:2222)"},
+		{[]string{"-l", "8443", "-p", "443x"}, `--port 443x: port "443x" must be a number in 1-65535`},
+		{[]string{"-l", "8443", "-s", "nowhere.invalid:22"}, "--ssh nowhere.invalid:22: can't resolve nowhere.invalid"},
+		{[]string{"-l", "8443", "-t", "soon"}, "Usage: sslh [-v]"},
+		{[]string{"--zlonk"}, "flag provided but not defined: -zlonk"},
+		{[]string{"-l", "8443", "extra"}, `unexpected argument "extra"`},
+	}
+	for _, c := range cases {
+		_, err := parseSSLH(c.args, io.Discard, fakeLookup)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("sslh %q: %v, want %q", c.args, err, c.want)
+		}
+	}
+	var help bytes.Buffer
+	if _, err := parseSSLH([]string{"-h"}, &help, fakeLookup); !errors.Is(err, flag.ErrHelp) || !strings.Contains(help.String(), "--no-ssh-probe") {
+		t.Errorf("-h: %v, %q", err, help.String())
+	}
+	if _, err := parseSSLH([]string{"-V"}, io.Discard, fakeLookup); !errors.Is(err, errVersion) {
+		t.Errorf("-V: %v", err)
+	}
+}
+
+// TestSSLHExitStatus runs the binary: a bad option is one line of the
+// script's message and exit status 2, before anything listens; an address
+// in use is exit status 2 too.
+func TestSSLHExitStatus(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"sslh", "-s", "22", "-l", "22"}, "--ssh and -ssl must point to different servers\n"},
+		{[]string{"sslh", "-l", "8443", "-t", "0"}, "--timeout <seconds> must be a positive number (possibly fractional)\n"},
+		{[]string{"sslh", "-p", busy.Addr().String(), "-l", "127.0.0.1:1"}, "can't listen on 127.0.0.1 port"},
+	}
+	for _, c := range cases {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var stderr bytes.Buffer
+		cmd := exec.CommandContext(ctx, nproxyBin, c.args...)
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		cancel()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("nproxy %q: %v, stderr %q; want exit status 2 and %q", c.args, err, stderr.String(), c.want)
+		}
+	}
+	out, err := exec.Command(nproxyBin, "sslh", "--version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "nproxy sslh ") {
+		t.Errorf("--version: %v, %q", err, out)
+	}
+}
+
+// daemon is the nproxy binary running in a test.
+type daemon struct {
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startDaemon runs nproxy with args until the test ends (SIGTERM, then
+// SIGKILL if it lingers), and waits until 127.0.0.1:port listens.
+func startDaemon(t *testing.T, port int, args ...string) *daemon {
+	t.Helper()
+	c := &daemon{cmd: exec.Command(nproxyBin, args...), stderr: &lockedBuffer{}}
+	c.cmd.Stderr = c.stderr
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- c.cmd.Wait() }()
+	t.Cleanup(func() {
+		c.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			c.cmd.Process.Kill()
+			<-exited
+			t.Error("nproxy did not stop on SIGTERM")
+		}
+		if t.Failed() {
+			t.Logf("nproxy's stderr:\n%s", c.stderr)
+		}
+	})
+	entry := fmt.Sprintf(" 0100007F:%04X 00000000:0000 0A ", port)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if table, err := os.ReadFile("/proc/net/tcp"); err == nil && bytes.Contains(table, []byte(entry)) {
+			return c
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("nproxy exited: %v\n%s", err, c.stderr)
+		default:
+		}
+	}
+	t.Fatalf("nproxy does not listen on port %d\n%s", port, c.stderr)
+	return nil
+}
+
+// sshEcho runs "echo word" over ssh and fails t unless it works within d.
+func sshEcho(t *testing.T, cmd *exec.Cmd, word string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	if err != nil || string(out) != word+"\n" {
+		t.Fatalf("%s: %v, output %q", strings.Join(cmd.Args, " "), err, out)
+	}
+	return time.Since(start)
+}
+
+// TestSSLHRealServers puts OpenSSH's sshd and openssl s_server behind
+// nproxy sslh: ssh and openssl s_client both get through the one port.
+// OpenSSH's client speaks first (it sends "SSH-2.0-..." without waiting
+// for the server), so the ssh probe is what sends it to sshd, at once.
+func TestSSLHRealServers(t *testing.T) {
+	sshd := dualtest.StartSSHD(t)
+	tlsd := dualtest.StartTLSServer(t)
+	port := dualtest.FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	nproxy := startDaemon(t, port, "sslh", "-vvv", "-t", "2", "-p", addr, "-s", sshd.Addr, "-l", tlsd.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for range 2 {
+		if d := sshEcho(t, sshd.Client(ctx, addr, "echo", "zlonk"), "zlonk"); d > 1500*time.Millisecond {
+			t.Errorf("ssh through sslh took %v: the probe should not wait for the 2 s timeout", d)
+		}
+		if got := dualtest.TLSRoundTrip(t, addr, "zowie"); got != "eiwoz" {
+			t.Errorf("openssl s_client through sslh got %q", got)
+		}
+	}
+	if log := nproxy.stderr.String(); !strings.Contains(log, "goes to probe ssh") || !strings.Contains(log, "goes to client_first") {
+		t.Errorf("the log does not show both routes:\n%s", log)
+	}
+}
+
+// TestSSLHTimeoutRoute shows how the script's rule alone (--no-ssh-probe)
+// handles ssh: OpenSSH's client, speaking first, lands on the SSL server
+// and fails; a client that waits for the server's banner, as old clients
+// did (here ssh behind a ProxyCommand that holds its bytes back past the
+// timeout), goes to sshd on the timeout and works.
+func TestSSLHTimeoutRoute(t *testing.T) {
+	if _, err := exec.LookPath("socat"); err != nil {
+		t.Skip("socat is not installed")
+	}
+	sshd := dualtest.StartSSHD(t)
+	tlsd := dualtest.StartTLSServer(t)
+	port := dualtest.FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	nproxy := startDaemon(t, port, "sslh", "-vvv", "--no-ssh-probe", "-t", "0.5", "-p", addr, "-s", sshd.Addr, "-l", tlsd.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	out, err := sshd.Client(ctx, addr, "echo", "zlonk").CombinedOutput()
+	if err == nil {
+		t.Errorf("ssh speaking first got through to sshd without the probe: %q", out)
+	}
+	t.Logf("ssh speaking first, without the probe: %v: %s", err, out)
+	if log := nproxy.stderr.String(); !strings.Contains(log, "goes to client_first") {
+		t.Errorf("ssh did not go to client_first:\n%s", log)
+	}
+	held := fmt.Sprintf("sh -c '{ sleep 1; exec cat; } | exec socat STDIO TCP:%s'", addr)
+	if d := sshEcho(t, sshd.ClientVia(ctx, held, "echo", "zowie"), "zowie"); d < 900*time.Millisecond {
+		t.Errorf("the held-back ssh took only %v", d)
+	}
+	if log := nproxy.stderr.String(); !strings.Contains(log, "goes to server_first (timeout)") {
+		t.Errorf("the held-back ssh did not go to server_first on the timeout:\n%s", log)
+	}
+	if got := dualtest.TLSRoundTrip(t, addr, "crunch"); got != "hcnurc" {
+		t.Errorf("openssl s_client through sslh got %q", got)
+	}
+}
+
+// TestSSLHSilentCrowd: through the command, 1,000 silent clients wait on
+// the 2 s timeout while openssl s_client handshakes and round-trips a line:
+// it does not wait for them.
+func TestSSLHSilentCrowd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000 connections")
+	}
+	sshd := dualtest.StartSSHD(t)
+	tlsd := dualtest.StartTLSServer(t)
+	port := dualtest.FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	startDaemon(t, port, "sslh", "-p", addr, "-s", sshd.Addr, "-l", tlsd.Addr)
+	start := time.Now()
+	var silent []net.Conn
+	for range 1000 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		silent = append(silent, c)
+	}
+	t0 := time.Now()
+	if got := dualtest.TLSRoundTrip(t, addr, "zlonk"); got != "knolz" {
+		t.Fatalf("openssl s_client got %q", got)
+	}
+	rtt := time.Since(t0)
+	t.Logf("1,000 silent clients in %v; s_client round trip %v", t0.Sub(start), rtt)
+	if time.Since(start) > 2*time.Second {
+		t.Fatal("too slow to prove anything: the silent clients' timeout passed")
+	}
+	if rtt > time.Second {
+		t.Errorf("s_client took %v while 1,000 clients waited", rtt)
+	}
+	// The first silent client then meets sshd, which speaks first.
+	silent[0].SetReadDeadline(time.Now().Add(10 * time.Second))
+	banner, err := bufio.NewReader(silent[0]).ReadString('\n')
+	if err != nil || !strings.HasPrefix(banner, "SSH-2.0-OpenSSH") {
+		t.Errorf("silent client read %q, %v", banner, err)
+	}
+}
+
+// TestDualFromConfig runs a dual proxy from a YAML file (with probes) and
+// from --in/--out with dotted keys, through the command.
+func TestDualFromConfig(t *testing.T) {
+	sshd := dualtest.StartSSHD(t)
+	tlsd := dualtest.StartTLSServer(t)
+	sshHost, sshPort, _ := net.SplitHostPort(sshd.Addr)
+	tlsHost, tlsPort, _ := net.SplitHostPort(tlsd.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	port := dualtest.FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	yaml := fmt.Sprintf(`proxies:
+  - in:
+      type: dual
+      host: 127.0.0.1
+      port: %d
+      timeout: 5
+      server_first: {type: tcp, host: %s, port: %s}
+      client_first: {type: tcp, host: 192.0.2.1, port: 9}
+      probes:
+        - {type: tls, out: {type: tcp, host: %s, port: %s}}
+        - {type: ssh, out: server_first}
+    out: {type: dummy}
+`, port, sshHost, sshPort, tlsHost, tlsPort)
+	file := filepath.Join(t.TempDir(), "dual.yaml")
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, port, "-c", file)
+	// Both reach their servers through probes: neither waits 5 s, and the
+	// unroutable client_first is never used.
+	if d := sshEcho(t, sshd.Client(ctx, addr, "echo", "zlonk"), "zlonk"); d > 3*time.Second {
+		t.Errorf("ssh took %v", d)
+	}
+	if got := dualtest.TLSRoundTrip(t, addr, "zowie"); got != "eiwoz" {
+		t.Errorf("s_client got %q", got)
+	}
+
+	port = dualtest.FreePort(t)
+	addr = fmt.Sprintf("127.0.0.1:%d", port)
+	spec := fmt.Sprintf("type=dual,host=127.0.0.1,port=%d,timeout=0.3,server_first.type=tcp,server_first.host=%s,server_first.port=%s,client_first.type=tcp,client_first.host=%s,client_first.port=%s",
+		port, sshHost, sshPort, tlsHost, tlsPort)
+	startDaemon(t, port, "--in", spec, "--out", "type=dummy")
+	if got := dualtest.TLSRoundTrip(t, addr, "crunch"); got != "hcnurc" {
+		t.Errorf("s_client got %q", got)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if banner, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.HasPrefix(banner, "SSH-2.0-") {
+		t.Errorf("a silent client read %q, %v", banner, err)
+	}
+}
