@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"net"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nproxy/nproxy/connectors/tcp"
 	"github.com/nproxy/nproxy/loop"
 )
 
@@ -165,4 +167,31 @@ func TestSilentCrowd(t *testing.T) {
 		}
 	}
 	t.Logf("all greeted by A %v after the first connected", time.Since(start))
+}
+
+// TestBackendDown is Net::Proxy's tcp_fail through dual: when the chosen
+// server refuses, on either route, the client sees EOF promptly and the
+// connection counts as opened and closed.
+func TestBackendDown(t *testing.T) {
+	refused := func() *tcp.Out {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return &tcp.Out{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port}
+	}
+	r := startDual(t, &In{Timeout: 200 * time.Millisecond, ServerFirst: refused(), ClientFirst: refused()}, 2)
+	talker := r.dial(t)
+	talker.Write([]byte("zlonk\n"))
+	silent := r.dial(t)
+	expectEOF(t, talker, 2*time.Second)
+	expectEOF(t, silent, 2*time.Second)
+	r.wait(t, 5*time.Second)
+	if r.proxy.Opened() != 2 || r.proxy.Closed() != 2 {
+		t.Errorf("opened %d closed %d, want 2 and 2", r.proxy.Opened(), r.proxy.Closed())
+	}
+	if log := r.logs.String(); strings.Count(log, "connection refused") != 2 {
+		t.Errorf("want two refusals in the log:\n%s", log)
+	}
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nproxy/nproxy"
 )
 
 // routed is a dual connector with one backend per route, every backend
@@ -242,9 +244,19 @@ func openFDs(t *testing.T) int {
 // TestMixedLoad is a load test in sslh's style: many clients at once, half
 // of them silent (they wait for A's greeting), the others opening with SSH,
 // TLS, HTTP or unknown bytes; each then streams random data and must get
-// exactly its own data back from the backend its opening calls for.
+// exactly its own data back from the backend its opening calls for. It
+// runs on one loop, then on two (SO_REUSEPORT listeners).
 func TestMixedLoad(t *testing.T) {
-	const clients = 400
+	for _, loops := range []int{1, 2} {
+		t.Run(fmt.Sprintf("loops=%d", loops), func(t *testing.T) {
+			nproxy.SetOptions(nproxy.Options{Loops: loops})
+			defer nproxy.SetOptions(nproxy.Options{})
+			mixedLoad(t, 400)
+		})
+	}
+}
+
+func mixedLoad(t *testing.T, clients int) {
 	// The timeout leaves client-first clients time to write under -race.
 	r := startRouted(t, time.Second, bannerEcho)
 	var kinds []string
