@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -56,7 +58,11 @@ func runBulk(e *env, peers []*peer) ([]*table, error) {
 			sc = scBulk8
 		}
 		gbps[n], cpu[n] = higher("throughput", "Gbit/s"), lower("proxy CPU", "s/GB")
-		tables[n] = newTable(sc, fmt.Sprintf("Bulk throughput, %d stream(s)", n), method, peers, sc, gbps[n], cpu[n])
+		title := "Bulk throughput, 1 stream"
+		if n > 1 {
+			title = fmt.Sprintf("Bulk throughput, %d streams", n)
+		}
+		tables[n] = newTable(sc, title, method, peers, sc, gbps[n], cpu[n])
 	}
 	var live []*running
 	defer func() {
@@ -108,6 +114,7 @@ func runBulk(e *env, peers []*peer) ([]*table, error) {
 			}
 		}
 	}
+	profileBulk(e, live)
 	return []*table{tables[1], tables[8]}, nil
 }
 
@@ -140,4 +147,72 @@ func waitChildrenReaped(pid int, max time.Duration) {
 	for len(tree(pid)) > 1 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// profiledPeers are profiled with perf during an extra 1-stream test, after
+// the measured rounds, so that the report can say where the CPU goes.
+var profiledPeers = []string{nproxyName, "haproxy-nbthread1", "naive-go"}
+
+// profileBulk records a flat perf profile of each profiled relay and keeps
+// its top symbols for the report. Without perf it does nothing.
+func profileBulk(e *env, live []*running) {
+	if _, err := exec.LookPath("perf"); err != nil {
+		return
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "Where the CPU goes in one 1-stream test, after the measured rounds "+
+		"(`perf record -F 999 -p PID -- sleep %d`, then `perf report --stdio --no-children --sort dso,symbol`; "+
+		"at most 15 entries above 1%%; `[k]` is time in the kernel on the relay's behalf):\n\n", e.cfg.bulkSecs)
+	found := false
+	for _, name := range profiledPeers {
+		for _, r := range live {
+			if r.p == nil || r.p.name != name || r.proc == nil {
+				continue
+			}
+			top, err := perfTop(e, r)
+			if err != nil {
+				logf("   perf %s: %v", name, err)
+				continue
+			}
+			found = true
+			fmt.Fprintf(&sb, "<details><summary>%s</summary>\n\n```\n%s```\n\n</details>\n\n", name, top)
+		}
+	}
+	if found {
+		e.mu.Lock()
+		if e.profiles == nil {
+			e.profiles = map[string]string{}
+		}
+		e.profiles[scBulk1] = sb.String()
+		e.mu.Unlock()
+	}
+}
+
+func perfTop(e *env, r *running) (string, error) {
+	data := filepath.Join(e.logDir, "perf-"+r.p.name+".data")
+	secs := strconv.Itoa(e.cfg.bulkSecs)
+	rec, err := start(e.logDir, nil, "perf", "record", "-F", "999", "-p", strconv.Itoa(r.pid()), "-o", data, "--", "sleep", secs)
+	if err != nil {
+		return "", err
+	}
+	_, _, ierr := iperf(e, r, 1)
+	<-rec.done
+	if ierr != nil {
+		return "", ierr
+	}
+	out, err := exec.Command("perf", "report", "-i", data, "--stdio", "--no-children",
+		"--sort", "dso,symbol", "--percent-limit", "1").Output()
+	if err != nil {
+		return "", err
+	}
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.TrimSpace(l) != "" && !strings.HasPrefix(l, "#") {
+			lines = append(lines, strings.TrimRight(l, " -"))
+		}
+		if len(lines) == 15 {
+			break
+		}
+	}
+	return strings.Join(lines, "\n") + "\n", nil
 }

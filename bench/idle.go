@@ -14,7 +14,7 @@ import (
 func runIdle(e *env, peers []*peer) ([]*table, error) {
 	n := e.cfg.idleConns
 	rss, pss := lower("RSS", "KiB/conn"), lower("PSS", "KiB/conn")
-	fds, leak := lower("fds", "fds/conn"), lower("fds left after close", "fds")
+	fds, leak := lower("fds", "fds/conn"), info("fds left after close", "fds")
 	t := newTable(scIdle, fmt.Sprintf("Idle cost, %d proxied connections", n), fmt.Sprintf(
 		"A fresh relay, one warm-up connection, then %d connections opened one at a time, each checked "+
 			"to echo 64 bytes once before the next (so the listen backlog plays no part), then held idle. Growth of the relay's VmRSS, Pss (smaps_rollup) and open "+

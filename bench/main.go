@@ -63,6 +63,7 @@ type env struct {
 
 	mu       sync.Mutex
 	commands map[string]string // peer -> exact command line, for the report
+	profiles map[string]string // table key -> perf profile section, for the report
 }
 
 func (e *env) recordCommand(name string, envv, argv []string) {
@@ -72,7 +73,12 @@ func (e *env) recordCommand(name string, envv, argv []string) {
 		e.commands = map[string]string{}
 	}
 	if _, ok := e.commands[name]; !ok {
-		e.commands[name] = strings.Join(append(append([]string{}, envv...), argv...), " ")
+		// Temporary paths mean nothing to a reader: name what they hold.
+		line := strings.Join(append(append([]string{}, envv...), argv...), " ")
+		line = strings.ReplaceAll(line, e.self, "go run ./bench")
+		line = strings.ReplaceAll(line, e.logDir+"/nproxy", "$TMP/nproxy")
+		line = strings.ReplaceAll(line, e.root+"/", "")
+		e.commands[name] = line
 	}
 }
 

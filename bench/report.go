@@ -41,6 +41,9 @@ func (r *report) write(path, chartDir string) error {
 			return err
 		}
 		r.table(w, t)
+		if p := r.env.profiles[t.key]; p != "" {
+			w("%s\n", p)
+		}
 	}
 	r.peerList(w)
 	if len(r.failures) > 0 {
@@ -89,19 +92,32 @@ func (r *report) table(w writer, t *table) {
 			if s.n > 1 {
 				spread = num(s.min) + "–" + num(s.max)
 			}
-			w(" %s | %s | %s |", num(s.med), spread, num(ref.med/s.med))
+			ratio := ref.med / s.med
+			if m.noRatio || math.IsInf(ratio, 0) || s.med == 0 {
+				ratio = math.NaN()
+			}
+			w(" %s | %s | %s |", num(s.med), spread, num(ratio))
 		}
 		w("\n")
 	}
 	w("\n")
+	var lo, hi []string
 	for _, m := range t.metrics {
-		if m.lowerBetter {
-			w("Lower is better for %s; ", m.name)
-		} else {
-			w("Higher is better for %s; ", m.name)
+		switch {
+		case m.noRatio:
+		case m.lowerBetter:
+			lo = append(lo, m.name)
+		default:
+			hi = append(hi, m.name)
 		}
 	}
-	w("spread is min–max over rounds. Load average (`/proc/loadavg`) before: %s; after: %s.\n\n", t.load[0], t.load[1])
+	if len(hi) > 0 {
+		w("Higher is better: %s. ", strings.Join(hi, ", "))
+	}
+	if len(lo) > 0 {
+		w("Lower is better: %s. ", strings.Join(lo, ", "))
+	}
+	w("Spread is min–max over rounds. Load average (`/proc/loadavg`) before: %s; after: %s.\n\n", t.load[0], t.load[1])
 	w("![%s](bench/charts/%s.svg)\n\n", t.title, t.key)
 	for _, p := range t.peers {
 		for _, n := range t.notes[p] {

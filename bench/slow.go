@@ -13,7 +13,7 @@ const slowRate = 1 << 20 // bytes per second
 
 func runSlowReader(e *env, peers []*peer) ([]*table, error) {
 	growth := lower("peak RSS growth", "MiB")
-	pushed := higher("accepted from the client", "MiB")
+	pushed := info("accepted from the client", "MiB")
 	t := newTable(scSlowRead, "Slow reader", fmt.Sprintf(
 		"The upstream reads 1 MiB/s (16 KiB reads, paced). The client writes up to %d MiB as fast as the relay "+
 			"accepts it, for at most %v; the relay's VmRSS (summed over its process tree) is sampled every 20 ms "+

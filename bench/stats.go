@@ -22,6 +22,7 @@ type metric struct {
 	name        string
 	unit        string
 	lowerBetter bool
+	noRatio     bool // a context figure, not a score: no nproxy ÷ peer
 	vals        map[string][]float64
 }
 
@@ -40,6 +41,7 @@ func newTable(key, title, method string, peers []*peer, sc string, metrics ...*m
 
 func higher(name, unit string) *metric { return &metric{name: name, unit: unit} }
 func lower(name, unit string) *metric  { return &metric{name: name, unit: unit, lowerBetter: true} }
+func info(name, unit string) *metric   { return &metric{name: name, unit: unit, noRatio: true} }
 
 func (m *metric) add(peer string, v float64) { m.vals[peer] = append(m.vals[peer], v) }
 
