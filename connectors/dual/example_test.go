@@ -30,5 +30,7 @@ func ExampleIn() {
 		},
 	}, dummy.Connector{})
 	p.Register()
-	_ = nproxy.Mainloop // nproxy.Mainloop(0) would serve until a signal
+	if err := nproxy.Mainloop(0); err != nil { // serves until a signal
+		panic(err)
+	}
 }
