@@ -73,7 +73,14 @@ func handshakeMessage(b []byte) ([]byte, Verdict) {
 		if len(b) < recordHeaderLen+n {
 			return nil, NeedMore
 		}
-		msg = append(msg, b[recordHeaderLen:recordHeaderLen+n]...)
+		// A hello in one record, the usual case, is read in place; the
+		// capped capacity makes a second record's append copy, not clobber b.
+		frag := b[recordHeaderLen : recordHeaderLen+n : recordHeaderLen+n]
+		if msg == nil {
+			msg = frag
+		} else {
+			msg = append(msg, frag...)
+		}
 		b = b[recordHeaderLen+n:]
 		if want < 0 && len(msg) >= 1 && msg[0] != handshakeClient {
 			return nil, NoMatch
