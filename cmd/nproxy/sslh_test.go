@@ -1,17 +1,18 @@
-package main
+package main_test
 
 import (
 	"bufio"
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,83 +23,11 @@ import (
 )
 
 // These tests run the real binary, nproxyBin, which the package's TestMain
-// (in connect_tunnel_test.go) builds once.
+// builds once; they see what a user sees.
 
-// fakeLookup resolves the names the option tests use without DNS.
-func fakeLookup(host string) ([]string, error) {
-	switch host {
-	case "localhost":
-		return []string{"::1", "127.0.0.1"}, nil
-	case "zlonk.example":
-		return []string{"192.0.2.1"}, nil
-	}
-	return nil, errors.New("no such host")
-}
-
-func TestSSLHOptions(t *testing.T) {
-	o, err := parseSSLH([]string{"-p", "0.0.0.0:443", "-vv", "--verbose", "-t", "0.25", "--https", "8443"}, io.Discard, fakeLookup)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := sslhOptions{
-		Listen: hostPort{"0.0.0.0", 443}, SSH: hostPort{"localhost", 22}, SSL: hostPort{"localhost", 8443},
-		Timeout: 250 * time.Millisecond, SSHProbe: true, Verbosity: 3,
-	}
-	if *o != want {
-		t.Errorf("got %+v, want %+v", *o, want)
-	}
-	o, err = parseSSLH([]string{"--port=[::1]:4443", "--ssh", "zlonk.example:2222", "-l", "127.0.0.1:443", "--no-ssh-probe"}, io.Discard, fakeLookup)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.Listen != (hostPort{"::1", 4443}) || o.SSH != (hostPort{"zlonk.example", 2222}) || o.SSHProbe || o.Timeout != 2*time.Second {
-		t.Errorf("got %+v", *o)
-	}
-	in := o.in()
-	if in.Host != "::1" || in.Port != 4443 || len(in.Routes) != 0 || in.Timeout != 2*time.Second {
-		t.Errorf("dual in %+v", in)
-	}
-}
-
-// TestSSLHChecks: the script's checks, with its messages.
+// TestSSLHChecks: the script's checks, with its messages, before anything
+// listens; exit status 2. An address in use is exit status 2 too.
 func TestSSLHChecks(t *testing.T) {
-	cases := []struct {
-		args []string
-		want string
-	}{
-		{nil, "Options --ssl and --port are identical! (127.0.0.1:443)"}, // the script's defaults clash
-		{[]string{"-l", "8443", "-t", "0"}, "--timeout <seconds> must be a positive number (possibly fractional)"},
-		{[]string{"-l", "8443", "-t", "-1.5"}, "--timeout <seconds> must be a positive number (possibly fractional)"},
-		{[]string{"-l", "8443", "-t", "NaN"}, "--timeout <seconds> must be a positive number (possibly fractional)"},
-		{[]string{"-s", "22", "-l", "22"}, "--ssh and -ssl must point to different servers"},
-		{[]string{"-s", "localhost:22", "-l", "127.0.0.1:22"}, "Options --ssl and --ssh are identical! (127.0.0.1:22)"},
-		{[]string{"-p", "8443", "-l", "localhost:8443"}, "Options --ssl and --port are identical! (127.0.0.1:8443)"},
-		{[]string{"-p", "127.0.0.1:2222", "-s", "2222", "-l", "8443"}, "Options --ssh and --port are identical! (127.0.0.1:2222)"},
-		{[]string{"-l", "8443", "-p", "443x"}, `--port 443x: port "443x" must be a number in 1-65535`},
-		{[]string{"-l", "8443", "-s", "nowhere.invalid:22"}, "--ssh nowhere.invalid:22: can't resolve nowhere.invalid"},
-		{[]string{"-l", "8443", "-t", "soon"}, "Usage: sslh [-v]"},
-		{[]string{"--zlonk"}, "flag provided but not defined: -zlonk"},
-		{[]string{"-l", "8443", "extra"}, `unexpected argument "extra"`},
-	}
-	for _, c := range cases {
-		_, err := parseSSLH(c.args, io.Discard, fakeLookup)
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("sslh %q: %v, want %q", c.args, err, c.want)
-		}
-	}
-	var help bytes.Buffer
-	if _, err := parseSSLH([]string{"-h"}, &help, fakeLookup); !errors.Is(err, flag.ErrHelp) || !strings.Contains(help.String(), "--no-ssh-probe") {
-		t.Errorf("-h: %v, %q", err, help.String())
-	}
-	if _, err := parseSSLH([]string{"-V"}, io.Discard, fakeLookup); !errors.Is(err, errVersion) {
-		t.Errorf("-V: %v", err)
-	}
-}
-
-// TestSSLHExitStatus runs the binary: a bad option is one line of the
-// script's message and exit status 2, before anything listens; an address
-// in use is exit status 2 too.
-func TestSSLHExitStatus(t *testing.T) {
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -108,46 +37,61 @@ func TestSSLHExitStatus(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"sslh", "-s", "22", "-l", "22"}, "--ssh and -ssl must point to different servers\n"},
-		{[]string{"sslh", "-l", "8443", "-t", "0"}, "--timeout <seconds> must be a positive number (possibly fractional)\n"},
-		{[]string{"sslh", "-p", busy.Addr().String(), "-l", "127.0.0.1:1"}, "can't listen on 127.0.0.1 port"},
+		{nil, "Options --ssl and --port are identical! (127.0.0.1:443)\n"}, // the script's defaults clash
+		{[]string{"-l", "8443", "-t", "0"}, "--timeout <seconds> must be a positive number (possibly fractional)\n"},
+		{[]string{"-l", "8443", "-t", "-1.5"}, "--timeout <seconds> must be a positive number (possibly fractional)\n"},
+		{[]string{"-l", "8443", "-t", "NaN"}, "--timeout <seconds> must be a positive number (possibly fractional)\n"},
+		{[]string{"-s", "22", "-l", "22"}, "--ssh and -ssl must point to different servers\n"},
+		{[]string{"-s", "localhost:22", "--https", "127.0.0.1:22"}, "Options --ssl and --ssh are identical! (127.0.0.1:22)\n"},
+		{[]string{"-p", "8443", "--ssl", "localhost:8443"}, "Options --ssl and --port are identical! (127.0.0.1:8443)\n"},
+		{[]string{"-p", "127.0.0.1:2222", "-s", "2222", "-l", "8443"}, "Options --ssh and --port are identical! (127.0.0.1:2222)\n"},
+		{[]string{"-p", "[::1]:4443", "-s", "[::1]:4443", "-l", "8443"}, "Options --ssh and --port are identical! ([::1]:4443)\n"},
+		{[]string{"-l", "8443", "-p", "443x"}, `--port 443x: port "443x" must be a number in 1-65535`},
+		{[]string{"-l", "8443", "-t", "soon"}, "Usage: sslh [-v]"},
+		{[]string{"--zlonk"}, "flag provided but not defined: -zlonk"},
+		{[]string{"-l", "8443", "extra"}, `unexpected argument "extra"`},
+		{[]string{"-p", busy.Addr().String(), "-l", "127.0.0.1:1"}, "can't listen on 127.0.0.1 port"},
 	}
 	for _, c := range cases {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		var stderr bytes.Buffer
-		cmd := exec.CommandContext(ctx, nproxyBin, c.args...)
+		cmd := exec.CommandContext(ctx, nproxyBin, append([]string{"sslh"}, c.args...)...)
 		cmd.Stderr = &stderr
 		err := cmd.Run()
 		cancel()
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(stderr.String(), c.want) {
-			t.Errorf("nproxy %q: %v, stderr %q; want exit status 2 and %q", c.args, err, stderr.String(), c.want)
+			t.Errorf("nproxy sslh %q: %v, stderr %q; want exit status 2 and %q", c.args, err, stderr.String(), c.want)
 		}
 	}
 	out, err := exec.Command(nproxyBin, "sslh", "--version").Output()
 	if err != nil || !strings.HasPrefix(string(out), "nproxy sslh ") {
 		t.Errorf("--version: %v, %q", err, out)
 	}
+	out, err = exec.Command(nproxyBin, "sslh", "-h").Output()
+	if err != nil || !strings.Contains(string(out), "--no-ssh-probe") {
+		t.Errorf("-h: %v, %q", err, out)
+	}
 }
 
 // daemon is the nproxy binary running in a test.
 type daemon struct {
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *daemonLog
 }
 
-type lockedBuffer struct {
+type daemonLog struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *daemonLog) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *daemonLog) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
@@ -157,7 +101,7 @@ func (b *lockedBuffer) String() string {
 // SIGKILL if it lingers), and waits until 127.0.0.1:port listens.
 func startDaemon(t *testing.T, port int, args ...string) *daemon {
 	t.Helper()
-	c := &daemon{cmd: exec.Command(nproxyBin, args...), stderr: &lockedBuffer{}}
+	c := &daemon{cmd: exec.Command(nproxyBin, args...), stderr: &daemonLog{}}
 	c.cmd.Stderr = c.stderr
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -363,4 +307,132 @@ func TestDualFromConfig(t *testing.T) {
 	if banner, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.HasPrefix(banner, "SSH-2.0-") {
 		t.Errorf("a silent client read %q, %v", banner, err)
 	}
+}
+
+// BenchmarkSSLH measures client-first clients through an sslh — connect,
+// send a line, read its echo, close — alone and while silent clients wait
+// on the timeout, and reports connections per second and latency
+// percentiles. It runs nproxy sslh (built without -race) unless
+// SSLH_BENCH_CMD gives another command, with {listen}, {ssh} and {ssl} in
+// place of the addresses, for instance Net::Proxy's script:
+//
+//	SSLH_BENCH_CMD='perl sslh -p {listen} -s {ssh} -l {ssl} -t 30' SSLH_BENCH_SILENT=0,1 \
+//	  go test -run XXX -bench SSLH ./cmd/nproxy
+//
+// or Debian's sslh: 'sslh-select -f -p {listen} --ssh {ssh} --tls {ssl} -t 30'.
+func BenchmarkSSLH(b *testing.B) {
+	ssh := startLineServer(b, "SSH-2.0-bench\n")
+	ssl := startLineServer(b, "")
+	template := os.Getenv("SSLH_BENCH_CMD")
+	if template == "" {
+		bin := filepath.Join(b.TempDir(), "nproxy")
+		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			b.Fatalf("building nproxy: %v\n%s", err, out)
+		}
+		template = bin + " sslh -p {listen} -s {ssh} -l {ssl} -t 30"
+	}
+	silentCounts := []string{"0", "1000"}
+	if s := os.Getenv("SSLH_BENCH_SILENT"); s != "" {
+		silentCounts = strings.Split(s, ",")
+	}
+	for _, n := range silentCounts {
+		b.Run("silent="+n, func(b *testing.B) {
+			silent, err := strconv.Atoi(n)
+			if err != nil {
+				b.Fatal(err)
+			}
+			listen := fmt.Sprintf("127.0.0.1:%d", dualtest.FreePort(b))
+			args := strings.Fields(strings.NewReplacer("{listen}", listen, "{ssh}", ssh, "{ssl}", ssl).Replace(template))
+			startBenchDaemon(b, listen, args)
+			for range silent {
+				c, err := net.Dial("tcp", listen)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+			}
+			latencies := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for b.Loop() {
+				t0 := time.Now()
+				if err := pingThrough(listen); err != nil {
+					b.Fatal(err)
+				}
+				latencies = append(latencies, time.Since(t0))
+			}
+			b.StopTimer()
+			slices.Sort(latencies)
+			b.ReportMetric(float64(len(latencies))/b.Elapsed().Seconds(), "conn/s")
+			b.ReportMetric(float64(latencies[len(latencies)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(latencies[len(latencies)*99/100].Microseconds()), "p99-µs")
+		})
+	}
+}
+
+// pingThrough is one client-first client: a line out, its echo back, close.
+func pingThrough(addr string) error {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	if _, err := c.Write([]byte("ping\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || line != "ping\n" {
+		return fmt.Errorf("echo %q, %v", line, err)
+	}
+	return nil
+}
+
+// startLineServer serves each connection: greeting first (if any), then an
+// echo until EOF. It returns its address.
+func startLineServer(b *testing.B, greeting string) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.WriteString(c, greeting)
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// startBenchDaemon runs an sslh until the benchmark ends and waits until
+// listen accepts connections (each probe is a client for the sslh).
+func startBenchDaemon(b *testing.B, listen string, args []string) {
+	cmd := exec.Command(args[0], args[1:]...)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if pingThrough(listen) == nil {
+			return
+		}
+	}
+	b.Fatalf("%v does not relay on %s", args, listen)
 }
