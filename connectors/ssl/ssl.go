@@ -78,7 +78,7 @@ func (c *In) Listen(l *loop.Loop, h connectors.Handler) error {
 		}
 		newConn(client, c.cfg, true, Options{HandshakeTimeout: c.Timeout}, handshaking, func(err error) {
 			if err != nil {
-				l.Logger().Error(fmt.Sprintf("TLS handshake with client %s failed: %v", client.Nick(), err))
+				l.Logger().Error(fmt.Sprintf("ssl in: client %s: %v", client.Nick(), err))
 				l.Close(client)
 				return
 			}
@@ -155,17 +155,15 @@ func (c *Out) Open(l *loop.Loop, client *loop.Socket, h connectors.Handler) {
 			h.Connected(l, client, server)
 			return
 		}
-		var tc *conn
-		tc = newConn(server, c.cfg, false, Options{HandshakeTimeout: c.Timeout}, handshaking, func(err error) {
+		newConn(server, c.cfg, false, Options{HandshakeTimeout: c.Timeout}, handshaking, func(err error) {
 			if err != nil {
 				l.Close(server)
-				h.Failed(l, client, fmt.Errorf("TLS handshake with server %s port %d failed: %w", c.Host, c.Port, err))
+				h.Failed(l, client, fmt.Errorf("ssl out to %s port %d: %w", c.Host, c.Port, err))
 				return
 			}
+			// wake, which called done, goes on to tell the relay what
+			// the engine already holds.
 			h.Connected(l, client, server)
-			// The relay does not ask the transport for what it holds.
-			tc.phase = relaying
-			tc.wake()
 		})
 	})
 }

@@ -65,7 +65,9 @@ func newConn(s *loop.Socket, cfg *tls.Config, server bool, opt Options, ph phase
 	return c
 }
 
-// wake runs on the loop when the engine has news.
+// wake runs on the loop when the engine has news. It must act on all of
+// the snapshot it takes: taking one re-arms notify, so what it shows is not
+// announced again.
 func (c *conn) wake() {
 	if c.s.Closed() {
 		return
@@ -75,21 +77,24 @@ func (c *conn) wake() {
 		c.readPaused = false
 		c.l.WatchReader(c.s)
 	}
+	if c.phase == handshaking {
+		c.handshakeStep(ev)
+		if c.phase == handshaking || c.s.Closed() {
+			return
+		}
+	}
 	if c.phase == parked && c.s.Peer != nil {
 		c.phase = relaying
 	}
-	switch c.phase {
-	case handshaking:
-		c.handshakeStep(ev)
-	case parked:
+	if c.phase == parked {
 		c.stash()
-	default:
-		// A socket that reported its end to the relay must not be called
-		// readable again: the relay would take that for a reset.
-		readable := ev&(PlainReady|Failed) != 0 && !c.recvDone
-		writable := ev&(CipherReady|CanWrite|WriteShut|Failed) != 0
-		c.l.Notify(c.s, readable, writable)
+		return
 	}
+	// A socket that reported its end to the relay must not be called
+	// readable again: the relay would take that for a reset.
+	readable := ev&(PlainReady|Failed) != 0 && !c.recvDone
+	writable := ev&(CipherReady|CanWrite|WriteShut|Failed) != 0
+	c.l.Notify(c.s, readable, writable)
 }
 
 // Readable pulls ciphertext during the handshake phase.
@@ -100,7 +105,7 @@ func (c *conn) Readable(*loop.Socket) {
 }
 
 // Writable sends ciphertext during the handshake phase.
-func (c *conn) Writable(*loop.Socket) { c.handshakeStep(c.e.Events()) }
+func (c *conn) Writable(*loop.Socket) { c.wake() }
 
 func (c *conn) handshakeStep(ev Events) {
 	err := c.Flush()

@@ -1,0 +1,260 @@
+package ssl
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
+)
+
+// echoBackend echoes every connection it accepts until the test ends.
+func echoBackend(t *testing.T) int {
+	l := listen(t)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				io.Copy(c, c)
+				c.(*net.TCPConn).CloseWrite()
+				c.Close()
+			}()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// checkFDs fails the test if it leaves sockets open. Other descriptors
+// (the loop's pipe pool, epoll) belong to the core and may be kept.
+func checkFDs(t *testing.T) {
+	before := sockets()
+	t.Cleanup(func() {
+		for deadline := time.Now().Add(3 * time.Second); len(sockets()) > len(before) && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if after := sockets(); len(after) > len(before) {
+			t.Errorf("sockets before: %v, after: %v", before, after)
+		}
+	})
+}
+
+// sockets lists the process's socket descriptors.
+func sockets() []string {
+	fds, _ := os.ReadDir("/proc/self/fd")
+	var list []string
+	for _, fd := range fds {
+		if target, _ := os.Readlink("/proc/self/fd/" + fd.Name()); strings.HasPrefix(target, "socket:") {
+			list = append(list, fd.Name())
+		}
+	}
+	return list
+}
+
+// openssl s_client through an ssl in to an echo server, TLS 1.2 and 1.3.
+func TestInWithOpenSSLClient(t *testing.T) {
+	certs := ssltest.New(t)
+	for _, v := range []string{"-tls1_2", "-tls1_3"} {
+		t.Run(v, func(t *testing.T) {
+			checkGoroutines(t)
+			port := freePort(t)
+			proxy(t, port, sslIn(certs, port), tcpOut(echoBackend(t)))
+			cmd, stdin, stdout := openssl(t, "s_client", "-connect", fmt.Sprint("127.0.0.1:", port), v,
+				"-CAfile", certs.CA, "-verify_return_error", "-verify_hostname", "localhost", "-quiet", "-no_ign_eof")
+			data := lines(3000)
+			go stdin.Write(data)
+			echoed := make([]byte, len(data))
+			if _, err := io.ReadFull(stdout, echoed); err != nil || !bytes.Equal(echoed, data) {
+				t.Fatalf("echo: %v", err)
+			}
+			stdin.Close()
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("s_client: %v", err)
+			}
+		})
+	}
+}
+
+// An ssl out verifies openssl s_server and talks to it.
+func TestOutWithOpenSSLServer(t *testing.T) {
+	checkGoroutines(t)
+	certs := ssltest.New(t)
+	addr := sServer(t, "-cert", certs.ServerCert, "-key", certs.ServerKey)
+	_, sport, _ := net.SplitHostPort(addr)
+	port := freePort(t)
+	out := sslOut(certs, 0)
+	fmt.Sscan(sport, &out.Port)
+	proxy(t, port, tcpIn(port), out)
+	client := newEnd(dial(t, fmt.Sprint("127.0.0.1:", port)))
+	data := lines(500)
+	go client.Write(data)
+	got := make([]byte, len(data))
+	if _, err := io.ReadFull(client.r, got); err != nil || !bytes.Equal(got, reversed(data)) {
+		t.Fatalf("reversed lines: %v", err)
+	}
+}
+
+// An ssl out refuses a server it cannot verify: the client is closed and
+// the log says why.
+func TestOutVerifyFailure(t *testing.T) {
+	checkGoroutines(t)
+	certs := ssltest.New(t)
+	addr := sServer(t, "-cert", certs.OtherCert, "-key", certs.OtherKey)
+	_, sport, _ := net.SplitHostPort(addr)
+	port := freePort(t)
+	out := sslOut(certs, 0)
+	fmt.Sscan(sport, &out.Port)
+	logs := proxy(t, port, tcpIn(port), out)
+	client := newEnd(dial(t, fmt.Sprint("127.0.0.1:", port)))
+	client.expectEOF(t)
+	logs.waitLog(t, "ssl out to 127.0.0.1 port "+sport+": TLS handshake: tls: failed to verify certificate: x509: certificate signed by unknown authority")
+}
+
+// curl --cacert through an ssl in in front of a plain HTTP server.
+func TestCurlThroughSSLIn(t *testing.T) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("curl is not installed")
+	}
+	checkGoroutines(t)
+	certs := ssltest.New(t)
+	l := listen(t)
+	body := strings.Repeat("zlonk ", 20000)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, body)
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	port := freePort(t)
+	proxy(t, port, sslIn(certs, port), tcpOut(l.Addr().(*net.TCPAddr).Port))
+	out, err := exec.Command(curl, "-sS", "--max-time", "10", "--cacert", certs.CA,
+		fmt.Sprintf("https://localhost:%d/", port)).CombinedOutput()
+	if err != nil || string(out) != body {
+		t.Fatalf("curl: %v, %d bytes: %.200q", err, len(out), out)
+	}
+}
+
+// Bad clients of an ssl in: plain text is refused with a log line, and a
+// client stalled mid-handshake delays no one and is cut at the deadline.
+func TestInBadClients(t *testing.T) {
+	checkGoroutines(t)
+	checkFDs(t)
+	certs := ssltest.New(t)
+	port := freePort(t)
+	in := sslIn(certs, port)
+	in.Timeout = time.Second
+	logs := proxy(t, port, in, tcpOut(echoBackend(t)))
+	addr := fmt.Sprint("127.0.0.1:", port)
+
+	stalled := newEnd(dial(t, addr))
+	defer stalled.Close()
+	stalled.Write([]byte{0x16, 0x03, 0x01, 0x01, 0x00, 0x01})
+	start := time.Now()
+
+	plain := newEnd(dial(t, addr))
+	defer plain.Close()
+	io.WriteString(plain, "GET / HTTP/1.0\r\n\r\n")
+	plain.SetReadDeadline(time.Now().Add(5 * time.Second))
+	io.Copy(io.Discard, plain) // the alert, then EOF
+	logs.waitLog(t, "does not look like a TLS handshake")
+
+	for i := range 10 {
+		c, err := tls.Dial("tcp", addr, tlsClientConfig(t, certs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := newEnd(c)
+		fmt.Fprintf(e, "client %d\n", i)
+		e.expect(t, fmt.Sprintf("client %d\n", i))
+		e.Close()
+	}
+	if took := time.Since(start); took > 900*time.Millisecond {
+		t.Errorf("10 handshakes took %v next to a stalled one", took)
+	}
+	stalled.expectEOF(t)
+	if took := time.Since(start); took < time.Second || took > 3*time.Second {
+		t.Errorf("the stalled client was closed after %v, deadline 1 s", took)
+	}
+	logs.waitLog(t, "TLS handshake timed out")
+}
+
+// Many handshakes while a bulk stream flows, all through one loop.
+func TestHandshakesDuringBulk(t *testing.T) {
+	checkGoroutines(t)
+	checkFDs(t)
+	certs := ssltest.New(t)
+	port := freePort(t)
+	proxy(t, port, sslIn(certs, port), tcpOut(echoBackend(t)))
+	addr := fmt.Sprint("127.0.0.1:", port)
+	cfg := tlsClientConfig(t, certs)
+
+	data := make([]byte, 16<<20)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	bulk, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bulk.SetDeadline(time.Now().Add(30 * time.Second))
+	bulkDone := make(chan error, 1)
+	go func() {
+		_, err := bulk.Write(data)
+		bulk.CloseWrite()
+		bulkDone <- err
+	}()
+	hashDone := make(chan [32]byte, 1)
+	go func() {
+		h := sha256.New()
+		io.Copy(h, bulk)
+		var sum [32]byte
+		copy(sum[:], h.Sum(nil))
+		hashDone <- sum
+	}()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			line := fmt.Sprintf("handshake %d\n", i)
+			io.WriteString(c, line)
+			got := make([]byte, len(line))
+			if _, err := io.ReadFull(c, got); err != nil || string(got) != line {
+				errs <- fmt.Errorf("client %d: %q %v", i, got, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if err := <-bulkDone; err != nil {
+		t.Fatal(err)
+	}
+	if sum := <-hashDone; sum != sha256.Sum256(data) {
+		t.Fatal("the bulk stream came back damaged")
+	}
+	bulk.Close()
+}
