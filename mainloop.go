@@ -97,6 +97,15 @@ func Mainloop(max int) error {
 	return err
 }
 
+var relayStats loop.Stats
+
+// SplicedBytes returns the bytes relayed with splice(2), over all runs.
+func SplicedBytes() uint64 { return relayStats.Spliced.Load() }
+
+// CopiedBytes returns the bytes relayed through user-space buffers (hooks,
+// TLS, handshakes), over all runs.
+func CopiedBytes() uint64 { return relayStats.Copied.Load() }
+
 // Stop makes a running Mainloop close everything and return. It is safe to
 // call from any goroutine, and does nothing when no Mainloop runs.
 func Stop() {
@@ -114,6 +123,7 @@ func (r *run) start(o Options, proxies []*Proxy) error {
 			NoSplice:   o.NoSplice,
 			ReusePort:  n > 1,
 			Logger:     logger,
+			Stats:      &relayStats,
 		})
 		if err != nil {
 			r.closeLoops()

@@ -36,7 +36,9 @@ func (l *Loop) Listen(addr netip.AddrPort, accept AcceptFunc) (*Socket, error) {
 		unix.Close(fd)
 		return nil, err
 	}
-	s.nick = addr.String()
+	if sa, err := unix.Getsockname(fd); err == nil {
+		s.nick = sockaddrString(sa) // the real port when addr asked for any
+	}
 	l.WatchReader(s)
 	return s, nil
 }

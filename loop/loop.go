@@ -44,6 +44,8 @@ type Config struct {
 	ReusePort bool
 	// Logger receives the loop's messages; nil means slog.Default().
 	Logger *slog.Logger
+	// Stats, if set, receives the byte counts; loops may share one.
+	Stats *Stats
 }
 
 // Stats counts a loop's relayed bytes by path, so that a test can prove which
@@ -55,8 +57,7 @@ type Stats struct {
 
 // Loop is one reactor. Create it with New, run it with Run.
 type Loop struct {
-	Stats Stats
-
+	stats   *Stats
 	cfg     Config
 	log     *slog.Logger
 	poll    poller
@@ -90,6 +91,9 @@ func New(cfg Config) (*Loop, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Stats == nil {
+		cfg.Stats = new(Stats)
+	}
 	p, err := newEpoller()
 	if err != nil {
 		return nil, err
@@ -109,6 +113,7 @@ func New(cfg Config) (*Loop, error) {
 		ringSize = cfg.BufferSize
 	}
 	return &Loop{
+		stats:   cfg.Stats,
 		cfg:     cfg,
 		log:     cfg.Logger,
 		poll:    p,
@@ -118,6 +123,9 @@ func New(cfg Config) (*Loop, error) {
 		scratch: make([]byte, cfg.ChunkSize),
 	}, nil
 }
+
+// Stats returns the loop's byte counters.
+func (l *Loop) Stats() *Stats { return l.stats }
 
 // Logger returns the loop's logger.
 func (l *Loop) Logger() *slog.Logger { return l.log }

@@ -92,7 +92,7 @@ func (l *Loop) copyChunk(src, dst *Socket) (int, error) {
 	if src.Hook != nil {
 		data = src.Hook(data, src)
 	}
-	l.Stats.Copied.Add(uint64(len(data)))
+	l.stats.Copied.Add(uint64(len(data)))
 	l.send(dst, data)
 	return n, nil
 }

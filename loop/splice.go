@@ -36,7 +36,7 @@ func (l *Loop) spliceIn(src, dst *Socket) (int, error) {
 		return int(n), err
 	}
 	p.N += int(n)
-	l.Stats.Spliced.Add(uint64(n))
+	l.stats.Spliced.Add(uint64(n))
 	l.flush(dst)
 	return int(n), nil
 }

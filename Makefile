@@ -1,0 +1,51 @@
+# nproxy: the two commands a newcomer needs are `make run` and `make test`.
+GO      ?= go
+BIN     := bin/nproxy
+IN_PORT ?= 6789
+UP_PORT ?= 9876
+
+.PHONY: build test run bench bench-quick fuzz clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/nproxy
+
+# The default test run: vet, then every package with the race detector.
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 9m ./...
+
+# A working relay: an echo server on 127.0.0.1:$(UP_PORT) (socat), nproxy in
+# front of it on 127.0.0.1:$(IN_PORT) at -vv, one line sent through to show
+# bytes flowing; then nproxy stays in the foreground until Ctrl-C.
+run: build
+	@command -v socat >/dev/null || { echo "make run needs socat (apt-get install socat)"; exit 1; }
+	@set -e; \
+	socat TCP-LISTEN:$(UP_PORT),bind=127.0.0.1,reuseaddr,fork EXEC:cat & echo_pid=$$!; \
+	trap 'kill $$echo_pid 2>/dev/null' EXIT INT TERM; \
+	$(BIN) -vv --in type=tcp,host=127.0.0.1,port=$(IN_PORT) --out type=tcp,host=127.0.0.1,port=$(UP_PORT) & np_pid=$$!; \
+	trap 'kill $$echo_pid $$np_pid 2>/dev/null' EXIT INT TERM; \
+	sleep 0.5; \
+	echo "hello through nproxy" | socat -t 1 - TCP:127.0.0.1:$(IN_PORT); \
+	echo "nproxy relays 127.0.0.1:$(IN_PORT) -> echo on 127.0.0.1:$(UP_PORT); try: socat - TCP:127.0.0.1:$(IN_PORT)  (Ctrl-C stops)"; \
+	wait $$np_pid
+
+# Benchmarks against socat, haproxy, a naive Go proxy, gnet and Net::Proxy;
+# regenerates BENCHMARKS.md. bench-quick takes about two minutes.
+bench: build
+	$(GO) test -run XXX -bench . -benchmem ./loop ./buffer
+	$(GO) run ./bench
+
+bench-quick: build
+	$(GO) run ./bench -quick
+
+# Short runs of every fuzz target (go test runs their seed corpora anyway).
+FUZZTIME ?= 20s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin

@@ -1,0 +1,232 @@
+package nproxy_test
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"math/rand"
+	"net"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nproxy/nproxy"
+	"github.com/nproxy/nproxy/connectors/tcp"
+)
+
+// freePort returns a port that was free a moment ago on 127.0.0.1.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// listening reports whether something listens on 127.0.0.1:port, without
+// connecting (a connect would count as a proxied connection).
+func listening(port int) bool {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		return false
+	}
+	defer syscall.Close(fd)
+	err = syscall.Bind(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
+	return errors.Is(err, syscall.EADDRINUSE)
+}
+
+// mainloop registers proxies, runs Mainloop(max) in the background, and
+// waits until each in port listens. The returned channel yields Mainloop's
+// result; cleanup stops it and unregisters the proxies.
+func mainloop(t testing.TB, max int, proxies ...*nproxy.Proxy) *running {
+	t.Helper()
+	for _, p := range proxies {
+		p.Register()
+	}
+	r := &running{done: make(chan struct{})}
+	go func() { r.err = nproxy.Mainloop(max); close(r.done) }()
+	t.Cleanup(func() {
+		nproxy.Stop()
+		select {
+		case <-r.done:
+		case <-time.After(5 * time.Second):
+			t.Error("Mainloop did not return after Stop")
+		}
+		for _, p := range proxies {
+			p.Unregister()
+		}
+	})
+	for _, p := range proxies {
+		port := p.In().(*tcp.In).Port
+		deadline := time.Now().Add(3 * time.Second)
+		for !listening(port) {
+			if time.Now().After(deadline) {
+				t.Fatalf("proxy on port %d never listened", port)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return r
+}
+
+// running is a Mainloop running in the background.
+type running struct {
+	done chan struct{}
+	err  error
+}
+
+// waitMainloop waits for Mainloop to return on its own.
+func waitMainloop(t testing.TB, r *running) {
+	t.Helper()
+	select {
+	case <-r.done:
+		if r.err != nil {
+			t.Fatalf("Mainloop: %v", r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Mainloop did not return")
+	}
+}
+
+// tcpProxy makes a proxy from a fresh port to 127.0.0.1:backend.
+func tcpProxy(t testing.TB, backend int) (*nproxy.Proxy, int) {
+	port := freePort(t)
+	return nproxy.New(&tcp.In{Host: "127.0.0.1", Port: port}, &tcp.Out{Host: "127.0.0.1", Port: backend}), port
+}
+
+// backend is a real TCP server on 127.0.0.1 whose connections are handed to
+// the test one by one.
+type backend struct {
+	ln    net.Listener
+	conns chan *net.TCPConn
+	port  int
+}
+
+func newBackend(t testing.TB) *backend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &backend{ln: ln, conns: make(chan *net.TCPConn, 64), port: ln.Addr().(*net.TCPAddr).Port}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b.conns <- c.(*net.TCPConn)
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return b
+}
+
+func (b *backend) accept(t testing.TB) *net.TCPConn {
+	t.Helper()
+	select {
+	case c := <-b.conns:
+		t.Cleanup(func() { c.Close() })
+		return c
+	case <-time.After(5 * time.Second):
+		t.Fatal("backend: no connection came through the proxy")
+		return nil
+	}
+}
+
+func dial(t testing.TB, port int) *net.TCPConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.(*net.TCPConn)
+}
+
+// readLine reads one \n-terminated line within a deadline.
+func readLine(t testing.TB, c net.Conn, r *bufio.Reader) string {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	s, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading a line: %v (got %q)", err, s)
+	}
+	return s
+}
+
+// expectEOF checks that c reads EOF (or a reset) within a deadline, with no
+// data before it.
+func expectEOF(t testing.TB, c net.Conn) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var b [1]byte
+	n, err := c.Read(b[:])
+	if n > 0 || err == nil {
+		t.Fatalf("expected EOF, read %d bytes", n)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("expected EOF, the connection stayed open")
+	}
+}
+
+// stream writes size pseudo-random bytes from seed in random chunk sizes.
+func stream(w io.Writer, seed int64, size int) error {
+	rng := rand.New(rand.NewSource(seed))
+	data := make([]byte, size)
+	rng.Read(data)
+	chunks := rand.New(rand.NewSource(seed + 1))
+	for len(data) > 0 {
+		n := min(1+chunks.Intn(100000), len(data))
+		if _, err := w.Write(data[:n]); err != nil {
+			return err
+		}
+		data = data[n:]
+	}
+	return nil
+}
+
+// checkStream reads r to EOF and compares it with stream(seed, size).
+func checkStream(r io.Reader, seed int64, size int) error {
+	want := make([]byte, size)
+	rand.New(rand.NewSource(seed)).Read(want)
+	got, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	if len(got) != size {
+		return errors.New("got " + strconv.Itoa(len(got)) + " bytes, want " + strconv.Itoa(size))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			return errors.New("byte " + strconv.Itoa(i) + " differs")
+		}
+	}
+	return nil
+}
+
+// exchange runs a full-duplex transfer on c: it sends stream(sendSeed),
+// half-closes, and checks that stream(recvSeed) arrives whole.
+func exchange(c *net.TCPConn, sendSeed, recvSeed int64, size int) error {
+	var wg sync.WaitGroup
+	var werr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if werr = stream(c, sendSeed, size); werr == nil {
+			werr = c.CloseWrite()
+		}
+	}()
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	rerr := checkStream(c, recvSeed, size)
+	wg.Wait()
+	return errors.Join(werr, rerr)
+}
+
+
+func newRand(seed int64) *rand.Rand { return rand.New(rand.NewSource(seed)) }

@@ -1,0 +1,522 @@
+package nproxy_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nproxy/nproxy"
+	"github.com/nproxy/nproxy/connectors/tcp"
+	"github.com/nproxy/nproxy/loop"
+)
+
+// Several MiB each way, random chunk sizes, many connections at once: every
+// byte arrives, in order, and the plain TCP pairs were spliced.
+func TestRelayByteExactConcurrent(t *testing.T) {
+	const conns, size = 16, 3 << 20
+	b := newBackend(t)
+	p, port := tcpProxy(t, b.port)
+	done := mainloop(t, conns, p)
+	spliced := nproxy.SplicedBytes()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*conns)
+	for i := 0; i < conns; i++ {
+		c := dial(t, port)
+		s := b.accept(t)
+		wg.Add(2)
+		go func(i int64) { defer wg.Done(); errs <- exchange(c, 2*i, 2*i+1, size) }(int64(i))
+		go func(i int64) { defer wg.Done(); errs <- exchange(s, 2*i+1, 2*i, size) }(int64(i))
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	// Both ends half-closed: the proxy closes each pair on its own.
+	waitMainloop(t, done)
+	if got := nproxy.SplicedBytes() - spliced; got < 2*conns*size {
+		t.Errorf("spliced %d bytes, want at least %d: the splice path did not run", got, 2*conns*size)
+	}
+	if p.Opened() != conns || p.Closed() != conns {
+		t.Errorf("opened %d closed %d, want %d each", p.Opened(), p.Closed(), conns)
+	}
+}
+
+// The same transfer with splice off goes through the buffers, byte-exact.
+func TestRelayBufferPath(t *testing.T) {
+	nproxy.SetOptions(nproxy.Options{NoSplice: true})
+	defer nproxy.SetOptions(nproxy.Options{})
+	b := newBackend(t)
+	p, port := tcpProxy(t, b.port)
+	mainloop(t, 0, p)
+	copied, spliced := nproxy.CopiedBytes(), nproxy.SplicedBytes()
+	c, s := dial(t, port), b.accept(t)
+	errs := make(chan error, 1)
+	go func() { errs <- exchange(s, 7, 8, 2<<20) }()
+	if err := exchange(c, 8, 7, 2<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	if nproxy.SplicedBytes() != spliced || nproxy.CopiedBytes()-copied < 4<<20 {
+		t.Fatalf("buffer path not taken: spliced %d copied %d", nproxy.SplicedBytes()-spliced, nproxy.CopiedBytes()-copied)
+	}
+}
+
+// Half-close: the client shuts its write side, the server answers after EOF,
+// and the client reads the whole answer; then the other way round.
+func TestHalfClose(t *testing.T) {
+	b := newBackend(t)
+	p, port := tcpProxy(t, b.port)
+	mainloop(t, 0, p)
+
+	c, s := dial(t, port), b.accept(t)
+	io.WriteString(c, "question")
+	c.CloseWrite()
+	s.SetReadDeadline(time.Now().Add(5 * time.Second))
+	q, err := io.ReadAll(s)
+	if err != nil || string(q) != "question" {
+		t.Fatalf("server read %q, %v", q, err)
+	}
+	go func() { stream(s, 42, 1<<20); s.CloseWrite() }()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if err := checkStream(c, 42, 1<<20); err != nil {
+		t.Fatalf("answer after the client's EOF: %v", err)
+	}
+
+	c2, s2 := dial(t, port), b.accept(t)
+	io.WriteString(s2, "banner")
+	s2.CloseWrite()
+	c2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if got, _ := io.ReadAll(c2); string(got) != "banner" {
+		t.Fatalf("client read %q", got)
+	}
+	go func() { stream(c2, 43, 1<<20); c2.CloseWrite() }()
+	s2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if err := checkStream(s2, 43, 1<<20); err != nil {
+		t.Fatalf("upload after the server's EOF: %v", err)
+	}
+}
+
+// A server that stops reading: the client is held back by the proxy's
+// buffer limit instead of filling the proxy's memory.
+func TestSlowReaderBoundsMemory(t *testing.T) {
+	for _, noSplice := range []bool{false, true} {
+		t.Run(fmt.Sprintf("nosplice=%v", noSplice), func(t *testing.T) {
+			nproxy.SetOptions(nproxy.Options{NoSplice: noSplice})
+			defer nproxy.SetOptions(nproxy.Options{})
+			b := newBackend(t)
+			p, port := tcpProxy(t, b.port)
+			mainloop(t, 0, p)
+			c, s := dial(t, port), b.accept(t)
+			s.SetReadBuffer(64 << 10)
+
+			before := heapInUse()
+			chunk := make([]byte, 64<<10)
+			written := 0
+			deadline := time.Now().Add(10 * time.Second)
+			for time.Now().Before(deadline) {
+				c.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+				n, err := c.Write(chunk)
+				written += n
+				if err != nil {
+					break // blocked: backpressure reached the client
+				}
+			}
+			growth := heapInUse() - before
+			if written >= 256<<20 {
+				t.Fatalf("the client wrote %d MiB without being held back", written>>20)
+			}
+			if growth > 2<<20 {
+				t.Fatalf("heap grew by %d KiB while the server did not read (%d KiB written)", growth>>10, written>>10)
+			}
+			// Once the server reads, everything arrives.
+			c.CloseWrite()
+			s.SetReadDeadline(time.Now().Add(10 * time.Second))
+			got, err := io.Copy(io.Discard, s)
+			if err != nil || int(got) != written {
+				t.Fatalf("server read %d of %d bytes: %v", got, written, err)
+			}
+		})
+	}
+}
+
+func heapInUse() int {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int(m.HeapInuse)
+}
+
+// Net::Proxy's tcp_fail: nothing listens behind the proxy; the client sees
+// EOF promptly and the connection counts as opened and closed.
+func TestConnectFailureClosesClient(t *testing.T) {
+	p, port := tcpProxy(t, freePort(t))
+	done := mainloop(t, 1, p)
+	c := dial(t, port)
+	start := time.Now()
+	expectEOF(t, c)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("client closed after %v", d)
+	}
+	waitMainloop(t, done)
+	if p.Opened() != 1 || p.Closed() != 1 {
+		t.Fatalf("opened %d closed %d, want 1 and 1", p.Opened(), p.Closed())
+	}
+}
+
+// Net::Proxy's tcp_tcp: mainloop(1) accepts one connection, relays four
+// lines, passes the close on, and returns; a second client is refused.
+func TestTCPTCPMainloopOne(t *testing.T) {
+	b := newBackend(t)
+	p, port := tcpProxy(t, b.port)
+	done := mainloop(t, 1, p)
+	c, s := dial(t, port), b.accept(t)
+	cr, sr := bufio.NewReader(c), bufio.NewReader(s)
+	lines := []string{"zlonk\n", "bam\n", "kapow\n", "zowie\n"}
+	for i, l := range lines {
+		if i%2 == 0 {
+			io.WriteString(c, l)
+			if got := readLine(t, s, sr); got != l {
+				t.Fatalf("server got %q, want %q", got, l)
+			}
+		} else {
+			io.WriteString(s, l)
+			if got := readLine(t, c, cr); got != l {
+				t.Fatalf("client got %q, want %q", got, l)
+			}
+		}
+	}
+	if !eventuallyRefused(port) {
+		t.Error("a second client was accepted after max connections were opened")
+	}
+	c.Close()
+	expectEOF(t, s)
+	s.Close() // half-close: the pair ends when the server closes too
+	waitMainloop(t, done)
+}
+
+func eventuallyRefused(port int) bool {
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err != nil {
+			return true
+		}
+		c.Close()
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+// Net::Proxy's tcp_tcp_multi: three proxies, one unregistered before the
+// loop starts; overlapping pairs exchange lines in random directions.
+func TestTCPTCPMulti(t *testing.T) {
+	var proxies []*nproxy.Proxy
+	var ports []int
+	var backends []*backend
+	for i := 0; i < 3; i++ {
+		b := newBackend(t)
+		p, port := tcpProxy(t, b.port)
+		proxies, ports, backends = append(proxies, p), append(ports, port), append(backends, b)
+	}
+	proxies[1].Register()
+	proxies[1].Unregister()
+	done := mainloop(t, 4, proxies[0], proxies[2])
+	if listening(ports[1]) {
+		t.Fatal("the unregistered proxy listens")
+	}
+	type pair struct {
+		c, s   *net.TCPConn
+		cr, sr *bufio.Reader
+	}
+	var pairs []pair
+	for i := 0; i < 4; i++ {
+		k := []int{0, 2}[i%2]
+		c := dial(t, ports[k])
+		s := backends[k].accept(t)
+		pairs = append(pairs, pair{c, s, bufio.NewReader(c), bufio.NewReader(s)})
+	}
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := newRand(seed)
+	for round := 0; round < 7; round++ {
+		for i, pr := range pairs {
+			line := fmt.Sprintf("pair %d line %d\n", i, round)
+			if rng.Intn(2) == 0 {
+				io.WriteString(pr.c, line)
+				if got := readLine(t, pr.s, pr.sr); got != line {
+					t.Fatalf("server got %q want %q", got, line)
+				}
+			} else {
+				io.WriteString(pr.s, line)
+				if got := readLine(t, pr.c, pr.cr); got != line {
+					t.Fatalf("client got %q want %q", got, line)
+				}
+			}
+		}
+	}
+	for _, pr := range pairs {
+		pr.c.Close()
+		expectEOF(t, pr.s)
+		pr.s.Close()
+	}
+	waitMainloop(t, done)
+	if nproxy.TotalOpened() < 4 || proxies[0].Opened() != 2 || proxies[2].Opened() != 2 || proxies[1].Opened() != 0 {
+		t.Fatalf("opened: %d %d %d", proxies[0].Opened(), proxies[1].Opened(), proxies[2].Opened())
+	}
+}
+
+// Net::Proxy's hook_in and hook_out: only data read on the hooked side is
+// rewritten, and hooked data goes through the buffers, not splice.
+func TestHooks(t *testing.T) {
+	re := regexp.MustCompile(`\bz\w+`)
+	hook := func(data []byte, _ *loop.Socket) []byte { return re.ReplaceAll(data, []byte("zowie")) }
+	const line = "zlonk zok zapeth crunch_eth crraack\n"
+	const rewritten = "zowie zowie zowie crunch_eth crraack\n"
+	for _, side := range []string{"in", "out"} {
+		t.Run(side, func(t *testing.T) {
+			b := newBackend(t)
+			port := freePort(t)
+			in := &tcp.In{Host: "127.0.0.1", Port: port}
+			out := &tcp.Out{Host: "127.0.0.1", Port: b.port}
+			if side == "in" {
+				in.Hook = hook
+			} else {
+				out.Hook = hook
+			}
+			mainloop(t, 0, nproxy.New(in, out))
+			c, s := dial(t, port), b.accept(t)
+			cr, sr := bufio.NewReader(c), bufio.NewReader(s)
+			wantUp, wantDown := line, line
+			if side == "in" {
+				wantUp = rewritten
+			} else {
+				wantDown = rewritten
+			}
+			io.WriteString(c, line)
+			if got := readLine(t, s, sr); got != wantUp {
+				t.Errorf("client→server: got %q want %q", got, wantUp)
+			}
+			io.WriteString(s, line)
+			if got := readLine(t, c, cr); got != wantDown {
+				t.Errorf("server→client: got %q want %q", got, wantDown)
+			}
+		})
+	}
+}
+
+// A hook that makes data grow a lot still delivers everything in order.
+func TestHookGrowth(t *testing.T) {
+	b := newBackend(t)
+	port := freePort(t)
+	in := &tcp.In{Host: "127.0.0.1", Port: port, Hook: func(data []byte, _ *loop.Socket) []byte {
+		out := make([]byte, 0, 3*len(data))
+		for _, c := range data {
+			out = append(out, c, c, c)
+		}
+		return out
+	}}
+	mainloop(t, 0, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: b.port}))
+	c, s := dial(t, port), b.accept(t)
+	go func() { stream(c, 5, 1<<20); c.CloseWrite() }()
+	s.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var src = make([]byte, 1<<20)
+	newRand(5).Read(src)
+	if len(got) != 3*len(src) {
+		t.Fatalf("got %d bytes, want %d", len(got), 3*len(src))
+	}
+	for i := range src {
+		if got[3*i] != src[i] || got[3*i+2] != src[i] {
+			t.Fatalf("byte %d differs", i)
+		}
+	}
+}
+
+// A reset from the server reaches the client as a reset or EOF at once.
+func TestResetPropagates(t *testing.T) {
+	b := newBackend(t)
+	p, port := tcpProxy(t, b.port)
+	mainloop(t, 0, p)
+	c, s := dial(t, port), b.accept(t)
+	io.WriteString(c, "hello\n")
+	sr := bufio.NewReader(s)
+	readLine(t, s, sr)
+	s.SetLinger(0)
+	s.Close()
+	expectEOF(t, c)
+}
+
+// Net::Proxy 0.13's second close race: a socket with unflushed data whose
+// own remote end goes away is still closed, and so is its peer.
+func TestUnflushedSocketClosesWhenItsRemoteGoes(t *testing.T) {
+	b := newBackend(t)
+	p, port := tcpProxy(t, b.port)
+	done := mainloop(t, 1, p)
+	c, s := dial(t, port), b.accept(t)
+	s.SetReadBuffer(16 << 10)
+	// Fill everything between the client and the server that does not read.
+	chunk := make([]byte, 64<<10)
+	for {
+		c.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+		if _, err := c.Write(chunk); err != nil {
+			break
+		}
+	}
+	s.SetLinger(0)
+	s.Close() // with data unread: a reset
+	expectEOF(t, c)
+	waitMainloop(t, done) // the pair was closed and counted
+}
+
+// Many connections leave no file descriptor and no goroutine behind.
+func TestNoLeaks(t *testing.T) {
+	fdsBefore, gBefore := openFds(t), runtime.NumGoroutine()
+	func() {
+		b := newBackend(t)
+		p, port := tcpProxy(t, b.port)
+		const n = 300
+		done := mainloop(t, n, p)
+		for i := 0; i < n; i++ {
+			c := dial(t, port)
+			s := b.accept(t)
+			io.WriteString(c, "ping")
+			buf := make([]byte, 4)
+			s.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.ReadFull(s, buf); err != nil {
+				t.Fatal(err)
+			}
+			if i%2 == 0 {
+				c.Close()
+				s.Close()
+			} else {
+				s.Close()
+				c.Close()
+			}
+		}
+		waitMainloop(t, done)
+		b.ln.Close()
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		fds, gs := openFds(t), runtime.NumGoroutine()
+		if fds <= fdsBefore && gs <= gBefore+2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fds %d → %d, goroutines %d → %d", fdsBefore, fds, gBefore, gs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func openFds(t testing.TB) int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(entries)
+}
+
+// Several loops share the port through SO_REUSEPORT and relay every
+// connection.
+func TestLoops(t *testing.T) {
+	nproxy.SetOptions(nproxy.Options{Loops: 3})
+	defer nproxy.SetOptions(nproxy.Options{})
+	b := newBackend(t)
+	p, port := tcpProxy(t, b.port)
+	const n = 30
+	done := mainloop(t, n, p)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		c := dial(t, port)
+		s := b.accept(t)
+		wg.Add(2)
+		go func(i int64) { defer wg.Done(); exchange(c, i, i+1000, 64<<10) }(int64(i))
+		go func(i int64) {
+			defer wg.Done()
+			if err := exchange(s, i+1000, i, 64<<10); err != nil {
+				t.Error(err)
+			}
+		}(int64(i))
+	}
+	wg.Wait()
+	waitMainloop(t, done)
+}
+
+// IPv6 on both sides.
+func TestIPv6(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skip("no IPv6 loopback here:", err)
+	}
+	defer ln.Close()
+	port := freePort(t)
+	p := nproxy.New(&tcp.In{Host: "::1", Port: port}, &tcp.Out{Host: "::1", Port: ln.Addr().(*net.TCPAddr).Port})
+	p.Register()
+	defer p.Unregister()
+	done := &running{done: make(chan struct{})}
+	go func() { done.err = nproxy.Mainloop(1); close(done.done) }()
+	var c net.Conn
+	for i := 0; i < 100; i++ {
+		if c, err = net.Dial("tcp", fmt.Sprintf("[::1]:%d", port)); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if c == nil {
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "v6\n")
+	if got := readLine(t, s, bufio.NewReader(s)); got != "v6\n" {
+		t.Fatalf("got %q", got)
+	}
+	c.Close()
+	s.Close()
+	waitMainloop(t, done)
+}
+
+// Net::Proxy's listen_fail: a taken port fails the start with a message
+// naming the host and port, and leaves nothing listening.
+func TestListenFail(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	free := freePort(t)
+	ok := nproxy.New(&tcp.In{Host: "127.0.0.1", Port: free}, &tcp.Out{Host: "127.0.0.1", Port: 1})
+	taken := nproxy.New(&tcp.In{Host: "localhost", Port: port}, &tcp.Out{Host: "127.0.0.1", Port: 1})
+	ok.Register()
+	taken.Register()
+	defer ok.Unregister()
+	defer taken.Unregister()
+	err = nproxy.Mainloop(0)
+	want := fmt.Sprintf("proxy #2: 'in' connector: can't listen on localhost port %d: address already in use", port)
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+	if listening(free) {
+		t.Fatal("the first proxy's listener was left open")
+	}
+}
