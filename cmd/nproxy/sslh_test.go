@@ -1,4 +1,4 @@
-package main_test
+package main
 
 import (
 	"bufio"
@@ -22,8 +22,53 @@ import (
 	"github.com/nproxy/nproxy/connectors/dual/dualtest"
 )
 
-// These tests run the real binary, nproxyBin, which the package's TestMain
-// builds once; they see what a user sees.
+// Most of these tests run the real binary, nproxyBin, which the package's
+// TestMain builds once; they see what a user sees.
+
+// fakeLookup resolves the names the option tests use without DNS.
+func fakeLookup(host string) ([]string, error) {
+	switch host {
+	case "localhost":
+		return []string{"::1", "127.0.0.1"}, nil
+	case "zlonk.example":
+		return []string{"192.0.2.1"}, nil
+	}
+	return nil, errors.New("no such host")
+}
+
+// TestSSLHOptions checks what the options become: defaults, bundled -v,
+// a fractional timeout, aliases, IPv6, and names resolved for the
+// duplicate check.
+func TestSSLHOptions(t *testing.T) {
+	o, err := parseSSLH([]string{"-p", "0.0.0.0:443", "-vv", "--verbose", "-t", "0.25", "--https", "8443"}, io.Discard, fakeLookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sslhOptions{
+		Listen: hostPort{"0.0.0.0", 443}, SSH: hostPort{"localhost", 22}, SSL: hostPort{"localhost", 8443},
+		Timeout: 250 * time.Millisecond, SSHProbe: true, Verbosity: 3,
+	}
+	if *o != want {
+		t.Errorf("got %+v, want %+v", *o, want)
+	}
+	if in := o.in(); in.Timeout != 250*time.Millisecond || len(in.Routes) != 1 || in.Routes[0].Out != in.ServerFirst {
+		t.Errorf("dual in %+v: the ssh probe must lead to the ssh server", in)
+	}
+	o, err = parseSSLH([]string{"--port=[::1]:4443", "--ssh", "zlonk.example:2222", "-l", "127.0.0.1:443", "--no-ssh-probe"}, io.Discard, fakeLookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Listen != (hostPort{"::1", 4443}) || o.SSH != (hostPort{"zlonk.example", 2222}) || o.SSHProbe || o.Timeout != 2*time.Second {
+		t.Errorf("got %+v", *o)
+	}
+	if in := o.in(); in.Host != "::1" || in.Port != 4443 || len(in.Routes) != 0 {
+		t.Errorf("dual in %+v", in)
+	}
+	if _, err := parseSSLH([]string{"-l", "8443", "-s", "nowhere.example:22"}, io.Discard, fakeLookup); err == nil ||
+		!strings.Contains(err.Error(), "--ssh nowhere.example:22: can't resolve nowhere.example") {
+		t.Errorf("unresolvable --ssh: %v", err)
+	}
+}
 
 // TestSSLHChecks: the script's checks, with its messages, before anything
 // listens; exit status 2. An address in use is exit status 2 too.
