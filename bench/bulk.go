@@ -64,10 +64,13 @@ func runBulk(e *env, peers []*peer) ([]*table, error) {
 		}
 		tables[n] = newTable(sc, title, method, peers, sc, gbps[n], cpu[n])
 	}
-	var live []*running
+	// Each relay is started right before each of its tests and stopped right
+	// after: Net::Proxy, once iperf3 has hung up on it, spins at 100% CPU on
+	// its dead sockets, and would otherwise slow every peer after it.
+	servers := map[string]*running{}
 	defer func() {
-		for _, r := range live {
-			r.stop()
+		for _, s := range servers {
+			s.stop()
 		}
 	}()
 	for _, p := range peers {
@@ -79,43 +82,49 @@ func runBulk(e *env, peers []*peer) ([]*table, error) {
 		if err != nil {
 			return nil, err
 		}
-		live = append(live, &running{proc: srv})
+		servers[p.name] = &running{proc: srv, listen: port}
 		if err := waitListen(port, srv, 5*time.Second); err != nil {
 			return nil, err
 		}
-		r, err := launch(e, p, port)
-		if err != nil {
-			for _, t := range tables {
-				t.note(p.name, "did not start: %v", err)
-			}
-			continue
-		}
-		live = append(live, r)
 	}
 	for round := 0; round < e.cfg.rounds; round++ {
 		for _, n := range streams {
 			t := tables[n]
-			for _, r := range live {
-				if r.p == nil || !r.p.in(t.key) {
+			for _, p := range peers {
+				if !p.in(t.key) {
 					continue
 				}
-				res, dcpu, err := iperf(e, r, n)
+				res, dcpu, err := bulkOnce(e, p, servers[p.name].listen, n, nil)
 				if err != nil {
-					t.note(r.p.name, "%v", err)
-					logf("   %s %s: %v", t.key, r.p.name, err)
+					t.note(p.name, "%v", err)
+					logf("   %s %s: %v", t.key, p.name, err)
 					continue
 				}
-				gbps[n].add(r.p.name, res.End.SumReceived.BitsPerSecond/1e9)
-				if r.proc != nil && res.End.SumReceived.Bytes > 0 {
-					cpu[n].add(r.p.name, dcpu/(res.End.SumReceived.Bytes/1e9))
+				gbps[n].add(p.name, res.End.SumReceived.BitsPerSecond/1e9)
+				if p.argv != nil && res.End.SumReceived.Bytes > 0 {
+					cpu[n].add(p.name, dcpu/(res.End.SumReceived.Bytes/1e9))
 				}
-				logf("   %s round %d %-18s %6.2f Gbit/s  cpu %.2fs", t.key, round+1, r.p.name,
+				logf("   %s round %d %-18s %6.2f Gbit/s  cpu %.2fs", t.key, round+1, p.name,
 					res.End.SumReceived.BitsPerSecond/1e9, dcpu)
 			}
 		}
 	}
-	profileBulk(e, live)
+	profileBulk(e, peers, servers)
 	return []*table{tables[1], tables[8]}, nil
+}
+
+// bulkOnce starts p in front of the iperf3 server on port, runs one test
+// (with perf recording the relay when profile is set), and stops p.
+func bulkOnce(e *env, p *peer, port, streams int, profile func(r *running) func()) (*iperfResult, float64, error) {
+	r, err := launch(e, p, port)
+	if err != nil {
+		return nil, 0, fmt.Errorf("did not start: %w", err)
+	}
+	defer r.stop()
+	if profile != nil {
+		defer profile(r)()
+	}
+	return iperf(e, r, streams)
 }
 
 // iperf runs one client through r and returns the result and the CPU
@@ -155,7 +164,7 @@ var profiledPeers = []string{nproxyName, "haproxy-nbthread1", "naive-go"}
 
 // profileBulk records a flat perf profile of each profiled relay and keeps
 // its top symbols for the report. Without perf it does nothing.
-func profileBulk(e *env, live []*running) {
+func profileBulk(e *env, peers []*peer, servers map[string]*running) {
 	if _, err := exec.LookPath("perf"); err != nil {
 		return
 	}
@@ -164,19 +173,32 @@ func profileBulk(e *env, live []*running) {
 		"(`perf record -F 999 -p PID -- sleep %d`, then `perf report --stdio --no-children --sort dso,symbol`; "+
 		"at most 15 entries above 1%%; `[k]` is time in the kernel on the relay's behalf):\n\n", e.cfg.bulkSecs)
 	found := false
-	for _, name := range profiledPeers {
-		for _, r := range live {
-			if r.p == nil || r.p.name != name || r.proc == nil {
-				continue
-			}
-			top, err := perfTop(e, r)
-			if err != nil {
-				logf("   perf %s: %v", name, err)
-				continue
-			}
-			found = true
-			fmt.Fprintf(&sb, "<details><summary>%s</summary>\n\n```\n%s```\n\n</details>\n\n", name, top)
+	for _, p := range peers {
+		if !contains(profiledPeers, p.name) || !p.in(scBulk1) {
+			continue
 		}
+		data := filepath.Join(e.logDir, "perf-"+p.name+".data")
+		var rec *proc
+		record := func(r *running) func() {
+			rec, _ = start(e.logDir, nil, "perf", "record", "-F", "999", "-p", strconv.Itoa(r.pid()),
+				"-o", data, "--", "sleep", strconv.Itoa(e.cfg.bulkSecs))
+			return func() {
+				if rec != nil {
+					<-rec.done
+				}
+			}
+		}
+		if _, _, err := bulkOnce(e, p, servers[p.name].listen, 1, record); err != nil || rec == nil {
+			logf("   perf %s: %v", p.name, err)
+			continue
+		}
+		top, err := perfTop(data)
+		if err != nil {
+			logf("   perf %s: %v", p.name, err)
+			continue
+		}
+		found = true
+		fmt.Fprintf(&sb, "<details><summary>%s</summary>\n\n```\n%s```\n\n</details>\n\n", p.name, top)
 	}
 	if found {
 		e.mu.Lock()
@@ -188,18 +210,7 @@ func profileBulk(e *env, live []*running) {
 	}
 }
 
-func perfTop(e *env, r *running) (string, error) {
-	data := filepath.Join(e.logDir, "perf-"+r.p.name+".data")
-	secs := strconv.Itoa(e.cfg.bulkSecs)
-	rec, err := start(e.logDir, nil, "perf", "record", "-F", "999", "-p", strconv.Itoa(r.pid()), "-o", data, "--", "sleep", secs)
-	if err != nil {
-		return "", err
-	}
-	_, _, ierr := iperf(e, r, 1)
-	<-rec.done
-	if ierr != nil {
-		return "", ierr
-	}
+func perfTop(data string) (string, error) {
 	out, err := exec.Command("perf", "report", "-i", data, "--stdio", "--no-children",
 		"--sort", "dso,symbol", "--percent-limit", "1").Output()
 	if err != nil {

@@ -37,13 +37,13 @@ type config struct {
 }
 
 func quickConfig() config {
-	return config{mode: "quick", rounds: 2, bulkSecs: 1, rateDur: 700 * time.Millisecond,
-		latDur: 700 * time.Millisecond, idleConns: 5000, idleRounds: 1, idleLimit: 8 * time.Second,
+	return config{mode: "quick", rounds: 2, bulkSecs: 1, rateDur: 500 * time.Millisecond,
+		latDur: 500 * time.Millisecond, idleConns: 5000, idleRounds: 1, idleLimit: 6 * time.Second,
 		slowBytes: 100 << 20, slowWindow: 2 * time.Second, slowRounds: 1, concurrency: 32}
 }
 
 func fullConfig() config {
-	return config{mode: "full", rounds: 5, bulkSecs: 3, rateDur: 3 * time.Second,
+	return config{mode: "full", rounds: 5, bulkSecs: 2, rateDur: 3 * time.Second,
 		latDur: 3 * time.Second, idleConns: 5000, idleRounds: 3, idleLimit: 40 * time.Second,
 		slowBytes: 100 << 20, slowWindow: 8 * time.Second, slowRounds: 2, concurrency: 32}
 }
