@@ -410,6 +410,7 @@ func BenchmarkSSLH(b *testing.B) {
 			b.ReportMetric(float64(len(latencies))/b.Elapsed().Seconds(), "conn/s")
 			b.ReportMetric(float64(latencies[len(latencies)/2].Microseconds()), "p50-µs")
 			b.ReportMetric(float64(latencies[len(latencies)*99/100].Microseconds()), "p99-µs")
+			b.ReportMetric(float64(latencies[len(latencies)-1].Microseconds()), "max-µs")
 		})
 	}
 }
