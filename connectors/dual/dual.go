@@ -33,6 +33,7 @@ package dual
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -91,6 +92,9 @@ type Route struct {
 
 // Validate implements connectors.Validator: it builds the configured probes.
 func (c *In) Validate() error {
+	if c.MaxProbeBytes < 0 {
+		return fmt.Errorf("max_probe_bytes must not be negative, not %d", c.MaxProbeBytes)
+	}
 	for i, spec := range c.ProbeSpecs {
 		r, err := c.buildRoute(i, spec)
 		if err != nil {

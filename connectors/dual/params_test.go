@@ -113,6 +113,7 @@ func TestBuildErrors(t *testing.T) {
 		{base(map[string]any{"client_first": map[string]any{"type": "zlonk"}}), "unknown type 'zlonk' for 'client_first' connector"},
 		{base(map[string]any{"timeout": "soon"}), "timeout must be a number of seconds"},
 		{base(map[string]any{"zowie": 1}), "unknown parameter 'zowie'"},
+		{base(map[string]any{"max_probe_bytes": -1}), "'in' connector (dual): max_probe_bytes must not be negative"},
 		{base(map[string]any{"probes": probes(map[string]any{"type": "smtp", "out": "server_first"})}), "probes[0] (smtp): 'type' must be one of"},
 		{base(map[string]any{"probes": probes(map[string]any{"type": "ssh"})}), "probes[0] (ssh): 'out' is required"},
 		{base(map[string]any{"probes": probes(map[string]any{"type": "ssh", "out": "third"})}), "'out' must be a connector, server_first or client_first"},
