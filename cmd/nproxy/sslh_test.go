@@ -315,19 +315,19 @@ func TestDualFromConfig(t *testing.T) {
       port: %d
       timeout: 5
       server_first: {type: tcp, host: %s, port: %s}
-      client_first: {type: tcp, host: 192.0.2.1, port: 9}
+      client_first: {type: tcp, host: 127.0.0.1, port: %d}
       probes:
         - {type: tls, out: {type: tcp, host: %s, port: %s}}
         - {type: ssh, out: server_first}
     out: {type: dummy}
-`, port, sshHost, sshPort, tlsHost, tlsPort)
+`, port, sshHost, sshPort, dualtest.FreePort(t), tlsHost, tlsPort)
 	file := filepath.Join(t.TempDir(), "dual.yaml")
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	startDaemon(t, port, "-c", file)
-	// Both reach their servers through probes: neither waits 5 s, and the
-	// unroutable client_first is never used.
+	// Both reach their servers through probes: neither waits 5 s, and
+	// client_first, where nothing listens, is never used.
 	if d := sshEcho(t, sshd.Client(ctx, addr, "echo", "zlonk"), "zlonk"); d > 3*time.Second {
 		t.Errorf("ssh took %v", d)
 	}
