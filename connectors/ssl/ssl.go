@@ -76,7 +76,7 @@ func (c *In) Listen(l *loop.Loop, h connectors.Handler) error {
 			h.Accepted(l, client)
 			return
 		}
-		newConn(client, c.cfg, true, Options{HandshakeTimeout: c.Timeout}, handshaking, func(err error) {
+		Handshake(client, c.cfg, true, c.Timeout, func(err error) {
 			if err != nil {
 				l.Logger().Error(fmt.Sprintf("ssl in: client %s: %v", client.Nick(), err))
 				l.Close(client)
@@ -155,7 +155,7 @@ func (c *Out) Open(l *loop.Loop, client *loop.Socket, h connectors.Handler) {
 			h.Connected(l, client, server)
 			return
 		}
-		newConn(server, c.cfg, false, Options{HandshakeTimeout: c.Timeout}, handshaking, func(err error) {
+		Handshake(server, c.cfg, false, c.Timeout, func(err error) {
 			if err != nil {
 				l.Close(server)
 				h.Failed(l, client, fmt.Errorf("ssl out to %s port %d: %w", c.Host, c.Port, err))
@@ -166,6 +166,17 @@ func (c *Out) Open(l *loop.Loop, client *loop.Socket, h connectors.Handler) {
 			h.Connected(l, client, server)
 		})
 	})
+}
+
+// Handshake puts s, a connected socket of l with no handler, under TLS (the
+// server side if server) and runs the handshake on the loop, bounded by
+// timeout (DefaultHandshakeTimeout if 0). done runs on the loop when it
+// ends, with nil or the failure; s then has no handler and no interest, as
+// connectors hand sockets to the proxy, and reads and writes plaintext.
+// On failure s is left open for done to close. Connectors that tunnel
+// (connect_ssl) use it once their own exchange is over.
+func Handshake(s *loop.Socket, cfg *tls.Config, server bool, timeout time.Duration, done func(error)) {
+	newConn(s, cfg, server, Options{HandshakeTimeout: timeout}, handshaking, done)
 }
 
 // ErrNotSSL is Upgrade's answer for a socket no ssl connector made.

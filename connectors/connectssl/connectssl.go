@@ -1,0 +1,123 @@
+// Package connectssl is Net::Proxy's connect_ssl connector: it reaches a
+// server through a web proxy's CONNECT method, as the connect connector
+// does, then runs a TLS client handshake inside the tunnel, as the ssl
+// connector does. Both exchanges run on the loop.
+//
+//	out := &connectssl.Out{Host: "example.org", Port: 443, ProxyHost: "proxy", VerifyMode: -1}
+//	p := nproxy.New(&tcp.In{Port: 6789}, out)
+//
+// Its type name is "connect_ssl":
+// --out type=connect_ssl,host=example.org,port=443,proxy_host=proxy,proxy_port=3128
+package connectssl
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nproxy/nproxy/connectors"
+	"github.com/nproxy/nproxy/connectors/connect"
+	"github.com/nproxy/nproxy/connectors/ssl"
+	"github.com/nproxy/nproxy/loop"
+)
+
+func init() {
+	connectors.Register("connect_ssl", func(side connectors.Side) any {
+		if side == connectors.SideOut {
+			return &Out{VerifyMode: -1}
+		}
+		return nil // Net::Proxy's N/A: connect_ssl only connects out
+	})
+}
+
+// Out has the connect connector's parameters and the ssl connector's TLS
+// options; see connect.Out and ssl.Params for their meaning.
+type Out struct {
+	Host        string `param:"host,required"`
+	Port        int    `param:"port,required,port"`
+	ProxyHost   string `param:"proxy_host"`
+	ProxyPort   int    `param:"proxy_port,port"`
+	ProxyUser   string `param:"proxy_user"`
+	ProxyPass   string `param:"proxy_pass"`
+	ProxyAgent  string `param:"proxy_agent"`
+	HeaderLimit int    `param:"header_limit"`
+	// Timeout bounds the tunnel set-up and, separately, the handshake.
+	Timeout    time.Duration `param:"timeout"`
+	CertFile   string        `param:"SSL_cert_file"`
+	KeyFile    string        `param:"SSL_key_file"`
+	CAFile     string        `param:"SSL_ca_file"`
+	VerifyMode int           `param:"SSL_verify_mode"`
+	Hostname   string        `param:"SSL_hostname"`
+	ALPN       []string      `param:"SSL_alpn"`
+	Version    string        `param:"SSL_version"`
+	// Hook, if set, sees the (plaintext) data read from the server.
+	Hook loop.Hook
+	// Getenv reads HTTP_PROXY; nil means os.Getenv.
+	Getenv func(string) string
+
+	once   sync.Once
+	err    error
+	tunnel *connect.Out
+	cfg    *tls.Config
+	warn   sync.Once
+}
+
+// Validate implements connectors.Validator: the tunnel's parameters, then
+// the TLS options, each error naming its key.
+func (c *Out) Validate() error {
+	c.once.Do(func() {
+		c.tunnel = &connect.Out{Host: c.Host, Port: c.Port, ProxyHost: c.ProxyHost, ProxyPort: c.ProxyPort,
+			ProxyUser: c.ProxyUser, ProxyPass: c.ProxyPass, ProxyAgent: c.ProxyAgent, Timeout: c.Timeout,
+			HeaderLimit: c.HeaderLimit, Hook: c.Hook, Getenv: c.Getenv}
+		if c.err = c.tunnel.Validate(); c.err != nil {
+			return
+		}
+		c.cfg, c.err = c.params().ClientConfig()
+	})
+	return c.err
+}
+
+func (c *Out) params() ssl.Params {
+	p := ssl.Params{CertFile: c.CertFile, KeyFile: c.KeyFile, CAFile: c.CAFile, VerifyMode: c.VerifyMode,
+		Hostname: c.Hostname, ALPN: c.ALPN, Version: c.Version}
+	if p.Hostname == "" {
+		p.Hostname = c.Host
+	}
+	return p
+}
+
+// Open implements connectors.Out: the CONNECT exchange, then the handshake,
+// then the relay.
+func (c *Out) Open(l *loop.Loop, client *loop.Socket, h connectors.Handler) {
+	if err := c.Validate(); err != nil {
+		h.Failed(l, client, fmt.Errorf("'out' connector (connect_ssl): %w", err))
+		return
+	}
+	if c.params().Insecure() {
+		c.warn.Do(func() {
+			l.Logger().Log(context.Background(), loop.LevelNotice, fmt.Sprintf("connect_ssl to %s port %d: SSL_verify_mode=0, the server's certificate is not verified", c.Host, c.Port))
+		})
+	}
+	c.tunnel.Open(l, client, tunnelDone{c, h})
+}
+
+// tunnelDone receives the tunnel from the connect connector and runs the
+// handshake in it before telling the proxy.
+type tunnelDone struct {
+	c *Out
+	connectors.Handler
+}
+
+// Connected starts the handshake on the open tunnel.
+func (t tunnelDone) Connected(l *loop.Loop, client, server *loop.Socket) {
+	ssl.Handshake(server, t.c.cfg, false, t.c.Timeout, func(err error) {
+		if err != nil {
+			l.Close(server)
+			t.Handler.Failed(l, client, fmt.Errorf("connect_ssl to %s port %d: %w", t.c.Host, t.c.Port, err))
+			return
+		}
+		t.Handler.Connected(l, client, server)
+	})
+}
