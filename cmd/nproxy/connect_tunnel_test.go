@@ -1,0 +1,356 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nproxy/nproxy/connectors/connect"
+	ct "github.com/nproxy/nproxy/connectors/connect/connecttest"
+)
+
+// nproxyBin is the command built once by TestMain, so that tests run it
+// as users do.
+var nproxyBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "nproxy-cmd-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	nproxyBin = filepath.Join(dir, "nproxy")
+	build := exec.Command("go", "build", "-race", "-o", nproxyBin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building nproxy:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func TestParseConnectTunnel(t *testing.T) {
+	env := map[string]string{"HTTP_PROXY": "http://envu:envp@envproxy:3128/"}
+	getenv := func(k string) string { return env[k] }
+	parse := func(args ...string) (*connectTunnelOptions, error) {
+		return parseConnectTunnel(args, getenv, "9.9", io.Discard)
+	}
+	o, err := parse("-P", "proxy.company.com", "-T", "22:ssh.example.com:443", "--tunnel=222:ssh-2.example.com:443",
+		"-T", "2222:[2001:db8::1]:22", "-L", "-v", "--verbose", "-v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &connectTunnelOptions{
+		Proxy:     connect.WebProxy{Host: "proxy.company.com", Port: 8080},
+		Tunnels:   []tunnel{{22, "ssh.example.com", 443}, {222, "ssh-2.example.com", 443}, {2222, "2001:db8::1", 22}},
+		LocalOnly: true, Agent: "connect-tunnel/9.9", Verbosity: 3,
+	}
+	if fmt.Sprint(o) != fmt.Sprint(want) {
+		t.Errorf("got  %+v\nwant %+v", o, want)
+	}
+	o, err = parse("-T", "1:h:2", "-A", "book:s3:kr3t", "-U", "Mozilla/4.03 [en]")
+	if err != nil || o.Proxy != (connect.WebProxy{Host: "envproxy", Port: 3128, User: "book", Pass: "s3:kr3t"}) ||
+		o.Agent != "Mozilla/4.03 [en]" || o.LocalOnly {
+		t.Errorf("HTTP_PROXY default, -A over its credentials: %+v, %v", o, err)
+	}
+	o, err = parse("--proxy", "p:1", "--proxy-authentication", "solo", "--local-only", "--user-agent", "x", "-T", "1:h:2")
+	if err != nil || o.Proxy != (connect.WebProxy{Host: "p", Port: 1, User: "solo"}) || !o.LocalOnly || o.Agent != "x" {
+		t.Errorf("long options: %+v, %v", o, err)
+	}
+	delete(env, "HTTP_PROXY")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-T", "1:h:2"}, "--proxy <proxy:port> option required"},
+		{[]string{"-P", "p"}, "--tunnel <port:host:hostport> option required"},
+		{[]string{"-P", "p", "-T", "1:h"}, "--tunnel <port:host:hostport> format required"},
+		{[]string{"-P", "p", "-T", "x:h:2"}, "--tunnel <port:host:hostport> format required"},
+		{[]string{"-P", "p", "-T", "1:h/x:2"}, "--tunnel <port:host:hostport> format required"},
+		{[]string{"-P", "p", "-T", "70000:h:2"}, "port out of range"},
+		{[]string{"-P", "p:0", "-T", "1:h:2"}, "--proxy: proxy \"p:0\": port out of range"},
+		{[]string{"-P", "p", "-T", "1:h:2", "extra"}, "unexpected argument \"extra\""},
+		{[]string{"-P", "p", "-T", "1:h:2", "-X"}, "flag provided but not defined: -X"},
+	} {
+		if _, err := parse(tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// command is a running nproxy with its standard error collected.
+type command struct {
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	exited chan struct{}
+}
+
+func (c *command) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stderr.Write(p)
+}
+
+func (c *command) Stderr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stderr.String()
+}
+
+// startNproxy runs the command with args and env (added to a copy of the
+// test's environment without HTTP_PROXY), and waits until every port in
+// listen listens. Cleanup stops it with SIGTERM.
+func startNproxy(t *testing.T, env []string, listen []int, args ...string) *command {
+	t.Helper()
+	c := &command{cmd: exec.Command(nproxyBin, args...), exited: make(chan struct{})}
+	c.cmd.Env = append(environWithoutProxy(), env...)
+	c.cmd.Stdout, c.cmd.Stderr = c, c
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		c.cmd.Wait()
+		close(c.exited)
+	}()
+	t.Cleanup(func() {
+		c.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-c.exited:
+		case <-time.After(5 * time.Second):
+			c.cmd.Process.Kill()
+			<-c.exited
+			t.Error("nproxy ignored SIGTERM for 5 s")
+		}
+		if strings.Contains(c.Stderr(), "DATA RACE") {
+			t.Errorf("the race detector spoke:\n%s", c.Stderr())
+		}
+	})
+	for _, port := range listen {
+		waitListen(t, c, port)
+	}
+	return c
+}
+
+// runNproxy runs the command to completion (10 s at most) and returns its
+// exit status and standard error.
+func runNproxy(t *testing.T, env []string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(nproxyBin, args...)
+	cmd.Env = append(environWithoutProxy(), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	timer := time.AfterFunc(10*time.Second, func() { cmd.Process.Kill() })
+	defer timer.Stop()
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), stderr.String()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, stderr.String()
+}
+
+// environWithoutProxy is the test's environment without HTTP_PROXY, and
+// with the race detector's one-second pause at exit turned off.
+func environWithoutProxy() []string {
+	env := []string{"GORACE=atexit_sleep_ms=0"}
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.ToLower(k) != "http_proxy" && k != "GORACE" {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// waitListen waits until a socket listens on port (any address), reading
+// /proc/net/tcp{,6} rather than connecting, which would make a client.
+func waitListen(t *testing.T, c *command, port int) {
+	t.Helper()
+	needle := []byte(fmt.Sprintf(":%04X 00000000:0000 0A ", port))
+	needle6 := []byte(fmt.Sprintf(":%04X 00000000000000000000000000000000:0000 0A ", port))
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		select {
+		case <-c.exited:
+			t.Fatalf("nproxy exited: %s", c.Stderr())
+		default:
+		}
+		v4, _ := os.ReadFile("/proc/net/tcp")
+		v6, _ := os.ReadFile("/proc/net/tcp6")
+		if bytes.Contains(v4, needle) || bytes.Contains(v6, needle6) {
+			return
+		}
+	}
+	t.Fatalf("nothing listens on port %d: %s", port, c.Stderr())
+}
+
+// echoThrough checks a tunnel to the banner server: the banner first,
+// then n random bytes echoed, read back in full before closing (tinyproxy
+// tears the tunnel down at the client's EOF).
+func echoThrough(t *testing.T, port, n int) {
+	t.Helper()
+	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	payload := make([]byte, n)
+	rand.Read(payload)
+	go c.Write(payload)
+	got := make([]byte, len(ct.Banner)+n)
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatalf("port %d: %v", port, err)
+	}
+	if !bytes.Equal(got, append([]byte(ct.Banner), payload...)) {
+		t.Fatalf("port %d: bytes differ", port)
+	}
+}
+
+// expectRefused checks that a client of port is closed without a byte.
+func expectRefused(t *testing.T, port int) {
+	t.Helper()
+	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if got, err := io.ReadAll(c); len(got) > 0 || err != nil && !strings.Contains(err.Error(), "reset") {
+		t.Fatalf("port %d: read %q, %v; want EOF", port, got, err)
+	}
+}
+
+// waitStderr waits up to 5 s for the command to log want.
+func waitStderr(t *testing.T, c *command, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(c.Stderr(), want); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("stderr lacks %q:\n%s", want, c.Stderr())
+		}
+	}
+}
+
+func TestConnectTunnelUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"connect-tunnel", "-T", "2222:h:22"}, "--proxy <proxy:port> option required\n"},
+		{[]string{"connect-tunnel", "-P", "127.0.0.1:1"}, "--tunnel <port:host:hostport> option required\n"},
+		{[]string{"connect-tunnel", "-P", "127.0.0.1:1", "-T", "2222:h"}, "--tunnel <port:host:hostport> format required\n"},
+		{[]string{"connect-tunnel", "-P", "127.0.0.1:1", "-T", "1:h:2", "-A", "a:b:c", "-U", "x\ny"},
+			"--tunnel #1: proxy_agent contains a line break or NUL\n"},
+		{[]string{"connect-tunnel", "--nope"}, "flag provided but not defined: -nope"},
+	} {
+		code, stderr := runNproxy(t, nil, tc.args...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", tc.args, code, stderr, tc.want)
+		}
+	}
+	if code, stderr := runNproxy(t, nil, "connect-tunnel", "--help"); code != 0 || !strings.Contains(stderr, "-T, --tunnel") {
+		t.Errorf("--help: exit %d, %q", code, stderr)
+	}
+}
+
+// TestConnectTunnelTinyproxy runs the command as the script's manual
+// shows, through tinyproxy with Basic auth and a ConnectPort rule.
+func TestConnectTunnelTinyproxy(t *testing.T) {
+	up := ct.StartBannerServer(t)
+	tp := ct.StartTinyproxy(t, true, up)
+	p1, p2, p3 := ct.FreePort(t), ct.FreePort(t), ct.FreePort(t)
+	c := startNproxy(t, nil, []int{p1, p2, p3}, "connect-tunnel", "-L", "-v", "-P", tp.Addr(), "-A", ct.User+":"+ct.Pass,
+		"-T", fmt.Sprintf("%d:127.0.0.1:%d", p1, up),
+		"--tunnel", fmt.Sprintf("%d:localhost:%d", p2, up),
+		"-T", fmt.Sprintf("%d:127.0.0.1:%d", p3, up+1))
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() { echoThrough(t, []int{p1, p2}[i%2], 1<<20) })
+	}
+	wg.Wait()
+	expectRefused(t, p3)
+	waitStderr(t, c, fmt.Sprintf("CONNECT 127.0.0.1:%d through web proxy %s: refused: HTTP/1.1 403 Access violation", up+1, tp.Addr()))
+
+	// wrong credentials, and the proxy taken from HTTP_PROXY
+	p4, p5 := ct.FreePort(t), ct.FreePort(t)
+	env := []string{"HTTP_PROXY=http://" + ct.User + ":" + ct.Pass + "@" + tp.Addr() + "/"}
+	c2 := startNproxy(t, env, []int{p4}, "connect-tunnel", "-T", fmt.Sprintf("%d:127.0.0.1:%d", p4, up))
+	startNproxy(t, env, []int{p5}, "connect-tunnel", "-L", "-A", "book:wrong", "-T", fmt.Sprintf("%d:127.0.0.1:%d", p5, up))
+	echoThrough(t, p4, 1000)
+	expectRefused(t, p5)
+	if strings.Contains(c2.Stderr(), "refused") {
+		t.Errorf("HTTP_PROXY tunnel logged a refusal: %s", c2.Stderr())
+	}
+}
+
+// TestConnectTunnelRequest checks the request the command sends: the
+// default User-Agent, -U, and the credentials.
+func TestConnectTunnelRequest(t *testing.T) {
+	up := ct.StartBannerServer(t)
+	sp := ct.StartScriptedProxy(t, func(c *net.TCPConn, req ct.Request) {
+		ct.TunnelTo(c, "HTTP/1.1 200 OK\r\n\r\n", up)
+	})
+	p1, p2 := ct.FreePort(t), ct.FreePort(t)
+	startNproxy(t, nil, []int{p1}, "connect-tunnel", "-L", "-P", sp.Addr(), "-T", fmt.Sprintf("%d:zlonk.crunch.com:443", p1))
+	startNproxy(t, nil, []int{p2}, "connect-tunnel", "-L", "-P", sp.Addr(), "-U", "Mozilla/4.03 [en] (X11; I; Linux 2.1.89 i586)",
+		"-A", "book:s3kr3t", "-T", fmt.Sprintf("%d:[::1]:22", p2))
+	echoThrough(t, p1, 10)
+	r := <-sp.Requests
+	if r.Line != "CONNECT zlonk.crunch.com:443 HTTP/1.1" || r.Headers["User-Agent"] != "connect-tunnel/0.1.0" ||
+		r.Headers["Proxy-Authorization"] != "" {
+		t.Errorf("defaults: %+v", r)
+	}
+	echoThrough(t, p2, 10)
+	r = <-sp.Requests
+	if r.Line != "CONNECT [::1]:22 HTTP/1.1" || r.Headers["User-Agent"] != "Mozilla/4.03 [en] (X11; I; Linux 2.1.89 i586)" ||
+		r.Headers["Proxy-Authorization"] != "Basic Ym9vazpzM2tyM3Q=" {
+		t.Errorf("-U and -A: %+v", r)
+	}
+}
+
+// TestConnectOutSpecAndYAML reaches the connector as --out type=connect
+// and from a YAML file, and checks the configuration error exits 2.
+func TestConnectOutSpecAndYAML(t *testing.T) {
+	up := ct.StartBannerServer(t)
+	tp := ct.StartTinyproxy(t, true, up)
+	p1, p2 := ct.FreePort(t), ct.FreePort(t)
+	startNproxy(t, nil, []int{p1}, "--in", fmt.Sprintf("type=tcp,host=127.0.0.1,port=%d", p1),
+		"--out", fmt.Sprintf("type=connect,host=127.0.0.1,port=%d,proxy_host=127.0.0.1,proxy_port=%d,proxy_user=%s,proxy_pass=%s,timeout=2",
+			up, tp.Port, ct.User, ct.Pass))
+	echoThrough(t, p1, 64<<10)
+
+	yaml := fmt.Sprintf(`proxies:
+  - in: {type: tcp, host: 127.0.0.1, port: %d}
+    out:
+      type: connect
+      host: 127.0.0.1
+      port: %d
+      proxy_agent: nproxy-yaml
+      timeout: 1.5
+`, p2, up)
+	file := filepath.Join(t.TempDir(), "nproxy.yaml")
+	os.WriteFile(file, []byte(yaml), 0o600)
+	env := []string{"http_proxy=http://" + ct.User + ":" + ct.Pass + "@" + tp.Addr()}
+	startNproxy(t, env, []int{p2}, "-c", file)
+	echoThrough(t, p2, 64<<10)
+
+	code, stderr := runNproxy(t, nil, "--in", "type=tcp,port=1", "--out", "type=connect,host=h,port=1")
+	if code != 2 || !strings.Contains(stderr, "'out' connector (connect): proxy_host parameter is required") {
+		t.Errorf("no proxy: exit %d, %q", code, stderr)
+	}
+}
