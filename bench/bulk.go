@@ -46,7 +46,7 @@ func runBulk(e *env, peers []*peer) ([]*table, error) {
 	method := fmt.Sprintf("`iperf3 -c 127.0.0.1 -p PROXY -t %d -P N -J` against `iperf3 -s -B 127.0.0.1` "+
 		"(one server per peer), client to server through the relay; Gbit/s as received by the server. "+
 		"CPU is utime+stime of the relay's process (children included, as socat forks) from /proc/PID/stat "+
-		"over the test, divided by the GB relayed. %d rounds, peers interleaved in each round.",
+		"over the test, divided by the GB relayed. %d rounds, peers interleaved in each round (the order rotates by one each round).",
 		e.cfg.bulkSecs, e.cfg.rounds)
 	streams := []int{1, 8}
 	tables := map[int]*table{}
@@ -90,7 +90,7 @@ func runBulk(e *env, peers []*peer) ([]*table, error) {
 	for round := 0; round < e.cfg.rounds; round++ {
 		for _, n := range streams {
 			t := tables[n]
-			for _, p := range peers {
+			for _, p := range rotated(peers, round) {
 				if !p.in(t.key) {
 					continue
 				}

@@ -29,7 +29,7 @@ func runIdle(e *env, peers []*peer) ([]*table, error) {
 	}
 	defer echo.stop()
 	for round := 0; round < e.cfg.idleRounds; round++ {
-		for _, p := range peers {
+		for _, p := range rotated(peers, round) {
 			if !p.in(scIdle) {
 				continue
 			}
@@ -70,7 +70,8 @@ func idleOnce(e *env, p *peer, upstream, n int, t *table) error {
 	}
 	ok := float64(len(conns))
 	if len(conns) < n {
-		t.note(p.name, "only %d of %d connections echoed (%d failed, first error: %v)", len(conns), n, failed, firstErr)
+		t.note(p.name, "only %d of %d connections echoed within %v (%d failed, first error: %v)",
+			len(conns), n, e.cfg.idleLimit, failed, firstErr)
 	}
 	if len(conns) == 0 {
 		return fmt.Errorf("no connection echoed: %v", firstErr)
@@ -118,10 +119,10 @@ func openIdle(addr string, n, workers int, limit time.Duration) (conns []net.Con
 				mu.Lock()
 				give := failed >= maxIdleFailures
 				mu.Unlock()
-				if give {
+				if give || time.Now().After(deadline) {
 					return
 				}
-				c, err := openOne(addr, buf, deadline)
+				c, err := openOne(addr, buf)
 				mu.Lock()
 				if err != nil {
 					failed++
@@ -139,15 +140,12 @@ func openIdle(addr string, n, workers int, limit time.Duration) (conns []net.Con
 	return conns, failed, firstErr
 }
 
-func openOne(addr string, buf []byte, deadline time.Time) (net.Conn, error) {
-	if time.Now().After(deadline) {
-		return nil, errTimeout
-	}
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+func openOne(addr string, buf []byte) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.SetDeadline(time.Now().Add(2 * time.Second))
 	if err := echoOnce(c, buf); err != nil {
 		c.Close()
 		return nil, err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -38,7 +37,7 @@ func withRelays(e *env, peers []*peer, sc string, t *table, rounds int, f func(r
 	}
 	defer echo.stop()
 	for round := 0; round < rounds; round++ {
-		for _, p := range peers {
+		for _, p := range rotated(peers, round) {
 			if !p.in(sc) {
 				continue
 			}
@@ -114,12 +113,12 @@ func connLoop(port, clients int, d time.Duration) (ok, fails int64, firstErr err
 }
 
 func shortConn(addr string, buf []byte) error {
-	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(3 * time.Second))
+	c.SetDeadline(time.Now().Add(2 * time.Second))
 	return echoOnce(c, buf)
 }
 
@@ -212,7 +211,5 @@ func pingPong(port, conns int, d time.Duration) ([]time.Duration, error) {
 	}
 	return all, nil
 }
-
-var errTimeout = errors.New("timed out")
 
 func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }

@@ -38,8 +38,8 @@ type config struct {
 
 func quickConfig() config {
 	return config{mode: "quick", rounds: 2, bulkSecs: 1, rateDur: 500 * time.Millisecond,
-		latDur: 500 * time.Millisecond, idleConns: 5000, idleRounds: 1, idleLimit: 6 * time.Second,
-		slowBytes: 100 << 20, slowWindow: 2 * time.Second, slowRounds: 1, concurrency: 32}
+		latDur: 500 * time.Millisecond, idleConns: 5000, idleRounds: 1, idleLimit: 5 * time.Second,
+		slowBytes: 100 << 20, slowWindow: 1500 * time.Millisecond, slowRounds: 1, concurrency: 32}
 }
 
 func fullConfig() config {

@@ -96,14 +96,15 @@ func peerSet(e *env) []*peer {
 			argv: haproxy("haproxy-nbthread1.cfg"), env: haproxyEnv},
 		{name: "haproxy-default", desc: "haproxy 2.6 tcp mode, default threads (2 here), splice forced (bench/peers/haproxy-default.cfg)",
 			argv: haproxy("haproxy-default.cfg"), env: haproxyEnv},
-		{name: "naive-go", desc: "goroutine per direction, io.Copy (splices), half-close (bench/naive)", argv: role("naive")},
-		{name: "gnet", desc: "gnet v2 relay, one event loop (bench/gnetrelay)", argv: role("gnet")},
+		{name: "naive-go", desc: "goroutine per direction, io.Copy, half-close (bench/naive); io.Copy splices, and each blocked copy holds a pipe, so an idle connection costs 6 fds", argv: role("naive")},
+		{name: "gnet", desc: "gnet v2 relay, one event loop (bench/gnetrelay); gnet gives it no backpressure, no half-close, no splice and dials in a worker goroutine", argv: role("gnet")},
 		{name: "socat", desc: "socat TCP-LISTEN,fork (one process per connection), default 8 KiB buffer", argv: socat()},
 		// The buffer size changes nothing for idle connections (measured: the
 		// same 60 KiB of PSS each), so the 5,000 forks are not done twice.
 		{name: "socat-b64k", desc: "socat -b 65536, fork", argv: socat("-b", "65536"),
 			only: set(scBulk1, scBulk8, scRate, scLatency, scSlowRead)},
-		{name: "netproxy-perl", desc: "Net::Proxy 0.12 (Debian libnet-proxy-perl), bench/peers/netproxy.pl",
+		{name: "netproxy-perl", desc: "Net::Proxy 0.12 (Debian libnet-proxy-perl) via bench/peers/netproxy.pl: select loop, listen backlog 1, " +
+			"blocking connect and blocking writes of 4 KiB; SIGPIPE ignored, else it dies at the first write to a closed peer",
 			argv: func(l, t int) []string {
 				ls, ts := ports(l, t)
 				return []string{"perl", filepath.Join(e.root, "bench/peers/netproxy.pl"), ls, ts}

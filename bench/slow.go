@@ -21,7 +21,7 @@ func runSlowReader(e *env, peers []*peer) ([]*table, error) {
 			"backpressure accepts only what the socket buffers and its own bounded buffer hold. %d round(s).",
 		e.cfg.slowBytes>>20, e.cfg.slowWindow, e.cfg.slowRounds), peers, scSlowRead, growth, pushed)
 	for round := 0; round < e.cfg.slowRounds; round++ {
-		for _, p := range peers {
+		for _, p := range rotated(peers, round) {
 			if !p.in(scSlowRead) {
 				continue
 			}

@@ -86,3 +86,13 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	}
 	return sorted[i]
 }
+
+// rotated returns peers starting at the round-th one, so that no peer is
+// always measured first (or last) in a round.
+func rotated(peers []*peer, round int) []*peer {
+	if len(peers) == 0 {
+		return nil
+	}
+	k := round % len(peers)
+	return append(append([]*peer{}, peers[k:]...), peers[:k]...)
+}
