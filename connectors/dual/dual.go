@@ -24,8 +24,9 @@
 // "out" (a connector, or "server_first"/"client_first"):
 //
 //	in: {type: dual, port: 443, timeout: 0.5,
-//	     server_first: {type: tcp, port: 22}, client_first: {type: tcp, port: 8443},
-//	     probes: [{type: tls, sni: ["*.example.com"], out: {type: tcp, port: 9443}},
+//	     server_first: {type: tcp, host: localhost, port: 22},
+//	     client_first: {type: tcp, host: localhost, port: 8443},
+//	     probes: [{type: tls, sni: ["*.example.com"], out: {type: tcp, host: localhost, port: 9443}},
 //	              {type: ssh, out: server_first}]}
 //	out: {type: dummy}
 package dual

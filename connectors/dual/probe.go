@@ -8,15 +8,16 @@ import (
 // Verdict is a probe's answer about the bytes a client has sent so far.
 type Verdict int8
 
-// The three answers a probe can give. A probe never changes a Match or a
-// NoMatch when it is given more bytes that start with the same ones, so a
-// decision does not depend on how the bytes were split by the network.
+// The three answers a probe can give. The probes here, Regex aside, never
+// change a Match or a NoMatch when given more bytes that start with the
+// same ones, so a decision does not depend on how the network split them.
 const (
 	NeedMore Verdict = iota // the bytes so far are a prefix of something the probe accepts
 	Match                   // the bytes are the protocol the probe looks for
 	NoMatch                 // no continuation of these bytes can match
 )
 
+// String names the verdict for messages.
 func (v Verdict) String() string {
 	switch v {
 	case Match:
