@@ -59,3 +59,17 @@ func TestProxyFromEnv(t *testing.T) {
 		t.Fatalf("bad HTTP_PROXY: ok %v err %v", ok, err)
 	}
 }
+
+// FuzzParseProxyURL checks that any setting is refused or yields a usable
+// host and port.
+func FuzzParseProxyURL(f *testing.F) {
+	for _, s := range []string{"http://u:p@h:1/", "h", "[::1]:8080", "http://%zz@h/", "http://h:99999", "socks5://h", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		w, err := ParseProxyURL(s)
+		if err == nil && (w.Host == "" || w.Port < 1 || w.Port > 65535) {
+			t.Fatalf("%q accepted as %+v", s, w)
+		}
+	})
+}
