@@ -364,7 +364,12 @@ func TestDualFromConfig(t *testing.T) {
 //	SSLH_BENCH_CMD='perl sslh -p {listen} -s {ssh} -l {ssl} -t 30' SSLH_BENCH_SILENT=0,1 \
 //	  go test -run XXX -bench SSLH ./cmd/nproxy
 //
-// or Debian's sslh: 'sslh-select -f -p {listen} --ssh {ssh} --tls {ssl} -t 30'.
+// (with PERL5LIB pointing at Net::Proxy), or Debian's sslh, whose
+// unmatched clients go to the anyprot server:
+//
+//	SSLH_BENCH_CMD='sslh-select -f -n -p {listen} --ssh {ssh} --tls {ssl} --anyprot {ssl} -t 30'
+//
+// The client is sequential, so conn/s is the inverse of the mean latency.
 func BenchmarkSSLH(b *testing.B) {
 	ssh := startLineServer(b, "SSH-2.0-bench\n")
 	ssl := startLineServer(b, "")
