@@ -3,8 +3,6 @@ package connect
 import (
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"time"
 
 	"github.com/nproxy/nproxy/connectors"
@@ -121,7 +119,7 @@ func (hs *handshake) fail(s *loop.Socket, err error) {
 	if s != nil {
 		hs.l.Close(s)
 	}
-	target := net.JoinHostPort(hs.out.Host, strconv.Itoa(hs.out.Port))
+	target := Request{Host: hs.out.Host, Port: hs.out.Port}.Target()
 	hs.h.Failed(hs.l, hs.client, fmt.Errorf("CONNECT %s through web proxy %s: %w", target, hs.out.proxy.Addr(), err))
 }
 
