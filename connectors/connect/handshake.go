@@ -16,7 +16,7 @@ const readSize = 4 << 10
 
 // handshake is one CONNECT exchange in progress on the loop: the request
 // is written as the socket takes it, the reply is parsed as it arrives,
-// and one timer set at Open bounds it all.
+// and one deadline counted from Open bounds it all (the Dial included).
 type handshake struct {
 	out    *Out
 	l      *loop.Loop
@@ -28,6 +28,8 @@ type handshake struct {
 	got    int // reply bytes read, for messages
 }
 
+// start runs once the web proxy accepted the connection, with what is
+// left of the deadline.
 func (hs *handshake) start(s *loop.Socket, left time.Duration) {
 	if hs.client.Closed() {
 		hs.fail(s, errClientLeft)
