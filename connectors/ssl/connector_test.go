@@ -80,7 +80,7 @@ func TestScenarioCTSSLTCP(t *testing.T) {
 	}
 	io.WriteString(client, "STARTTLS\n")
 	client.expect(t, "OK\n")
-	client.upgrade(t, tls.Client(client.Conn, tlsClientConfig(t, certs)))
+	client.upgrade(t, tlsClientConfig(t, certs))
 	for _, line := range zlonk[3:] {
 		relayLine(t, rng, client, server, line)
 	}
@@ -107,7 +107,7 @@ func TestScenarioTCPCTSSL(t *testing.T) {
 			io.WriteString(server, "STARTTLS\n")
 			server.expect(t, "OK\n")
 			if i == 2 {
-				server.upgrade(t, tls.Server(server.Conn, tlsServerConfig(t, certs)))
+				server.upgrade(t, tlsServerConfig(t, certs))
 			}
 		}
 		relayLine(t, rng, client, server, line)
