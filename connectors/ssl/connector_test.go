@@ -3,9 +3,11 @@ package ssl
 import (
 	"bytes"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
 	"github.com/nproxy/nproxy/loop"
@@ -113,6 +115,59 @@ func TestScenarioTCPCTSSL(t *testing.T) {
 		relayLine(t, rng, client, server, line)
 	}
 	logs.waitLog(t, "is already TLS")
+	client.Close()
+	server.expectEOF(t)
+}
+
+// pipelined sends STARTTLS and the ClientHello in one write, without
+// waiting for the answer, and skips the answer before TLS reads.
+type pipelined struct {
+	net.Conn
+	sent, skipped bool
+}
+
+func (p *pipelined) Write(b []byte) (int, error) {
+	if !p.sent {
+		p.sent = true
+		_, err := p.Conn.Write(append([]byte("STARTTLS\n"), b...))
+		return len(b), err
+	}
+	return p.Conn.Write(b)
+}
+
+func (p *pipelined) Read(b []byte) (int, error) {
+	if !p.skipped {
+		p.skipped = true
+		ok := make([]byte, 3)
+		if _, err := io.ReadFull(p.Conn, ok); err != nil || string(ok) != "OK\n" {
+			return 0, fmt.Errorf("answer %q, %v", ok, err)
+		}
+	}
+	return p.Conn.Read(b)
+}
+
+// A client that does not wait for the answer to STARTTLS: the hook hands
+// the ClientHello that came with the request to Upgrade, and nothing is lost.
+func TestUpgradeKeepsEarlyBytes(t *testing.T) {
+	checkGoroutines(t)
+	certs := ssltest.New(t)
+	be := newBackend(t)
+	port := freePort(t)
+	in := sslIn(certs, port)
+	in.StartCleartext, in.Hook = true, starttls
+	proxy(t, port, in, tcpOut(be.port))
+	raw := dial(t, net.JoinHostPort("127.0.0.1", itoa(port)))
+	raw.SetDeadline(time.Now().Add(10 * time.Second))
+	client := newEnd(tls.Client(&pipelined{Conn: raw}, tlsClientConfig(t, certs)))
+	server := be.accept(t)
+	// The client speaks first: anything the server said before would go
+	// out in clear, ahead of the upgrade.
+	io.WriteString(client, zlonk[0])
+	server.expect(t, zlonk[0])
+	rng := seeded(t)
+	for _, line := range zlonk[1:] {
+		relayLine(t, rng, client, server, line)
+	}
 	client.Close()
 	server.expectEOF(t)
 }

@@ -12,8 +12,13 @@
 //
 // Every loop-side method returns at once. The engine calls notify (from its
 // own goroutines) when something the loop may wait for has happened, at most
-// once until the loop calls Events again. The same package loads
-// certificates with IO::Socket::SSL's option names (see Params).
+// once until the loop calls Events again. An idle session runs no goroutine
+// and holds no queue memory.
+//
+// The package also holds Net::Proxy's ssl connector (In, Out, registered as
+// type "ssl"), Upgrade for hooks that switch a socket to TLS (STARTTLS), and
+// Handshake for connectors that run TLS over a tunnel of their own; its TLS
+// options take IO::Socket::SSL's names (see Params).
 package ssl
 
 import (
@@ -43,9 +48,6 @@ type Options struct {
 	// QueueSize caps each of the four queues (ciphertext in and out,
 	// plaintext in and out); DefaultQueueSize when zero.
 	QueueSize int
-	// LocalAddr and RemoteAddr are what crypto/tls sees as the addresses of
-	// its connection; they only show in its error messages.
-	LocalAddr, RemoteAddr net.Addr
 }
 
 // Events is a snapshot of what the loop can do with an engine.
@@ -103,7 +105,7 @@ type Engine struct {
 // NewServer starts the server side of a handshake.
 func NewServer(cfg *tls.Config, opt Options, notify func()) *Engine {
 	e := newEngine(opt, notify)
-	e.tc = tls.Server(wire{e, opt}, cfg)
+	e.tc = tls.Server(wire{e}, cfg)
 	e.start(opt)
 	return e
 }
@@ -112,7 +114,7 @@ func NewServer(cfg *tls.Config, opt Options, notify func()) *Engine {
 // InsecureSkipVerify) must be set, as for tls.Client.
 func NewClient(cfg *tls.Config, opt Options, notify func()) *Engine {
 	e := newEngine(opt, notify)
-	e.tc = tls.Client(wire{e, opt}, cfg)
+	e.tc = tls.Client(wire{e}, cfg)
 	e.start(opt)
 	return e
 }

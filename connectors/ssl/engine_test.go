@@ -287,3 +287,33 @@ func TestNotifyCoalesced(t *testing.T) {
 		t.Fatalf("%d calls, events %b", calls.Load(), e.Events())
 	}
 }
+
+// An idle session, after traffic both ways, runs no goroutine and holds no
+// queue memory.
+func TestIdleHoldsNothing(t *testing.T) {
+	checkGoroutines(t)
+	p := newPair(t, tls.VersionTLS13, Options{})
+	p.cli.Write([]byte("ping"))
+	var got bytes.Buffer
+	p.until("the ping", func() bool { readAll(p.srv, &got); return got.Len() == 4 })
+	p.srv.Write([]byte("pong"))
+	got.Reset()
+	p.until("the pong", func() bool { readAll(p.cli, &got); return got.Len() == 4 })
+	p.settle()
+	deadline := time.Now().Add(3 * time.Second)
+	for engineGoroutines() != "" && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if left := engineGoroutines(); left != "" {
+		t.Fatalf("goroutines of idle sessions:\n%s", left)
+	}
+	for _, e := range []*Engine{p.cli, p.srv} {
+		e.mu.Lock()
+		for _, q := range []*ring{&e.cin, &e.cout, &e.pin, &e.pout} {
+			if q.buf != nil {
+				t.Errorf("an idle queue holds %d bytes of memory", len(q.buf))
+			}
+		}
+		e.mu.Unlock()
+	}
+}

@@ -12,7 +12,7 @@ import (
 	"github.com/nproxy/nproxy/loop"
 )
 
-// The ssl connector, as Net::Proxy's: TLS on the client side (in) or the
+// The ssl connector is Net::Proxy's: TLS on the client side (in) or the
 // server side (out), possibly starting in clear text and upgraded later by a
 // hook (Upgrade). Its type name is "ssl":
 //

@@ -21,10 +21,7 @@ func (wouldBlock) Temporary() bool { return true }
 
 // wire is the net.Conn crypto/tls runs over: reads take from the engine's
 // ciphertext-in queue, writes fill its ciphertext-out queue.
-type wire struct {
-	e   *Engine
-	opt Options
-}
+type wire struct{ e *Engine }
 
 // Read blocks only during the handshake, whose goroutine has nothing else
 // to do; afterwards it returns errWouldBlock.
@@ -76,8 +73,10 @@ func (w wire) Write(p []byte) (int, error) {
 // crypto/tls may call it when a handshake context ends.
 func (w wire) Close() error { return nil }
 
-func (w wire) LocalAddr() net.Addr  { return addrOr(w.opt.LocalAddr) }
-func (w wire) RemoteAddr() net.Addr { return addrOr(w.opt.RemoteAddr) }
+// The addresses only show in crypto/tls's messages, which the connectors
+// prefix with the socket's own name.
+func (w wire) LocalAddr() net.Addr  { return memAddr{} }
+func (w wire) RemoteAddr() net.Addr { return memAddr{} }
 
 // Deadlines are the engine's business (the handshake timer, and Close).
 func (w wire) SetDeadline(time.Time) error      { return nil }
@@ -88,10 +87,3 @@ type memAddr struct{}
 
 func (memAddr) Network() string { return "memory" }
 func (memAddr) String() string  { return "memory" }
-
-func addrOr(a net.Addr) net.Addr {
-	if a == nil {
-		return memAddr{}
-	}
-	return a
-}
