@@ -1123,43 +1123,46 @@ func TestDefaultHostAndNames(t *testing.T) {
 	}
 }
 
-// blackhole returns a port where connects hang unanswered: a listener that
-// never accepts, with its accept queue already full, so that the kernel
-// drops further SYNs.
-func blackhole(t *testing.T) int {
+// fullListener returns a listener that does not answer connects for now:
+// its backlog is 0 and its accept queue already holds a client, so the
+// kernel drops further SYNs until the test accepts.
+func fullListener(t *testing.T) (*net.TCPListener, int) {
 	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { syscall.Close(fd) })
+	f := os.NewFile(uintptr(fd), "full listener")
+	defer f.Close()
 	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := syscall.Listen(fd, 0); err != nil {
 		t.Fatal(err)
 	}
-	sa, err := syscall.Getsockname(fd)
+	fl, err := net.FileListener(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := sa.(*syscall.SockaddrInet4).Port
+	ln := fl.(*net.TCPListener)
+	t.Cleanup(func() { ln.Close() })
+	port := ln.Addr().(*net.TCPAddr).Port
 	for range 3 {
 		c, err := net.DialTimeout("tcp", addrOf("127.0.0.1", port), 300*time.Millisecond)
 		if err != nil {
-			return port // the queue is full
+			return ln, port // the queue is full
 		}
 		t.Cleanup(func() { c.Close() })
 	}
 	t.Fatal("could not fill the accept queue of a listener with backlog 0")
-	return 0
+	return nil, 0
 }
 
 // TestConnectTimeout checks the out connector's timeout parameter against a
 // server that never answers, and that a signal ends a pending connect.
 func TestConnectTimeout(t *testing.T) {
 	t.Parallel()
-	hole := blackhole(t)
+	_, hole := fullListener(t)
 	in := unusedPort(t, "127.0.0.1")
 	p := startChild(t, nproxyBin, "-v", "--in", tcpSpec("127.0.0.1", in),
 		"--out", tcpSpec("127.0.0.1", hole)+",timeout=0.5")
@@ -1181,5 +1184,42 @@ func TestConnectTimeout(t *testing.T) {
 	expectEOF(t, pending, 2*time.Second, "client whose connect was pending at SIGTERM")
 	if code := p.exitCode(t, 2*time.Second); code != 0 {
 		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+}
+
+// TestSlowConnect sends a line and a half-close before the server accepts
+// the proxy's connect: both must reach the server once it does, and its
+// answer must reach the client.
+func TestSlowConnect(t *testing.T) {
+	t.Parallel()
+	ln, port := fullListener(t)
+	in := unusedPort(t, "127.0.0.1")
+	startProxy(t, "127.0.0.1", in, port)
+	client := dialClient(t, addrOf("127.0.0.1", in))
+	if _, err := client.Write([]byte("early line\n")); err != nil {
+		t.Fatal(err)
+	}
+	client.(*net.TCPConn).CloseWrite()
+
+	time.Sleep(300 * time.Millisecond) // the proxy's SYN is dropped
+	ln.SetDeadline(time.Now().Add(5 * time.Second))
+	filler, err := ln.Accept() // frees the queue for the SYN's retry
+	if err != nil {
+		t.Fatal(err)
+	}
+	filler.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("the proxy's connect did not arrive once the queue had room: %v", err)
+	}
+	defer server.Close()
+	server.SetDeadline(time.Now().Add(5 * time.Second))
+	if got, err := io.ReadAll(server); err != nil || string(got) != "early line\n" {
+		t.Fatalf("server read %q, %v; want the early line then EOF", got, err)
+	}
+	server.Write([]byte("late answer\n"))
+	server.Close()
+	if got, err := io.ReadAll(client); err != nil || string(got) != "late answer\n" {
+		t.Fatalf("client read %q, %v; want the answer then EOF", got, err)
 	}
 }
