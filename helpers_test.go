@@ -228,5 +228,4 @@ func exchange(c *net.TCPConn, sendSeed, recvSeed int64, size int) error {
 	return errors.Join(werr, rerr)
 }
 
-
 func newRand(seed int64) *rand.Rand { return rand.New(rand.NewSource(seed)) }

@@ -115,6 +115,11 @@ func Stop() {
 }
 
 func (r *run) start(o Options, proxies []*Proxy) error {
+	for i, p := range proxies {
+		if err := p.check(); err != nil {
+			return &ConfigError{Proxy: i + 1, Err: err}
+		}
+	}
 	n := max(o.Loops, 1)
 	for i := 0; i < n; i++ {
 		l, err := loop.New(loop.Config{
@@ -134,7 +139,7 @@ func (r *run) start(o Options, proxies []*Proxy) error {
 			p.run = r
 			if err := p.in.Listen(l, p); err != nil {
 				r.closeLoops()
-				return &ListenError{Proxy: j + 1, Err: err}
+				return &ConfigError{Proxy: j + 1, Err: fmt.Errorf("'in' connector: %w", err)}
 			}
 		}
 	}
@@ -190,18 +195,17 @@ func (r *run) closed() {
 	}
 }
 
-// ListenError says that a proxy's in connector could not listen: a
-// configuration error (address in use, unknown host) found at start.
-type ListenError struct {
+// ConfigError says that a proxy cannot run as configured, found at start:
+// its in connector could not listen (address in use, unknown host), or its
+// connectors do not fit together.
+type ConfigError struct {
 	Proxy int // the proxy's position among the registered ones, from 1
 	Err   error
 }
 
-func (e *ListenError) Error() string {
-	return fmt.Sprintf("proxy #%d: 'in' connector: %v", e.Proxy, e.Err)
-}
+func (e *ConfigError) Error() string { return fmt.Sprintf("proxy #%d: %v", e.Proxy, e.Err) }
 
-func (e *ListenError) Unwrap() error { return e.Err }
+func (e *ConfigError) Unwrap() error { return e.Err }
 
 func signalName(sig os.Signal) string {
 	switch sig {

@@ -17,10 +17,12 @@ package nproxy
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 
 	"github.com/nproxy/nproxy/connectors"
+	"github.com/nproxy/nproxy/connectors/dummy"
 	"github.com/nproxy/nproxy/loop"
 )
 
@@ -39,6 +41,18 @@ type Proxy struct {
 // New returns a proxy from in to out; it serves once registered.
 func New(in connectors.In, out connectors.Out) *Proxy {
 	return &Proxy{in: in, out: out}
+}
+
+// check refuses connectors that do not fit together.
+func (p *Proxy) check() error {
+	if _, picks := p.in.(connectors.Router); picks {
+		switch p.out.(type) {
+		case dummy.Connector, *dummy.Connector:
+		default:
+			return errors.New("'out' connector must be dummy: the 'in' connector picks the server itself")
+		}
+	}
+	return nil
 }
 
 // In returns the connector that accepts clients.
@@ -100,7 +114,9 @@ func (p *Proxy) Accepted(l *loop.Loop, client *loop.Socket) {
 		logger.Info("connection from " + client.Nick())
 	}
 	p.run.accepted()
-	p.out.Open(l, client, p)
+	if _, picks := p.in.(connectors.Router); !picks {
+		p.out.Open(l, client, p)
+	}
 }
 
 // Connected implements connectors.Handler.

@@ -2,17 +2,20 @@ package nproxy_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"regexp"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nproxy/nproxy"
+	"github.com/nproxy/nproxy/connectors/dual"
 	"github.com/nproxy/nproxy/connectors/tcp"
 	"github.com/nproxy/nproxy/loop"
 )
@@ -518,5 +521,20 @@ func TestListenFail(t *testing.T) {
 	}
 	if listening(free) {
 		t.Fatal("the first proxy's listener was left open")
+	}
+}
+
+// An in connector that picks the server itself (dual) refuses an out
+// connector other than dummy, instead of connecting twice.
+func TestRouterNeedsDummyOut(t *testing.T) {
+	in := &dual.In{Host: "127.0.0.1", Port: freePort(t),
+		ServerFirst: &tcp.Out{Host: "127.0.0.1", Port: 1}, ClientFirst: &tcp.Out{Host: "127.0.0.1", Port: 1}}
+	p := nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: 1})
+	p.Register()
+	defer p.Unregister()
+	err := nproxy.Mainloop(0)
+	var ce *nproxy.ConfigError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "must be dummy") {
+		t.Fatalf("got %v, want a configuration error about dummy", err)
 	}
 }

@@ -32,6 +32,15 @@ type Out interface {
 	Open(l *loop.Loop, client *loop.Socket, h Handler)
 }
 
+// Router is implemented by in connectors that pick the server for each
+// client themselves, as dual does. The proxy then leaves its out connector,
+// which must be dummy, alone.
+type Router interface {
+	In
+	// PicksServer marks the connector; it is never called.
+	PicksServer()
+}
+
 // Handler is what connectors report to: the proxy. Its methods run on the
 // loop goroutine.
 type Handler interface {

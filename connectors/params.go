@@ -153,6 +153,9 @@ func setComposite(fv reflect.Value, key string, val any) error {
 		}
 	case []map[string]any:
 		x, ok := val.([]any)
+		if m, isMap := val.(map[string]any); isMap {
+			x, ok = indexedList(m)
+		}
 		if !ok {
 			return fmt.Errorf("%s must be a list of maps", key)
 		}
@@ -230,4 +233,18 @@ func knownKeys(fields map[string]paramField) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// indexedList turns the map that dotted keys make of a list
+// ("probes.0.type=ssh,probes.1.type=any") into that list, in index order.
+func indexedList(m map[string]any) ([]any, bool) {
+	list := make([]any, len(m))
+	for k, v := range m {
+		i, err := strconv.Atoi(k)
+		if err != nil || i < 0 || i >= len(m) || list[i] != nil {
+			return nil, false
+		}
+		list[i] = v
+	}
+	return list, true
 }

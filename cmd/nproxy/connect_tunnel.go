@@ -39,7 +39,7 @@ func connectTunnel(args []string) int {
 	}
 	if err := nproxy.Mainloop(0); err != nil {
 		fmt.Fprintln(os.Stderr, "connect-tunnel:", err)
-		if errors.As(err, new(*nproxy.ListenError)) {
+		if errors.As(err, new(*nproxy.ConfigError)) {
 			return exitConfig
 		}
 		return 1

@@ -82,7 +82,7 @@ func run(args []string) int {
 	}
 	if err := nproxy.Mainloop(cfg.MaxConnections); err != nil {
 		fmt.Fprintln(os.Stderr, "nproxy:", err)
-		if errors.As(err, new(*nproxy.ListenError)) {
+		if errors.As(err, new(*nproxy.ConfigError)) {
 			return exitConfig
 		}
 		return 1

@@ -42,7 +42,7 @@ func sslh(args []string) int {
 	nproxy.New(o.in(), dummy.Connector{}).Register()
 	if err := nproxy.Mainloop(0); err != nil {
 		fmt.Fprintln(os.Stderr, "sslh:", err)
-		if errors.As(err, new(*nproxy.ListenError)) {
+		if errors.As(err, new(*nproxy.ConfigError)) {
 			return exitConfig
 		}
 		return 1

@@ -52,6 +52,9 @@ func init() {
 	})
 }
 
+// PicksServer implements connectors.Router: the proxy's out is dummy.
+func (*In) PicksServer() {}
+
 // DefaultTimeout is how long a client may stay silent before it is taken
 // for a server-first client, as in Net::Proxy.
 const DefaultTimeout = time.Second
