@@ -67,6 +67,12 @@ func (relay) Readable(s *Socket) {
 			// The peer could not take it all: its Writable continues.
 			return
 		}
+		if n < l.cfg.ChunkSize && s.transport == nil {
+			// A short read drained the socket: asking again would only
+			// cost an EAGAIN. (A transport may hand out less than it
+			// holds, so it is always asked again.)
+			return
+		}
 	}
 }
 

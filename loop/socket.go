@@ -89,6 +89,7 @@ type Socket struct {
 	writeDone    bool // shut down for writing
 	shutPending  bool // shut down for writing once out drains
 	closePending bool // close once out drains
+	registered   bool // in the epoll set
 	detached     bool // out of the poller: nothing more can happen on it
 	closed       bool
 }

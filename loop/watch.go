@@ -28,20 +28,26 @@ func (l *Loop) setInterest(s *Socket, interest uint32) {
 	if s.closed || s.detached || interest == s.interest {
 		return
 	}
-	if err := l.poll.modify(s.fd, interest); err != nil {
+	var err error
+	if s.registered {
+		err = l.poll.modify(s.fd, interest)
+	} else {
+		err = l.poll.add(s.fd, interest)
+	}
+	if err != nil {
 		l.log.Error("epoll_ctl failed", "socket", s.Nick(), "err", err)
 		return
 	}
+	s.registered = true
 	s.interest = interest
 }
 
-// Adopt makes a socket of fd, which must be non-blocking, and adds it to the
-// loop with an empty interest. The loop owns fd from now on and closes it
-// with the socket.
+// Adopt makes a socket of fd, which must be non-blocking, with an empty
+// interest. The loop owns fd from now on and closes it with the socket. The
+// fd joins the epoll set when it is first watched: a client parked while its
+// server is reached costs no epoll_ctl, and is noticed gone when the relay
+// starts.
 func (l *Loop) Adopt(fd int, h Handler) (*Socket, error) {
-	if err := l.poll.add(fd, 0); err != nil {
-		return nil, err
-	}
 	s := &Socket{fd: fd, loop: l, handler: h}
 	for fd >= len(l.sockets) {
 		l.sockets = append(l.sockets, make([]*Socket, len(l.sockets)+64)...)
@@ -60,7 +66,9 @@ func (l *Loop) socket(fd int) *Socket {
 // detach takes s out of the poller for good while keeping it open.
 func (l *Loop) detach(s *Socket) {
 	if !s.detached && !s.closed {
-		l.poll.remove(s.fd)
+		if s.registered {
+			l.poll.remove(s.fd)
+		}
 		s.detached = true
 		s.interest = 0
 	}
@@ -76,9 +84,9 @@ func (l *Loop) Close(s *Socket) {
 	}
 	s.closed = true
 	s.StopTimer()
-	if !s.detached {
-		l.poll.remove(s.fd)
-	}
+	// No EPOLL_CTL_DEL: closing the fd (at the end of this pass, before the
+	// next epoll_wait) removes it from the set, and events already
+	// collected for it find no socket.
 	l.sockets[s.fd] = nil
 	l.closing = append(l.closing, s.fd)
 	if s.pipe != nil {
