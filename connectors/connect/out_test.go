@@ -1,9 +1,11 @@
 package connect
 
 import (
-	"bytes"
+	"bufio"
 	"io"
+	"math/rand"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -252,12 +254,16 @@ func isTimeout(err error) bool {
 
 // TestNetProxyTcpConnect is Net::Proxy's t/tcp_connect scenario: a
 // CONNECT for zlonk.crunch.com:443 through a proxy on localhost,
-// Mainloop(2); after the 200 the server speaks first and lines go both
-// ways; the second connection gets a 403 and the client sees EOF.
+// Mainloop(2); after the 200 the server speaks first, then 5 lines go each
+// in a random direction (the seed is logged); the client's close reaches
+// the server; the second connection gets a 403 and the client sees EOF.
 func TestNetProxyTcpConnect(t *testing.T) {
+	servers := make(chan net.Conn, 1)
+	finished := make(chan struct{})
+	defer close(finished)
 	lines := ct.Serve(t, func(c net.Conn) {
-		io.WriteString(c, "zlonk server ready\n")
-		io.Copy(c, c)
+		servers <- c
+		<-finished
 	})
 	var mu sync.Mutex
 	n := 0
@@ -273,23 +279,33 @@ func TestNetProxyTcpConnect(t *testing.T) {
 		ct.TunnelTo(c, "HTTP/1.1 200 Connection established\r\n\r\n", lines)
 	})
 	ports, logs, done := tunnels(t, 2, &Out{Host: "zlonk.crunch.com", Port: 443, ProxyHost: "localhost", ProxyPort: sp.Port})
-	c := dialTunnel(t, ports[0])
+	client := dialTunnel(t, ports[0])
 	if r := <-sp.Requests; r.Line != "CONNECT zlonk.crunch.com:443 HTTP/1.1" {
 		t.Fatalf("proxy got %q", r.Line)
 	}
-	want := "zlonk server ready\n"
-	var sent bytes.Buffer
+	server := <-servers
+	seed := time.Now().UnixNano()
+	if s := os.Getenv("NPROXY_TEST_SEED"); s != "" {
+		seed, _ = strconv.ParseInt(s, 10, 64)
+	}
+	t.Logf("line directions: seed %d (replay with NPROXY_TEST_SEED)", seed)
+	rng := rand.New(rand.NewSource(seed))
+	cr, sr := bufio.NewReader(client), bufio.NewReader(server)
+	sendLine(t, server, cr, "zlonk server ready\n") // the server speaks first
 	for i := range 5 {
 		line := "line " + strconv.Itoa(i) + " zlonk zok zapeth\n"
-		sent.WriteString(line)
-		io.WriteString(c, line)
+		if rng.Intn(2) == 0 {
+			sendLine(t, client, sr, line)
+		} else {
+			sendLine(t, server, cr, line)
+		}
 	}
-	want += sent.String()
-	got := make([]byte, len(want))
-	if _, err := io.ReadFull(c, got); err != nil || string(got) != want {
-		t.Fatalf("read %q, %v; want %q", got, err, want)
+	client.Close()
+	server.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if rest, err := sr.ReadString('\n'); err != io.EOF {
+		t.Fatalf("server read %q, %v after the client's close; want EOF", rest, err)
 	}
-	c.Close()
+	server.Close()
 	c2 := dialTunnel(t, ports[0])
 	if got := expectClosed(t, c2, 5*time.Second); len(got) > 0 {
 		t.Fatalf("refused client got %q", got)
@@ -302,6 +318,17 @@ func TestNetProxyTcpConnect(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Mainloop(2) did not return after two connections")
+	}
+}
+
+// sendLine writes line on w and expects it intact from r.
+func sendLine(t *testing.T, w net.Conn, r *bufio.Reader, line string) {
+	t.Helper()
+	if _, err := io.WriteString(w, line); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.ReadString('\n'); got != line {
+		t.Fatalf("read %q, %v; want %q", got, err, line)
 	}
 }
 
