@@ -35,6 +35,9 @@ func listening(port int) bool {
 		return false
 	}
 	defer syscall.Close(fd)
+	// With SO_REUSEADDR on both sides, bind fails only against a socket in
+	// the LISTEN state, not against one that is merely bound.
+	syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
 	err = syscall.Bind(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
 	return errors.Is(err, syscall.EADDRINUSE)
 }

@@ -149,8 +149,7 @@ func (r *run) start(o Options, proxies []*Proxy) error {
 // closeLoops releases loops that never ran.
 func (r *run) closeLoops() {
 	for _, l := range r.loops {
-		l.Stop()
-		l.Run()
+		l.Discard()
 	}
 }
 

@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -24,8 +25,9 @@ type listener struct {
 	accept AcceptFunc
 }
 
-// Listen opens a TCP listener on addr and adds it to the listeners list.
-// An IPv6 unspecified address also accepts IPv4 clients.
+// Listen opens a TCP listener on addr and adds it to the listeners list; it
+// starts accepting when the loop runs. An IPv6 unspecified address also
+// accepts IPv4 clients.
 func (l *Loop) Listen(addr netip.AddrPort, accept AcceptFunc) (*Socket, error) {
 	fd, err := listenSocket(addr, l.cfg.ReusePort)
 	if err != nil {
@@ -40,7 +42,36 @@ func (l *Loop) Listen(addr netip.AddrPort, accept AcceptFunc) (*Socket, error) {
 		s.nick = sockaddrString(sa) // the real port when addr asked for any
 	}
 	l.WatchReader(s)
+	if l.started {
+		if err := startListening(s); err != nil {
+			l.Close(s)
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// startListening turns a bound socket into a listener. Listen only binds
+// until the loop runs: a program that opens several listeners finds an
+// address in use (at bind) before any of them accepts a client.
+func startListening(s *Socket) error {
+	// The kernel caps the backlog at net.core.somaxconn.
+	return unix.Listen(s.fd, 4096)
+}
+
+// startListeners starts every listener bound before Run.
+func (l *Loop) startListeners() error {
+	for _, s := range l.sockets {
+		if s == nil {
+			continue
+		}
+		if _, ok := s.handler.(*listener); ok {
+			if err := startListening(s); err != nil {
+				return fmt.Errorf("listen on %s: %w", s.nick, err)
+			}
+		}
+	}
+	return nil
 }
 
 func listenSocket(addr netip.AddrPort, reusePort bool) (int, error) {
@@ -67,11 +98,7 @@ func configureListener(fd int, addr netip.AddrPort, reusePort bool) error {
 	if addr.Addr().Is6() && addr.Addr().IsUnspecified() {
 		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
 	}
-	if err := unix.Bind(fd, sockaddr(addr)); err != nil {
-		return err
-	}
-	// The kernel caps the backlog at net.core.somaxconn.
-	return unix.Listen(fd, 4096)
+	return unix.Bind(fd, sockaddr(addr))
 }
 
 func (ln *listener) Readable(s *Socket) {

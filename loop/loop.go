@@ -77,6 +77,7 @@ type Loop struct {
 	posted   []func()
 	running  []func()
 	stopping bool
+	started  bool // Run has started: listeners listen at once
 	done     bool // Run has returned: posting is pointless and the eventfd is gone
 }
 
@@ -150,11 +151,19 @@ func (l *Loop) Post(f func()) {
 // Stop makes Run close every socket and return. Safe from any goroutine.
 func (l *Loop) Stop() { l.Post(func() { l.stopping = true }) }
 
+// Discard releases a loop that will not run (its listeners never listened).
+// Use Stop for a running loop.
+func (l *Loop) Discard() { l.shutdown() }
+
 // Run runs the loop until Stop, on a goroutine locked to its OS thread.
 func (l *Loop) Run() error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer l.shutdown()
+	if err := l.startListeners(); err != nil {
+		return err
+	}
+	l.started = true
 	for !l.stopping {
 		var err error
 		l.events, err = l.poll.wait(l.events[:0], l.timers.waitMs())

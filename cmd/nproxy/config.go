@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"strings"
 
 	"github.com/nproxy/nproxy"
 	"github.com/nproxy/nproxy/connectors"
@@ -49,7 +51,7 @@ func (c *config) loadFile(path string) error {
 	dec.KnownFields(true)
 	var fileCfg config
 	if err := dec.Decode(&fileCfg); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%s: %w", path, err)
+		return fmt.Errorf("%s: %s", path, yamlMessage(err))
 	}
 	for i, p := range fileCfg.Proxies {
 		if p.In == nil || p.Out == nil {
@@ -100,4 +102,28 @@ func (c *config) apply() error {
 		nproxy.New(in, out).Register()
 	}
 	return nil
+}
+
+// unknownField matches yaml.v3's report of a key the schema lacks.
+var unknownField = regexp.MustCompile(`field (\S+) not found in type main\.(\w+)`)
+
+// yamlMessage makes one line of a YAML error, naming unknown keys in the
+// file's own terms rather than Go's.
+func yamlMessage(err error) string {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return strings.ReplaceAll(err.Error(), "\n", " ")
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, e := range te.Errors {
+		msgs[i] = unknownField.ReplaceAllStringFunc(e, func(m string) string {
+			sub := unknownField.FindStringSubmatch(m)
+			where := "at the top level (known: verbosity, max_connections, loops, buffer_size, proxies)"
+			if sub[2] == "proxyConfig" {
+				where = "in a proxy (known: in, out)"
+			}
+			return fmt.Sprintf("unknown key '%s' %s", sub[1], where)
+		})
+	}
+	return strings.Join(msgs, "; ")
 }

@@ -137,10 +137,10 @@ func parseArgs(args []string) (*config, error) {
 				return nil, err
 			}
 			if pending != nil {
-				return nil, fmt.Errorf("--in %s has no --out", v)
+				return nil, fmt.Errorf("proxy #%d: --in %s has no --out", len(cfg.Proxies)+1, v)
 			}
 			if pending, err = parseSpec(v); err != nil {
-				return nil, fmt.Errorf("--in: %w", err)
+				return nil, fmt.Errorf("proxy #%d: --in: %w", len(cfg.Proxies)+1, err)
 			}
 		case "--out":
 			v, err := needValue()
@@ -148,11 +148,11 @@ func parseArgs(args []string) (*config, error) {
 				return nil, err
 			}
 			if pending == nil {
-				return nil, fmt.Errorf("--out %s has no --in before it", v)
+				return nil, fmt.Errorf("proxy #%d: --out %s has no --in before it", len(cfg.Proxies)+1, v)
 			}
 			out, err := parseSpec(v)
 			if err != nil {
-				return nil, fmt.Errorf("--out: %w", err)
+				return nil, fmt.Errorf("proxy #%d: --out: %w", len(cfg.Proxies)+1, err)
 			}
 			cfg.Proxies = append(cfg.Proxies, proxyConfig{In: pending, Out: out})
 			pending = nil
@@ -171,7 +171,7 @@ func parseArgs(args []string) (*config, error) {
 		}
 	}
 	if pending != nil {
-		return nil, errors.New("--in without --out")
+		return nil, fmt.Errorf("proxy #%d: --in without --out", len(cfg.Proxies)+1)
 	}
 	if len(cfg.Proxies) == 0 {
 		return nil, errors.New("no proxy: give --in SPEC --out SPEC or -c FILE (see --help)")
