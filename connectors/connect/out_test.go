@@ -387,3 +387,31 @@ func TestTwoLoops(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestReplyThenEOF: the proxy sends the 200, the server's last words and
+// its EOF in one go; the client gets the words, then EOF, and may still
+// send.
+func TestReplyThenEOF(t *testing.T) {
+	got := make(chan string, 1)
+	sp := ct.StartScriptedProxy(t, func(c *net.TCPConn, _ ct.Request) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\n\r\nlast words\n")
+		c.CloseWrite()
+		b, _ := io.ReadAll(c)
+		got <- string(b)
+	})
+	ports, _, _ := tunnels(t, 0, &Out{Host: "h", Port: 1, ProxyHost: sp.Host, ProxyPort: sp.Port})
+	c := dialTunnel(t, ports[0])
+	if b, err := io.ReadAll(c); err != nil || string(b) != "last words\n" {
+		t.Fatalf("client read %q, %v", b, err)
+	}
+	io.WriteString(c, "ack\n")
+	c.CloseWrite()
+	select {
+	case s := <-got:
+		if s != "ack\n" {
+			t.Fatalf("proxy read %q after its EOF", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the client's EOF never reached the proxy")
+	}
+}
