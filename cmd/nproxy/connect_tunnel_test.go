@@ -354,3 +354,64 @@ func TestConnectOutSpecAndYAML(t *testing.T) {
 		t.Errorf("no proxy: exit %d, %q", code, stderr)
 	}
 }
+
+// FuzzParseTunnel checks that any -T value is refused or gives ports in
+// range and a host without separators.
+func FuzzParseTunnel(f *testing.F) {
+	for _, s := range []string{"22:ssh.example.com:443", "2222:[::1]:22", "1:h", "x:h:2", "70000:h:1", "1:[:2", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tn, err := parseTunnel(s)
+		if err == nil && (tn.Port < 1 || tn.Port > 65535 || tn.HostPort < 1 || tn.HostPort > 65535 ||
+			tn.Host == "" || strings.ContainsAny(tn.Host, "[]/ \r\n")) {
+			t.Fatalf("%q accepted as %+v", s, tn)
+		}
+	})
+}
+
+// TestConnectTunnelNoLeak opens and refuses many tunnels, then checks that
+// the command holds no more sockets than when it started.
+func TestConnectTunnelNoLeak(t *testing.T) {
+	up := ct.StartBannerServer(t)
+	tp := ct.StartTinyproxy(t, true, up)
+	ok, forbidden := ct.FreePort(t), ct.FreePort(t)
+	c := startNproxy(t, nil, []int{ok, forbidden}, "connect-tunnel", "-L", "-P", tp.Addr(), "-A", ct.User+":"+ct.Pass,
+		"-T", fmt.Sprintf("%d:127.0.0.1:%d", ok, up), "-T", fmt.Sprintf("%d:127.0.0.1:%d", forbidden, up+1))
+	before := countSockets(t, c.cmd.Process.Pid)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 10 {
+				echoThrough(t, ok, 1000)
+				expectRefused(t, forbidden)
+			}
+		})
+	}
+	wg.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for n := countSockets(t, c.cmd.Process.Pid); n != before; n = countSockets(t, c.cmd.Process.Pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("nproxy holds %d sockets after 80 tunnels, %d before", n, before)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// countSockets counts the sockets among pid's file descriptors (pooled
+// pipes are left out: the pool keeps some on purpose).
+func countSockets(t *testing.T, pid int) int {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		if link, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && strings.HasPrefix(link, "socket:") {
+			n++
+		}
+	}
+	return n
+}

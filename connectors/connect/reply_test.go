@@ -129,3 +129,13 @@ func TestReplyLimit(t *testing.T) {
 		t.Fatalf("verdict not sticky: %v then %v", r, again)
 	}
 }
+
+func BenchmarkReply(b *testing.B) {
+	reply := []byte(okReply)
+	b.ReportAllocs()
+	for b.Loop() {
+		if r := NewReplyParser(0).Feed(reply); r.Verdict != Open {
+			b.Fatal(r.Verdict)
+		}
+	}
+}
