@@ -70,8 +70,11 @@ func idleOnce(e *env, p *peer, upstream, n int, t *table) error {
 	}
 	ok := float64(len(conns))
 	if len(conns) < n {
-		t.note(p.name, "only %d of %d connections echoed within %v (%d failed, first error: %v)",
-			len(conns), n, e.cfg.idleLimit, failed, firstErr)
+		why := "opening them one at a time took longer than that"
+		if failed > 0 {
+			why = fmt.Sprintf("%d failed, the first with: %v", failed, firstErr)
+		}
+		t.note(p.name, "only %d of %d connections echoed within %v (%s)", len(conns), n, e.cfg.idleLimit, why)
 	}
 	if len(conns) == 0 {
 		return fmt.Errorf("no connection echoed: %v", firstErr)

@@ -90,7 +90,7 @@ func main() {
 	quick := flag.Bool("quick", false, "short run (about two minutes)")
 	only := flag.String("peers", "", "comma-separated peers to run besides nproxy (default: all)")
 	scen := flag.String("scenarios", "", "comma-separated scenarios (default: all): "+strings.Join(allScenarios, ","))
-	out := flag.String("out", "BENCHMARKS.md", "report to write, relative to the repository root")
+	out := flag.String("out", "BENCHMARKS.md", "report to write, relative to the repository root; its charts go to bench/charts/ beside it")
 	flag.Parse()
 	if *role != "" {
 		roleMain(*role, *listen, *target, *loops)
@@ -135,7 +135,8 @@ func run(quick bool, only, scen, out string) int {
 	if !filepath.IsAbs(out) {
 		out = filepath.Join(e.root, out)
 	}
-	if err := rep.write(out, filepath.Join(e.root, "bench/charts")); err != nil {
+	// The report links its charts as bench/charts/*.svg, relative to itself.
+	if err := rep.write(out, filepath.Join(filepath.Dir(out), "bench", "charts")); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}

@@ -18,7 +18,9 @@ func runSlowReader(e *env, peers []*peer) ([]*table, error) {
 		"The upstream reads 1 MiB/s (16 KiB reads, paced). The client writes up to %d MiB as fast as the relay "+
 			"accepts it, for at most %v; the relay's VmRSS (summed over its process tree) is sampled every 20 ms "+
 			"over the whole window. Peak growth is over the RSS once the connection is open. A relay with "+
-			"backpressure accepts only what the socket buffers and its own bounded buffer hold. %d round(s).",
+			"backpressure accepts only what the socket buffers and its own bounded buffer hold. Kernel memory "+
+			"(socket buffers, splice pipes) is not in RSS: the MiB accepted from the client is what the relay and "+
+			"the kernel hold together. %d round(s).",
 		e.cfg.slowBytes>>20, e.cfg.slowWindow, e.cfg.slowRounds), peers, scSlowRead, growth, pushed)
 	for round := 0; round < e.cfg.slowRounds; round++ {
 		for _, p := range rotated(peers, round) {
