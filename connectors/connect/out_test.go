@@ -334,7 +334,9 @@ func sendLine(t *testing.T, w net.Conn, r *bufio.Reader, line string) {
 
 // TestClientResetDuringHandshake: a client that resets while the proxy
 // has not answered yet; when the 200 comes, the proxy connection is
-// closed rather than relayed to nobody.
+// closed promptly rather than kept for nobody. (Whether the handshake or
+// the relay notices the reset first depends on the order of events in one
+// epoll batch, so the log line is not checked.)
 func TestClientResetDuringHandshake(t *testing.T) {
 	gone := make(chan struct{})
 	sawEOF := make(chan time.Duration, 1)
@@ -346,7 +348,7 @@ func TestClientResetDuringHandshake(t *testing.T) {
 		io.Copy(io.Discard, c)
 		sawEOF <- time.Since(start)
 	})
-	ports, logs, _ := tunnels(t, 0, &Out{Host: "zlonk", Port: 443, ProxyHost: sp.Host, ProxyPort: sp.Port})
+	ports, _, _ := tunnels(t, 0, &Out{Host: "zlonk", Port: 443, ProxyHost: sp.Host, ProxyPort: sp.Port})
 	c := dialTunnel(t, ports[0])
 	<-sp.Requests
 	c.SetLinger(0)
@@ -360,7 +362,6 @@ func TestClientResetDuringHandshake(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("proxy connection still open 5 s after the client's reset")
 	}
-	logs.waitFor(t, "CONNECT zlonk:443 through web proxy "+sp.Addr()+": the client left before the tunnel was open")
 }
 
 // TestProxyDown: nothing listens where the web proxy should be; an IPv6
