@@ -20,29 +20,6 @@ import (
 	ct "github.com/nproxy/nproxy/connectors/connect/connecttest"
 )
 
-// nproxyBin is the command built once by TestMain, so that tests run it
-// as users do.
-var nproxyBin string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "nproxy-cmd-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	nproxyBin = filepath.Join(dir, "nproxy")
-	build := exec.Command("go", "build", "-race", "-o", nproxyBin, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building nproxy:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
 func TestParseConnectTunnel(t *testing.T) {
 	env := map[string]string{"HTTP_PROXY": "http://envu:envp@envproxy:3128/"}
 	getenv := func(k string) string { return env[k] }
