@@ -46,23 +46,26 @@ func runBulk(e *env, peers []*peer) ([]*table, error) {
 	method := fmt.Sprintf("`iperf3 -c 127.0.0.1 -p PROXY -t %d -P N -J` against `iperf3 -s -B 127.0.0.1` "+
 		"(one server per peer), client to server through the relay; Gbit/s as received by the server. "+
 		"CPU is utime+stime of the relay's process (children included, as socat forks) from /proc/PID/stat "+
-		"over the test, divided by the GB relayed. %d rounds, peers interleaved in each round (the order rotates by one each round).",
+		"over the test, divided by the GB relayed; context switches (voluntary and not, summed over the relay's "+
+		"threads from /proc/PID/task/*/status; not counted for socat, whose children take theirs with them) likewise. %d rounds, peers interleaved in each round (the order rotates by one each round).",
 		e.cfg.bulkSecs, e.cfg.rounds)
 	streams := []int{1, 8}
 	tables := map[int]*table{}
 	gbps := map[int]*metric{}
 	cpu := map[int]*metric{}
+	csw := map[int]*metric{}
 	for _, n := range streams {
 		sc := scBulk1
 		if n == 8 {
 			sc = scBulk8
 		}
 		gbps[n], cpu[n] = higher("throughput", "Gbit/s"), lower("proxy CPU", "s/GB")
+		csw[n] = lower("context switches", "k/GB")
 		title := "Bulk throughput, 1 stream"
 		if n > 1 {
 			title = fmt.Sprintf("Bulk throughput, %d streams", n)
 		}
-		tables[n] = newTable(sc, title, method, peers, sc, gbps[n], cpu[n])
+		tables[n] = newTable(sc, title, method, peers, sc, gbps[n], cpu[n], csw[n])
 	}
 	// Each relay is started right before each of its tests and stopped right
 	// after: Net::Proxy, once iperf3 has hung up on it, spins at 100% CPU on
@@ -94,18 +97,21 @@ func runBulk(e *env, peers []*peer) ([]*table, error) {
 				if !p.in(t.key) {
 					continue
 				}
-				res, dcpu, err := bulkOnce(e, p, servers[p.name].listen, n, nil)
+				res, c, err := bulkOnce(e, p, servers[p.name].listen, n, nil)
 				if err != nil {
 					t.note(p.name, "%v", err)
 					logf("   %s %s: %v", t.key, p.name, err)
 					continue
 				}
 				gbps[n].add(p.name, res.End.SumReceived.BitsPerSecond/1e9)
-				if p.argv != nil && res.End.SumReceived.Bytes > 0 {
-					cpu[n].add(p.name, dcpu/(res.End.SumReceived.Bytes/1e9))
+				if gb := res.End.SumReceived.Bytes / 1e9; p.argv != nil && gb > 0 {
+					cpu[n].add(p.name, c.cpu/gb)
+					if c.switches >= 0 {
+						csw[n].add(p.name, float64(c.switches)/gb/1e3)
+					}
 				}
 				logf("   %s round %d %-18s %6.2f Gbit/s  cpu %.2fs", t.key, round+1, p.name,
-					res.End.SumReceived.BitsPerSecond/1e9, dcpu)
+					res.End.SumReceived.BitsPerSecond/1e9, c.cpu)
 			}
 		}
 	}
@@ -115,10 +121,10 @@ func runBulk(e *env, peers []*peer) ([]*table, error) {
 
 // bulkOnce starts p in front of the iperf3 server on port, runs one test
 // (with perf recording the relay when profile is set), and stops p.
-func bulkOnce(e *env, p *peer, port, streams int, profile func(r *running) func()) (*iperfResult, float64, error) {
+func bulkOnce(e *env, p *peer, port, streams int, profile func(r *running) func()) (*iperfResult, cost, error) {
 	r, err := launch(e, p, port)
 	if err != nil {
-		return nil, 0, fmt.Errorf("did not start: %w", err)
+		return nil, cost{}, fmt.Errorf("did not start: %w", err)
 	}
 	defer r.stop()
 	if profile != nil {
@@ -127,26 +133,38 @@ func bulkOnce(e *env, p *peer, port, streams int, profile func(r *running) func(
 	return iperf(e, r, streams)
 }
 
-// iperf runs one client through r and returns the result and the CPU
-// seconds the relay spent meanwhile.
-func iperf(e *env, r *running, streams int) (*iperfResult, float64, error) {
+// cost is what one test cost the relay: CPU seconds and context switches
+// (-1 when they cannot be counted).
+type cost struct {
+	cpu      float64
+	switches int64
+}
+
+// iperf runs one client through r and returns the result and its cost.
+func iperf(e *env, r *running, streams int) (*iperfResult, cost, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(e.cfg.bulkSecs+15)*time.Second)
 	defer cancel()
-	cpu0 := cpuSeconds(r.pid())
+	cpu0, csw0 := cpuSeconds(r.pid()), ctxSwitches(r.pid())
 	cmd := exec.CommandContext(ctx, "iperf3", "-c", "127.0.0.1", "-p", strconv.Itoa(r.listen),
 		"-t", strconv.Itoa(e.cfg.bulkSecs), "-P", strconv.Itoa(streams), "-J")
 	out, err := cmd.Output()
 	var res iperfResult
 	if jerr := json.Unmarshal(out, &res); jerr != nil {
-		return nil, 0, fmt.Errorf("iperf3 -P %d: %v %v", streams, err, jerr)
+		return nil, cost{}, fmt.Errorf("iperf3 -P %d: %v %v", streams, err, jerr)
 	}
 	if res.Error != "" {
-		return nil, 0, fmt.Errorf("iperf3 -P %d: %s", streams, res.Error)
+		return nil, cost{}, fmt.Errorf("iperf3 -P %d: %s", streams, res.Error)
 	}
-	if r.proc != nil {
-		waitChildrenReaped(r.pid(), time.Second)
+	c := cost{switches: -1}
+	if r.proc == nil {
+		return &res, c, nil
 	}
-	return &res, cpuSeconds(r.pid()) - cpu0, nil
+	if !r.p.forks {
+		c.switches = ctxSwitches(r.pid()) - csw0
+	}
+	waitChildrenReaped(r.pid(), time.Second)
+	c.cpu = cpuSeconds(r.pid()) - cpu0
+	return &res, c, nil
 }
 
 // waitChildrenReaped lets a forking relay (socat) reap the children of the

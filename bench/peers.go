@@ -29,6 +29,8 @@ type peer struct {
 	env  func(listen, target int) []string
 	only map[string]bool // scenarios it takes part in; nil = all but bulk-only ones
 	skip string          // why it cannot run on this machine, if it cannot
+	// forks: one process per connection, whose counters leave with it.
+	forks bool
 }
 
 func (p *peer) in(sc string) bool {
@@ -98,10 +100,10 @@ func peerSet(e *env) []*peer {
 			argv: haproxy("haproxy-default.cfg"), env: haproxyEnv},
 		{name: "naive-go", desc: "goroutine per direction, io.Copy, half-close (bench/naive); io.Copy splices, and each blocked copy holds a pipe, so an idle connection costs 6 fds", argv: role("naive")},
 		{name: "gnet", desc: "gnet v2 relay, one event loop (bench/gnetrelay); gnet gives it no backpressure, no half-close, no splice and dials in a worker goroutine", argv: role("gnet")},
-		{name: "socat", desc: "socat TCP-LISTEN,fork (one process per connection), default 8 KiB buffer", argv: socat()},
+		{name: "socat", desc: "socat TCP-LISTEN,fork (one process per connection), default 8 KiB buffer", argv: socat(), forks: true},
 		// The buffer size changes nothing for idle connections (measured: the
 		// same 60 KiB of PSS each), so the 5,000 forks are not done twice.
-		{name: "socat-b64k", desc: "socat -b 65536, fork", argv: socat("-b", "65536"),
+		{name: "socat-b64k", desc: "socat -b 65536, fork", argv: socat("-b", "65536"), forks: true,
 			only: set(scBulk1, scBulk8, scRate, scLatency, scSlowRead)},
 		{name: "netproxy-perl", desc: "Net::Proxy 0.12 (Debian libnet-proxy-perl) via bench/peers/netproxy.pl: select loop, listen backlog 1, " +
 			"blocking connect and blocking writes of 4 KiB; SIGPIPE ignored, else it dies at the first write to a closed peer",

@@ -195,7 +195,16 @@ func cpuSeconds(pid int) float64 {
 const clockTicks = 100
 
 func statusKiB(pid int, key string) int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	return statusValue(fmt.Sprintf("/proc/%d/status", pid), key)
+}
+
+func taskStatus(pid, tid int, key string) int64 {
+	return statusValue(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid), key)
+}
+
+// statusValue reads the number after key in a /proc status file.
+func statusValue(file, key string) int64 {
+	f, err := os.Open(file)
 	if err != nil {
 		return 0
 	}
@@ -257,4 +266,19 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, " | ")
+}
+
+// ctxSwitches sums voluntary and involuntary context switches over the
+// threads of pid.
+func ctxSwitches(pid int) int64 {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	var sum int64
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(filepath.Base(t))
+		if err != nil {
+			continue
+		}
+		sum += taskStatus(pid, tid, "voluntary_ctxt_switches:") + taskStatus(pid, tid, "nonvoluntary_ctxt_switches:")
+	}
+	return sum
 }

@@ -64,6 +64,7 @@ func (r *report) machine(w writer) {
 	w("- Kernel: Linux %s; memory %s\n", firstLine("/proc/sys/kernel/osrelease"), memTotal())
 	w("- %s; %s; %s; %s; %s\n", runtime.Version(), version("haproxy", "-v"), version("socat", "-V"),
 		version("iperf3", "--version"), version("perl", "-e", "print qq(perl $^V)"))
+	w("- nproxy: built from %s\n", gitState(r.env.root))
 	w("- Open files limit: %s per process\n", ulimit())
 	w("- Everything runs on this one machine over 127.0.0.1: the load generators, the upstream servers "+
 		"and the relay share the same %d cores, so a relay that uses more CPU also slows its own load. "+
@@ -228,19 +229,7 @@ func cpuModel() string {
 }
 
 func memTotal() string {
-	return fmt.Sprintf("%.1f GiB", float64(statusLine("/proc/meminfo", "MemTotal:"))/(1<<20))
-}
-
-func statusLine(file, key string) int64 {
-	b, _ := os.ReadFile(file)
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, key) {
-			var v int64
-			fmt.Sscan(strings.TrimPrefix(line, key), &v)
-			return v
-		}
-	}
-	return 0
+	return fmt.Sprintf("%.1f GiB", float64(statusValue("/proc/meminfo", "MemTotal:"))/(1<<20))
 }
 
 func firstLine(file string) string {
@@ -267,4 +256,19 @@ func ulimit() string {
 		return "unknown"
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// gitState names the commit nproxy was built from, and says whether the
+// working tree had changes to it.
+func gitState(root string) string {
+	out, err := exec.Command("git", "-C", root, "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "an unknown tree (no git)"
+	}
+	state := "commit " + strings.TrimSpace(string(out))
+	diff, _ := exec.Command("git", "-C", root, "status", "--porcelain", "--", ".", ":!bench", ":!BENCHMARKS.md").Output()
+	if len(strings.TrimSpace(string(diff))) > 0 {
+		state += " plus uncommitted changes in the working tree"
+	}
+	return state
 }
