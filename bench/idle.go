@@ -7,7 +7,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -56,7 +55,7 @@ func idleOnce(e *env, p *peer, upstream, n int, t *table) error {
 	time.Sleep(200 * time.Millisecond)
 	base, basePss := measure(r.pid()), pssKiB(r.pid())
 	t0 := time.Now()
-	conns, failed, firstErr := openIdle(addr, n, 1, e.cfg.idleLimit)
+	conns, failed, firstErr := openEchoed(addr, n, e.cfg.idleLimit)
 	setup := time.Since(t0)
 	defer func() {
 		for _, c := range conns {
@@ -102,44 +101,23 @@ func idleOnce(e *env, p *peer, upstream, n int, t *table) error {
 // reached its limit (fds, backlog) instead of waiting out every timeout.
 const maxIdleFailures = 64
 
-// openIdle opens n connections with the given parallelism, each checked to
-// echo once, and returns those that did.
-func openIdle(addr string, n, workers int, limit time.Duration) (conns []net.Conn, failed int, firstErr error) {
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	next := make(chan struct{}, n)
-	for i := 0; i < n; i++ {
-		next <- struct{}{}
-	}
-	close(next)
+// openEchoed opens up to n connections one at a time, each checked to echo
+// once before the next, and returns those that did. It stops at the time
+// limit or after maxIdleFailures failures.
+func openEchoed(addr string, n int, limit time.Duration) (conns []net.Conn, failed int, firstErr error) {
+	buf := make([]byte, len(ping))
 	deadline := time.Now().Add(limit)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, len(ping))
-			for range next {
-				mu.Lock()
-				give := failed >= maxIdleFailures
-				mu.Unlock()
-				if give || time.Now().After(deadline) {
-					return
-				}
-				c, err := openOne(addr, buf)
-				mu.Lock()
-				if err != nil {
-					failed++
-					if firstErr == nil {
-						firstErr = err
-					}
-				} else {
-					conns = append(conns, c)
-				}
-				mu.Unlock()
+	for len(conns) < n && failed < maxIdleFailures && time.Now().Before(deadline) {
+		c, err := openOne(addr, buf)
+		if err != nil {
+			failed++
+			if firstErr == nil {
+				firstErr = err
 			}
-		}()
+			continue
+		}
+		conns = append(conns, c)
 	}
-	wg.Wait()
 	return conns, failed, firstErr
 }
 

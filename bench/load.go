@@ -158,14 +158,14 @@ func pingPong(port, conns int, d time.Duration) ([]time.Duration, error) {
 	// connection-rate scenario's business, and a relay with a tiny listen
 	// backlog (Net::Proxy's is 1) would otherwise leave parallel dials in SYN-ACK
 	// retransmit backoff for seconds.
-	cs, _, err := openIdle(addr, conns, 1, 10*time.Second)
+	cs, _, err := openEchoed(addr, conns, 10*time.Second)
 	defer func() {
 		for _, c := range cs {
 			c.Close()
 		}
 	}()
-	if err != nil {
-		return nil, err
+	if len(cs) < conns {
+		return nil, fmt.Errorf("opened only %d of %d connections (%v)", len(cs), conns, err)
 	}
 	var mu sync.Mutex
 	var all []time.Duration
