@@ -36,6 +36,9 @@ func Run(listen, target string, loops int) error {
 	}
 	return gnet.Run(&relay{target: addr}, "tcp://"+listen,
 		gnet.WithNumEventLoop(loops),
+		// As every server does: a restarted relay must bind while old
+		// connections to its port sit in TIME_WAIT.
+		gnet.WithReuseAddr(true),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithLogLevel(logging.ErrorLevel))
 }
