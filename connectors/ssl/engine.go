@@ -216,6 +216,18 @@ func (e *Engine) startWriterLocked() {
 	}
 }
 
+// wait waits on c, once any notify due is delivered: a goroutine that
+// waits holding news would stall a loop that waits for it. The caller
+// re-checks its condition, which may have changed meanwhile.
+func (e *Engine) wait(c *sync.Cond) {
+	if e.fire {
+		e.unlock()
+		e.mu.Lock()
+		return
+	}
+	c.Wait()
+}
+
 // reader decrypts while ciphertext is queued, and exits when there is none,
 // so an idle connection runs no goroutine.
 func (e *Engine) reader() {
@@ -223,7 +235,7 @@ func (e *Engine) reader() {
 	defer e.unlock()
 	for {
 		for !e.closed && e.pin.free() == 0 {
-			e.roomPlain.Wait()
+			e.wait(&e.roomPlain)
 		}
 		if e.closed {
 			e.readerOn = false
@@ -233,7 +245,7 @@ func (e *Engine) reader() {
 			return
 		}
 		buf := e.pin.reserve()
-		e.mu.Unlock()
+		e.unlock()
 		n, err := e.tc.Read(buf)
 		e.mu.Lock()
 		e.pin.commit(n)
@@ -266,7 +278,7 @@ func (e *Engine) writer() {
 		if seg == nil {
 			break
 		}
-		e.mu.Unlock()
+		e.unlock()
 		n, err := e.tc.Write(seg)
 		e.mu.Lock()
 		e.pout.discard(n)
@@ -278,7 +290,7 @@ func (e *Engine) writer() {
 		}
 	}
 	if !e.closed && e.closeWrite {
-		e.mu.Unlock()
+		e.unlock()
 		err := e.tc.CloseWrite()
 		e.mu.Lock()
 		if err != nil {

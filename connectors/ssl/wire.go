@@ -44,7 +44,7 @@ func (w wire) Read(p []byte) (int, error) {
 		case e.hsDone:
 			return 0, errWouldBlock
 		}
-		e.dataIn.Wait()
+		e.wait(&e.dataIn)
 	}
 }
 
@@ -56,7 +56,7 @@ func (w wire) Write(p []byte) (int, error) {
 	for len(p) > 0 {
 		e.mu.Lock()
 		for !e.closed && e.cout.free() == 0 {
-			e.roomOut.Wait()
+			e.wait(&e.roomOut)
 		}
 		if e.closed {
 			e.unlock()
