@@ -258,3 +258,49 @@ func TestHandshakesDuringBulk(t *testing.T) {
 	}
 	bulk.Close()
 }
+
+// A one-way bulk stream into a fast server keeps the engine's plaintext
+// queue full for long stretches: the relay must keep hearing of it.
+func TestBulkIntoSink(t *testing.T) {
+	checkGoroutines(t)
+	certs := ssltest.New(t)
+	l := listen(t)
+	sum := make(chan [32]byte, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		h := sha256.New()
+		io.Copy(h, c)
+		var s [32]byte
+		copy(s[:], h.Sum(nil))
+		sum <- s
+	}()
+	port := freePort(t)
+	proxy(t, port, sslIn(certs, port), tcpOut(l.Addr().(*net.TCPAddr).Port))
+	c, err := tls.Dial("tcp", fmt.Sprint("127.0.0.1:", port), tlsClientConfig(t, certs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(15 * time.Second))
+	data := make([]byte, 48<<20)
+	for i := range data {
+		data[i] = byte(i * 13)
+	}
+	if _, err := c.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	c.CloseWrite()
+	c.NetConn().(*net.TCPConn).CloseWrite()
+	select {
+	case s := <-sum:
+		if s != sha256.Sum256(data) {
+			t.Fatal("the stream arrived damaged")
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the stream stalled")
+	}
+}
