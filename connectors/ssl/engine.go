@@ -324,12 +324,13 @@ func (e *Engine) Feed(p []byte) int {
 	return n
 }
 
-// errFull is FeedFrom's answer when the ciphertext queue has no room.
-var errFull = errors.New("ciphertext queue full")
+// ErrQueueFull is FeedFrom's answer when the ciphertext queue has no room:
+// stop reading the socket until Events reports CanFeed.
+var ErrQueueFull = errors.New("ciphertext queue full")
 
 // FeedFrom is Feed without a copy: read fills the queue's free space
 // directly, as read(2) would (a socket's fd, typically), and FeedFrom returns
-// its results. With no room it returns errFull without calling read; after
+// its results. With no room it returns ErrQueueFull without calling read; after
 // the session ended, its failure.
 func (e *Engine) FeedFrom(read func(p []byte) (int, error)) (int, error) {
 	e.mu.Lock()
@@ -341,7 +342,7 @@ func (e *Engine) FeedFrom(read func(p []byte) (int, error)) (int, error) {
 	if buf == nil {
 		e.feedBlocked = true
 		e.mu.Unlock()
-		return 0, errFull
+		return 0, ErrQueueFull
 	}
 	e.mu.Unlock()
 	n, err := read(buf)

@@ -164,7 +164,7 @@ func (c *conn) pull() error {
 	for !c.sockEOF {
 		n, err := c.e.FeedFrom(func(p []byte) (int, error) { return unix.Read(fd, p) })
 		switch {
-		case err == errFull:
+		case err == ErrQueueFull:
 			c.readPaused = true
 			c.l.UnwatchReader(c.s)
 			return nil
