@@ -197,9 +197,12 @@ var ErrNotSSL = errors.New("not a socket of an ssl connector")
 //	}
 //
 // early holds bytes read after the request that belong to TLS already (a
-// client that did not wait for the answer); they are not lost. Upgrading a
-// socket that is already TLS only logs a notice. The handshake runs under
-// the relay: its failure closes the connection like any error.
+// client that did not wait for the answer); they are not lost. The answer
+// written with s.Write goes out in clear, straight to the fd, so it must be
+// written while nothing else is pending for s (as in a request-answer
+// exchange); whatever the relay holds for s later goes out encrypted.
+// Upgrading a socket that is already TLS only logs a notice. The handshake
+// runs under the relay: its failure closes the connection like any error.
 func Upgrade(s *loop.Socket, early []byte) error {
 	if _, ok := s.Transport().(*conn); ok {
 		s.Loop().Logger().Log(context.Background(), loop.LevelNotice, "ssl: "+s.Nick()+" is already TLS, not upgraded again")
