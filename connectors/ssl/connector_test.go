@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -169,5 +170,44 @@ func TestUpgradeKeepsEarlyBytes(t *testing.T) {
 		relayLine(t, rng, client, server, line)
 	}
 	client.Close()
+	server.expectEOF(t)
+}
+
+// A real STARTTLS conversation: openssl s_client -starttls smtp talks to a
+// plain SMTP server through an ssl in whose hook answers the client's
+// STARTTLS itself and upgrades, as stunnel's protocol option does.
+func TestSMTPStartTLS(t *testing.T) {
+	checkGoroutines(t)
+	certs := ssltest.New(t)
+	be := newBackend(t)
+	port := freePort(t)
+	in := sslIn(certs, port)
+	in.StartCleartext = true
+	in.Hook = func(data []byte, s *loop.Socket) []byte {
+		if rest, ok := bytes.CutPrefix(data, []byte("STARTTLS\r\n")); ok {
+			s.Write([]byte("220 2.0.0 Ready to start TLS\r\n"))
+			Upgrade(s, rest)
+			return nil
+		}
+		return data
+	}
+	proxy(t, port, in, tcpOut(be.port))
+	_, stdin, stdout := openssl(t, "s_client", "-connect", net.JoinHostPort("127.0.0.1", itoa(port)), "-starttls", "smtp",
+		"-CAfile", certs.CA, "-verify_return_error", "-verify_hostname", "localhost", "-quiet", "-no_ign_eof", "-crlf")
+	server := be.accept(t)
+	io.WriteString(server, "220 mail.example ESMTP\r\n")
+	if line, _ := server.r.ReadString('\n'); !strings.HasPrefix(line, "EHLO ") {
+		t.Fatalf("the client said %q", line)
+	}
+	io.WriteString(server, "250-mail.example\r\n250 STARTTLS\r\n")
+	// s_client now sends STARTTLS, which the hook answers, then
+	// handshakes; what it sends next arrives in clear at the server.
+	io.WriteString(stdin, "EHLO again\n")
+	server.expect(t, "EHLO again\r\n")
+	io.WriteString(server, "250 mail.example\r\n")
+	if line, err := stdout.ReadString('\n'); line != "250 mail.example\r\n" {
+		t.Fatalf("s_client read %q, %v", line, err)
+	}
+	stdin.Close()
 	server.expectEOF(t)
 }
