@@ -304,3 +304,58 @@ func TestBulkIntoSink(t *testing.T) {
 		t.Fatal("the stream stalled")
 	}
 }
+
+// TLS 1.3 key updates, asked for by openssl s_client (its K command: update
+// yours too), are answered mid-stream and the stream goes on.
+func TestKeyUpdate(t *testing.T) {
+	checkGoroutines(t)
+	certs := ssltest.New(t)
+	port := freePort(t)
+	proxy(t, port, sslIn(certs, port), tcpOut(echoBackend(t)))
+	cmd, stdin, stdout := openssl(t, "s_client", "-connect", fmt.Sprint("127.0.0.1:", port), "-tls1_3",
+		"-CAfile", certs.CA, "-verify_return_error", "-no_ign_eof")
+	lines := make(chan string, 100)
+	go func() {
+		for {
+			line, err := stdout.ReadString('\n')
+			if err != nil {
+				close(lines)
+				return
+			}
+			lines <- line
+		}
+	}()
+	expect := func(want string) {
+		t.Helper()
+		timeout := time.After(5 * time.Second)
+		for {
+			select {
+			case line, ok := <-lines:
+				if !ok {
+					t.Fatalf("s_client ended before %q", want)
+				}
+				if line == want {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("no %q from s_client", want)
+			}
+		}
+	}
+	io.WriteString(stdin, "before the update\n")
+	expect("before the update\n")
+	for i := range 3 {
+		io.WriteString(stdin, "K\n") // s_client says KEYUPDATE on stderr
+		// s_client takes a whole read of its stdin for the command: the
+		// next line must come in a read of its own.
+		time.Sleep(200 * time.Millisecond)
+		line := fmt.Sprintf("after update %d\n", i)
+		io.WriteString(stdin, line)
+		expect(line)
+	}
+	stdin.Close()
+	cmd.Wait()
+	if n := strings.Count(cmd.Stderr.(*bytes.Buffer).String(), "KEYUPDATE"); n != 3 {
+		t.Errorf("s_client made %d key updates, not 3", n)
+	}
+}
