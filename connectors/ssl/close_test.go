@@ -135,3 +135,37 @@ func TestRegistry(t *testing.T) {
 		}
 	}
 }
+
+// SSL_verify_mode 0 on the out side talks to a server it cannot verify, and
+// says so once, at notice level, however many connections follow.
+func TestOutInsecureNotice(t *testing.T) {
+	checkGoroutines(t)
+	certs := ssltest.New(t)
+	cfg := serverConfig(t, Params{CertFile: certs.OtherCert, KeyFile: certs.OtherKey, VerifyMode: -1})
+	l := listen(t)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				tc := tls.Server(c, cfg)
+				io.Copy(tc, tc)
+				tc.Close()
+			}()
+		}
+	}()
+	port := freePort(t)
+	out := &Out{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, VerifyMode: 0}
+	logs := proxy(t, port, tcpIn(port), out)
+	for range 2 {
+		client := newEnd(dial(t, fmt.Sprint("127.0.0.1:", port)))
+		io.WriteString(client, "zowie\n")
+		client.expect(t, "zowie\n")
+		client.Close()
+	}
+	if n := strings.Count(logs.String(), "SSL_verify_mode=0, the server's certificate is not verified"); n != 1 {
+		t.Fatalf("%d notices:\n%s", n, logs.String())
+	}
+}
