@@ -99,7 +99,7 @@ func idleOnce(e *env, p *peer, upstream, n int, t *table) error {
 
 // maxIdleFailures stops opening connections to a relay that has clearly
 // reached its limit (fds, backlog) instead of waiting out every timeout.
-const maxIdleFailures = 64
+const maxIdleFailures = 4
 
 // openEchoed opens up to n connections one at a time, each checked to echo
 // once before the next, and returns those that did. It stops at the time
