@@ -42,7 +42,9 @@ type conn struct {
 	wantShut   bool // the relay asked for CloseWrite
 	shut       bool // shutdown(SHUT_WR) done
 	logged     bool // the failure was logged
-	wakeFn     func()
+	// Bound once, so that passing them on allocates nothing.
+	wakeFn func()
+	readFn func(p []byte) (int, error)
 }
 
 // newConn puts s under TLS: the server side if server, else the client side.
@@ -50,7 +52,7 @@ type conn struct {
 // ends; in the relaying phase (an upgrade), the relay sees the outcome.
 func newConn(s *loop.Socket, cfg *tls.Config, server bool, opt Options, ph phase, done func(error)) *conn {
 	c := &conn{l: s.Loop(), s: s, phase: ph, done: done}
-	c.wakeFn = c.wake
+	c.wakeFn, c.readFn = c.wake, c.readFd
 	notify := func() { c.l.Post(c.wakeFn) }
 	if server {
 		c.e = NewServer(cfg, opt, notify)
@@ -160,9 +162,8 @@ func (c *conn) stash() {
 // pull moves ciphertext from the fd into the engine until the fd has none,
 // the engine has no room (reading pauses until it has), or EOF.
 func (c *conn) pull() error {
-	fd := c.s.Fd()
 	for !c.sockEOF {
-		n, err := c.e.FeedFrom(func(p []byte) (int, error) { return unix.Read(fd, p) })
+		n, err := c.e.FeedFrom(c.readFn)
 		switch {
 		case err == ErrQueueFull:
 			c.readPaused = true
@@ -180,6 +181,8 @@ func (c *conn) pull() error {
 	}
 	return nil
 }
+
+func (c *conn) readFd(p []byte) (int, error) { return unix.Read(c.s.Fd(), p) }
 
 // Recv implements loop.Transport: plaintext for the relay.
 func (c *conn) Recv(p []byte) (int, error) {
