@@ -20,8 +20,6 @@ import (
 
 	"github.com/nproxy/nproxy"
 	"github.com/nproxy/nproxy/connectors"
-	_ "github.com/nproxy/nproxy/connectors/dummy"
-	_ "github.com/nproxy/nproxy/connectors/tcp"
 )
 
 // subcommands are the front-ends that other files of this command add, each

@@ -1,0 +1,11 @@
+package main
+
+// Every connector the command offers registers its type name on import.
+import (
+	_ "github.com/nproxy/nproxy/connectors/connect"
+	_ "github.com/nproxy/nproxy/connectors/connectssl"
+	_ "github.com/nproxy/nproxy/connectors/dual"
+	_ "github.com/nproxy/nproxy/connectors/dummy"
+	_ "github.com/nproxy/nproxy/connectors/ssl"
+	_ "github.com/nproxy/nproxy/connectors/tcp"
+)

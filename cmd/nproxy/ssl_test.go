@@ -1,0 +1,51 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
+)
+
+// The ssl connector through the command: openssl s_client speaks TLS to an
+// ssl in, nproxy relays the plaintext to a socat echo, and the line comes
+// back over TLS.
+func TestSSLInThroughCommand(t *testing.T) {
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Skip("openssl is not installed")
+	}
+	certs := ssltest.New(t)
+	echo := socatEcho(t, "127.0.0.1")
+	in := unusedPort(t, "127.0.0.1")
+	p := startChild(t, nproxyBin, "-vv",
+		"--in", fmt.Sprintf("type=ssl,host=127.0.0.1,port=%d,SSL_cert_file=%s,SSL_key_file=%s", in, certs.ServerCert, certs.ServerKey),
+		"--out", tcpSpec("127.0.0.1", echo))
+	waitListening(t, p, in)
+
+	for _, version := range []string{"-tls1_2", "-tls1_3"} {
+		cmd := exec.Command(openssl, "s_client", "-quiet", version, "-CAfile", certs.CA,
+			"-verify_return_error", "-connect", addrOf("127.0.0.1", in))
+		cmd.Stdin = strings.NewReader("hello over tls\n")
+		var out, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &stderr
+		done := make(chan error, 1)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if !strings.Contains(out.String(), "hello over tls") {
+			t.Errorf("%s: s_client got %q; stderr %s; nproxy log:\n%s", version, out.String(), stderr.String(), p.stderr.String())
+		}
+	}
+}
