@@ -105,7 +105,7 @@ func (r *report) table(w writer, t *table) {
 	var lo, hi []string
 	for _, m := range t.metrics {
 		switch {
-		case m.noRatio:
+		case m.context:
 		case m.lowerBetter:
 			lo = append(lo, m.name)
 		default:

@@ -22,7 +22,8 @@ type metric struct {
 	name        string
 	unit        string
 	lowerBetter bool
-	noRatio     bool // a context figure, not a score: no nproxy ÷ peer
+	noRatio     bool // no nproxy ÷ peer: a context figure, or values below resolution
+	context     bool // neither higher nor lower is better
 	vals        map[string][]float64
 }
 
@@ -41,7 +42,7 @@ func newTable(key, title, method string, peers []*peer, sc string, metrics ...*m
 
 func higher(name, unit string) *metric { return &metric{name: name, unit: unit} }
 func lower(name, unit string) *metric  { return &metric{name: name, unit: unit, lowerBetter: true} }
-func info(name, unit string) *metric   { return &metric{name: name, unit: unit, noRatio: true} }
+func info(name, unit string) *metric   { return &metric{name: name, unit: unit, noRatio: true, context: true} }
 
 func (m *metric) add(peer string, v float64) { m.vals[peer] = append(m.vals[peer], v) }
 
