@@ -42,7 +42,9 @@ func newTable(key, title, method string, peers []*peer, sc string, metrics ...*m
 
 func higher(name, unit string) *metric { return &metric{name: name, unit: unit} }
 func lower(name, unit string) *metric  { return &metric{name: name, unit: unit, lowerBetter: true} }
-func info(name, unit string) *metric   { return &metric{name: name, unit: unit, noRatio: true, context: true} }
+func info(name, unit string) *metric {
+	return &metric{name: name, unit: unit, noRatio: true, context: true}
+}
 
 func (m *metric) add(peer string, v float64) { m.vals[peer] = append(m.vals[peer], v) }
 
