@@ -1,0 +1,225 @@
+// Package nproxytest holds test helpers for programs and connectors built
+// on nproxy: it runs nproxy.Mainloop in the background of a test, captures
+// nproxy's log, and finds free ports on 127.0.0.1.
+//
+//	func TestRelay(t *testing.T) {
+//		logs := nproxytest.CaptureLog(t, 1) // notices and errors
+//		port := nproxytest.FreePort(t)
+//		p := nproxy.New(&tcp.In{Host: "127.0.0.1", Port: port}, &tcp.Out{Host: "127.0.0.1", Port: backend})
+//		run := nproxytest.Start(t, 1, p) // returns once port listens
+//		// ... one connection to port ...
+//		run.Wait(t, 5*time.Second) // Mainloop(1) returns after it
+//		logs.WaitFor(t, "some log line")
+//	}
+//
+// Everything it starts stops when the test ends.
+package nproxytest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"reflect"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nproxy/nproxy"
+)
+
+// LogBuffer collects log lines for a test; it is safe for concurrent use,
+// since the loop writes while the test reads.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p to the buffer.
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// WaitFor waits up to 5 s until the buffer contains every one of want and
+// returns its content; it fails t if it does not.
+func (b *LogBuffer) WaitFor(t testing.TB, want ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s := b.String()
+		if containsAll(s, want) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the log lacks %q:\n%s", want, s)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func containsAll(s string, want []string) bool {
+	for _, w := range want {
+		if !strings.Contains(s, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// CaptureLog sends nproxy's log, at verbosity v (0 errors ... 3 debug), to
+// a new LogBuffer until the test ends; then the log goes back to standard
+// error at verbosity 0, and a failed test shows what was captured. Call it
+// before Start, so that Mainloop has stopped when the log is restored.
+func CaptureLog(t testing.TB, v int) *LogBuffer {
+	logs := &LogBuffer{}
+	nproxy.SetLogOutput(logs)
+	nproxy.SetVerbosity(v)
+	t.Cleanup(func() {
+		nproxy.SetLogOutput(os.Stderr)
+		nproxy.SetVerbosity(0)
+		if t.Failed() {
+			t.Logf("nproxy's log:\n%s", logs)
+		}
+	})
+	return logs
+}
+
+// FreePort returns a TCP port of 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Listening reports whether a socket listens on 127.0.0.1:port. It does
+// not connect, since a connection would count as a proxied one. A port
+// held by a socket without SO_REUSEADDR (a client's, say) counts as
+// listening too, so it suits ports from FreePort that only nproxy binds.
+func Listening(port int) bool {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		return false
+	}
+	defer syscall.Close(fd)
+	// With SO_REUSEADDR on both sides (nproxy's listeners set it), bind
+	// fails only against a socket in the LISTEN state, not against one that
+	// is merely bound, so the probe cannot make nproxy's own bind fail.
+	_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+	err = syscall.Bind(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
+	return errors.Is(err, syscall.EADDRINUSE)
+}
+
+// Run is nproxy.Mainloop running in the background of a test.
+type Run struct {
+	proxies []*nproxy.Proxy
+	done    chan struct{}
+	err     error
+}
+
+// Start registers proxies, runs nproxy.Mainloop(max) in the background and
+// returns once the in connector of each proxy listens on 127.0.0.1 at its
+// Port field (Net::Proxy's port parameter, which every listening connector
+// has). It fails t if Mainloop returns or a port does not listen within
+// 3 s. When the test ends, Start stops Mainloop and unregisters proxies.
+func Start(t testing.TB, max int, proxies ...*nproxy.Proxy) *Run {
+	t.Helper()
+	ports := make([]int, len(proxies))
+	for i, p := range proxies {
+		ports[i] = inPort(t, p)
+	}
+	for _, p := range proxies {
+		p.Register()
+	}
+	r := &Run{proxies: proxies, done: make(chan struct{})}
+	go func() { r.err = nproxy.Mainloop(max); close(r.done) }()
+	t.Cleanup(func() {
+		nproxy.Stop()
+		select {
+		case <-r.done:
+		case <-time.After(5 * time.Second):
+			t.Error("Mainloop did not return after Stop")
+		}
+		for _, p := range proxies {
+			p.Unregister()
+		}
+	})
+	for _, port := range ports {
+		r.waitListening(t, port)
+	}
+	return r
+}
+
+// inPort reads the Port field of p's in connector.
+func inPort(t testing.TB, p *nproxy.Proxy) int {
+	t.Helper()
+	v := reflect.Indirect(reflect.ValueOf(p.In()))
+	if v.Kind() == reflect.Struct {
+		if f := v.FieldByName("Port"); f.IsValid() && f.CanInt() {
+			return int(f.Int())
+		}
+	}
+	t.Fatalf("nproxytest: in connector %T has no int field Port", p.In())
+	return 0
+}
+
+func (r *Run) waitListening(t testing.TB, port int) {
+	t.Helper()
+	for deadline := time.Now().Add(3 * time.Second); !Listening(port); time.Sleep(5 * time.Millisecond) {
+		select {
+		case <-r.done:
+			t.Fatalf("Mainloop returned before port %d listened: %v", port, r.err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens on port %d", port)
+		}
+	}
+}
+
+// Done is closed when Mainloop has returned.
+func (r *Run) Done() <-chan struct{} { return r.done }
+
+// Err returns what Mainloop returned; it is nil until Done is closed.
+func (r *Run) Err() error {
+	select {
+	case <-r.done:
+		return r.err
+	default:
+		return nil
+	}
+}
+
+// Wait waits up to d for Mainloop to return on its own, as Mainloop(max)
+// does after max connections, and fails t if it does not or if it returns
+// an error.
+func (r *Run) Wait(t testing.TB, d time.Duration) {
+	t.Helper()
+	select {
+	case <-r.done:
+		if r.err != nil {
+			t.Fatalf("Mainloop: %v", r.err)
+		}
+	case <-time.After(d):
+		var counts []string
+		for _, p := range r.proxies {
+			counts = append(counts, fmt.Sprintf("opened %d, closed %d", p.Opened(), p.Closed()))
+		}
+		t.Fatalf("Mainloop did not return within %v (%s)", d, strings.Join(counts, "; "))
+	}
+}
