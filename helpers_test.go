@@ -8,96 +8,17 @@ import (
 	"net"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nproxy/nproxy"
 	"github.com/nproxy/nproxy/connectors/tcp"
+	"github.com/nproxy/nproxy/nproxytest"
 )
-
-// freePort returns a port that was free a moment ago on 127.0.0.1.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// listening reports whether something listens on 127.0.0.1:port, without
-// connecting (a connect would count as a proxied connection).
-func listening(port int) bool {
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		return false
-	}
-	defer syscall.Close(fd)
-	// With SO_REUSEADDR on both sides, bind fails only against a socket in
-	// the LISTEN state, not against one that is merely bound.
-	syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
-	err = syscall.Bind(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
-	return errors.Is(err, syscall.EADDRINUSE)
-}
-
-// mainloop registers proxies, runs Mainloop(max) in the background, and
-// waits until each in port listens. The returned channel yields Mainloop's
-// result; cleanup stops it and unregisters the proxies.
-func mainloop(t testing.TB, max int, proxies ...*nproxy.Proxy) *running {
-	t.Helper()
-	for _, p := range proxies {
-		p.Register()
-	}
-	r := &running{done: make(chan struct{})}
-	go func() { r.err = nproxy.Mainloop(max); close(r.done) }()
-	t.Cleanup(func() {
-		nproxy.Stop()
-		select {
-		case <-r.done:
-		case <-time.After(5 * time.Second):
-			t.Error("Mainloop did not return after Stop")
-		}
-		for _, p := range proxies {
-			p.Unregister()
-		}
-	})
-	for _, p := range proxies {
-		port := p.In().(*tcp.In).Port
-		deadline := time.Now().Add(3 * time.Second)
-		for !listening(port) {
-			if time.Now().After(deadline) {
-				t.Fatalf("proxy on port %d never listened", port)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-	return r
-}
-
-// running is a Mainloop running in the background.
-type running struct {
-	done chan struct{}
-	err  error
-}
-
-// waitMainloop waits for Mainloop to return on its own.
-func waitMainloop(t testing.TB, r *running) {
-	t.Helper()
-	select {
-	case <-r.done:
-		if r.err != nil {
-			t.Fatalf("Mainloop: %v", r.err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Mainloop did not return")
-	}
-}
 
 // tcpProxy makes a proxy from a fresh port to 127.0.0.1:backend.
 func tcpProxy(t testing.TB, backend int) (*nproxy.Proxy, int) {
-	port := freePort(t)
+	port := nproxytest.FreePort(t)
 	return nproxy.New(&tcp.In{Host: "127.0.0.1", Port: port}, &tcp.Out{Host: "127.0.0.1", Port: backend}), port
 }
 

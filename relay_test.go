@@ -18,6 +18,7 @@ import (
 	"github.com/nproxy/nproxy/connectors/dual"
 	"github.com/nproxy/nproxy/connectors/tcp"
 	"github.com/nproxy/nproxy/loop"
+	"github.com/nproxy/nproxy/nproxytest"
 )
 
 // Several MiB each way, random chunk sizes, many connections at once: every
@@ -26,7 +27,7 @@ func TestRelayByteExactConcurrent(t *testing.T) {
 	const conns, size = 16, 3 << 20
 	b := newBackend(t)
 	p, port := tcpProxy(t, b.port)
-	done := mainloop(t, conns, p)
+	done := nproxytest.Start(t, conns, p)
 	spliced := nproxy.SplicedBytes()
 
 	var wg sync.WaitGroup
@@ -46,7 +47,7 @@ func TestRelayByteExactConcurrent(t *testing.T) {
 		}
 	}
 	// Both ends half-closed: the proxy closes each pair on its own.
-	waitMainloop(t, done)
+	done.Wait(t, 10*time.Second)
 	if got := nproxy.SplicedBytes() - spliced; got < 2*conns*size {
 		t.Errorf("spliced %d bytes, want at least %d: the splice path did not run", got, 2*conns*size)
 	}
@@ -61,7 +62,7 @@ func TestRelayBufferPath(t *testing.T) {
 	defer nproxy.SetOptions(nproxy.Options{})
 	b := newBackend(t)
 	p, port := tcpProxy(t, b.port)
-	mainloop(t, 0, p)
+	nproxytest.Start(t, 0, p)
 	copied, spliced := nproxy.CopiedBytes(), nproxy.SplicedBytes()
 	c, s := dial(t, port), b.accept(t)
 	errs := make(chan error, 1)
@@ -82,7 +83,7 @@ func TestRelayBufferPath(t *testing.T) {
 func TestHalfClose(t *testing.T) {
 	b := newBackend(t)
 	p, port := tcpProxy(t, b.port)
-	mainloop(t, 0, p)
+	nproxytest.Start(t, 0, p)
 
 	c, s := dial(t, port), b.accept(t)
 	io.WriteString(c, "question")
@@ -121,7 +122,7 @@ func TestSlowReaderBoundsMemory(t *testing.T) {
 			defer nproxy.SetOptions(nproxy.Options{})
 			b := newBackend(t)
 			p, port := tcpProxy(t, b.port)
-			mainloop(t, 0, p)
+			nproxytest.Start(t, 0, p)
 			c, s := dial(t, port), b.accept(t)
 			s.SetReadBuffer(64 << 10)
 
@@ -165,15 +166,15 @@ func heapInUse() int {
 // Net::Proxy's tcp_fail: nothing listens behind the proxy; the client sees
 // EOF promptly and the connection counts as opened and closed.
 func TestConnectFailureClosesClient(t *testing.T) {
-	p, port := tcpProxy(t, freePort(t))
-	done := mainloop(t, 1, p)
+	p, port := tcpProxy(t, nproxytest.FreePort(t))
+	done := nproxytest.Start(t, 1, p)
 	c := dial(t, port)
 	start := time.Now()
 	expectEOF(t, c)
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("client closed after %v", d)
 	}
-	waitMainloop(t, done)
+	done.Wait(t, 10*time.Second)
 	if p.Opened() != 1 || p.Closed() != 1 {
 		t.Fatalf("opened %d closed %d, want 1 and 1", p.Opened(), p.Closed())
 	}
@@ -184,7 +185,7 @@ func TestConnectFailureClosesClient(t *testing.T) {
 func TestTCPTCPMainloopOne(t *testing.T) {
 	b := newBackend(t)
 	p, port := tcpProxy(t, b.port)
-	done := mainloop(t, 1, p)
+	done := nproxytest.Start(t, 1, p)
 	c, s := dial(t, port), b.accept(t)
 	cr, sr := bufio.NewReader(c), bufio.NewReader(s)
 	lines := []string{"zlonk\n", "bam\n", "kapow\n", "zowie\n"}
@@ -207,7 +208,7 @@ func TestTCPTCPMainloopOne(t *testing.T) {
 	c.Close()
 	expectEOF(t, s)
 	s.Close() // half-close: the pair ends when the server closes too
-	waitMainloop(t, done)
+	done.Wait(t, 10*time.Second)
 }
 
 func eventuallyRefused(port int) bool {
@@ -236,8 +237,8 @@ func TestTCPTCPMulti(t *testing.T) {
 	}
 	proxies[1].Register()
 	proxies[1].Unregister()
-	done := mainloop(t, 4, proxies[0], proxies[2])
-	if listening(ports[1]) {
+	done := nproxytest.Start(t, 4, proxies[0], proxies[2])
+	if nproxytest.Listening(ports[1]) {
 		t.Fatal("the unregistered proxy listens")
 	}
 	type pair struct {
@@ -275,7 +276,7 @@ func TestTCPTCPMulti(t *testing.T) {
 		expectEOF(t, pr.s)
 		pr.s.Close()
 	}
-	waitMainloop(t, done)
+	done.Wait(t, 10*time.Second)
 	if nproxy.TotalOpened() < 4 || proxies[0].Opened() != 2 || proxies[2].Opened() != 2 || proxies[1].Opened() != 0 {
 		t.Fatalf("opened: %d %d %d", proxies[0].Opened(), proxies[1].Opened(), proxies[2].Opened())
 	}
@@ -291,7 +292,7 @@ func TestHooks(t *testing.T) {
 	for _, side := range []string{"in", "out"} {
 		t.Run(side, func(t *testing.T) {
 			b := newBackend(t)
-			port := freePort(t)
+			port := nproxytest.FreePort(t)
 			in := &tcp.In{Host: "127.0.0.1", Port: port}
 			out := &tcp.Out{Host: "127.0.0.1", Port: b.port}
 			if side == "in" {
@@ -299,7 +300,7 @@ func TestHooks(t *testing.T) {
 			} else {
 				out.Hook = hook
 			}
-			mainloop(t, 0, nproxy.New(in, out))
+			nproxytest.Start(t, 0, nproxy.New(in, out))
 			c, s := dial(t, port), b.accept(t)
 			cr, sr := bufio.NewReader(c), bufio.NewReader(s)
 			wantUp, wantDown := line, line
@@ -323,7 +324,7 @@ func TestHooks(t *testing.T) {
 // A hook that makes data grow a lot still delivers everything in order.
 func TestHookGrowth(t *testing.T) {
 	b := newBackend(t)
-	port := freePort(t)
+	port := nproxytest.FreePort(t)
 	in := &tcp.In{Host: "127.0.0.1", Port: port, Hook: func(data []byte, _ *loop.Socket) []byte {
 		out := make([]byte, 0, 3*len(data))
 		for _, c := range data {
@@ -331,7 +332,7 @@ func TestHookGrowth(t *testing.T) {
 		}
 		return out
 	}}
-	mainloop(t, 0, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: b.port}))
+	nproxytest.Start(t, 0, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: b.port}))
 	c, s := dial(t, port), b.accept(t)
 	go func() { stream(c, 5, 1<<20); c.CloseWrite() }()
 	s.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -355,7 +356,7 @@ func TestHookGrowth(t *testing.T) {
 func TestResetPropagates(t *testing.T) {
 	b := newBackend(t)
 	p, port := tcpProxy(t, b.port)
-	mainloop(t, 0, p)
+	nproxytest.Start(t, 0, p)
 	c, s := dial(t, port), b.accept(t)
 	io.WriteString(c, "hello\n")
 	sr := bufio.NewReader(s)
@@ -370,7 +371,7 @@ func TestResetPropagates(t *testing.T) {
 func TestUnflushedSocketClosesWhenItsRemoteGoes(t *testing.T) {
 	b := newBackend(t)
 	p, port := tcpProxy(t, b.port)
-	done := mainloop(t, 1, p)
+	done := nproxytest.Start(t, 1, p)
 	c, s := dial(t, port), b.accept(t)
 	s.SetReadBuffer(16 << 10)
 	// Fill everything between the client and the server that does not read.
@@ -384,7 +385,7 @@ func TestUnflushedSocketClosesWhenItsRemoteGoes(t *testing.T) {
 	s.SetLinger(0)
 	s.Close() // with data unread: a reset
 	expectEOF(t, c)
-	waitMainloop(t, done) // the pair was closed and counted
+	done.Wait(t, 10*time.Second) // the pair was closed and counted
 }
 
 // Many connections leave no file descriptor and no goroutine behind.
@@ -394,7 +395,7 @@ func TestNoLeaks(t *testing.T) {
 		b := newBackend(t)
 		p, port := tcpProxy(t, b.port)
 		const n = 300
-		done := mainloop(t, n, p)
+		done := nproxytest.Start(t, n, p)
 		for i := 0; i < n; i++ {
 			c := dial(t, port)
 			s := b.accept(t)
@@ -412,7 +413,7 @@ func TestNoLeaks(t *testing.T) {
 				c.Close()
 			}
 		}
-		waitMainloop(t, done)
+		done.Wait(t, 10*time.Second)
 		b.ln.Close()
 	}()
 	deadline := time.Now().Add(5 * time.Second)
@@ -444,7 +445,7 @@ func TestLoops(t *testing.T) {
 	b := newBackend(t)
 	p, port := tcpProxy(t, b.port)
 	const n = 30
-	done := mainloop(t, n, p)
+	done := nproxytest.Start(t, n, p)
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
 		c := dial(t, port)
@@ -459,7 +460,7 @@ func TestLoops(t *testing.T) {
 		}(int64(i))
 	}
 	wg.Wait()
-	waitMainloop(t, done)
+	done.Wait(t, 10*time.Second)
 }
 
 // IPv6 on both sides.
@@ -469,12 +470,12 @@ func TestIPv6(t *testing.T) {
 		t.Skip("no IPv6 loopback here:", err)
 	}
 	defer ln.Close()
-	port := freePort(t)
+	port := nproxytest.FreePort(t)
 	p := nproxy.New(&tcp.In{Host: "::1", Port: port}, &tcp.Out{Host: "::1", Port: ln.Addr().(*net.TCPAddr).Port})
 	p.Register()
 	defer p.Unregister()
-	done := &running{done: make(chan struct{})}
-	go func() { done.err = nproxy.Mainloop(1); close(done.done) }()
+	done := make(chan error, 1)
+	go func() { done <- nproxy.Mainloop(1) }()
 	var c net.Conn
 	for i := 0; i < 100; i++ {
 		if c, err = net.Dial("tcp", fmt.Sprintf("[::1]:%d", port)); err == nil {
@@ -495,7 +496,14 @@ func TestIPv6(t *testing.T) {
 	}
 	c.Close()
 	s.Close()
-	waitMainloop(t, done)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Mainloop: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Mainloop did not return")
+	}
 }
 
 // Net::Proxy's listen_fail: a taken port fails the start with a message
@@ -507,7 +515,7 @@ func TestListenFail(t *testing.T) {
 	}
 	defer ln.Close()
 	port := ln.Addr().(*net.TCPAddr).Port
-	free := freePort(t)
+	free := nproxytest.FreePort(t)
 	ok := nproxy.New(&tcp.In{Host: "127.0.0.1", Port: free}, &tcp.Out{Host: "127.0.0.1", Port: 1})
 	taken := nproxy.New(&tcp.In{Host: "localhost", Port: port}, &tcp.Out{Host: "127.0.0.1", Port: 1})
 	ok.Register()
@@ -519,7 +527,7 @@ func TestListenFail(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
 	}
-	if listening(free) {
+	if nproxytest.Listening(free) {
 		t.Fatal("the first proxy's listener was left open")
 	}
 }
@@ -527,7 +535,7 @@ func TestListenFail(t *testing.T) {
 // An in connector that picks the server itself (dual) refuses an out
 // connector other than dummy, instead of connecting twice.
 func TestRouterNeedsDummyOut(t *testing.T) {
-	in := &dual.In{Host: "127.0.0.1", Port: freePort(t),
+	in := &dual.In{Host: "127.0.0.1", Port: nproxytest.FreePort(t),
 		ServerFirst: &tcp.Out{Host: "127.0.0.1", Port: 1}, ClientFirst: &tcp.Out{Host: "127.0.0.1", Port: 1}}
 	p := nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: 1})
 	p.Register()
