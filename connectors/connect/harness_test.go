@@ -2,123 +2,33 @@ package connect
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"math/rand"
 	"net"
-	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nproxy/nproxy"
 	ct "github.com/nproxy/nproxy/connectors/connect/connecttest"
 	"github.com/nproxy/nproxy/connectors/tcp"
+	"github.com/nproxy/nproxy/nproxytest"
 )
 
-// logBuffer collects nproxy's log lines for a test.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// waitFor polls the log until it contains want, for up to 5 s.
-func (b *logBuffer) waitFor(t *testing.T, want ...string) string {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		s := b.String()
-		ok := true
-		for _, w := range want {
-			ok = ok && strings.Contains(s, w)
-		}
-		if ok {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("log lacks %q:\n%s", want, s)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // tunnels starts Mainloop(max) with one tcp-in proxy per out, each on a
-// free 127.0.0.1 port, and returns those ports and the log. Cleanup stops
-// the loop and unregisters the proxies.
-func tunnels(t *testing.T, max int, outs ...*Out) ([]int, *logBuffer, <-chan error) {
+// free 127.0.0.1 port, and returns those ports, the log and the run.
+func tunnels(t *testing.T, max int, outs ...*Out) ([]int, *nproxytest.LogBuffer, *nproxytest.Run) {
 	t.Helper()
-	logs := &logBuffer{}
-	nproxy.SetLogOutput(io.MultiWriter(logs, testWriter{t}))
+	logs := nproxytest.CaptureLog(t, 0)
 	var ports []int
 	var proxies []*nproxy.Proxy
 	for _, out := range outs {
-		port := ct.FreePort(t)
-		p := nproxy.New(&tcp.In{Host: "127.0.0.1", Port: port}, out)
-		p.Register()
-		ports, proxies = append(ports, port), append(proxies, p)
+		port := nproxytest.FreePort(t)
+		ports = append(ports, port)
+		proxies = append(proxies, nproxy.New(&tcp.In{Host: "127.0.0.1", Port: port}, out))
 	}
-	done, returned := make(chan error, 1), make(chan struct{})
-	go func() {
-		done <- nproxy.Mainloop(max)
-		close(returned)
-	}()
-	t.Cleanup(func() {
-		nproxy.Stop()
-		select {
-		case <-returned:
-		case <-time.After(5 * time.Second):
-			t.Error("Mainloop did not return after Stop")
-		}
-		for _, p := range proxies {
-			p.Unregister()
-		}
-		nproxy.SetLogOutput(os.Stderr)
-	})
-	for _, port := range ports {
-		waitListening(t, port, returned, done)
-	}
-	return ports, logs, done
-}
-
-// testWriter shows log lines in verbose test output.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
-}
-
-// waitListening waits until 127.0.0.1:port listens. It reads
-// /proc/net/tcp rather than connecting (a connection would count as a
-// proxied one) or binding (which could make nproxy's own bind fail).
-func waitListening(t *testing.T, port int, returned <-chan struct{}, done <-chan error) {
-	t.Helper()
-	entry := fmt.Sprintf(" 0100007F:%04X 00000000:0000 0A ", port)
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		select {
-		case <-returned:
-			t.Fatalf("Mainloop returned at once: %v", <-done)
-		default:
-		}
-		if table, err := os.ReadFile("/proc/net/tcp"); err == nil && bytes.Contains(table, []byte(entry)) {
-			return
-		}
-	}
-	t.Fatalf("nothing listens on port %d", port)
+	return ports, logs, nproxytest.Start(t, max, proxies...)
 }
 
 // dialTunnel connects a client to the tunnel entrance on port.

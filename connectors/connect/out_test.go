@@ -14,6 +14,7 @@ import (
 
 	"github.com/nproxy/nproxy"
 	ct "github.com/nproxy/nproxy/connectors/connect/connecttest"
+	"github.com/nproxy/nproxy/nproxytest"
 )
 
 func TestTinyproxyTunnel(t *testing.T) {
@@ -56,7 +57,7 @@ func TestTinyproxyRefusals(t *testing.T) {
 		if i == 2 {
 			target = "CONNECT 127.0.0.1:" + strconv.Itoa(up+1)
 		}
-		logs.waitFor(t, target+" through web proxy "+tp.Addr()+": refused: "+status)
+		logs.WaitFor(t, target+" through web proxy "+tp.Addr()+": refused: "+status)
 	}
 }
 
@@ -112,7 +113,7 @@ func TestTrickledReplyHitsDeadline(t *testing.T) {
 	if d := time.Since(start); d < 450*time.Millisecond || d > 3*time.Second {
 		t.Errorf("client closed after %v, want about 500ms (a loaded machine may add some)", d)
 	}
-	logs.waitFor(t, "CONNECT zlonk:443 through web proxy "+sp.Addr()+": reply incomplete after 500ms")
+	logs.WaitFor(t, "CONNECT zlonk:443 through web proxy "+sp.Addr()+": reply incomplete after 500ms")
 }
 
 func TestMalformedReplies(t *testing.T) {
@@ -147,7 +148,7 @@ func TestMalformedReplies(t *testing.T) {
 		if got := expectClosed(t, c, 5*time.Second); len(got) > 0 {
 			t.Errorf("%s: client got %q", name, got)
 		}
-		logs.waitFor(t, "CONNECT "+name+":1 through web proxy "+sp.Addr()+": ", cases[name].want)
+		logs.WaitFor(t, "CONNECT "+name+":1 through web proxy "+sp.Addr()+": ", cases[name].want)
 	}
 }
 
@@ -278,7 +279,7 @@ func TestNetProxyTcpConnect(t *testing.T) {
 		}
 		ct.TunnelTo(c, "HTTP/1.1 200 Connection established\r\n\r\n", lines)
 	})
-	ports, logs, done := tunnels(t, 2, &Out{Host: "zlonk.crunch.com", Port: 443, ProxyHost: "localhost", ProxyPort: sp.Port})
+	ports, logs, run := tunnels(t, 2, &Out{Host: "zlonk.crunch.com", Port: 443, ProxyHost: "localhost", ProxyPort: sp.Port})
 	client := dialTunnel(t, ports[0])
 	if r := <-sp.Requests; r.Line != "CONNECT zlonk.crunch.com:443 HTTP/1.1" {
 		t.Fatalf("proxy got %q", r.Line)
@@ -310,15 +311,8 @@ func TestNetProxyTcpConnect(t *testing.T) {
 	if got := expectClosed(t, c2, 5*time.Second); len(got) > 0 {
 		t.Fatalf("refused client got %q", got)
 	}
-	logs.waitFor(t, "refused: HTTP/1.1 403 Forbidden")
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Mainloop(2) did not return after two connections")
-	}
+	logs.WaitFor(t, "refused: HTTP/1.1 403 Forbidden")
+	run.Wait(t, 5*time.Second) // Mainloop(2) returns after the two connections
 }
 
 // sendLine writes line on w and expects it intact from r.
@@ -367,10 +361,10 @@ func TestClientResetDuringHandshake(t *testing.T) {
 // TestProxyDown: nothing listens where the web proxy should be; an IPv6
 // target is named in brackets.
 func TestProxyDown(t *testing.T) {
-	port := ct.FreePort(t)
+	port := nproxytest.FreePort(t)
 	ports, logs, _ := tunnels(t, 0, &Out{Host: "2001:db8::1", Port: 22, ProxyHost: "127.0.0.1", ProxyPort: port})
 	expectClosed(t, dialTunnel(t, ports[0]), 5*time.Second)
-	logs.waitFor(t, "CONNECT [2001:db8::1]:22 through web proxy 127.0.0.1:"+strconv.Itoa(port)+": can't connect to 127.0.0.1:"+strconv.Itoa(port)+": connection refused")
+	logs.WaitFor(t, "CONNECT [2001:db8::1]:22 through web proxy 127.0.0.1:"+strconv.Itoa(port)+": can't connect to 127.0.0.1:"+strconv.Itoa(port)+": connection refused")
 }
 
 // TestTwoLoops shares one Out between two loops (SO_REUSEPORT listeners).

@@ -24,6 +24,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nproxy/nproxy/nproxytest"
 )
 
 const (
@@ -68,7 +70,7 @@ func StartTinyproxy(t testing.TB, auth bool, ports ...int) *Tinyproxy {
 
 func tryTinyproxy(t testing.TB, bin string, auth bool, ports []int) (*Tinyproxy, error) {
 	dir := t.TempDir()
-	tp := &Tinyproxy{Host: "127.0.0.1", Port: FreePort(t), Log: filepath.Join(dir, "tinyproxy.log")}
+	tp := &Tinyproxy{Host: "127.0.0.1", Port: nproxytest.FreePort(t), Log: filepath.Join(dir, "tinyproxy.log")}
 	conf := fmt.Sprintf("Port %d\nListen 127.0.0.1\nTimeout 30\nMaxClients 200\nLogLevel Info\n"+
 		"LogFile %q\nPidFile %q\nDisableViaHeader Yes\n", tp.Port, tp.Log, filepath.Join(dir, "tinyproxy.pid"))
 	if auth {
@@ -117,16 +119,10 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-// FreePort returns a 127.0.0.1 port that was free a moment ago.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// FreePort is nproxytest.FreePort, kept for the tests of cmd/nproxy.
+//
+// Deprecated: use nproxytest.FreePort.
+func FreePort(t testing.TB) int { return nproxytest.FreePort(t) }
 
 // Serve accepts on a fresh 127.0.0.1 listener until the test ends, running
 // handle on its own goroutine for each connection (closed when handle
