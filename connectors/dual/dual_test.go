@@ -66,7 +66,7 @@ func TestDual(t *testing.T) {
 	ac.Close()
 	expectEOF(t, silent, 5*time.Second)
 	silent.Close()
-	r.wait(t, 5*time.Second)
+	r.Wait(t, 5*time.Second)
 	if r.proxy.Opened() != 2 || r.proxy.Closed() != 2 {
 		t.Errorf("opened %d closed %d, want 2 and 2", r.proxy.Opened(), r.proxy.Closed())
 	}
@@ -120,7 +120,7 @@ func TestHookDual(t *testing.T) {
 	expectEOF(t, ac, 5*time.Second)
 	bc.Close()
 	ac.Close()
-	r.wait(t, 5*time.Second)
+	r.Wait(t, 5*time.Second)
 }
 
 // TestSilentCrowd holds 1,000 silent clients in their timeout while a
@@ -187,7 +187,7 @@ func TestBackendDown(t *testing.T) {
 	silent := r.dial(t)
 	expectEOF(t, talker, 2*time.Second)
 	expectEOF(t, silent, 2*time.Second)
-	r.wait(t, 5*time.Second)
+	r.Wait(t, 5*time.Second)
 	if r.proxy.Opened() != 2 || r.proxy.Closed() != 2 {
 		t.Errorf("opened %d closed %d, want 2 and 2", r.proxy.Opened(), r.proxy.Closed())
 	}

@@ -2,101 +2,37 @@ package dual
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nproxy/nproxy"
-	"github.com/nproxy/nproxy/connectors/dual/dualtest"
 	"github.com/nproxy/nproxy/connectors/dummy"
 	"github.com/nproxy/nproxy/connectors/tcp"
+	"github.com/nproxy/nproxy/nproxytest"
 )
-
-// logBuffer collects nproxy's log lines for a test.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // running is a Mainloop serving one dual proxy in a test.
 type running struct {
+	*nproxytest.Run
 	port  int
 	proxy *nproxy.Proxy
-	logs  *logBuffer
-	done  chan error
+	logs  *nproxytest.LogBuffer
 }
 
 // startDual runs Mainloop(max) with in (given a free port on 127.0.0.1)
-// and a dummy out. Cleanup stops the loop and unregisters the proxy.
+// and a dummy out, logging at debug level. Cleanup stops the loop and
+// unregisters the proxy.
 func startDual(t testing.TB, in *In, max int) *running {
 	t.Helper()
-	in.Host, in.Port = "127.0.0.1", dualtest.FreePort(t)
-	r := &running{port: in.Port, proxy: nproxy.New(in, dummy.Connector{}), logs: &logBuffer{}, done: make(chan error, 1)}
-	nproxy.SetLogOutput(r.logs)
-	nproxy.SetVerbosity(3)
-	r.proxy.Register()
-	go func() { r.done <- nproxy.Mainloop(max) }()
-	t.Cleanup(func() {
-		nproxy.Stop()
-		select {
-		case <-r.done:
-		case <-time.After(5 * time.Second):
-			t.Error("Mainloop did not return after Stop")
-		}
-		r.proxy.Unregister()
-		nproxy.SetLogOutput(os.Stderr)
-		nproxy.SetVerbosity(0)
-		if t.Failed() {
-			t.Logf("nproxy's log:\n%s", r.logs)
-		}
-	})
-	waitListening(t, in.Port)
+	in.Host, in.Port = "127.0.0.1", nproxytest.FreePort(t)
+	r := &running{port: in.Port, proxy: nproxy.New(in, dummy.Connector{}), logs: nproxytest.CaptureLog(t, 3)}
+	r.Run = nproxytest.Start(t, max, r.proxy)
 	return r
-}
-
-// waitListening waits until 127.0.0.1:port listens, reading /proc/net/tcp
-// rather than connecting, since a connection would count as a client.
-func waitListening(t testing.TB, port int) {
-	t.Helper()
-	entry := fmt.Sprintf(" 0100007F:%04X 00000000:0000 0A ", port)
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if table, err := os.ReadFile("/proc/net/tcp"); err == nil && bytes.Contains(table, []byte(entry)) {
-			return
-		}
-	}
-	t.Fatalf("nothing listens on port %d", port)
-}
-
-// wait waits for Mainloop(max) to return on its own.
-func (r *running) wait(t testing.TB, d time.Duration) {
-	t.Helper()
-	select {
-	case err := <-r.done:
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.done <- nil // for Cleanup
-	case <-time.After(d):
-		t.Fatalf("Mainloop did not return within %v (opened %d, closed %d)", d, r.proxy.Opened(), r.proxy.Closed())
-	}
 }
 
 func (r *running) dial(t testing.TB) *net.TCPConn {

@@ -151,7 +151,7 @@ func TestOneByteStaller(t *testing.T) {
 		c.Close()
 		expectEOF(t, bc, 5*time.Second)
 		bc.Close()
-		r.wait(t, 5*time.Second)
+		r.Wait(t, 5*time.Second)
 	}
 }
 

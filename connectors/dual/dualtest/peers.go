@@ -32,6 +32,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nproxy/nproxy/nproxytest"
 )
 
 // SSHDPath is where Debian's openssh-server installs the daemon; sshd
@@ -67,7 +69,7 @@ func StartSSHD(t testing.TB) *SSHD {
 	}
 	var addr string
 	for range 3 { // the free port may be taken again before sshd binds it
-		port := FreePort(t)
+		port := nproxytest.FreePort(t)
 		cfg := filepath.Join(dir, fmt.Sprintf("sshd_config.%d", port))
 		writeFile(t, cfg, sshdConfig(dir, port))
 		listening := func(l string) bool { return strings.Contains(l, "Server listening on 127.0.0.1") }
@@ -188,16 +190,10 @@ func TLSRoundTrip(t testing.TB, addr, line string) string {
 	return strings.TrimSuffix(got, "\n")
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// FreePort is nproxytest.FreePort, kept for the tests of cmd/nproxy.
+//
+// Deprecated: use nproxytest.FreePort.
+func FreePort(t testing.TB) int { return nproxytest.FreePort(t) }
 
 // need skips t unless every program is installed.
 func need(t testing.TB, programs ...string) {
