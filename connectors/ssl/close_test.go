@@ -12,6 +12,7 @@ import (
 
 	"github.com/nproxy/nproxy/connectors"
 	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
+	"github.com/nproxy/nproxy/nproxytest"
 )
 
 // The client half-closes (close_notify and FIN), the server answers after
@@ -20,8 +21,8 @@ func TestHalfCloseThroughProxy(t *testing.T) {
 	checkGoroutines(t)
 	certs := ssltest.New(t)
 	be := newBackend(t)
-	port := freePort(t)
-	proxy(t, port, sslIn(certs, port), tcpOut(be.port))
+	port := nproxytest.FreePort(t)
+	proxy(t, sslIn(certs, port), tcpOut(be.port))
 	raw := dial(t, fmt.Sprint("127.0.0.1:", port))
 	client := tls.Client(raw, tlsClientConfig(t, certs))
 	client.SetDeadline(time.Now().Add(10 * time.Second))
@@ -76,10 +77,10 @@ func TestCloseNotifyOnClose(t *testing.T) {
 	checkGoroutines(t)
 	certs := ssltest.New(t)
 	be := newBackend(t)
-	port := freePort(t)
+	port := nproxytest.FreePort(t)
 	out := sslOut(certs, be.port)
 	out.Hostname = "localhost"
-	proxy(t, port, tcpIn(port), out)
+	proxy(t, tcpIn(port), out)
 	client := newEnd(dial(t, fmt.Sprint("127.0.0.1:", port)))
 	rec := &recorder{Conn: accept(t, be.l)}
 	cfg := tlsServerConfig(t, certs)
@@ -156,9 +157,9 @@ func TestOutInsecureNotice(t *testing.T) {
 			}()
 		}
 	}()
-	port := freePort(t)
+	port := nproxytest.FreePort(t)
 	out := &Out{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, VerifyMode: 0}
-	logs := proxy(t, port, tcpIn(port), out)
+	logs := proxy(t, tcpIn(port), out)
 	for range 2 {
 		client := newEnd(dial(t, fmt.Sprint("127.0.0.1:", port)))
 		io.WriteString(client, "zowie\n")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
 	"github.com/nproxy/nproxy/loop"
+	"github.com/nproxy/nproxy/nproxytest"
 )
 
 // ssl_tcp: TLS on the client side.
@@ -19,8 +20,8 @@ func TestScenarioSSLTCP(t *testing.T) {
 	checkGoroutines(t)
 	certs := ssltest.New(t)
 	be := newBackend(t)
-	port := freePort(t)
-	proxy(t, port, sslIn(certs, port), tcpOut(be.port))
+	port := nproxytest.FreePort(t)
+	proxy(t, sslIn(certs, port), tcpOut(be.port))
 	tc, err := tls.Dial("tcp", net.JoinHostPort("127.0.0.1", itoa(port)), tlsClientConfig(t, certs))
 	if err != nil {
 		t.Fatal(err)
@@ -41,8 +42,8 @@ func TestScenarioTCPSSL(t *testing.T) {
 	checkGoroutines(t)
 	certs := ssltest.New(t)
 	be := newBackend(t)
-	port := freePort(t)
-	proxy(t, port, tcpIn(port), sslOut(certs, be.port))
+	port := nproxytest.FreePort(t)
+	proxy(t, tcpIn(port), sslOut(certs, be.port))
 	client := newEnd(dial(t, net.JoinHostPort("127.0.0.1", itoa(port))))
 	server := newEnd(tls.Server(accept(t, be.l), tlsServerConfig(t, certs)))
 	rng := seeded(t)
@@ -71,10 +72,10 @@ func TestScenarioCTSSLTCP(t *testing.T) {
 	checkGoroutines(t)
 	certs := ssltest.New(t)
 	be := newBackend(t)
-	port := freePort(t)
+	port := nproxytest.FreePort(t)
 	in := sslIn(certs, port)
 	in.StartCleartext, in.Hook = true, starttls
-	proxy(t, port, in, tcpOut(be.port))
+	proxy(t, in, tcpOut(be.port))
 	client := newEnd(dial(t, net.JoinHostPort("127.0.0.1", itoa(port))))
 	server := be.accept(t)
 	rng := seeded(t)
@@ -97,11 +98,11 @@ func TestScenarioTCPCTSSL(t *testing.T) {
 	checkGoroutines(t)
 	certs := ssltest.New(t)
 	be := newBackend(t)
-	port := freePort(t)
+	port := nproxytest.FreePort(t)
 	out := sslOut(certs, be.port)
 	out.Hostname = "localhost"
 	out.StartCleartext, out.Hook = true, starttls
-	logs := proxy(t, port, tcpIn(port), out)
+	logs := proxy(t, tcpIn(port), out)
 	client := newEnd(dial(t, net.JoinHostPort("127.0.0.1", itoa(port))))
 	server := be.accept(t)
 	rng := seeded(t)
@@ -115,7 +116,7 @@ func TestScenarioTCPCTSSL(t *testing.T) {
 		}
 		relayLine(t, rng, client, server, line)
 	}
-	logs.waitLog(t, "is already TLS")
+	logs.WaitFor(t, "is already TLS")
 	client.Close()
 	server.expectEOF(t)
 }
@@ -153,10 +154,10 @@ func TestUpgradeKeepsEarlyBytes(t *testing.T) {
 	checkGoroutines(t)
 	certs := ssltest.New(t)
 	be := newBackend(t)
-	port := freePort(t)
+	port := nproxytest.FreePort(t)
 	in := sslIn(certs, port)
 	in.StartCleartext, in.Hook = true, starttls
-	proxy(t, port, in, tcpOut(be.port))
+	proxy(t, in, tcpOut(be.port))
 	raw := dial(t, net.JoinHostPort("127.0.0.1", itoa(port)))
 	raw.SetDeadline(time.Now().Add(10 * time.Second))
 	client := newEnd(tls.Client(&pipelined{Conn: raw}, tlsClientConfig(t, certs)))
@@ -180,7 +181,7 @@ func TestSMTPStartTLS(t *testing.T) {
 	checkGoroutines(t)
 	certs := ssltest.New(t)
 	be := newBackend(t)
-	port := freePort(t)
+	port := nproxytest.FreePort(t)
 	in := sslIn(certs, port)
 	in.StartCleartext = true
 	in.Hook = func(data []byte, s *loop.Socket) []byte {
@@ -191,7 +192,7 @@ func TestSMTPStartTLS(t *testing.T) {
 		}
 		return data
 	}
-	proxy(t, port, in, tcpOut(be.port))
+	proxy(t, in, tcpOut(be.port))
 	_, stdin, stdout := openssl(t, "s_client", "-connect", net.JoinHostPort("127.0.0.1", itoa(port)), "-starttls", "smtp",
 		"-CAfile", certs.CA, "-verify_return_error", "-verify_hostname", "localhost", "-quiet", "-no_ign_eof", "-crlf")
 	server := be.accept(t)

@@ -2,15 +2,11 @@ package ssl
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"math/rand"
 	"net"
-	"os"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,89 +14,16 @@ import (
 	"github.com/nproxy/nproxy/connectors"
 	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
 	"github.com/nproxy/nproxy/connectors/tcp"
+	"github.com/nproxy/nproxy/nproxytest"
 )
 
-// logBuffer collects nproxy's log for a test.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// waitLog waits up to 5 s for the log to contain want.
-func (b *logBuffer) waitLog(t *testing.T, want string) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if strings.Contains(b.String(), want) {
-			return
-		}
-	}
-	t.Fatalf("the log lacks %q:\n%s", want, b.String())
-}
-
-// freePort returns a port of 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l := listen(t)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // proxy runs one proxy from in to out in Mainloop(0) until the test ends,
-// and returns its log (verbosity 1: notices). in listens on 127.0.0.1:port.
-func proxy(t *testing.T, port int, in connectors.In, out connectors.Out) *logBuffer {
+// and returns its log (verbosity 1: notices).
+func proxy(t *testing.T, in connectors.In, out connectors.Out) *nproxytest.LogBuffer {
 	t.Helper()
-	logs := &logBuffer{}
-	nproxy.SetLogOutput(logs)
-	nproxy.SetVerbosity(1)
-	p := nproxy.New(in, out)
-	p.Register()
-	done := make(chan error, 1)
-	go func() { done <- nproxy.Mainloop(0) }()
-	t.Cleanup(func() {
-		nproxy.Stop()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Error("Mainloop did not return after Stop")
-		}
-		p.Unregister()
-		nproxy.SetLogOutput(os.Stderr)
-		if t.Failed() {
-			t.Logf("nproxy log:\n%s", logs.String())
-		}
-	})
-	waitListening(t, port, done)
+	logs := nproxytest.CaptureLog(t, 1)
+	nproxytest.Start(t, 0, nproxy.New(in, out))
 	return logs
-}
-
-// waitListening reads /proc/net/tcp until 127.0.0.1:port listens (a test
-// connection would count as a proxied one).
-func waitListening(t *testing.T, port int, done <-chan error) {
-	t.Helper()
-	entry := fmt.Sprintf(" 0100007F:%04X 00000000:0000 0A ", port)
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		select {
-		case err := <-done:
-			t.Fatalf("Mainloop returned: %v", err)
-		default:
-		}
-		if table, err := os.ReadFile("/proc/net/tcp"); err == nil && bytes.Contains(table, []byte(entry)) {
-			return
-		}
-	}
-	t.Fatalf("nothing listens on port %d", port)
 }
 
 // end is one end of a relayed connection, read line by line.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
+	"github.com/nproxy/nproxy/nproxytest"
 )
 
 // echoBackend echoes every connection it accepts until the test ends.
@@ -69,8 +70,8 @@ func TestInWithOpenSSLClient(t *testing.T) {
 	for _, v := range []string{"-tls1_2", "-tls1_3"} {
 		t.Run(v, func(t *testing.T) {
 			checkGoroutines(t)
-			port := freePort(t)
-			proxy(t, port, sslIn(certs, port), tcpOut(echoBackend(t)))
+			port := nproxytest.FreePort(t)
+			proxy(t, sslIn(certs, port), tcpOut(echoBackend(t)))
 			cmd, stdin, stdout := openssl(t, "s_client", "-connect", fmt.Sprint("127.0.0.1:", port), v,
 				"-CAfile", certs.CA, "-verify_return_error", "-verify_hostname", "localhost", "-quiet", "-no_ign_eof")
 			data := lines(3000)
@@ -93,10 +94,10 @@ func TestOutWithOpenSSLServer(t *testing.T) {
 	certs := ssltest.New(t)
 	addr := sServer(t, "-cert", certs.ServerCert, "-key", certs.ServerKey)
 	_, sport, _ := net.SplitHostPort(addr)
-	port := freePort(t)
+	port := nproxytest.FreePort(t)
 	out := sslOut(certs, 0)
 	fmt.Sscan(sport, &out.Port)
-	proxy(t, port, tcpIn(port), out)
+	proxy(t, tcpIn(port), out)
 	client := newEnd(dial(t, fmt.Sprint("127.0.0.1:", port)))
 	data := lines(500)
 	go client.Write(data)
@@ -113,13 +114,13 @@ func TestOutVerifyFailure(t *testing.T) {
 	certs := ssltest.New(t)
 	addr := sServer(t, "-cert", certs.OtherCert, "-key", certs.OtherKey)
 	_, sport, _ := net.SplitHostPort(addr)
-	port := freePort(t)
+	port := nproxytest.FreePort(t)
 	out := sslOut(certs, 0)
 	fmt.Sscan(sport, &out.Port)
-	logs := proxy(t, port, tcpIn(port), out)
+	logs := proxy(t, tcpIn(port), out)
 	client := newEnd(dial(t, fmt.Sprint("127.0.0.1:", port)))
 	client.expectEOF(t)
-	logs.waitLog(t, "ssl out to 127.0.0.1 port "+sport+": TLS handshake: tls: failed to verify certificate: x509: certificate signed by unknown authority")
+	logs.WaitFor(t, "ssl out to 127.0.0.1 port "+sport+": TLS handshake: tls: failed to verify certificate: x509: certificate signed by unknown authority")
 }
 
 // curl --cacert through an ssl in in front of a plain HTTP server.
@@ -137,8 +138,8 @@ func TestCurlThroughSSLIn(t *testing.T) {
 	})}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
-	port := freePort(t)
-	proxy(t, port, sslIn(certs, port), tcpOut(l.Addr().(*net.TCPAddr).Port))
+	port := nproxytest.FreePort(t)
+	proxy(t, sslIn(certs, port), tcpOut(l.Addr().(*net.TCPAddr).Port))
 	out, err := exec.Command(curl, "-sS", "--max-time", "10", "--cacert", certs.CA,
 		fmt.Sprintf("https://localhost:%d/", port)).CombinedOutput()
 	if err != nil || string(out) != body {
@@ -152,10 +153,10 @@ func TestInBadClients(t *testing.T) {
 	checkGoroutines(t)
 	checkFDs(t)
 	certs := ssltest.New(t)
-	port := freePort(t)
+	port := nproxytest.FreePort(t)
 	in := sslIn(certs, port)
 	in.Timeout = time.Second
-	logs := proxy(t, port, in, tcpOut(echoBackend(t)))
+	logs := proxy(t, in, tcpOut(echoBackend(t)))
 	addr := fmt.Sprint("127.0.0.1:", port)
 
 	stalled := newEnd(dial(t, addr))
@@ -168,7 +169,7 @@ func TestInBadClients(t *testing.T) {
 	io.WriteString(plain, "GET / HTTP/1.0\r\n\r\n")
 	plain.SetReadDeadline(time.Now().Add(5 * time.Second))
 	io.Copy(io.Discard, plain) // the alert, then EOF
-	logs.waitLog(t, "does not look like a TLS handshake")
+	logs.WaitFor(t, "does not look like a TLS handshake")
 
 	for i := range 10 {
 		c, err := tls.Dial("tcp", addr, tlsClientConfig(t, certs))
@@ -187,7 +188,7 @@ func TestInBadClients(t *testing.T) {
 	if took := time.Since(start); took < time.Second || took > 3*time.Second {
 		t.Errorf("the stalled client was closed after %v, deadline 1 s", took)
 	}
-	logs.waitLog(t, "TLS handshake timed out")
+	logs.WaitFor(t, "TLS handshake timed out")
 }
 
 // Many handshakes while a bulk stream flows, all through one loop.
@@ -195,8 +196,8 @@ func TestHandshakesDuringBulk(t *testing.T) {
 	checkGoroutines(t)
 	checkFDs(t)
 	certs := ssltest.New(t)
-	port := freePort(t)
-	proxy(t, port, sslIn(certs, port), tcpOut(echoBackend(t)))
+	port := nproxytest.FreePort(t)
+	proxy(t, sslIn(certs, port), tcpOut(echoBackend(t)))
 	addr := fmt.Sprint("127.0.0.1:", port)
 	cfg := tlsClientConfig(t, certs)
 
@@ -278,8 +279,8 @@ func TestBulkIntoSink(t *testing.T) {
 		copy(s[:], h.Sum(nil))
 		sum <- s
 	}()
-	port := freePort(t)
-	proxy(t, port, sslIn(certs, port), tcpOut(l.Addr().(*net.TCPAddr).Port))
+	port := nproxytest.FreePort(t)
+	proxy(t, sslIn(certs, port), tcpOut(l.Addr().(*net.TCPAddr).Port))
 	c, err := tls.Dial("tcp", fmt.Sprint("127.0.0.1:", port), tlsClientConfig(t, certs))
 	if err != nil {
 		t.Fatal(err)
@@ -310,8 +311,8 @@ func TestBulkIntoSink(t *testing.T) {
 func TestKeyUpdate(t *testing.T) {
 	checkGoroutines(t)
 	certs := ssltest.New(t)
-	port := freePort(t)
-	proxy(t, port, sslIn(certs, port), tcpOut(echoBackend(t)))
+	port := nproxytest.FreePort(t)
+	proxy(t, sslIn(certs, port), tcpOut(echoBackend(t)))
 	cmd, stdin, stdout := openssl(t, "s_client", "-connect", fmt.Sprint("127.0.0.1:", port), "-tls1_3",
 		"-CAfile", certs.CA, "-verify_return_error", "-no_ign_eof")
 	lines := make(chan string, 100)
