@@ -2,16 +2,13 @@ package connectssl
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"math/rand"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,59 +19,17 @@ import (
 	"github.com/nproxy/nproxy/connectors/ssl"
 	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
 	"github.com/nproxy/nproxy/connectors/tcp"
+	"github.com/nproxy/nproxy/nproxytest"
 )
-
-// logBuffer collects nproxy's log for a test.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // run serves a tcp in on a free port to out in Mainloop(0) until the test
 // ends; it returns the port and the log.
-func run(t *testing.T, out *Out) (int, *logBuffer) {
+func run(t *testing.T, out *Out) (int, *nproxytest.LogBuffer) {
 	t.Helper()
-	logs := &logBuffer{}
-	nproxy.SetLogOutput(logs)
-	port := ct.FreePort(t)
-	p := nproxy.New(&tcp.In{Host: "127.0.0.1", Port: port}, out)
-	p.Register()
-	done := make(chan error, 1)
-	go func() { done <- nproxy.Mainloop(0) }()
-	t.Cleanup(func() {
-		nproxy.Stop()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Error("Mainloop did not return after Stop")
-		}
-		p.Unregister()
-		nproxy.SetLogOutput(os.Stderr)
-		if t.Failed() {
-			t.Logf("nproxy log:\n%s", logs.String())
-		}
-	})
-	entry := fmt.Sprintf(" 0100007F:%04X 00000000:0000 0A ", port)
-	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if table, _ := os.ReadFile("/proc/net/tcp"); bytes.Contains(table, []byte(entry)) {
-			return port, logs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nothing listens on port %d", port)
-		}
-	}
+	logs := nproxytest.CaptureLog(t, 0)
+	port := nproxytest.FreePort(t)
+	nproxytest.Start(t, 0, nproxy.New(&tcp.In{Host: "127.0.0.1", Port: port}, out))
+	return port, logs
 }
 
 // tlsServer accepts TLS connections with the test server certificate on a
@@ -170,7 +125,7 @@ func TestThroughTinyproxyToOpenSSL(t *testing.T) {
 		t.Skip("openssl is not installed")
 	}
 	certs := ssltest.New(t)
-	sport := ct.FreePort(t)
+	sport := nproxytest.FreePort(t)
 	cmd := exec.Command(openssl, "s_server", "-accept", fmt.Sprint("127.0.0.1:", sport), "-rev", "-naccept", "1",
 		"-cert", certs.ServerCert, "-key", certs.ServerKey)
 	stdout, _ := cmd.StdoutPipe()
@@ -214,11 +169,7 @@ func TestVerifyFailureInTunnel(t *testing.T) {
 	})
 	port, logs := run(t, &Out{Host: "localhost", Port: 443, ProxyHost: sp.Host, ProxyPort: sp.Port, CAFile: certs.CA, VerifyMode: -1})
 	expectEOF(t, dial(t, port))
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "connect_ssl to localhost port 443: TLS handshake: tls: failed to verify certificate"); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("log: %s", logs.String())
-		}
-	}
+	logs.WaitFor(t, "connect_ssl to localhost port 443: TLS handshake: tls: failed to verify certificate")
 }
 
 func TestRegistry(t *testing.T) {
