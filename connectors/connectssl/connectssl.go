@@ -11,8 +11,6 @@
 package connectssl
 
 import (
-	"context"
-	"crypto/tls"
 	"fmt"
 	"sync"
 	"time"
@@ -57,67 +55,35 @@ type Out struct {
 	// Getenv reads HTTP_PROXY; nil means os.Getenv.
 	Getenv func(string) string
 
-	once   sync.Once
-	err    error
-	tunnel *connect.Out
-	cfg    *tls.Config
-	warn   sync.Once
+	once sync.Once
+	err  error
+	tls  *ssl.Out
 }
 
 // Validate implements connectors.Validator: the tunnel's parameters, then
 // the TLS options, each error naming its key.
 func (c *Out) Validate() error {
 	c.once.Do(func() {
-		c.tunnel = &connect.Out{Host: c.Host, Port: c.Port, ProxyHost: c.ProxyHost, ProxyPort: c.ProxyPort,
+		tunnel := &connect.Out{Host: c.Host, Port: c.Port, ProxyHost: c.ProxyHost, ProxyPort: c.ProxyPort,
 			ProxyUser: c.ProxyUser, ProxyPass: c.ProxyPass, ProxyAgent: c.ProxyAgent, Timeout: c.Timeout,
 			HeaderLimit: c.HeaderLimit, Hook: c.Hook, Getenv: c.Getenv}
-		if c.err = c.tunnel.Validate(); c.err != nil {
+		if c.err = tunnel.Validate(); c.err != nil {
 			return
 		}
-		c.cfg, c.err = c.params().ClientConfig()
+		c.tls = &ssl.Out{Host: c.Host, Port: c.Port, Timeout: c.Timeout, CertFile: c.CertFile, KeyFile: c.KeyFile,
+			CAFile: c.CAFile, VerifyMode: c.VerifyMode, Hostname: c.Hostname, ALPN: c.ALPN, Version: c.Version,
+			Via: tunnel, Name: "connect_ssl"}
+		c.err = c.tls.Validate()
 	})
 	return c.err
 }
 
-func (c *Out) params() ssl.Params {
-	p := ssl.Params{CertFile: c.CertFile, KeyFile: c.KeyFile, CAFile: c.CAFile, VerifyMode: c.VerifyMode,
-		Hostname: c.Hostname, ALPN: c.ALPN, Version: c.Version}
-	if p.Hostname == "" {
-		p.Hostname = c.Host
-	}
-	return p
-}
-
-// Open implements connectors.Out: the CONNECT exchange, then the handshake,
-// then the relay.
+// Open implements connectors.Out: the CONNECT exchange, then the handshake
+// (ssl's, over the tunnel), then the relay.
 func (c *Out) Open(l *loop.Loop, client *loop.Socket, h connectors.Handler) {
 	if err := c.Validate(); err != nil {
 		h.Failed(l, client, fmt.Errorf("'out' connector (connect_ssl): %w", err))
 		return
 	}
-	if c.params().Insecure() {
-		c.warn.Do(func() {
-			l.Logger().Log(context.Background(), loop.LevelNotice, fmt.Sprintf("connect_ssl to %s port %d: SSL_verify_mode=0, the server's certificate is not verified", c.Host, c.Port))
-		})
-	}
-	c.tunnel.Open(l, client, tunnelDone{c, h})
-}
-
-// tunnelDone receives the tunnel from the connect connector and runs the
-// handshake in it before telling the proxy.
-type tunnelDone struct {
-	c *Out
-	connectors.Handler
-}
-
-// Connected starts the handshake on the open tunnel.
-func (t tunnelDone) Connected(l *loop.Loop, client, server *loop.Socket) {
-	ssl.Handshake(server, t.c.cfg, false, t.c.Timeout, func(err error) {
-		if err != nil {
-			l.Close(server)
-			t.Handler.Failed(l, client, fmt.Errorf("connect_ssl to %s port %d: %w", t.c.Host, t.c.Port, err))
-			return
-		}
-		t.Handler.Connected(l, client, server)
-	})
+	c.tls.Open(l, client, h)
 }

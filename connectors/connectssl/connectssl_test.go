@@ -192,8 +192,9 @@ func TestRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := out.(*Out); c.cfg.ServerName != "h" || c.cfg.InsecureSkipVerify {
-		t.Errorf("%+v", c.cfg)
+	cfg, err := out.(*Out).tls.Config()
+	if err != nil || cfg.ServerName != "h" || cfg.InsecureSkipVerify {
+		t.Errorf("%+v, %v", cfg, err)
 	}
 	if _, err := connectors.Build(connectors.SideIn, "in", map[string]any{"type": "connect_ssl", "port": "1"}); err == nil {
 		t.Error("connect_ssl accepted as an in connector")

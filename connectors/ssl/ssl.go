@@ -111,6 +111,14 @@ type Out struct {
 	Version    string   `param:"SSL_version"`
 	// Hook, if set, sees the (plaintext) data read from the server.
 	Hook loop.Hook
+	// Via, if set, opens the connection to the server in place of a direct
+	// connect, and the handshake runs over it: connect_ssl passes a connect
+	// connector, whose tunnel through a web proxy reaches the server. The
+	// connection keeps the Connector and Hook that Via gave it.
+	Via connectors.Out
+	// Name is how errors and notices call the connector, as in "ssl out to
+	// host port 443"; "ssl out" when empty.
+	Name string
 
 	once sync.Once
 	cfg  *tls.Config
@@ -122,6 +130,13 @@ type Out struct {
 func (c *Out) Validate() error {
 	c.once.Do(func() { c.cfg, c.err = c.params().ClientConfig() })
 	return c.err
+}
+
+// Config returns the TLS configuration of c's handshakes, which Validate
+// builds once.
+func (c *Out) Config() (*tls.Config, error) {
+	err := c.Validate()
+	return c.cfg, err
 }
 
 func (c *Out) params() Params {
@@ -141,8 +156,12 @@ func (c *Out) Open(l *loop.Loop, client *loop.Socket, h connectors.Handler) {
 	}
 	if c.params().Insecure() {
 		c.warn.Do(func() {
-			l.Logger().Log(context.Background(), loop.LevelNotice, fmt.Sprintf("ssl out to %s port %d: SSL_verify_mode=0, the server's certificate is not verified", c.Host, c.Port))
+			l.Logger().Log(context.Background(), loop.LevelNotice, c.where()+": SSL_verify_mode=0, the server's certificate is not verified")
 		})
+	}
+	if c.Via != nil {
+		c.Via.Open(l, client, via{c, h})
+		return
 	}
 	l.Dial(c.Host, c.Port, c.Timeout, func(server *loop.Socket, err error) {
 		if err != nil {
@@ -155,17 +174,42 @@ func (c *Out) Open(l *loop.Loop, client *loop.Socket, h connectors.Handler) {
 			h.Connected(l, client, server)
 			return
 		}
-		Handshake(server, c.cfg, false, c.Timeout, func(err error) {
-			if err != nil {
-				l.Close(server)
-				h.Failed(l, client, fmt.Errorf("ssl out to %s port %d: %w", c.Host, c.Port, err))
-				return
-			}
-			// wake, which called done, goes on to tell the relay what
-			// the engine already holds.
-			h.Connected(l, client, server)
-		})
+		c.handshake(l, client, server, h)
 	})
+}
+
+// handshake runs the TLS client handshake on server, then tells h.
+func (c *Out) handshake(l *loop.Loop, client, server *loop.Socket, h connectors.Handler) {
+	Handshake(server, c.cfg, false, c.Timeout, func(err error) {
+		if err != nil {
+			l.Close(server)
+			h.Failed(l, client, fmt.Errorf("%s: %w", c.where(), err))
+			return
+		}
+		// wake, which called done, goes on to tell the relay what the
+		// engine already holds.
+		h.Connected(l, client, server)
+	})
+}
+
+func (c *Out) where() string {
+	name := c.Name
+	if name == "" {
+		name = "ssl out"
+	}
+	return fmt.Sprintf("%s to %s port %d", name, c.Host, c.Port)
+}
+
+// via receives the connection that Out.Via opened and runs the handshake
+// over it before telling the proxy.
+type via struct {
+	c *Out
+	connectors.Handler
+}
+
+// Connected starts the handshake on the connection Via opened.
+func (v via) Connected(l *loop.Loop, client, server *loop.Socket) {
+	v.c.handshake(l, client, server, v.Handler)
 }
 
 // Handshake puts s, a connected socket of l with no handler, under TLS (the
