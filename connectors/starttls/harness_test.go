@@ -1,0 +1,261 @@
+package starttls
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nproxy/nproxy"
+	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
+	"github.com/nproxy/nproxy/connectors/tcp"
+)
+
+// logBuffer collects nproxy's log for a test.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// waitLog waits up to 5 s for the log to contain want.
+func (b *logBuffer) waitLog(t *testing.T, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if strings.Contains(b.String(), want) {
+			return
+		}
+	}
+	t.Fatalf("the log lacks %q:\n%s", want, b.String())
+}
+
+// setup is a starttls in on 127.0.0.1 in front of a plain backend, run by
+// Mainloop until the test ends.
+type setup struct {
+	addr  string
+	certs *ssltest.Certs
+	be    net.Listener
+	logs  *logBuffer
+}
+
+// start runs a proxy from a starttls in speaking protocol (with the given
+// timeout, 0 for the default) to a tcp out towards a fresh backend.
+func start(t *testing.T, protocol string, timeout time.Duration) *setup {
+	t.Helper()
+	certs := ssltest.New(t)
+	be := listen(t)
+	port := freePort(t)
+	in := &In{Host: "127.0.0.1", Port: port, Protocol: protocol, Timeout: timeout,
+		CertFile: certs.ServerCert, KeyFile: certs.ServerKey, VerifyMode: -1}
+	out := &tcp.Out{Host: "127.0.0.1", Port: be.Addr().(*net.TCPAddr).Port}
+	logs := &logBuffer{}
+	nproxy.SetLogOutput(logs)
+	nproxy.SetVerbosity(2)
+	p := nproxy.New(in, out)
+	p.Register()
+	done := make(chan error, 1)
+	go func() { done <- nproxy.Mainloop(0) }()
+	t.Cleanup(func() {
+		nproxy.Stop()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("Mainloop did not return after Stop")
+		}
+		p.Unregister()
+		nproxy.SetLogOutput(os.Stderr)
+		if t.Failed() {
+			t.Logf("nproxy log:\n%s", logs.String())
+		}
+	})
+	waitListening(t, port, done)
+	return &setup{addr: fmt.Sprint("127.0.0.1:", port), certs: certs, be: be, logs: logs}
+}
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// freePort returns a port of 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// waitListening reads /proc/net/tcp until 127.0.0.1:port listens (a test
+// connection would count as a proxied one).
+func waitListening(t *testing.T, port int, done <-chan error) {
+	t.Helper()
+	entry := fmt.Sprintf(" 0100007F:%04X 00000000:0000 0A ", port)
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		select {
+		case err := <-done:
+			t.Fatalf("Mainloop returned: %v", err)
+		default:
+		}
+		if table, err := os.ReadFile("/proc/net/tcp"); err == nil && bytes.Contains(table, []byte(entry)) {
+			return
+		}
+	}
+	t.Fatalf("nothing listens on port %d", port)
+}
+
+// end is one end of a connection, read line by line.
+type end struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func newEnd(c net.Conn) *end {
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return &end{c, bufio.NewReader(c)}
+}
+
+func (s *setup) dial(t *testing.T) *end {
+	t.Helper()
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return newEnd(c)
+}
+
+// backend waits at most 5 s for the proxy to connect to the backend.
+func (s *setup) backend(t *testing.T) *end {
+	t.Helper()
+	s.be.(*net.TCPListener).SetDeadline(time.Now().Add(5 * time.Second))
+	c, err := s.be.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return newEnd(c)
+}
+
+// noBackend checks that the proxy did not connect to the backend.
+func (s *setup) noBackend(t *testing.T) {
+	t.Helper()
+	s.be.(*net.TCPListener).SetDeadline(time.Now().Add(100 * time.Millisecond))
+	if c, err := s.be.Accept(); err == nil {
+		c.Close()
+		t.Fatal("the proxy connected to the backend")
+	}
+}
+
+// expect reads one line and compares it with want.
+func (e *end) expect(t *testing.T, want string) {
+	t.Helper()
+	line, err := e.r.ReadString('\n')
+	if line != want {
+		t.Fatalf("read %q (%v), want %q", line, err, want)
+	}
+}
+
+// expectEOF checks that the other side closed, whatever it sent before.
+func (e *end) expectEOF(t *testing.T) {
+	t.Helper()
+	rest, err := io.ReadAll(e.r)
+	if err != nil && !strings.Contains(err.Error(), "reset") {
+		t.Fatalf("no EOF: %v (read %q)", err, rest)
+	}
+}
+
+func (e *end) send(t *testing.T, s string) {
+	t.Helper()
+	if _, err := io.WriteString(e, s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// upgrade runs a TLS client over e, whose buffered bytes belong to TLS.
+func (e *end) upgrade(t *testing.T, certs *ssltest.Certs) *end {
+	t.Helper()
+	c := tls.Client(&buffered{e.Conn, e.r}, clientConfig(t, certs))
+	if err := c.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	return &end{c, bufio.NewReader(c)}
+}
+
+// buffered reads what a bufio.Reader holds before its connection.
+type buffered struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (b *buffered) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+func clientConfig(t *testing.T, certs *ssltest.Certs) *tls.Config {
+	t.Helper()
+	pem, err := os.ReadFile(certs.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	return &tls.Config{RootCAs: roots, ServerName: "localhost"}
+}
+
+// openssl starts openssl with args and returns its stdin and stdout; the
+// test is skipped when openssl is not installed.
+func openssl(t *testing.T, args ...string) (io.WriteCloser, *bufio.Reader) {
+	t.Helper()
+	path, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Skip("openssl is not installed")
+	}
+	cmd := exec.Command(path, args...)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("openssl %s stderr:\n%s", strings.Join(args, " "), stderr.String())
+		}
+	})
+	return in, bufio.NewReader(out)
+}

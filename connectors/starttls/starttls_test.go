@@ -1,0 +1,323 @@
+package starttls
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// readLine reads one line of an openssl's output, at most for 5 s.
+func readLine(t *testing.T, r *bufio.Reader) string {
+	t.Helper()
+	got := make(chan string, 1)
+	go func() {
+		line, _ := r.ReadString('\n')
+		got <- line
+	}()
+	select {
+	case line := <-got:
+		return line
+	case <-time.After(5 * time.Second):
+		t.Fatal("openssl printed nothing for 5 s")
+		return ""
+	}
+}
+
+// backendTalk is one protocol's exchange with the backend after TLS.
+var backendTalk = map[string]struct{ greet, cmd, reply string }{
+	"smtp": {"220 backend ESMTP\r\n", "EHLO again", "250 backend\r\n"},
+	"imap": {"* OK backend ready\r\n", "a1 LOGIN user pass", "a1 OK LOGIN completed\r\n"},
+	"pop3": {"+OK backend ready\r\n", "USER someone", "+OK\r\n"},
+}
+
+// openssl s_client -starttls smtp|imap|pop3 through a starttls in to a
+// plain backend: the backend's greeting is dropped (the client's first
+// line of output is the answer to its command), and lines go both ways.
+func TestOpenSSLClient(t *testing.T) {
+	for _, proto := range []string{"smtp", "imap", "pop3"} {
+		t.Run(proto, func(t *testing.T) {
+			talk := backendTalk[proto]
+			s := start(t, proto, 0)
+			stdin, stdout := openssl(t, "s_client", "-connect", s.addr, "-starttls", proto,
+				"-CAfile", s.certs.CA, "-verify_return_error", "-verify_hostname", "localhost",
+				"-quiet", "-no_ign_eof", "-crlf")
+			be := s.backend(t)
+			be.send(t, talk.greet)
+			io.WriteString(stdin, talk.cmd+"\n")
+			be.expect(t, talk.cmd+"\r\n")
+			be.send(t, talk.reply)
+			if line := readLine(t, stdout); line != talk.reply {
+				t.Fatalf("s_client read %q, want %q", line, talk.reply)
+			}
+			be.send(t, "from the server\r\n")
+			if line := readLine(t, stdout); line != "from the server\r\n" {
+				t.Fatalf("s_client read %q", line)
+			}
+			io.WriteString(stdin, "from the client\n")
+			be.expect(t, "from the client\r\n")
+			stdin.Close()
+			be.expectEOF(t)
+			s.logs.waitLog(t, "connection from")
+		})
+	}
+}
+
+// script is a client's clear-text conversation in one protocol: the
+// greeting, a capability command and its answer, STARTTLS and its answer.
+type script struct {
+	greeting      string
+	caps          string
+	capsAnswer    []string
+	starttls, ok  string
+	refused, quit string
+}
+
+var scripts = map[string]script{
+	"smtp": {"220 " + hostname() + " ESMTP nproxy\r\n", "EHLO me\r\n",
+		[]string{"250-" + hostname() + "\r\n", "250 STARTTLS\r\n"},
+		"STARTTLS\r\n", "220 2.0.0 Ready to start TLS\r\n",
+		"530 5.7.0 Must issue a STARTTLS command first\r\n", "QUIT\r\n"},
+	"imap": {"* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] nproxy ready\r\n", "a CAPABILITY\r\n",
+		[]string{"* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED\r\n", "a OK CAPABILITY completed\r\n"},
+		"b STARTTLS\r\n", "b OK Begin TLS negotiation now\r\n",
+		"c NO Must issue STARTTLS first\r\n", "d LOGOUT\r\n"},
+	"pop3": {"+OK nproxy POP3 ready\r\n", "CAPA\r\n",
+		[]string{"+OK Capability list follows\r\n", "STLS\r\n", ".\r\n"},
+		"STLS\r\n", "+OK Begin TLS negotiation\r\n",
+		"-ERR Must issue STLS first\r\n", "QUIT\r\n"},
+}
+
+// oneByOne writes every byte in a write of its own (TCP_NODELAY is Go's
+// default, so each is a segment of its own).
+type oneByOne struct{ net.Conn }
+
+func (o oneByOne) Write(p []byte) (int, error) {
+	for i := range p {
+		if _, err := o.Conn.Write(p[i : i+1]); err != nil {
+			return i, err
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	return len(p), nil
+}
+
+// A client that sends everything a byte at a time, the TLS handshake too.
+func TestByteByByte(t *testing.T) {
+	for _, proto := range []string{"smtp", "imap", "pop3"} {
+		t.Run(proto, func(t *testing.T) {
+			sc, talk := scripts[proto], backendTalk[proto]
+			s := start(t, proto, 0)
+			c := s.dial(t)
+			c.Conn = oneByOne{c.Conn}
+			c.expect(t, sc.greeting)
+			c.send(t, sc.caps)
+			for _, line := range sc.capsAnswer {
+				c.expect(t, line)
+			}
+			c.send(t, sc.starttls)
+			c.expect(t, sc.ok)
+			tc := c.upgrade(t, s.certs)
+			tc.Conn = oneByOne{tc.Conn}
+			be := s.backend(t)
+			be.send(t, talk.greet)
+			tc.send(t, talk.cmd+"\r\n")
+			be.expect(t, talk.cmd+"\r\n")
+			be.send(t, talk.reply)
+			tc.expect(t, talk.reply)
+		})
+	}
+}
+
+// prefixed sends prefix with the first write (the TLS ClientHello), and
+// reads the clear answers to it before handing the rest to TLS.
+type prefixed struct {
+	*end
+	t       *testing.T
+	prefix  string
+	answers []string
+}
+
+func (p *prefixed) Write(b []byte) (int, error) {
+	if p.prefix != "" {
+		all := p.prefix + string(b)
+		p.prefix = ""
+		_, err := p.end.Conn.Write([]byte(all))
+		return len(b), err
+	}
+	return p.end.Conn.Write(b)
+}
+
+func (p *prefixed) Read(b []byte) (int, error) {
+	for len(p.answers) > 0 {
+		line, err := p.r.ReadString('\n')
+		if line != p.answers[0] {
+			p.t.Errorf("read %q (%v) before TLS, want %q", line, err, p.answers[0])
+			return 0, io.ErrUnexpectedEOF
+		}
+		p.answers = p.answers[1:]
+	}
+	return p.r.Read(b)
+}
+
+// A client that pipelines its capability command, STARTTLS and its
+// ClientHello in one write, and its first command right after the
+// handshake: no byte is lost or read in clear, and the backend hears
+// nothing before it greeted.
+func TestPipelined(t *testing.T) {
+	for _, proto := range []string{"smtp", "imap", "pop3"} {
+		t.Run(proto, func(t *testing.T) {
+			sc, talk := scripts[proto], backendTalk[proto]
+			s := start(t, proto, 0)
+			c := s.dial(t)
+			c.expect(t, sc.greeting)
+			answers := append(append([]string{}, sc.capsAnswer...), sc.ok)
+			p := &prefixed{end: c, t: t, prefix: sc.caps + sc.starttls, answers: answers}
+			tc := (&end{Conn: p, r: bufio.NewReader(p)}).upgrade(t, s.certs)
+			tc.send(t, talk.cmd+"\r\n")
+			be := s.backend(t)
+			be.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			var one [1]byte
+			if n, err := be.Conn.Read(one[:]); n > 0 || !isTimeout(err) {
+				t.Fatalf("the backend heard %q (%v) before it greeted", one[:n], err)
+			}
+			be.SetReadDeadline(time.Now().Add(5 * time.Second))
+			be.send(t, talk.greet)
+			be.expect(t, talk.cmd+"\r\n")
+			be.send(t, talk.reply)
+			tc.expect(t, talk.reply)
+			tc.Close()
+			be.expectEOF(t)
+		})
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+// A client that never says STARTTLS, trickling bytes: the deadline is not
+// extended, the client gets the protocol's closing line, and plain text
+// after it goes nowhere.
+func TestDeadline(t *testing.T) {
+	s := start(t, "smtp", 500*time.Millisecond)
+	c := s.dial(t)
+	begin := time.Now()
+	c.expect(t, scripts["smtp"].greeting)
+	go func() {
+		for range 15 {
+			if _, err := c.Write([]byte("N")); err != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	c.expect(t, "421 4.4.2 Timeout waiting for STARTTLS, closing\r\n")
+	c.expectEOF(t)
+	if d := time.Since(begin); d < 450*time.Millisecond || d > 1500*time.Millisecond {
+		t.Errorf("closed after %v, want 500ms", d)
+	}
+	c.Write([]byte("EHLO late\r\n"))
+	c.expectEOF(t)
+	s.logs.waitLog(t, "no STARTTLS within 500ms, closing")
+	s.noBackend(t)
+}
+
+// A client that sends commands but never STARTTLS gets the protocol's
+// error for each, then the closing line after maxCommands, even when it
+// pipelines them all.
+func TestNoSTARTTLS(t *testing.T) {
+	for _, proto := range []string{"smtp", "imap", "pop3"} {
+		t.Run(proto, func(t *testing.T) {
+			sc, d := scripts[proto], dialects[proto]
+			s := start(t, proto, 0)
+			c := s.dial(t)
+			c.expect(t, sc.greeting)
+			c.send(t, strings.Repeat("c LOGIN user secret\r\n", 2*maxCommands))
+			for range maxCommands {
+				c.expect(t, sc.refused)
+			}
+			c.expect(t, d.tooMany)
+			c.expectEOF(t)
+			s.logs.waitLog(t, "10 commands without STARTTLS, closing")
+			s.noBackend(t)
+		})
+	}
+}
+
+// An overlong line gets the protocol's error and a close.
+func TestLineTooLong(t *testing.T) {
+	s := start(t, "imap", 0)
+	c := s.dial(t)
+	c.expect(t, scripts["imap"].greeting)
+	c.send(t, "a "+strings.Repeat("x", 3000)+"\r\n")
+	c.expect(t, "* BYE Line too long\r\n")
+	c.expectEOF(t)
+	s.logs.waitLog(t, "command line longer than 1024 bytes")
+}
+
+// QUIT and LOGOUT are answered and close.
+func TestQuit(t *testing.T) {
+	for _, proto := range []string{"smtp", "imap", "pop3"} {
+		t.Run(proto, func(t *testing.T) {
+			sc := scripts[proto]
+			s := start(t, proto, 0)
+			c := s.dial(t)
+			c.expect(t, sc.greeting)
+			c.send(t, sc.quit)
+			line, _ := c.r.ReadString('\n')
+			if !strings.HasPrefix(line, "221 ") && !strings.HasPrefix(line, "* BYE") && !strings.HasPrefix(line, "+OK") {
+				t.Fatalf("read %q", line)
+			}
+			c.expectEOF(t)
+			s.logs.waitLog(t, "quit before STARTTLS")
+		})
+	}
+}
+
+// Plain text where the TLS handshake belongs fails the handshake: a log
+// line, a close, and no server connection.
+func TestPlainAfterSTARTTLS(t *testing.T) {
+	s := start(t, "smtp", 0)
+	c := s.dial(t)
+	c.expect(t, scripts["smtp"].greeting)
+	c.send(t, "STARTTLS\r\nEHLO plain\r\n")
+	c.expect(t, "220 2.0.0 Ready to start TLS\r\n")
+	c.expectEOF(t)
+	s.logs.waitLog(t, "TLS handshake")
+	s.noBackend(t)
+}
+
+// upgraded runs a client through STARTTLS and TLS.
+func (s *setup) upgraded(t *testing.T, proto string) *end {
+	t.Helper()
+	sc := scripts[proto]
+	c := s.dial(t)
+	c.expect(t, sc.greeting)
+	c.send(t, sc.starttls)
+	c.expect(t, sc.ok)
+	return c.upgrade(t, s.certs)
+}
+
+// A server that refuses in its greeting, or does not greet, ends the
+// connection with a log line; the client's command never reaches it.
+func TestServerGreeting(t *testing.T) {
+	s := start(t, "pop3", 500*time.Millisecond)
+	tc := s.upgraded(t, "pop3")
+	be := s.backend(t)
+	be.send(t, "-ERR no service\r\n")
+	tc.expectEOF(t)
+	s.logs.waitLog(t, `the server greeted with "-ERR no service"`)
+
+	tc = s.upgraded(t, "pop3")
+	tc.send(t, "USER someone\r\n")
+	be = s.backend(t)
+	if rest, err := io.ReadAll(be.r); len(rest) > 0 || err != nil {
+		t.Fatalf("the backend read %q, %v", rest, err)
+	}
+	tc.expectEOF(t)
+	s.logs.waitLog(t, "the server sent no greeting in time")
+}
