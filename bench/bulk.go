@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -174,74 +172,4 @@ func waitChildrenReaped(pid int, max time.Duration) {
 	for len(tree(pid)) > 1 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// profiledPeers are profiled with perf during an extra 1-stream test, after
-// the measured rounds, so that the report can say where the CPU goes.
-var profiledPeers = []string{nproxyName, "haproxy-nbthread1", "naive-go"}
-
-// profileBulk records a flat perf profile of each profiled relay and keeps
-// its top symbols for the report. Without perf it does nothing.
-func profileBulk(e *env, peers []*peer, servers map[string]*running) {
-	if _, err := exec.LookPath("perf"); err != nil {
-		return
-	}
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "Where the CPU goes in one 1-stream test, after the measured rounds "+
-		"(`perf record -F 999 -p PID -- sleep %d`, then `perf report --stdio --no-children --sort dso,symbol`; "+
-		"at most 15 entries above 1%%; `[k]` is time in the kernel on the relay's behalf):\n\n", e.cfg.bulkSecs)
-	found := false
-	for _, p := range peers {
-		if !contains(profiledPeers, p.name) || !p.in(scBulk1) {
-			continue
-		}
-		data := filepath.Join(e.logDir, "perf-"+p.name+".data")
-		var rec *proc
-		record := func(r *running) func() {
-			rec, _ = start(e.logDir, nil, "perf", "record", "-F", "999", "-p", strconv.Itoa(r.pid()),
-				"-o", data, "--", "sleep", strconv.Itoa(e.cfg.bulkSecs))
-			return func() {
-				if rec != nil {
-					<-rec.done
-				}
-			}
-		}
-		if _, _, err := bulkOnce(e, p, servers[p.name].listen, 1, record); err != nil || rec == nil {
-			logf("   perf %s: %v", p.name, err)
-			continue
-		}
-		top, err := perfTop(data)
-		if err != nil {
-			logf("   perf %s: %v", p.name, err)
-			continue
-		}
-		found = true
-		fmt.Fprintf(&sb, "<details><summary>%s</summary>\n\n```\n%s```\n\n</details>\n\n", p.name, top)
-	}
-	if found {
-		e.mu.Lock()
-		if e.profiles == nil {
-			e.profiles = map[string]string{}
-		}
-		e.profiles[scBulk1] = sb.String()
-		e.mu.Unlock()
-	}
-}
-
-func perfTop(data string) (string, error) {
-	out, err := exec.Command("perf", "report", "-i", data, "--stdio", "--no-children",
-		"--sort", "dso,symbol", "--percent-limit", "1").Output()
-	if err != nil {
-		return "", err
-	}
-	var lines []string
-	for _, l := range strings.Split(string(out), "\n") {
-		if strings.TrimSpace(l) != "" && !strings.HasPrefix(l, "#") {
-			lines = append(lines, strings.TrimRight(l, " -"))
-		}
-		if len(lines) == 15 {
-			break
-		}
-	}
-	return strings.Join(lines, "\n") + "\n", nil
 }
