@@ -15,15 +15,8 @@ package dualtest
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -33,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
 	"github.com/nproxy/nproxy/nproxytest"
 )
 
@@ -126,19 +120,17 @@ func (s *SSHD) command(ctx context.Context, args []string) *exec.Cmd {
 // TLSServer is a running openssl s_server that sends each line back reversed.
 type TLSServer struct {
 	Addr     string // host:port it listens on
-	CertFile string // its self-signed certificate for "localhost", PEM
+	CertFile string // its certificate for localhost and 127.0.0.1 (ssltest's ServerCert), PEM
 }
 
 // StartTLSServer starts openssl s_server -rev on a free port of 127.0.0.1
-// with a fresh self-signed certificate; extra arguments go to s_server. It
+// with a fresh certificate from ssltest.New; extra arguments go to s_server. It
 // serves one connection at a time, as s_server does.
 func StartTLSServer(t testing.TB, extra ...string) *TLSServer {
 	t.Helper()
 	need(t, "openssl")
-	dir := t.TempDir()
-	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeCert(t, cert, key)
-	args := append([]string{"s_server", "-accept", "127.0.0.1:0", "-cert", cert, "-key", key, "-rev", "-ign_eof"}, extra...)
+	certs := ssltest.New(t)
+	args := append([]string{"s_server", "-accept", "127.0.0.1:0", "-cert", certs.ServerCert, "-key", certs.ServerKey, "-rev", "-ign_eof"}, extra...)
 	var addr string
 	accepting := func(l string) bool {
 		a, found := strings.CutPrefix(l, "ACCEPT ")
@@ -150,7 +142,7 @@ func StartTLSServer(t testing.TB, extra ...string) *TLSServer {
 	if ok, lines := startServer(t, exec.Command("openssl", args...), stdoutOf, accepting); !ok {
 		t.Fatalf("openssl s_server did not start: %s", lines)
 	}
-	return &TLSServer{Addr: addr, CertFile: cert}
+	return &TLSServer{Addr: addr, CertFile: certs.ServerCert}
 }
 
 // TLSClient returns an openssl s_client command that connects to addr
@@ -274,33 +266,4 @@ func copyFile(t testing.TB, from, to string) {
 		t.Fatal(err)
 	}
 	writeFile(t, to, string(b))
-}
-
-// writeCert writes a self-signed ECDSA certificate for localhost and its key.
-func writeCert(t testing.TB, certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})))
 }
