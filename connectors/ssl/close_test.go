@@ -18,10 +18,7 @@ import (
 // The client half-closes (close_notify and FIN), the server answers after
 // the end of the request, and the client reads the whole answer.
 func TestHalfCloseThroughProxy(t *testing.T) {
-	checkGoroutines(t)
-	certs := ssltest.New(t)
-	be := newBackend(t)
-	port := nproxytest.FreePort(t)
+	certs, be, port := setup(t)
 	proxy(t, sslIn(certs, port), tcpOut(be.port))
 	raw := dial(t, fmt.Sprint("127.0.0.1:", port))
 	client := tls.Client(raw, tlsClientConfig(t, certs))
@@ -74,10 +71,7 @@ func (r *recorder) Read(p []byte) (int, error) {
 // a bare truncation. TLS 1.2 is used because its alert records show their
 // type on the wire.
 func TestCloseNotifyOnClose(t *testing.T) {
-	checkGoroutines(t)
-	certs := ssltest.New(t)
-	be := newBackend(t)
-	port := nproxytest.FreePort(t)
+	certs, be, port := setup(t)
 	out := sslOut(certs, be.port)
 	out.Hostname = "localhost"
 	proxy(t, tcpIn(port), out)
@@ -143,22 +137,8 @@ func TestOutInsecureNotice(t *testing.T) {
 	checkGoroutines(t)
 	certs := ssltest.New(t)
 	cfg := serverConfig(t, Params{CertFile: certs.OtherCert, KeyFile: certs.OtherKey, VerifyMode: -1})
-	l := listen(t)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				tc := tls.Server(c, cfg)
-				io.Copy(tc, tc)
-				tc.Close()
-			}()
-		}
-	}()
 	port := nproxytest.FreePort(t)
-	out := &Out{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, VerifyMode: 0}
+	out := &Out{Host: "127.0.0.1", Port: echoBackend(t, cfg), VerifyMode: 0}
 	logs := proxy(t, tcpIn(port), out)
 	for range 2 {
 		client := newEnd(dial(t, fmt.Sprint("127.0.0.1:", port)))

@@ -10,17 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
 	"github.com/nproxy/nproxy/loop"
-	"github.com/nproxy/nproxy/nproxytest"
 )
 
 // ssl_tcp: TLS on the client side.
 func TestScenarioSSLTCP(t *testing.T) {
-	checkGoroutines(t)
-	certs := ssltest.New(t)
-	be := newBackend(t)
-	port := nproxytest.FreePort(t)
+	certs, be, port := setup(t)
 	proxy(t, sslIn(certs, port), tcpOut(be.port))
 	tc, err := tls.Dial("tcp", net.JoinHostPort("127.0.0.1", itoa(port)), tlsClientConfig(t, certs))
 	if err != nil {
@@ -29,29 +24,18 @@ func TestScenarioSSLTCP(t *testing.T) {
 	client := newEnd(tc)
 	server := be.accept(t)
 	rng := seeded(t)
-	for _, line := range zlonk {
-		relayLine(t, rng, client, server, line)
-	}
-	client.Close()
-	server.expectEOF(t)
+	converse(t, rng, client, server, zlonk)
 	server.Close()
 }
 
 // tcp_ssl: TLS on the server side.
 func TestScenarioTCPSSL(t *testing.T) {
-	checkGoroutines(t)
-	certs := ssltest.New(t)
-	be := newBackend(t)
-	port := nproxytest.FreePort(t)
+	certs, be, port := setup(t)
 	proxy(t, tcpIn(port), sslOut(certs, be.port))
 	client := newEnd(dial(t, net.JoinHostPort("127.0.0.1", itoa(port))))
 	server := newEnd(tls.Server(accept(t, be.l), tlsServerConfig(t, certs)))
 	rng := seeded(t)
-	for _, line := range zlonk {
-		relayLine(t, rng, client, server, line)
-	}
-	client.Close()
-	server.expectEOF(t)
+	converse(t, rng, client, server, zlonk)
 	server.Close()
 }
 
@@ -69,36 +53,24 @@ func starttls(data []byte, s *loop.Socket) []byte {
 // ctssl_tcp: the client starts in clear and asks for TLS; the STARTTLS
 // line is not forwarded and no line is lost across the switch.
 func TestScenarioCTSSLTCP(t *testing.T) {
-	checkGoroutines(t)
-	certs := ssltest.New(t)
-	be := newBackend(t)
-	port := nproxytest.FreePort(t)
+	certs, be, port := setup(t)
 	in := sslIn(certs, port)
 	in.StartCleartext, in.Hook = true, starttls
 	proxy(t, in, tcpOut(be.port))
 	client := newEnd(dial(t, net.JoinHostPort("127.0.0.1", itoa(port))))
 	server := be.accept(t)
 	rng := seeded(t)
-	for _, line := range zlonk[:3] {
-		relayLine(t, rng, client, server, line)
-	}
+	relayLines(t, rng, client, server, zlonk[:3])
 	io.WriteString(client, "STARTTLS\n")
 	client.expect(t, "OK\n")
 	client.upgrade(t, tlsClientConfig(t, certs))
-	for _, line := range zlonk[3:] {
-		relayLine(t, rng, client, server, line)
-	}
-	client.Close()
-	server.expectEOF(t)
+	converse(t, rng, client, server, zlonk[3:])
 }
 
 // tcp_ctssl: the server asks for TLS, twice; the second request, on a
 // socket already under TLS, is answered and changes nothing.
 func TestScenarioTCPCTSSL(t *testing.T) {
-	checkGoroutines(t)
-	certs := ssltest.New(t)
-	be := newBackend(t)
-	port := nproxytest.FreePort(t)
+	certs, be, port := setup(t)
 	out := sslOut(certs, be.port)
 	out.Hostname = "localhost"
 	out.StartCleartext, out.Hook = true, starttls
@@ -151,10 +123,7 @@ func (p *pipelined) Read(b []byte) (int, error) {
 // A client that does not wait for the answer to STARTTLS: the hook hands
 // the ClientHello that came with the request to Upgrade, and nothing is lost.
 func TestUpgradeKeepsEarlyBytes(t *testing.T) {
-	checkGoroutines(t)
-	certs := ssltest.New(t)
-	be := newBackend(t)
-	port := nproxytest.FreePort(t)
+	certs, be, port := setup(t)
 	in := sslIn(certs, port)
 	in.StartCleartext, in.Hook = true, starttls
 	proxy(t, in, tcpOut(be.port))
@@ -167,21 +136,14 @@ func TestUpgradeKeepsEarlyBytes(t *testing.T) {
 	io.WriteString(client, zlonk[0])
 	server.expect(t, zlonk[0])
 	rng := seeded(t)
-	for _, line := range zlonk[1:] {
-		relayLine(t, rng, client, server, line)
-	}
-	client.Close()
-	server.expectEOF(t)
+	converse(t, rng, client, server, zlonk[1:])
 }
 
 // A real STARTTLS conversation: openssl s_client -starttls smtp talks to a
 // plain SMTP server through an ssl in whose hook answers the client's
 // STARTTLS itself and upgrades, as stunnel's protocol option does.
 func TestSMTPStartTLS(t *testing.T) {
-	checkGoroutines(t)
-	certs := ssltest.New(t)
-	be := newBackend(t)
-	port := nproxytest.FreePort(t)
+	certs, be, port := setup(t)
 	in := sslIn(certs, port)
 	in.StartCleartext = true
 	in.Hook = func(data []byte, s *loop.Socket) []byte {

@@ -82,6 +82,22 @@ func relayLine(t *testing.T, rng *rand.Rand, a, b *end, line string) {
 	b.expect(t, line)
 }
 
+// relayLines relays each of lines as relayLine does.
+func relayLines(t *testing.T, rng *rand.Rand, a, b *end, lines []string) {
+	t.Helper()
+	for _, line := range lines {
+		relayLine(t, rng, a, b, line)
+	}
+}
+
+// converse relays lines, then closes a and expects EOF at b.
+func converse(t *testing.T, rng *rand.Rand, a, b *end, lines []string) {
+	t.Helper()
+	relayLines(t, rng, a, b, lines)
+	a.Close()
+	b.expectEOF(t)
+}
+
 // expectEOF reads the end until EOF, which must come within 5 s.
 func (e *end) expectEOF(t *testing.T) {
 	t.Helper()
@@ -104,6 +120,14 @@ func newBackend(t *testing.T) *backend {
 }
 
 func (b *backend) accept(t *testing.T) *end { return newEnd(accept(t, b.l)) }
+
+// setup starts what most proxy tests need: the check that no engine
+// goroutine outlives the test, certificates, a backend, and a free port
+// for the proxy.
+func setup(t *testing.T) (*ssltest.Certs, *backend, int) {
+	checkGoroutines(t)
+	return ssltest.New(t), newBackend(t), nproxytest.FreePort(t)
+}
 
 func sslIn(certs *ssltest.Certs, port int) *In {
 	return &In{Host: "127.0.0.1", Port: port, CertFile: certs.ServerCert, KeyFile: certs.ServerKey, VerifyMode: -1}

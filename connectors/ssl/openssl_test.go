@@ -15,6 +15,13 @@ import (
 	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
 )
 
+// opensslVersions are the protocol versions tested against openssl, with the
+// option that makes it speak each.
+var opensslVersions = []struct {
+	flag string
+	want uint16
+}{{"-tls1_2", tls.VersionTLS12}, {"-tls1_3", tls.VersionTLS13}}
+
 // openssl starts `openssl args...` with pipes on its stdin and stdout; the
 // process is killed when the test ends.
 func openssl(t *testing.T, args ...string) (*exec.Cmd, io.WriteCloser, *bufio.Reader) {
@@ -89,10 +96,7 @@ func clientConfig(t *testing.T, p Params) *tls.Config {
 // and 1.3, and sees its close_notify as the end of the stream.
 func TestServerWithOpenSSLClient(t *testing.T) {
 	certs := ssltest.New(t)
-	for _, v := range []struct {
-		flag string
-		want uint16
-	}{{"-tls1_2", tls.VersionTLS12}, {"-tls1_3", tls.VersionTLS13}} {
+	for _, v := range opensslVersions {
 		t.Run(v.flag, func(t *testing.T) {
 			checkGoroutines(t)
 			cfg := serverConfig(t, Params{CertFile: certs.ServerCert, KeyFile: certs.ServerKey})
@@ -176,10 +180,7 @@ func reversed(data []byte) []byte {
 // to it over TLS 1.2 and 1.3, then closes with close_notify.
 func TestClientWithOpenSSLServer(t *testing.T) {
 	certs := ssltest.New(t)
-	for _, v := range []struct {
-		flag string
-		want uint16
-	}{{"-tls1_2", tls.VersionTLS12}, {"-tls1_3", tls.VersionTLS13}} {
+	for _, v := range opensslVersions {
 		t.Run(v.flag, func(t *testing.T) {
 			checkGoroutines(t)
 			addr := sServer(t, v.flag, "-cert", certs.ServerCert, "-key", certs.ServerKey)

@@ -19,8 +19,9 @@ import (
 	"github.com/nproxy/nproxy/nproxytest"
 )
 
-// echoBackend echoes every connection it accepts until the test ends.
-func echoBackend(t *testing.T) int {
+// echoBackend echoes every connection it accepts until the test ends, as
+// a TLS server with cfg unless cfg is nil, and returns its port.
+func echoBackend(t *testing.T, cfg *tls.Config) int {
 	l := listen(t)
 	go func() {
 		for {
@@ -28,14 +29,24 @@ func echoBackend(t *testing.T) int {
 			if err != nil {
 				return
 			}
-			go func() {
-				io.Copy(c, c)
-				c.(*net.TCPConn).CloseWrite()
-				c.Close()
-			}()
+			go echo(c, cfg)
 		}
 	}()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// echo sends back what c reads until EOF, then closes c: after a
+// half-close in clear, with close_notify under TLS.
+func echo(c net.Conn, cfg *tls.Config) {
+	if cfg == nil {
+		io.Copy(c, c)
+		c.(*net.TCPConn).CloseWrite()
+		c.Close()
+		return
+	}
+	tc := tls.Server(c, cfg)
+	io.Copy(tc, tc)
+	tc.Close()
 }
 
 // checkFDs fails the test if it leaves sockets open. Other descriptors
@@ -71,7 +82,7 @@ func TestInWithOpenSSLClient(t *testing.T) {
 		t.Run(v, func(t *testing.T) {
 			checkGoroutines(t)
 			port := nproxytest.FreePort(t)
-			proxy(t, sslIn(certs, port), tcpOut(echoBackend(t)))
+			proxy(t, sslIn(certs, port), tcpOut(echoBackend(t, nil)))
 			cmd, stdin, stdout := openssl(t, "s_client", "-connect", fmt.Sprint("127.0.0.1:", port), v,
 				"-CAfile", certs.CA, "-verify_return_error", "-verify_hostname", "localhost", "-quiet", "-no_ign_eof")
 			data := lines(3000)
@@ -88,17 +99,24 @@ func TestInWithOpenSSLClient(t *testing.T) {
 	}
 }
 
+// viaOutTo starts openssl s_server with cert and key and a proxy from a
+// tcp in to an ssl out to it that trusts certs' CA; it returns a client of
+// the proxy, the proxy's log and s_server's port.
+func viaOutTo(t *testing.T, certs *ssltest.Certs, cert, key string) (*end, *nproxytest.LogBuffer, string) {
+	t.Helper()
+	_, sport, _ := net.SplitHostPort(sServer(t, "-cert", cert, "-key", key))
+	port := nproxytest.FreePort(t)
+	out := sslOut(certs, 0)
+	fmt.Sscan(sport, &out.Port)
+	logs := proxy(t, tcpIn(port), out)
+	return newEnd(dial(t, fmt.Sprint("127.0.0.1:", port))), logs, sport
+}
+
 // An ssl out verifies openssl s_server and talks to it.
 func TestOutWithOpenSSLServer(t *testing.T) {
 	checkGoroutines(t)
 	certs := ssltest.New(t)
-	addr := sServer(t, "-cert", certs.ServerCert, "-key", certs.ServerKey)
-	_, sport, _ := net.SplitHostPort(addr)
-	port := nproxytest.FreePort(t)
-	out := sslOut(certs, 0)
-	fmt.Sscan(sport, &out.Port)
-	proxy(t, tcpIn(port), out)
-	client := newEnd(dial(t, fmt.Sprint("127.0.0.1:", port)))
+	client, _, _ := viaOutTo(t, certs, certs.ServerCert, certs.ServerKey)
 	data := lines(500)
 	go client.Write(data)
 	got := make([]byte, len(data))
@@ -112,13 +130,7 @@ func TestOutWithOpenSSLServer(t *testing.T) {
 func TestOutVerifyFailure(t *testing.T) {
 	checkGoroutines(t)
 	certs := ssltest.New(t)
-	addr := sServer(t, "-cert", certs.OtherCert, "-key", certs.OtherKey)
-	_, sport, _ := net.SplitHostPort(addr)
-	port := nproxytest.FreePort(t)
-	out := sslOut(certs, 0)
-	fmt.Sscan(sport, &out.Port)
-	logs := proxy(t, tcpIn(port), out)
-	client := newEnd(dial(t, fmt.Sprint("127.0.0.1:", port)))
+	client, logs, sport := viaOutTo(t, certs, certs.OtherCert, certs.OtherKey)
 	client.expectEOF(t)
 	logs.WaitFor(t, "ssl out to 127.0.0.1 port "+sport+": TLS handshake: tls: failed to verify certificate: x509: certificate signed by unknown authority")
 }
@@ -156,7 +168,7 @@ func TestInBadClients(t *testing.T) {
 	port := nproxytest.FreePort(t)
 	in := sslIn(certs, port)
 	in.Timeout = time.Second
-	logs := proxy(t, in, tcpOut(echoBackend(t)))
+	logs := proxy(t, in, tcpOut(echoBackend(t, nil)))
 	addr := fmt.Sprint("127.0.0.1:", port)
 
 	stalled := newEnd(dial(t, addr))
@@ -197,7 +209,7 @@ func TestHandshakesDuringBulk(t *testing.T) {
 	checkFDs(t)
 	certs := ssltest.New(t)
 	port := nproxytest.FreePort(t)
-	proxy(t, sslIn(certs, port), tcpOut(echoBackend(t)))
+	proxy(t, sslIn(certs, port), tcpOut(echoBackend(t, nil)))
 	addr := fmt.Sprint("127.0.0.1:", port)
 	cfg := tlsClientConfig(t, certs)
 
@@ -312,7 +324,7 @@ func TestKeyUpdate(t *testing.T) {
 	checkGoroutines(t)
 	certs := ssltest.New(t)
 	port := nproxytest.FreePort(t)
-	proxy(t, sslIn(certs, port), tcpOut(echoBackend(t)))
+	proxy(t, sslIn(certs, port), tcpOut(echoBackend(t, nil)))
 	cmd, stdin, stdout := openssl(t, "s_client", "-connect", fmt.Sprint("127.0.0.1:", port), "-tls1_3",
 		"-CAfile", certs.CA, "-verify_return_error", "-no_ign_eof")
 	lines := make(chan string, 100)
