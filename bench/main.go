@@ -2,8 +2,8 @@
 // proxy, a gnet relay and Net::Proxy itself, and writes BENCHMARKS.md with a
 // chart per scenario in bench/charts/. Run it from the repository root:
 //
-//	go run ./bench -quick   # about two minutes
-//	go run ./bench          # the full run, about fifteen minutes
+//	go run ./bench -quick   # about two and a half minutes
+//	go run ./bench          # the full run, about sixteen minutes
 //
 // Every process it starts (upstream servers, peers, nproxy) listens on
 // 127.0.0.1 only and is killed by pid when the run ends, however it ends.
@@ -87,7 +87,7 @@ func main() {
 	listen := flag.Int("listen", 0, "internal: port of -role")
 	target := flag.Int("target", 0, "internal: upstream port of -role")
 	loops := flag.Int("loops", 1, "internal: event loops of -role gnet")
-	quick := flag.Bool("quick", false, "short run (about two minutes)")
+	quick := flag.Bool("quick", false, "short run (about two and a half minutes)")
 	only := flag.String("peers", "", "comma-separated peers to run besides nproxy (default: all)")
 	scen := flag.String("scenarios", "", "comma-separated scenarios (default: all): "+strings.Join(allScenarios, ","))
 	out := flag.String("out", "BENCHMARKS.md", "report to write, relative to the repository root; its charts go to bench/charts/ beside it")
