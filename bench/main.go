@@ -162,6 +162,9 @@ func setup(cfg config, only string) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
+	procs.Lock()
+	procs.tempDir = tmp
+	procs.Unlock()
 	e := &env{cfg: cfg, root: root, self: self, logDir: tmp, only: only}
 	bin := filepath.Join(tmp, "nproxy")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/nproxy")

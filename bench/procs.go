@@ -19,7 +19,8 @@ import (
 // a deferred killAll on return, and the signal handler on SIGINT/SIGTERM.
 var procs struct {
 	sync.Mutex
-	cmds map[int]*proc
+	cmds    map[int]*proc
+	tempDir string // removed on a signal too
 }
 
 // proc is one started process; done closes once it has been reaped.
@@ -120,6 +121,11 @@ func handleSignals() {
 		s := <-ch
 		fmt.Fprintf(os.Stderr, "bench: caught %v, killing children\n", s)
 		killAll()
+		procs.Lock()
+		if procs.tempDir != "" {
+			os.RemoveAll(procs.tempDir)
+		}
+		procs.Unlock()
 		os.Exit(130)
 	}()
 }
