@@ -192,19 +192,6 @@ func (r *Run) waitListening(t testing.TB, port int) {
 	}
 }
 
-// Done is closed when Mainloop has returned.
-func (r *Run) Done() <-chan struct{} { return r.done }
-
-// Err returns what Mainloop returned; it is nil until Done is closed.
-func (r *Run) Err() error {
-	select {
-	case <-r.done:
-		return r.err
-	default:
-		return nil
-	}
-}
-
 // Wait waits up to d for Mainloop to return on its own, as Mainloop(max)
 // does after max connections, and fails t if it does not or if it returns
 // an error.
