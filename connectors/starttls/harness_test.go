@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -53,6 +54,7 @@ func (b *logBuffer) waitLog(t *testing.T, want string) {
 // Mainloop until the test ends.
 type setup struct {
 	addr  string
+	base  int // the process's sockets once the proxy listens
 	certs *ssltest.Certs
 	be    net.Listener
 	logs  *logBuffer
@@ -89,7 +91,50 @@ func start(t *testing.T, protocol string, timeout time.Duration) *setup {
 		}
 	})
 	waitListening(t, port, done)
-	return &setup{addr: fmt.Sprint("127.0.0.1:", port), certs: certs, be: be, logs: logs}
+	return &setup{addr: fmt.Sprint("127.0.0.1:", port), base: len(sockets()), certs: certs, be: be, logs: logs}
+}
+
+// noLeak checks, once the test closed its own ends, that the proxy holds
+// no socket and no TLS engine goroutine beyond its listener.
+func (s *setup) noLeak(t *testing.T, ends ...io.Closer) {
+	t.Helper()
+	for _, e := range ends {
+		e.Close()
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for (len(sockets()) > s.base || engines() != "") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(sockets()); n > s.base {
+		t.Errorf("%d sockets left open, %d before", n, s.base)
+	}
+	if left := engines(); left != "" {
+		t.Errorf("TLS engine goroutines left:\n%s", left)
+	}
+}
+
+// sockets lists the process's socket descriptors.
+func sockets() []string {
+	fds, _ := os.ReadDir("/proc/self/fd")
+	var list []string
+	for _, fd := range fds {
+		if target, _ := os.Readlink("/proc/self/fd/" + fd.Name()); strings.HasPrefix(target, "socket:") {
+			list = append(list, fd.Name())
+		}
+	}
+	return list
+}
+
+// engines returns the stacks of running TLS engine goroutines.
+func engines() string {
+	buf := make([]byte, 1<<20)
+	var left []string
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if strings.Contains(g, "connectors/ssl.(*Engine)") {
+			left = append(left, g)
+		}
+	}
+	return strings.Join(left, "\n\n")
 }
 
 func listen(t *testing.T) net.Listener {

@@ -61,6 +61,7 @@ func TestOpenSSLClient(t *testing.T) {
 			stdin.Close()
 			be.expectEOF(t)
 			s.logs.waitLog(t, "connection from")
+			s.noLeak(t, be)
 		})
 	}
 }
@@ -92,26 +93,31 @@ var scripts = map[string]script{
 
 // oneByOne writes every byte in a write of its own (TCP_NODELAY is Go's
 // default, so each is a segment of its own).
-type oneByOne struct{ net.Conn }
+type oneByOne struct {
+	net.Conn
+	pause time.Duration
+}
 
 func (o oneByOne) Write(p []byte) (int, error) {
 	for i := range p {
 		if _, err := o.Conn.Write(p[i : i+1]); err != nil {
 			return i, err
 		}
-		time.Sleep(100 * time.Microsecond)
+		time.Sleep(o.pause)
 	}
 	return len(p), nil
 }
 
-// A client that sends everything a byte at a time, the TLS handshake too.
+// A client that sends everything a byte at a time (the TLS handshake and
+// records too, though without pauses).
 func TestByteByByte(t *testing.T) {
 	for _, proto := range []string{"smtp", "imap", "pop3"} {
 		t.Run(proto, func(t *testing.T) {
 			sc, talk := scripts[proto], backendTalk[proto]
 			s := start(t, proto, 0)
 			c := s.dial(t)
-			c.Conn = oneByOne{c.Conn}
+			raw := c.Conn
+			c.Conn = oneByOne{raw, time.Millisecond}
 			c.expect(t, sc.greeting)
 			c.send(t, sc.caps)
 			for _, line := range sc.capsAnswer {
@@ -119,8 +125,8 @@ func TestByteByByte(t *testing.T) {
 			}
 			c.send(t, sc.starttls)
 			c.expect(t, sc.ok)
+			c.Conn = oneByOne{raw, 0}
 			tc := c.upgrade(t, s.certs)
-			tc.Conn = oneByOne{tc.Conn}
 			be := s.backend(t)
 			be.send(t, talk.greet)
 			tc.send(t, talk.cmd+"\r\n")
@@ -190,6 +196,7 @@ func TestPipelined(t *testing.T) {
 			tc.expect(t, talk.reply)
 			tc.Close()
 			be.expectEOF(t)
+			s.noLeak(t, be, c)
 		})
 	}
 }
@@ -224,6 +231,7 @@ func TestDeadline(t *testing.T) {
 	c.expectEOF(t)
 	s.logs.waitLog(t, "no STARTTLS within 500ms, closing")
 	s.noBackend(t)
+	s.noLeak(t, c)
 }
 
 // A client that sends commands but never STARTTLS gets the protocol's
@@ -244,6 +252,7 @@ func TestNoSTARTTLS(t *testing.T) {
 			c.expectEOF(t)
 			s.logs.waitLog(t, "10 commands without STARTTLS, closing")
 			s.noBackend(t)
+			s.noLeak(t, c)
 		})
 	}
 }
@@ -289,6 +298,7 @@ func TestPlainAfterSTARTTLS(t *testing.T) {
 	c.expectEOF(t)
 	s.logs.waitLog(t, "TLS handshake")
 	s.noBackend(t)
+	s.noLeak(t, c)
 }
 
 // upgraded runs a client through STARTTLS and TLS.
@@ -311,6 +321,7 @@ func TestServerGreeting(t *testing.T) {
 	be.send(t, "-ERR no service\r\n")
 	tc.expectEOF(t)
 	s.logs.waitLog(t, `the server greeted with "-ERR no service"`)
+	s.noLeak(t, tc, be)
 
 	tc = s.upgraded(t, "pop3")
 	tc.send(t, "USER someone\r\n")
@@ -320,4 +331,5 @@ func TestServerGreeting(t *testing.T) {
 	}
 	tc.expectEOF(t)
 	s.logs.waitLog(t, "the server sent no greeting in time")
+	s.noLeak(t, tc, be)
 }
