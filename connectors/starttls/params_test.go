@@ -40,7 +40,7 @@ func TestBuildIn(t *testing.T) {
 		{params("protocol", "ftp"), `protocol must be smtp, imap or pop3, not "ftp"`},
 		{params("protocol", ""), "protocol parameter is required"},
 		{params("SSL_key_file", ""), "SSL_"},
-		{params("SSL_cert_file", certs.Dir + "/missing.pem"), "missing.pem"},
+		{params("SSL_cert_file", certs.Dir+"/missing.pem"), "missing.pem"},
 		{params("timeout", "soon"), "timeout must be a number of seconds"},
 		{params("start_cleartext", "1"), "unknown parameter 'start_cleartext'"},
 	} {

@@ -2,6 +2,7 @@ package starttls
 
 import (
 	"bufio"
+	"crypto/tls"
 	"io"
 	"net"
 	"strings"
@@ -332,4 +333,20 @@ func TestServerGreeting(t *testing.T) {
 	tc.expectEOF(t)
 	s.logs.waitLog(t, "the server sent no greeting in time")
 	s.noLeak(t, tc, be)
+}
+
+// A client that resets the connection while the server has not greeted
+// yet ends it at once: the hang-up is not left to repeat until the deadline.
+func TestClientGoneBeforeGreeting(t *testing.T) {
+	s := start(t, "imap", 0)
+	tc := s.upgraded(t, "imap")
+	be := s.backend(t)
+	raw := tc.Conn.(*tls.Conn).NetConn().(*buffered).Conn.(*net.TCPConn)
+	raw.SetLinger(0)
+	raw.Close()
+	be.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if rest, err := io.ReadAll(be.r); len(rest) > 0 || isTimeout(err) {
+		t.Fatalf("the backend read %q, %v", rest, err)
+	}
+	s.noLeak(t, be)
 }
