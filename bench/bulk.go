@@ -140,7 +140,7 @@ type cost struct {
 
 // iperf runs one client through r and returns the result and its cost.
 func iperf(e *env, r *running, streams int) (*iperfResult, cost, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(e.cfg.bulkSecs+15)*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(e.cfg.bulkSecs+5)*time.Second)
 	defer cancel()
 	cpu0, csw0 := cpuSeconds(r.pid()), ctxSwitches(r.pid())
 	cmd := exec.CommandContext(ctx, "iperf3", "-c", "127.0.0.1", "-p", strconv.Itoa(r.listen),
