@@ -225,21 +225,14 @@ func statusValue(file, key string) int64 {
 	return 0
 }
 
-// waitListen polls /proc/net/tcp{,6} until something listens on port, so
-// that readiness checks open no connection (iperf3 -s logs an error for a
-// connection that sends no cookie, and a proxy would dial upstream).
+// waitListen polls until something listens on port, without opening a
+// connection (iperf3 -s logs an error for a connection that sends no cookie,
+// and a relay would dial upstream).
 func waitListen(port int, p *proc, timeout time.Duration) error {
-	hex := fmt.Sprintf(":%04X ", port)
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-			b, _ := os.ReadFile(file)
-			for _, line := range strings.Split(string(b), "\n") {
-				f := strings.Fields(line)
-				if len(f) > 3 && strings.HasSuffix(f[1]+" ", hex) && f[3] == "0A" {
-					return nil
-				}
-			}
+		if listening(port) {
+			return nil
 		}
 		if p != nil && p.exited() {
 			b, _ := os.ReadFile(p.log)
@@ -248,6 +241,26 @@ func waitListen(port int, p *proc, timeout time.Duration) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("nothing listens on port %d after %v", port, timeout)
+}
+
+// listening asks ss(8), whose filter runs in the kernel; /proc/net/tcp also
+// lists every TIME_WAIT socket, and after the connection-rate scenario there
+// are tens of thousands (about 0.1 s per read).
+func listening(port int) bool {
+	if out, err := exec.Command("ss", "-Hltn", fmt.Sprintf("sport = :%d", port)).Output(); err == nil {
+		return len(strings.TrimSpace(string(out))) > 0
+	}
+	hex := fmt.Sprintf(":%04X ", port)
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, _ := os.ReadFile(file)
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) > 3 && strings.HasSuffix(f[1]+" ", hex) && f[3] == "0A" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 var nextPort = 21000
