@@ -111,6 +111,16 @@ func (g *gate) Send(p []byte) (int, error) {
 	return n + m, err
 }
 
+// CloseWrite implements loop.Transport: the server's end reaches the
+// client as usual, and an end before the greeting is worth a log line.
+func (g *gate) CloseWrite() error {
+	if !g.open && g.err == nil {
+		g.s.StopTimer()
+		g.s.Loop().Logger().Error(fmt.Sprintf("starttls in: client %s: the server closed before its greeting ended", g.s.Nick()))
+	}
+	return g.tlsTransport.CloseWrite()
+}
+
 // release lets the client's plaintext go once the server greeted. The
 // relay is told later, from the loop's queue: Send runs inside the relay's
 // handling of the server.

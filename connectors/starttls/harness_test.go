@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nproxy/nproxy"
+	"github.com/nproxy/nproxy/connectors"
 	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
 	"github.com/nproxy/nproxy/connectors/tcp"
 )
@@ -61,14 +62,19 @@ type setup struct {
 }
 
 // start runs a proxy from a starttls in speaking protocol (with the given
-// timeout, 0 for the default) to a tcp out towards a fresh backend.
+// timeout, 0 for the default), built from parameters as the command does,
+// to a tcp out towards a fresh backend.
 func start(t *testing.T, protocol string, timeout time.Duration) *setup {
 	t.Helper()
 	certs := ssltest.New(t)
 	be := listen(t)
 	port := freePort(t)
-	in := &In{Host: "127.0.0.1", Port: port, Protocol: protocol, Timeout: timeout,
-		CertFile: certs.ServerCert, KeyFile: certs.ServerKey, VerifyMode: -1}
+	in, err := connectors.BuildIn("in", map[string]any{"type": "starttls", "host": "127.0.0.1",
+		"port": fmt.Sprint(port), "protocol": protocol, "timeout": fmt.Sprint(timeout.Seconds()),
+		"SSL_cert_file": certs.ServerCert, "SSL_key_file": certs.ServerKey})
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := &tcp.Out{Host: "127.0.0.1", Port: be.Addr().(*net.TCPAddr).Port}
 	logs := &logBuffer{}
 	nproxy.SetLogOutput(logs)

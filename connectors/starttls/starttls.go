@@ -113,7 +113,6 @@ func (c *In) Listen(l *loop.Loop, h connectors.Handler) error {
 	}
 	return connectors.Listen(l, c.Host, c.Port, func(client *loop.Socket) {
 		client.Connector = c
-		client.Raw = false
 		startSession(c, h, client)
 	})
 }

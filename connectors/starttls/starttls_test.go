@@ -313,8 +313,9 @@ func (s *setup) upgraded(t *testing.T, proto string) *end {
 	return c.upgrade(t, s.certs)
 }
 
-// A server that refuses in its greeting, or does not greet, ends the
-// connection with a log line; the client's command never reaches it.
+// A server that refuses in its greeting, does not greet, or closes before
+// it greeted ends the connection with a log line; the client's command
+// never reaches it.
 func TestServerGreeting(t *testing.T) {
 	s := start(t, "pop3", 500*time.Millisecond)
 	tc := s.upgraded(t, "pop3")
@@ -333,6 +334,12 @@ func TestServerGreeting(t *testing.T) {
 	tc.expectEOF(t)
 	s.logs.waitLog(t, "the server sent no greeting in time")
 	s.noLeak(t, tc, be)
+
+	tc = s.upgraded(t, "pop3")
+	s.backend(t).Close()
+	tc.expectEOF(t)
+	s.logs.waitLog(t, "the server closed before its greeting ended")
+	s.noLeak(t, tc)
 }
 
 // A client that resets the connection while the server has not greeted
