@@ -57,8 +57,10 @@ type setup struct {
 	addr  string
 	base  int // the process's sockets once the proxy listens
 	certs *ssltest.Certs
-	be    net.Listener
-	logs  *logBuffer
+	// tlsConfig trusts the proxy's certificate.
+	tlsConfig *tls.Config
+	be        net.Listener
+	logs      *logBuffer
 }
 
 // start runs a proxy from a starttls in speaking protocol (with the given
@@ -97,7 +99,8 @@ func start(t *testing.T, protocol string, timeout time.Duration) *setup {
 		}
 	})
 	waitListening(t, port, done)
-	return &setup{addr: fmt.Sprint("127.0.0.1:", port), base: len(sockets()), certs: certs, be: be, logs: logs}
+	return &setup{addr: fmt.Sprint("127.0.0.1:", port), base: len(sockets()), certs: certs,
+		tlsConfig: clientConfig(t, certs), be: be, logs: logs}
 }
 
 // noLeak checks, once the test closed its own ends, that the proxy holds

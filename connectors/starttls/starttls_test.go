@@ -3,6 +3,7 @@ package starttls
 import (
 	"bufio"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -356,4 +357,65 @@ func TestClientGoneBeforeGreeting(t *testing.T) {
 		t.Fatalf("the backend read %q, %v", rest, err)
 	}
 	s.noLeak(t, be)
+}
+
+// Clients in every phase at once, one of them stalled mid-line: none waits
+// for another, and each reaches its own backend connection.
+func TestManyClients(t *testing.T) {
+	const clients = 20
+	s := start(t, "smtp", 0)
+	stalled := s.dial(t)
+	stalled.expect(t, scripts["smtp"].greeting)
+	stalled.send(t, "EHL")
+	go func() { // a backend that greets, then answers one line with it
+		for {
+			c, err := s.be.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				e := newEnd(c)
+				io.WriteString(e, "220 backend\r\n")
+				line, _ := e.r.ReadString('\n')
+				io.WriteString(e, "250 "+line)
+				io.ReadAll(e.r)
+			}()
+		}
+	}()
+	s.be.(*net.TCPListener).SetDeadline(time.Now().Add(10 * time.Second))
+	errs := make(chan error, clients)
+	for i := range clients {
+		go func() { errs <- s.converse(i) }()
+	}
+	for range clients {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	s.noLeak(t, stalled)
+}
+
+// converse goes through STARTTLS and TLS, and checks one line relayed.
+func (s *setup) converse(i int) error {
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	fmt.Fprintf(c, "EHLO client%d\r\nSTARTTLS\r\n", i)
+	for range 4 { // greeting, two EHLO lines, STARTTLS's answer
+		if _, err := r.ReadString('\n'); err != nil {
+			return err
+		}
+	}
+	tc := tls.Client(&buffered{c, r}, s.tlsConfig)
+	fmt.Fprintf(tc, "EHLO %d\r\n", i)
+	line, err := bufio.NewReader(tc).ReadString('\n')
+	if want := fmt.Sprintf("250 EHLO %d\r\n", i); line != want {
+		return fmt.Errorf("client %d read %q, %v", i, line, err)
+	}
+	return nil
 }
