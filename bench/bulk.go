@@ -15,15 +15,18 @@ type scenario struct {
 	run  func(e *env, peers []*peer) ([]*table, error)
 }
 
-var allScenarios = []string{"bulk", scRate, scLatency, scIdle, scSlowRead}
+var allScenarios = []string{"bulk", scLatency, scSlowRead, scIdle, scRate}
 
+// scenarios run in this order: the connection-rate scenario leaves tens of
+// thousands of sockets in TIME_WAIT on 127.0.0.1 for a minute, which slows
+// every connect() after it, so it goes last.
 func scenarios() []scenario {
 	return []scenario{
 		{"bulk", runBulk},
-		{scRate, runRate},
 		{scLatency, runLatency},
-		{scIdle, runIdle},
 		{scSlowRead, runSlowReader},
+		{scIdle, runIdle},
+		{scRate, runRate},
 	}
 }
 
