@@ -126,26 +126,32 @@ func (d *dialer) connect(ap netip.AddrPort) (*Socket, error) {
 	return s, nil
 }
 
-// Writable means the connect finished; SO_ERROR says how.
+// Writable without a hang-up means the connect succeeded: the kernel reports
+// a failed one with EPOLLERR, which goes to Readable first. No SO_ERROR
+// round trip is needed on the way that matters.
 func (d *dialer) Writable(s *Socket) {
+	d.s = nil
+	s.handler = nil
+	s.interest = 0 // the epoll set keeps EPOLLOUT until whoever takes s decides
+	d.finish(s, nil)
+	d.l.syncInterest(s)
+}
+
+// Readable during a connect is a failure (or a refusal on loopback); SO_ERROR
+// says which.
+func (d *dialer) Readable(s *Socket) {
 	errno, err := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_ERROR)
-	if err == nil && errno != 0 {
+	if err == nil {
+		if errno == 0 {
+			return // spurious: Writable follows
+		}
 		err = unix.Errno(errno)
 	}
 	d.s = nil
-	if err != nil {
-		d.l.Close(s)
-		d.err = err
-		d.next()
-		return
-	}
-	d.l.UnwatchWriter(s)
-	s.handler = nil
-	d.finish(s, nil)
+	d.l.Close(s)
+	d.err = err
+	d.next()
 }
-
-// Readable only comes with an error before the connect completes.
-func (d *dialer) Readable(s *Socket) { d.Writable(s) }
 
 func (d *dialer) expire() {
 	if d.s != nil {

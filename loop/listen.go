@@ -104,7 +104,7 @@ func configureListener(fd int, addr netip.AddrPort, reusePort bool) error {
 func (ln *listener) Readable(s *Socket) {
 	l := s.loop
 	for i := 0; i < acceptBatch && !s.closed; i++ {
-		fd, _, err := unix.Accept4(s.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		fd, err := accept(s.fd)
 		switch err {
 		case nil:
 		case unix.EAGAIN, unix.ECONNABORTED, unix.EINTR, unix.EPROTO:
@@ -126,6 +126,17 @@ func (ln *listener) Readable(s *Socket) {
 		c.Raw = true
 		ln.accept(c)
 	}
+}
+
+// accept takes a client without its address: the nick is made lazily, and
+// x/sys/unix's Accept4 adds a getsockopt(SO_PROTOCOL) per call to build one.
+func accept(fd int) (int, error) {
+	nfd, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(fd), 0, 0,
+		unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(nfd), nil
 }
 
 // pause stops accepting for a while: the listener stays readable while

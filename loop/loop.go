@@ -197,8 +197,10 @@ func (l *Loop) dispatch(ev event) {
 		}
 		return
 	}
-	called := ev.readable || ev.hangup && s.interest&watchRead != 0
-	if called {
+	// Hang-ups are reported whatever the interest and, level-triggered, on
+	// every pass until acted upon: Readable always sees them, and learns
+	// the error by reading.
+	if ev.readable || ev.hangup {
 		s.handler.Readable(s)
 	}
 	if s.closed {
@@ -207,13 +209,7 @@ func (l *Loop) dispatch(ev event) {
 		return
 	}
 	if ev.writable || ev.hangup && s.interest&watchWrite != 0 {
-		called = true
 		s.handler.Writable(s)
-	}
-	if ev.hangup && !called && !s.closed {
-		// Hang-ups are reported whatever the interest and, level-triggered,
-		// on every pass until acted upon: the handler must see this one.
-		s.handler.Readable(s)
 	}
 }
 

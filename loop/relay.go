@@ -26,7 +26,7 @@ func (l *Loop) Relay(client, server *Socket) {
 	}
 	for _, s := range [2]*Socket{client, server} {
 		if !s.closed {
-			l.WatchReader(s)
+			l.setInterest(s, watchRead) // writing is watched only while data is pending
 			l.flush(s)
 		}
 	}
@@ -186,12 +186,20 @@ func (l *Loop) afterWrite(s *Socket) {
 // pending data is written.
 func (l *Loop) finishRead(s *Socket) {
 	s.readDone = true
-	l.UnwatchReader(s)
 	peer := s.Peer
 	switch {
 	case peer == nil || peer.closed:
 		l.Close(s)
 		return
+	case peer.readDone && s.writeDone && peer.Pending() == 0:
+		// This EOF ends the pair: close sends the FIN that a shutdown
+		// would, and saves it and an epoll_ctl.
+		l.Close(s)
+		l.Close(peer)
+		return
+	}
+	l.UnwatchReader(s)
+	switch {
 	case peer.Pending() > 0:
 		peer.shutPending = true
 	default:

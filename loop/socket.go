@@ -76,7 +76,8 @@ type Socket struct {
 
 	fd        int
 	loop      *Loop
-	interest  uint32 // the mask the poller has now
+	interest  uint32 // what the watch lists want
+	mask      uint32 // what the epoll set has; differs from interest only inside a hand-over
 	handler   Handler
 	transport Transport
 	nick      string

@@ -25,21 +25,30 @@ func (s *Socket) Reading() bool { return s.interest&watchRead != 0 }
 func (s *Socket) Writing() bool { return s.interest&watchWrite != 0 }
 
 func (l *Loop) setInterest(s *Socket, interest uint32) {
-	if s.closed || s.detached || interest == s.interest {
+	s.interest = interest
+	l.syncInterest(s)
+}
+
+// syncInterest makes the epoll set agree with the watch lists, with an
+// epoll_ctl only when they differ.
+func (l *Loop) syncInterest(s *Socket) {
+	if s.closed || s.detached || s.interest == s.mask && s.registered {
 		return
 	}
 	var err error
 	if s.registered {
-		err = l.poll.modify(s.fd, interest)
+		err = l.poll.modify(s.fd, s.interest)
+	} else if s.interest != 0 {
+		err = l.poll.add(s.fd, s.interest)
 	} else {
-		err = l.poll.add(s.fd, interest)
+		return
 	}
 	if err != nil {
 		l.log.Error("epoll_ctl failed", "socket", s.Nick(), "err", err)
 		return
 	}
 	s.registered = true
-	s.interest = interest
+	s.mask = s.interest
 }
 
 // Adopt makes a socket of fd, which must be non-blocking, with an empty
@@ -70,7 +79,7 @@ func (l *Loop) detach(s *Socket) {
 			l.poll.remove(s.fd)
 		}
 		s.detached = true
-		s.interest = 0
+		s.interest, s.mask = 0, 0
 	}
 }
 
