@@ -125,7 +125,10 @@ func smtpServerLine(line []byte) (ok, last bool) {
 }
 
 // imapCaps is what nproxy's IMAP side can do: STARTTLS, and no login in
-// clear (RFC 3501's LOGINDISABLED).
+// clear (RFC 3501's LOGINDISABLED), so that a client not set up for
+// STARTTLS does not send its password in clear. (curl 7.88 remembers
+// LOGINDISABLED after TLS, and then logs in only with AUTHENTICATE, which
+// real servers offer.)
 const imapCaps = "IMAP4rev1 STARTTLS LOGINDISABLED"
 
 // imapAnswer speaks RFC 3501's not-authenticated state before TLS.
