@@ -20,6 +20,7 @@ import (
 	"github.com/nproxy/nproxy/connectors"
 	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
 	"github.com/nproxy/nproxy/connectors/tcp"
+	"github.com/nproxy/nproxy/loop"
 )
 
 // logBuffer collects nproxy's log for a test.
@@ -65,8 +66,8 @@ type setup struct {
 
 // start runs a proxy from a starttls in speaking protocol (with the given
 // timeout, 0 for the default), built from parameters as the command does,
-// to a tcp out towards a fresh backend.
-func start(t *testing.T, protocol string, timeout time.Duration) *setup {
+// to a tcp out towards a fresh backend. hooks, if any, is the in's hook.
+func start(t *testing.T, protocol string, timeout time.Duration, hooks ...loop.Hook) *setup {
 	t.Helper()
 	certs := ssltest.New(t)
 	be := listen(t)
@@ -76,6 +77,9 @@ func start(t *testing.T, protocol string, timeout time.Duration) *setup {
 		"SSL_cert_file": certs.ServerCert, "SSL_key_file": certs.ServerKey})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, h := range hooks {
+		in.(*In).Hook = h
 	}
 	out := &tcp.Out{Host: "127.0.0.1", Port: be.Addr().(*net.TCPAddr).Port}
 	logs := &logBuffer{}

@@ -2,6 +2,7 @@ package starttls
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nproxy/nproxy/loop"
 )
 
 // readLine reads one line of an openssl's output, at most for 5 s.
@@ -420,4 +423,22 @@ func (s *setup) converse(i int) error {
 		return fmt.Errorf("client %d read %q, %v", i, line, err)
 	}
 	return nil
+}
+
+// The in's hook sees the client's plaintext once, the bytes held back
+// until the server greeted too.
+func TestHook(t *testing.T) {
+	mark := func(data []byte, _ *loop.Socket) []byte {
+		return bytes.ReplaceAll(data, []byte("\r\n"), []byte("+\r\n"))
+	}
+	s := start(t, "smtp", 0, mark)
+	tc := s.upgraded(t, "smtp")
+	tc.send(t, "EHLO held\r\n")
+	be := s.backend(t)
+	time.Sleep(50 * time.Millisecond) // the command is held, if not stashed
+	be.send(t, backendTalk["smtp"].greet)
+	be.expect(t, "EHLO held+\r\n")
+	tc.send(t, "EHLO later\r\n")
+	be.expect(t, "EHLO later+\r\n")
+	s.noLeak(t, tc, be)
 }
