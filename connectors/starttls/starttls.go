@@ -33,6 +33,10 @@
 // SMTP servers punish as pipelining before the greeting). A server that does
 // not greet within Timeout of the handshake's end, or refuses (554, "* BYE",
 // "-ERR"), closes the connection with a log line.
+//
+// As with the ssl connector, a client counts as a connection of the proxy
+// (and its server is reached) only once its TLS handshake succeeded: one
+// that leaves or is refused in clear text is logged, not counted.
 package starttls
 
 import (
