@@ -10,7 +10,13 @@ type Pipe struct {
 	// does not tell; the relay keeps count so that a pipe goes back to the pool
 	// only when empty.
 	N int
+	// Cap is the pipe's capacity, the most one splice into it can move.
+	Cap int
 }
+
+// defaultPipeCap is Linux's pipe capacity when F_SETPIPE_SZ is not used or
+// refused.
+const defaultPipeCap = 64 << 10
 
 // PipePool keeps empty pipes for reuse. A pipe costs two file descriptors, so
 // the pool is small and bounded, and connections hold a pipe only while data
@@ -40,11 +46,15 @@ func (pp *PipePool) Get() (*Pipe, error) {
 	if err := unix.Pipe2(fds[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
 		return nil, err
 	}
+	p := &Pipe{R: fds[0], W: fds[1], Cap: defaultPipeCap}
 	if pp.size > 0 {
-		// A failure leaves the default 64 KiB pipe, which still works.
-		_, _ = unix.FcntlInt(uintptr(fds[1]), unix.F_SETPIPE_SZ, pp.size)
+		// The kernel refuses sizes above /proc/sys/fs/pipe-max-size, and
+		// beyond the user's pipe quota; the default pipe still works.
+		if n, err := unix.FcntlInt(uintptr(fds[1]), unix.F_SETPIPE_SZ, pp.size); err == nil {
+			p.Cap = n
+		}
 	}
-	return &Pipe{R: fds[0], W: fds[1]}, nil
+	return p, nil
 }
 
 // Put gives a pipe back; a pipe that still holds data, or one beyond the

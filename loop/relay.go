@@ -52,7 +52,7 @@ func (relay) Readable(s *Socket) {
 		return
 	}
 	for i := 0; i < readRounds; i++ {
-		n, err := l.transfer(s, peer)
+		n, full, err := l.transfer(s, peer)
 		switch {
 		case err == unix.EAGAIN:
 			return
@@ -67,7 +67,7 @@ func (relay) Readable(s *Socket) {
 			// The peer could not take it all: its Writable continues.
 			return
 		}
-		if n < l.cfg.ChunkSize && s.transport == nil {
+		if !full && s.transport == nil {
 			// A short read drained the socket: asking again would only
 			// cost an EAGAIN. (A transport may hand out less than it
 			// holds, so it is always asked again.)
@@ -79,8 +79,9 @@ func (relay) Readable(s *Socket) {
 func (relay) Writable(s *Socket) { s.loop.flush(s) }
 
 // transfer moves one chunk from src towards dst and tries to write it; 0
-// with no error is EOF.
-func (l *Loop) transfer(src, dst *Socket) (int, error) {
+// with no error is EOF, and full says the chunk filled what was asked, so
+// more may be waiting.
+func (l *Loop) transfer(src, dst *Socket) (n int, full bool, err error) {
 	if l.canSplice(src, dst) {
 		return l.spliceIn(src, dst)
 	}
@@ -89,10 +90,10 @@ func (l *Loop) transfer(src, dst *Socket) (int, error) {
 
 // copyChunk moves one chunk from src to dst through user space, where the
 // hook sees it.
-func (l *Loop) copyChunk(src, dst *Socket) (int, error) {
-	n, err := src.Read(l.scratch)
-	if err != nil || n == 0 {
-		return 0, err
+func (l *Loop) copyChunk(src, dst *Socket) (n int, full bool, err error) {
+	n, err = src.Read(l.scratch)
+	if err != nil || n <= 0 {
+		return 0, false, err
 	}
 	data := l.scratch[:n]
 	if src.Hook != nil {
@@ -100,7 +101,7 @@ func (l *Loop) copyChunk(src, dst *Socket) (int, error) {
 	}
 	l.stats.Copied.Add(uint64(len(data)))
 	l.send(dst, data)
-	return n, nil
+	return n, n == len(l.scratch), nil
 }
 
 // send writes data to dst directly when nothing is queued before it, and

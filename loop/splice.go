@@ -14,31 +14,28 @@ func (l *Loop) canSplice(src, dst *Socket) bool {
 }
 
 // spliceIn moves one chunk from src into dst's pipe, then on to dst.
-func (l *Loop) spliceIn(src, dst *Socket) (int, error) {
+func (l *Loop) spliceIn(src, dst *Socket) (n int, full bool, err error) {
 	p := dst.pipe
 	if p == nil {
-		var err error
 		if p, err = l.pipes.Get(); err != nil {
 			// Out of fds for a pipe: this chunk takes the buffer path.
 			return l.copyChunk(src, dst)
 		}
 		dst.pipe = p
 	}
-	n, err := unix.Splice(src.fd, nil, p.W, nil, l.cfg.ChunkSize, spliceFlags)
-	if n <= 0 || err != nil {
+	moved, err := unix.Splice(src.fd, nil, p.W, nil, p.Cap, spliceFlags)
+	if moved <= 0 || err != nil {
 		if p.N == 0 {
 			l.pipes.Put(p)
 			dst.pipe = nil
 		}
-		if n < 0 {
-			n = 0
-		}
-		return int(n), err
+		return 0, false, err
 	}
-	p.N += int(n)
+	n = int(moved)
+	p.N += n
 	l.stats.Spliced.Add(uint64(n))
 	l.flush(dst)
-	return int(n), nil
+	return n, n == p.Cap, nil
 }
 
 // spliceOut empties dst's pipe as far as dst takes it; it reports whether the

@@ -7,5 +7,6 @@ import (
 	_ "github.com/nproxy/nproxy/connectors/dual"
 	_ "github.com/nproxy/nproxy/connectors/dummy"
 	_ "github.com/nproxy/nproxy/connectors/ssl"
+	_ "github.com/nproxy/nproxy/connectors/starttls"
 	_ "github.com/nproxy/nproxy/connectors/tcp"
 )
