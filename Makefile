@@ -4,7 +4,7 @@ BIN     := bin/nproxy
 IN_PORT ?= 6789
 UP_PORT ?= 9876
 
-.PHONY: build test run bench bench-quick fuzz clean
+.PHONY: build test run bench bench-full bench-deps fuzz clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/nproxy
@@ -29,14 +29,18 @@ run: build
 	echo "nproxy relays 127.0.0.1:$(IN_PORT) -> echo on 127.0.0.1:$(UP_PORT); try: socat - TCP:127.0.0.1:$(IN_PORT)  (Ctrl-C stops)"; \
 	wait $$np_pid
 
-# Benchmarks against socat, haproxy, a naive Go proxy, gnet and Net::Proxy;
-# regenerates BENCHMARKS.md. bench-quick takes about two minutes.
-bench: build
-	$(GO) test -run XXX -bench . -benchmem ./loop ./buffer
+# Benchmarks against socat, haproxy, a naive Go proxy, gnet and Net::Proxy,
+# plus the Go micro-benchmarks; regenerates BENCHMARKS.md and bench/charts.
+# `make bench` is the quick mode (about 2.5 minutes), `make bench-full` the
+# full one (about 15 minutes). `make bench-deps` installs the peers (Debian).
+bench:
+	$(GO) run ./bench -quick
+
+bench-full:
 	$(GO) run ./bench
 
-bench-quick: build
-	$(GO) run ./bench -quick
+bench-deps:
+	apt-get install -y socat haproxy iperf3 perl linux-perf iproute2
 
 # Short runs of every fuzz target (go test runs their seed corpora anyway).
 FUZZTIME ?= 20s

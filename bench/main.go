@@ -89,7 +89,7 @@ func main() {
 	loops := flag.Int("loops", 1, "internal: event loops of -role gnet")
 	quick := flag.Bool("quick", false, "short run (about two and a half minutes)")
 	only := flag.String("peers", "", "comma-separated peers to run besides nproxy (default: all)")
-	scen := flag.String("scenarios", "", "comma-separated scenarios (default: all): "+strings.Join(allScenarios, ","))
+	scen := flag.String("scenarios", "", "comma-separated scenarios (default: all): "+strings.Join(allScenarios, ",")+",micro")
 	out := flag.String("out", "BENCHMARKS.md", "report to write, relative to the repository root; its charts go to bench/charts/ beside it")
 	flag.Parse()
 	if *role != "" {
@@ -129,6 +129,10 @@ func run(quick bool, only, scen, out string) int {
 		}
 		rep.tables = append(rep.tables, tables...)
 		logf("   %s took %v", sc.name, time.Since(t0).Round(time.Second))
+	}
+	if scen == "" || set(strings.Split(scen, ",")...)["micro"] {
+		logf("== micro")
+		rep.micro = microBenchmarks(e.root)
 	}
 	rep.peers = peerSet(e)
 	rep.elapsed = time.Since(rep.started)

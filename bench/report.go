@@ -19,6 +19,7 @@ type report struct {
 	tables   []*table
 	peers    []*peer
 	failures []string
+	micro    string // the Go micro-benchmarks' result lines
 }
 
 func (r *report) write(path, chartDir string) error {
@@ -45,6 +46,7 @@ func (r *report) write(path, chartDir string) error {
 			w("%s\n", p)
 		}
 	}
+	r.writeMicro(w)
 	r.peerList(w)
 	if len(r.failures) > 0 {
 		w("## Failures\n\n")
