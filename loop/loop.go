@@ -82,6 +82,7 @@ type Loop struct {
 	running  []func()
 	stopping bool
 	started  bool // Run has started: listeners listen at once
+	hangup   bool // the Readable being dispatched comes with a hang-up
 	done     bool // Run has returned: posting is pointless and the eventfd is gone
 }
 
@@ -208,7 +209,9 @@ func (l *Loop) dispatch(ev event) {
 	// every pass until acted upon: Readable always sees them, and learns
 	// the error by reading.
 	if ev.readable || ev.hangup {
+		l.hangup = ev.hangup
 		s.handler.Readable(s)
+		l.hangup = false
 	}
 	if s.closed {
 		// A socket closed while reading is not written in the same pass

@@ -35,9 +35,13 @@ func (l *Loop) Relay(client, server *Socket) {
 func (relay) Readable(s *Socket) {
 	l := s.loop
 	if s.readDone {
-		// Only a hang-up reaches a socket that read EOF already: with its
-		// write side still open that is a reset, otherwise nothing is left
-		// to hear from it.
+		// A transport's wake-ups (Notify) may come after its EOF, and mean
+		// nothing then. Otherwise only a hang-up reaches a socket that read
+		// EOF already: with its write side still open that is a reset, and
+		// if not, nothing is left to hear from it.
+		if s.transport != nil && !l.hangup {
+			return
+		}
 		if s.writeDone {
 			l.detach(s)
 		} else {
@@ -192,9 +196,10 @@ func (l *Loop) finishRead(s *Socket) {
 	case peer == nil || peer.closed:
 		l.Close(s)
 		return
-	case peer.readDone && s.writeDone && peer.Pending() == 0:
+	case peer.readDone && s.writeDone && peer.Pending() == 0 && peer.transport == nil:
 		// This EOF ends the pair: close sends the FIN that a shutdown
-		// would, and saves it and an epoll_ctl.
+		// would, and saves it and an epoll_ctl. (A transport's CloseWrite
+		// has more to say, such as TLS's close_notify.)
 		l.Close(s)
 		l.Close(peer)
 		return

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,36 +20,8 @@ import (
 	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
 	"github.com/nproxy/nproxy/connectors/tcp"
 	"github.com/nproxy/nproxy/loop"
+	"github.com/nproxy/nproxy/nproxytest"
 )
-
-// logBuffer collects nproxy's log for a test.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// waitLog waits up to 5 s for the log to contain want.
-func (b *logBuffer) waitLog(t *testing.T, want string) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if strings.Contains(b.String(), want) {
-			return
-		}
-	}
-	t.Fatalf("the log lacks %q:\n%s", want, b.String())
-}
 
 // setup is a starttls in on 127.0.0.1 in front of a plain backend, run by
 // Mainloop until the test ends.
@@ -61,7 +32,7 @@ type setup struct {
 	// tlsConfig trusts the proxy's certificate.
 	tlsConfig *tls.Config
 	be        net.Listener
-	logs      *logBuffer
+	logs      *nproxytest.LogBuffer
 }
 
 // start runs a proxy from a starttls in speaking protocol (with the given
@@ -82,7 +53,7 @@ func start(t *testing.T, protocol string, timeout time.Duration, hooks ...loop.H
 		in.(*In).Hook = h
 	}
 	out := &tcp.Out{Host: "127.0.0.1", Port: be.Addr().(*net.TCPAddr).Port}
-	logs := &logBuffer{}
+	logs := &nproxytest.LogBuffer{}
 	nproxy.SetLogOutput(logs)
 	nproxy.SetVerbosity(2)
 	p := nproxy.New(in, out)

@@ -65,7 +65,7 @@ func TestOpenSSLClient(t *testing.T) {
 			be.expect(t, "from the client\r\n")
 			stdin.Close()
 			be.expectEOF(t)
-			s.logs.waitLog(t, "connection from")
+			s.logs.WaitFor(t, "connection from")
 			s.noLeak(t, be)
 		})
 	}
@@ -236,7 +236,7 @@ func TestDeadline(t *testing.T) {
 	}
 	c.Write([]byte("EHLO late\r\n"))
 	c.expectEOF(t)
-	s.logs.waitLog(t, "no STARTTLS within 500ms, closing")
+	s.logs.WaitFor(t, "no STARTTLS within 500ms, closing")
 	s.noBackend(t)
 	s.noLeak(t, c)
 }
@@ -257,7 +257,7 @@ func TestNoSTARTTLS(t *testing.T) {
 			}
 			c.expect(t, d.tooMany)
 			c.expectEOF(t)
-			s.logs.waitLog(t, "10 commands without STARTTLS, closing")
+			s.logs.WaitFor(t, "10 commands without STARTTLS, closing")
 			s.noBackend(t)
 			s.noLeak(t, c)
 		})
@@ -272,7 +272,7 @@ func TestLineTooLong(t *testing.T) {
 	c.send(t, "a "+strings.Repeat("x", 3000)+"\r\n")
 	c.expect(t, "* BYE Line too long\r\n")
 	c.expectEOF(t)
-	s.logs.waitLog(t, "command line longer than 1024 bytes")
+	s.logs.WaitFor(t, "command line longer than 1024 bytes")
 }
 
 // QUIT and LOGOUT are answered and close.
@@ -289,7 +289,7 @@ func TestQuit(t *testing.T) {
 				t.Fatalf("read %q", line)
 			}
 			c.expectEOF(t)
-			s.logs.waitLog(t, "quit before STARTTLS")
+			s.logs.WaitFor(t, "quit before STARTTLS")
 		})
 	}
 }
@@ -303,7 +303,7 @@ func TestPlainAfterSTARTTLS(t *testing.T) {
 	c.send(t, "STARTTLS\r\nEHLO plain\r\n")
 	c.expect(t, "220 2.0.0 Ready to start TLS\r\n")
 	c.expectEOF(t)
-	s.logs.waitLog(t, "TLS handshake")
+	s.logs.WaitFor(t, "TLS handshake")
 	s.noBackend(t)
 	s.noLeak(t, c)
 }
@@ -328,7 +328,7 @@ func TestServerGreeting(t *testing.T) {
 	be := s.backend(t)
 	be.send(t, "-ERR no service\r\n")
 	tc.expectEOF(t)
-	s.logs.waitLog(t, `the server greeted with "-ERR no service"`)
+	s.logs.WaitFor(t, `the server greeted with "-ERR no service"`)
 	s.noLeak(t, tc, be)
 
 	tc = s.upgraded(t, "pop3")
@@ -338,13 +338,13 @@ func TestServerGreeting(t *testing.T) {
 		t.Fatalf("the backend read %q, %v", rest, err)
 	}
 	tc.expectEOF(t)
-	s.logs.waitLog(t, "the server sent no greeting in time")
+	s.logs.WaitFor(t, "the server sent no greeting in time")
 	s.noLeak(t, tc, be)
 
 	tc = s.upgraded(t, "pop3")
 	s.backend(t).Close()
 	tc.expectEOF(t)
-	s.logs.waitLog(t, "the server closed before its greeting ended")
+	s.logs.WaitFor(t, "the server closed before its greeting ended")
 	s.noLeak(t, tc)
 }
 
