@@ -162,7 +162,7 @@ func TestPeerVanishesAfterHandshake(t *testing.T) {
 	certs := ssltest.New(t)
 	cfg := serverConfig(t, Params{CertFile: certs.ServerCert, KeyFile: certs.ServerKey})
 	l := listen(t)
-	cmd, stdin, stdout := openssl(t, "s_client", "-connect", l.Addr().String(), "-CAfile", certs.CA, "-quiet")
+	cmd, stdin, stdout := ssltest.OpenSSL(t, "s_client", "-connect", l.Addr().String(), "-CAfile", certs.CA, "-quiet")
 	c := accept(t, l)
 	done := make(chan result, 1)
 	go func() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"fmt"
+	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
 	"io"
 	"net"
 	"strings"
@@ -155,7 +156,7 @@ func TestSMTPStartTLS(t *testing.T) {
 		return data
 	}
 	proxy(t, in, tcpOut(be.port))
-	_, stdin, stdout := openssl(t, "s_client", "-connect", net.JoinHostPort("127.0.0.1", itoa(port)), "-starttls", "smtp",
+	_, stdin, stdout := ssltest.OpenSSL(t, "s_client", "-connect", net.JoinHostPort("127.0.0.1", itoa(port)), "-starttls", "smtp",
 		"-CAfile", certs.CA, "-verify_return_error", "-verify_hostname", "localhost", "-quiet", "-no_ign_eof", "-crlf")
 	server := be.accept(t)
 	io.WriteString(server, "220 mail.example ESMTP\r\n")

@@ -1,13 +1,11 @@
 package ssl
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -21,38 +19,6 @@ var opensslVersions = []struct {
 	flag string
 	want uint16
 }{{"-tls1_2", tls.VersionTLS12}, {"-tls1_3", tls.VersionTLS13}}
-
-// openssl starts `openssl args...` with pipes on its stdin and stdout; the
-// process is killed when the test ends.
-func openssl(t *testing.T, args ...string) (*exec.Cmd, io.WriteCloser, *bufio.Reader) {
-	t.Helper()
-	path, err := exec.LookPath("openssl")
-	if err != nil {
-		t.Skip("openssl is not installed")
-	}
-	cmd := exec.Command(path, args...)
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("openssl %s stderr:\n%s", strings.Join(args, " "), stderr.String())
-		}
-	})
-	return cmd, in, bufio.NewReader(out)
-}
 
 // accept waits at most 5 s for one connection.
 func accept(t *testing.T, l net.Listener) net.Conn {
@@ -101,7 +67,7 @@ func TestServerWithOpenSSLClient(t *testing.T) {
 			checkGoroutines(t)
 			cfg := serverConfig(t, Params{CertFile: certs.ServerCert, KeyFile: certs.ServerKey})
 			l := listen(t)
-			cmd, stdin, stdout := openssl(t, "s_client", "-connect", l.Addr().String(), v.flag,
+			cmd, stdin, stdout := ssltest.OpenSSL(t, "s_client", "-connect", l.Addr().String(), v.flag,
 				"-CAfile", certs.CA, "-verify_return_error", "-verify_hostname", "localhost", "-quiet", "-no_ign_eof")
 			c := accept(t, l)
 			done := make(chan result, 1)
@@ -138,7 +104,7 @@ func sServer(t *testing.T, args ...string) string {
 	addr := l.Addr().String()
 	l.Close() // s_server takes the port; a reuse by someone else in between fails the test loudly
 	args = append([]string{"s_server", "-accept", addr, "-rev", "-naccept", "1"}, args...)
-	_, _, stdout := openssl(t, args...)
+	_, _, stdout := ssltest.OpenSSL(t, args...)
 	for {
 		line, err := stdout.ReadString('\n')
 		if err != nil {
@@ -266,7 +232,7 @@ func TestServerRequiresClientCertificate(t *testing.T) {
 			if withCert {
 				args = append(args, "-cert", certs.ClientCert, "-key", certs.ClientKey)
 			}
-			_, stdin, stdout := openssl(t, args...)
+			_, stdin, stdout := ssltest.OpenSSL(t, args...)
 			c := accept(t, l)
 			done := make(chan result, 1)
 			go func() {

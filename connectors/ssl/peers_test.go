@@ -83,7 +83,7 @@ func TestInWithOpenSSLClient(t *testing.T) {
 			checkGoroutines(t)
 			port := nproxytest.FreePort(t)
 			proxy(t, sslIn(certs, port), tcpOut(echoBackend(t, nil)))
-			cmd, stdin, stdout := openssl(t, "s_client", "-connect", fmt.Sprint("127.0.0.1:", port), v,
+			cmd, stdin, stdout := ssltest.OpenSSL(t, "s_client", "-connect", fmt.Sprint("127.0.0.1:", port), v,
 				"-CAfile", certs.CA, "-verify_return_error", "-verify_hostname", "localhost", "-quiet", "-no_ign_eof")
 			data := lines(3000)
 			go stdin.Write(data)
@@ -325,7 +325,7 @@ func TestKeyUpdate(t *testing.T) {
 	certs := ssltest.New(t)
 	port := nproxytest.FreePort(t)
 	proxy(t, sslIn(certs, port), tcpOut(echoBackend(t, nil)))
-	cmd, stdin, stdout := openssl(t, "s_client", "-connect", fmt.Sprint("127.0.0.1:", port), "-tls1_3",
+	cmd, stdin, stdout := ssltest.OpenSSL(t, "s_client", "-connect", fmt.Sprint("127.0.0.1:", port), "-tls1_3",
 		"-CAfile", certs.CA, "-verify_return_error", "-no_ign_eof")
 	lines := make(chan string, 100)
 	go func() {

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -255,36 +254,4 @@ func clientConfig(t *testing.T, certs *ssltest.Certs) *tls.Config {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(pem)
 	return &tls.Config{RootCAs: roots, ServerName: "localhost"}
-}
-
-// openssl starts openssl with args and returns its stdin and stdout; the
-// test is skipped when openssl is not installed.
-func openssl(t *testing.T, args ...string) (io.WriteCloser, *bufio.Reader) {
-	t.Helper()
-	path, err := exec.LookPath("openssl")
-	if err != nil {
-		t.Skip("openssl is not installed")
-	}
-	cmd := exec.Command(path, args...)
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("openssl %s stderr:\n%s", strings.Join(args, " "), stderr.String())
-		}
-	})
-	return in, bufio.NewReader(out)
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"fmt"
+	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
 	"io"
 	"net"
 	"strings"
@@ -46,7 +47,7 @@ func TestOpenSSLClient(t *testing.T) {
 		t.Run(proto, func(t *testing.T) {
 			talk := backendTalk[proto]
 			s := start(t, proto, 0)
-			stdin, stdout := openssl(t, "s_client", "-connect", s.addr, "-starttls", proto,
+			_, stdin, stdout := ssltest.OpenSSL(t, "s_client", "-connect", s.addr, "-starttls", proto,
 				"-CAfile", s.certs.CA, "-verify_return_error", "-verify_hostname", "localhost",
 				"-quiet", "-no_ign_eof", "-crlf")
 			be := s.backend(t)
