@@ -210,3 +210,15 @@ func (r *Run) Wait(t testing.TB, d time.Duration) {
 		t.Fatalf("Mainloop did not return within %v (%s)", d, strings.Join(counts, "; "))
 	}
 }
+
+// Listener returns a TCP listener on a free port of 127.0.0.1, closed when
+// the test ends.
+func Listener(t testing.TB) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}

@@ -3,6 +3,7 @@ package ssl
 import (
 	"crypto/tls"
 	"errors"
+	"github.com/nproxy/nproxy/nproxytest"
 	"io"
 	"net"
 	"strings"
@@ -20,7 +21,7 @@ func badPeer(t *testing.T, certs *ssltest.Certs, opt Options, peer func(c net.Co
 	t.Helper()
 	checkGoroutines(t)
 	cfg := serverConfig(t, Params{CertFile: certs.ServerCert, KeyFile: certs.ServerKey})
-	l := listen(t)
+	l := nproxytest.Listener(t)
 	client := dial(t, l.Addr().String())
 	server := accept(t, l)
 	peerDone := make(chan struct{})
@@ -161,7 +162,7 @@ func TestPeerVanishesAfterHandshake(t *testing.T) {
 	checkGoroutines(t)
 	certs := ssltest.New(t)
 	cfg := serverConfig(t, Params{CertFile: certs.ServerCert, KeyFile: certs.ServerKey})
-	l := listen(t)
+	l := nproxytest.Listener(t)
 	cmd, stdin, stdout := ssltest.OpenSSL(t, "s_client", "-connect", l.Addr().String(), "-CAfile", certs.CA, "-quiet")
 	c := accept(t, l)
 	done := make(chan result, 1)

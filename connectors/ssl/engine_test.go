@@ -305,10 +305,10 @@ func TestIdleHoldsNothing(t *testing.T) {
 	p.until("the pong", func() bool { readAll(p.cli, &got); return got.Len() == 4 })
 	p.settle()
 	deadline := time.Now().Add(3 * time.Second)
-	for engineGoroutines() != "" && time.Now().Before(deadline) {
+	for ssltest.EngineGoroutines() != "" && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if left := engineGoroutines(); left != "" {
+	if left := ssltest.EngineGoroutines(); left != "" {
 		t.Fatalf("goroutines of idle sessions:\n%s", left)
 	}
 	for _, e := range []*Engine{p.cli, p.srv} {

@@ -115,7 +115,7 @@ type backend struct {
 }
 
 func newBackend(t *testing.T) *backend {
-	l := listen(t)
+	l := nproxytest.Listener(t)
 	return &backend{l, l.Addr().(*net.TCPAddr).Port}
 }
 

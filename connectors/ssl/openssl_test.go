@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"fmt"
+	"github.com/nproxy/nproxy/nproxytest"
 	"io"
 	"net"
 	"strings"
@@ -66,7 +67,7 @@ func TestServerWithOpenSSLClient(t *testing.T) {
 		t.Run(v.flag, func(t *testing.T) {
 			checkGoroutines(t)
 			cfg := serverConfig(t, Params{CertFile: certs.ServerCert, KeyFile: certs.ServerKey})
-			l := listen(t)
+			l := nproxytest.Listener(t)
 			cmd, stdin, stdout := ssltest.OpenSSL(t, "s_client", "-connect", l.Addr().String(), v.flag,
 				"-CAfile", certs.CA, "-verify_return_error", "-verify_hostname", "localhost", "-quiet", "-no_ign_eof")
 			c := accept(t, l)
@@ -100,7 +101,7 @@ func TestServerWithOpenSSLClient(t *testing.T) {
 // address once it listens.
 func sServer(t *testing.T, args ...string) string {
 	t.Helper()
-	l := listen(t)
+	l := nproxytest.Listener(t)
 	addr := l.Addr().String()
 	l.Close() // s_server takes the port; a reuse by someone else in between fails the test loudly
 	args = append([]string{"s_server", "-accept", addr, "-rev", "-naccept", "1"}, args...)
@@ -227,7 +228,7 @@ func TestServerRequiresClientCertificate(t *testing.T) {
 		t.Run(fmt.Sprint("cert=", withCert), func(t *testing.T) {
 			checkGoroutines(t)
 			cfg := serverConfig(t, Params{CertFile: certs.ServerCert, KeyFile: certs.ServerKey, CAFile: certs.CA, VerifyMode: 3})
-			l := listen(t)
+			l := nproxytest.Listener(t)
 			args := []string{"s_client", "-connect", l.Addr().String(), "-CAfile", certs.CA, "-quiet", "-no_ign_eof", "-tls1_2"}
 			if withCert {
 				args = append(args, "-cert", certs.ClientCert, "-key", certs.ClientKey)

@@ -22,7 +22,7 @@ import (
 // echoBackend echoes every connection it accepts until the test ends, as
 // a TLS server with cfg unless cfg is nil, and returns its port.
 func echoBackend(t *testing.T, cfg *tls.Config) int {
-	l := listen(t)
+	l := nproxytest.Listener(t)
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -143,7 +143,7 @@ func TestCurlThroughSSLIn(t *testing.T) {
 	}
 	checkGoroutines(t)
 	certs := ssltest.New(t)
-	l := listen(t)
+	l := nproxytest.Listener(t)
 	body := strings.Repeat("zlonk ", 20000)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, body)
@@ -277,7 +277,7 @@ func TestHandshakesDuringBulk(t *testing.T) {
 func TestBulkIntoSink(t *testing.T) {
 	checkGoroutines(t)
 	certs := ssltest.New(t)
-	l := listen(t)
+	l := nproxytest.Listener(t)
 	sum := make(chan [32]byte, 1)
 	go func() {
 		c, err := l.Accept()

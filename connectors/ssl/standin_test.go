@@ -2,10 +2,9 @@ package ssl
 
 import (
 	"errors"
+	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
 	"io"
 	"net"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -242,34 +241,11 @@ func checkGoroutines(t *testing.T) {
 	t.Helper()
 	t.Cleanup(func() {
 		deadline := time.Now().Add(3 * time.Second)
-		for engineGoroutines() != "" && time.Now().Before(deadline) {
+		for ssltest.EngineGoroutines() != "" && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
-		if left := engineGoroutines(); left != "" {
+		if left := ssltest.EngineGoroutines(); left != "" {
 			t.Errorf("engine goroutines left:\n%s", left)
 		}
 	})
-}
-
-// engineGoroutines returns the stacks of running engine goroutines.
-func engineGoroutines() string {
-	buf := make([]byte, 1<<20)
-	var left []string
-	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-		if strings.Contains(g, "connectors/ssl.(*Engine)") {
-			left = append(left, g)
-		}
-	}
-	return strings.Join(left, "\n\n")
-}
-
-// listen returns a listener on 127.0.0.1 and its port.
-func listen(t *testing.T) net.Listener {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
 }

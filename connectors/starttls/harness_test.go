@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +39,7 @@ type setup struct {
 func start(t *testing.T, protocol string, timeout time.Duration, hooks ...loop.Hook) *setup {
 	t.Helper()
 	certs := ssltest.New(t)
-	be := listen(t)
+	be := nproxytest.Listener(t)
 	port := freePort(t)
 	in, err := connectors.BuildIn("in", map[string]any{"type": "starttls", "host": "127.0.0.1",
 		"port": fmt.Sprint(port), "protocol": protocol, "timeout": fmt.Sprint(timeout.Seconds()),
@@ -85,13 +84,13 @@ func (s *setup) noLeak(t *testing.T, ends ...io.Closer) {
 		e.Close()
 	}
 	deadline := time.Now().Add(3 * time.Second)
-	for (len(sockets()) > s.base || engines() != "") && time.Now().Before(deadline) {
+	for (len(sockets()) > s.base || ssltest.EngineGoroutines() != "") && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if n := len(sockets()); n > s.base {
 		t.Errorf("%d sockets left open, %d before", n, s.base)
 	}
-	if left := engines(); left != "" {
+	if left := ssltest.EngineGoroutines(); left != "" {
 		t.Errorf("TLS engine goroutines left:\n%s", left)
 	}
 }
@@ -106,28 +105,6 @@ func sockets() []string {
 		}
 	}
 	return list
-}
-
-// engines returns the stacks of running TLS engine goroutines.
-func engines() string {
-	buf := make([]byte, 1<<20)
-	var left []string
-	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-		if strings.Contains(g, "connectors/ssl.(*Engine)") {
-			left = append(left, g)
-		}
-	}
-	return strings.Join(left, "\n\n")
-}
-
-func listen(t *testing.T) net.Listener {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
 }
 
 // freePort returns a port of 127.0.0.1 that was free a moment ago.

@@ -20,6 +20,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -152,4 +154,17 @@ func writePEM(t testing.TB, file, typ string, der []byte) {
 	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// EngineGoroutines returns the stacks of the TLS engine goroutines still
+// running, for leak checks: empty when none is left.
+func EngineGoroutines() string {
+	buf := make([]byte, 1<<20)
+	var left []string
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if strings.Contains(g, "connectors/ssl.(*Engine)") {
+			left = append(left, g)
+		}
+	}
+	return strings.Join(left, "\n\n")
 }
