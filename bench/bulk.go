@@ -13,6 +13,18 @@ import (
 type scenario struct {
 	name string
 	run  func(e *env, peers []*peer) ([]*table, error)
+	// cast, when set, gives the scenario its own peers instead of the plain
+	// relays of peerSet: another nproxy mode and the programs it is compared
+	// with (connect-tunnel, sslh, TLS termination). Its first peer whose
+	// name starts with "nproxy" is the reference of its ratios.
+	cast func(e *env) []*peer
+}
+
+func (sc scenario) peers(e *env) []*peer {
+	if sc.cast != nil {
+		return sc.cast(e)
+	}
+	return peerSet(e)
 }
 
 var allScenarios = []string{"bulk", scLatency, scSlowRead, scIdle, scRate}
@@ -22,11 +34,11 @@ var allScenarios = []string{"bulk", scLatency, scSlowRead, scIdle, scRate}
 // every connect() after it, so it goes last.
 func scenarios() []scenario {
 	return []scenario{
-		{"bulk", runBulk},
-		{scLatency, runLatency},
-		{scSlowRead, runSlowReader},
-		{scIdle, runIdle},
-		{scRate, runRate},
+		{name: "bulk", run: runBulk},
+		{name: scLatency, run: runLatency},
+		{name: scSlowRead, run: runSlowReader},
+		{name: scIdle, run: runIdle},
+		{name: scRate, run: runRate},
 	}
 }
 

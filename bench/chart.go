@@ -63,7 +63,7 @@ func drawBar(b *strings.Builder, peer string, s summary, scale float64, y int) {
 	}
 	px := func(v float64) float64 { return chartLabelW + v/scale*chartBarW }
 	color := "#7a8fb8"
-	if peer == nproxyName || strings.HasPrefix(peer, nproxyName+"-") {
+	if isNproxy(peer) {
 		color = "#d9480f"
 	}
 	fmt.Fprintf(b, `<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"/>`+"\n",

@@ -119,7 +119,8 @@ func run(quick bool, only, scen, out string) int {
 		}
 		logf("== %s", sc.name)
 		t0, load0 := time.Now(), firstLine("/proc/loadavg")
-		tables, err := sc.run(e, peerSet(e))
+		peers := sc.peers(e)
+		tables, err := sc.run(e, peers)
 		if err != nil {
 			logf("%s failed: %v", sc.name, err)
 			rep.failures = append(rep.failures, fmt.Sprintf("%s: %v", sc.name, err))
@@ -128,13 +129,13 @@ func run(quick bool, only, scen, out string) int {
 			t.load = [2]string{load0, firstLine("/proc/loadavg")}
 		}
 		rep.tables = append(rep.tables, tables...)
+		rep.addPeers(peers)
 		logf("   %s took %v", sc.name, time.Since(t0).Round(time.Second))
 	}
 	if scen == "" || set(strings.Split(scen, ",")...)["micro"] {
 		logf("== micro")
 		rep.micro = microBenchmarks(e.root)
 	}
-	rep.peers = peerSet(e)
 	rep.elapsed = time.Since(rep.started)
 	if !filepath.IsAbs(out) {
 		out = filepath.Join(e.root, out)

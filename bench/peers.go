@@ -43,8 +43,39 @@ func (p *peer) in(sc string) bool {
 	return true
 }
 
-// nproxyName is the peer every ratio is taken against.
+// nproxyName is the peer every ratio of the plain relay scenarios is taken against.
 const nproxyName = "nproxy"
+
+// isNproxy tells nproxy's own peers (whatever mode) from the others.
+func isNproxy(name string) bool {
+	return name == nproxyName || strings.HasPrefix(name, nproxyName+"-")
+}
+
+// checkPeers skips the peers this machine cannot run (nproxy did not
+// build, a program is not installed) and those left out by -peers; nproxy's
+// own peers are always kept, so every table has its reference.
+func checkPeers(e *env, peers []*peer) {
+	for _, p := range peers {
+		switch {
+		case p.skip != "" || p.argv == nil:
+		case isNproxy(p.name) && e.nproxyBin == "":
+			p.skip = "nproxy did not build: " + e.nproxyErr
+		default:
+			if _, err := exec.LookPath(p.argv(1, 2)[0]); err != nil {
+				p.skip = p.argv(1, 2)[0] + " not installed"
+			}
+		}
+	}
+	if e.only == "" {
+		return
+	}
+	keep := set(strings.Split(e.only, ",")...)
+	for _, p := range peers {
+		if !keep[p.name] && !isNproxy(p.name) && p.skip == "" {
+			p.skip = "left out by -peers"
+		}
+	}
+}
 
 func set(names ...string) map[string]bool {
 	m := map[string]bool{}
@@ -115,27 +146,13 @@ func peerSet(e *env) []*peer {
 	}
 	for _, p := range peers {
 		switch {
-		case p.argv == nil:
-		case strings.HasPrefix(p.name, "nproxy") && e.nproxyBin == "":
-			p.skip = "nproxy did not build: " + e.nproxyErr
-		case strings.HasPrefix(p.name, "nproxy-loops") && !e.nproxyLoops:
+		case strings.HasPrefix(p.name, "nproxy-loops") && e.nproxyBin != "" && !e.nproxyLoops:
 			p.skip = "this nproxy has no --loops flag"
 		case p.name == "netproxy-perl" && e.perlLib == "":
 			p.skip = "Net::Proxy unavailable: " + e.perlErr
-		default:
-			if _, err := exec.LookPath(p.argv(1, 2)[0]); err != nil {
-				p.skip = p.argv(1, 2)[0] + " not installed"
-			}
 		}
 	}
-	if e.only != "" {
-		keep := set(strings.Split(e.only+","+nproxyName, ",")...)
-		for _, p := range peers {
-			if !keep[p.name] && p.skip == "" {
-				p.skip = "left out by -peers"
-			}
-		}
-	}
+	checkPeers(e, peers)
 	return peers
 }
 

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -90,7 +91,7 @@ func (r *report) table(w writer, t *table) {
 		w("| %s |", p)
 		for _, m := range t.metrics {
 			s := summarize(m.vals[p])
-			ref := summarize(m.vals[nproxyName])
+			ref := summarize(m.vals[t.ref])
 			spread := "—"
 			if s.n > 1 {
 				spread = num(s.min) + "–" + num(s.max)
@@ -135,6 +136,16 @@ func (r *report) table(w writer, t *table) {
 		}
 	}
 	w("\n")
+}
+
+// addPeers adds a scenario's peers to the list at the end of the report;
+// the plain relays come back in every scenario but are listed once.
+func (r *report) addPeers(peers []*peer) {
+	for _, p := range peers {
+		if !slices.ContainsFunc(r.peers, func(q *peer) bool { return q.name == p.name }) {
+			r.peers = append(r.peers, p)
+		}
+	}
 }
 
 func (r *report) peerList(w writer) {

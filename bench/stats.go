@@ -13,6 +13,7 @@ type table struct {
 	method  string // how it was measured, for the report
 	metrics []*metric
 	peers   []string
+	ref     string              // the nproxy peer every ratio is taken against
 	notes   map[string][]string // per peer: errors, partial results
 	load    [2]string           // /proc/loadavg before and after: others' work on the machine
 }
@@ -32,6 +33,9 @@ func newTable(key, title, method string, peers []*peer, sc string, metrics ...*m
 	for _, p := range peers {
 		if p.in(sc) {
 			t.peers = append(t.peers, p.name)
+		}
+		if t.ref == "" && isNproxy(p.name) {
+			t.ref = p.name
 		}
 	}
 	for _, m := range metrics {
