@@ -167,7 +167,11 @@ func (l *Loop) afterWrite(s *Socket) {
 	pending := s.Pending()
 	src := s.Peer
 	if pending > 0 {
-		l.WatchWriter(s)
+		if waitsForFd(s) {
+			l.WatchWriter(s)
+		} else {
+			l.UnwatchWriter(s)
+		}
 		// Backpressure: the source waits until s drains. A pipe that could
 		// not be emptied also stops it, since splicing into a full pipe
 		// would fail the same way as reading an empty socket.
@@ -185,6 +189,14 @@ func (l *Loop) afterWrite(s *Socket) {
 	case src != nil && !src.readDone && !src.closed:
 		l.WatchReader(src)
 	}
+}
+
+// waitsForFd reports whether what is pending for s can move only once its
+// fd is writable. A flushing transport knows better: it may be waiting for
+// its own work, and then it wakes the socket itself.
+func waitsForFd(s *Socket) bool {
+	f, ok := s.transport.(Flusher)
+	return !ok || f.FdBlocked()
 }
 
 // finishRead handles EOF on s: the peer is shut down for writing once its

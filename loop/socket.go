@@ -41,14 +41,21 @@ type Transport interface {
 }
 
 // Flusher is implemented by transports that hold output of their own, such
-// as TLS records not yet sent: the loop counts it as pending for the socket,
-// keeps the socket in the writers list while it lasts, and calls Flush when
-// the socket is writable.
+// as TLS records not yet sent: the loop counts it as pending for the socket
+// and calls Flush when the socket is writable. It watches the fd for
+// writability only while FdBlocked: output still being prepared off the
+// loop (TLS plaintext being encrypted) is the transport's to announce,
+// through Notify, and meanwhile a level-triggered writable fd would wake the
+// loop on every pass with nothing to write.
 type Flusher interface {
 	// Flush writes held output to the fd; unix.EAGAIN means it must wait.
 	Flush() error
 	// Buffered reports the bytes held.
 	Buffered() int
+	// FdBlocked reports whether held output waits for the fd to take it.
+	// A transport that says no promises a Notify (writable) once it has
+	// output for the fd or room for more data from the relay.
+	FdBlocked() bool
 }
 
 // Closer is told when a socket is closed. The proxy uses it to count closed

@@ -282,7 +282,10 @@ func (e *Engine) writer() {
 		n, err := e.tc.Write(seg)
 		e.mu.Lock()
 		e.pout.discard(n)
-		if e.writeBlocked {
+		// The loop waits for room when Write refused bytes, and for an
+		// empty queue before it reads more for this socket (backpressure
+		// ends when nothing is pending): both are news.
+		if e.writeBlocked || e.pout.len() == 0 {
 			e.writeBlocked, e.fire = false, true
 		}
 		if err != nil {

@@ -251,13 +251,13 @@ func (c *conn) Flush() error {
 }
 
 // Buffered implements loop.Flusher. Plaintext still to encrypt counts, so
-// that the relay neither shuts nor closes the socket before it is sent. The
-// price: while it is being encrypted, the relay keeps the socket in the
-// writers list, and epoll reports the fd writable with nothing to write
-// (taking the socket out of the list each time cost more, in epoll_ctl
-// calls, than the spurious wake-ups). A transport gate in the loop would
-// remove both: the loop has no such hook yet.
+// that the relay neither shuts nor closes the socket before it is sent.
 func (c *conn) Buffered() int { return c.e.Buffered() }
+
+// FdBlocked implements loop.Flusher: only ciphertext left over by Flush
+// waits for the fd. Plaintext being encrypted does not: the engine notifies
+// when its ciphertext is ready or its queue has room again (wake).
+func (c *conn) FdBlocked() bool { return len(c.e.Cipher()) > 0 }
 
 // CloseWrite implements loop.Transport: close_notify, then shutdown(SHUT_WR).
 func (c *conn) CloseWrite() error {
