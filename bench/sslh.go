@@ -70,8 +70,8 @@ func sslhCast(e *env) []*peer {
 			"connection, which probes and then relays; same options as sslh-select",
 			argv: debian("/usr/sbin/sslh"), forks: true},
 		{name: "netproxy-perl-sslh", desc: "Net::Proxy 0.12's `sslh` script (Debian libnet-proxy-perl), `-t 30`: " +
-			"its dual connector waits for each client's first byte inside accept, so one silent client " +
-			"holds every other one up for the whole timeout",
+			"its dual connector waits for each client's first byte inside accept (listen backlog 1), so one " +
+			"silent client holds every other one up for the whole timeout",
 			argv: func(l, t int) []string {
 				return []string{"perl", script, "-p", addr(l), "-s", addr(sslhServerFirst), "-l", addr(t), "-t", wait}
 			},
@@ -112,16 +112,17 @@ func runSSLH(e *env, peers []*peer) ([]*table, error) {
 	}
 	rate := newTable(scSSLHRate, "sslh: client-first connections per second", fmt.Sprintf(
 		"%d Go clients at once, each in a loop for %v: connect, write 64 bytes (`0123456789abcdef` four times, which no probe takes for SSH or TLS), "+
-			"read its echo, close (%v at most per connection, else it counts as failed; \"failed\" is the share of connections that did). Once with no other "+
+			"read its echo, close (%v to connect and %v for the echo, else it counts as failed; \"failed\" is the share of connections that did). Once with no other "+
 			"client (\"alone\"), once while %d silent clients wait on the timeout (-t %d): they are dialled "+
-			"in batches of %d, each batch checked taken by the peer (its fds, from /proc) before the next, "+
+			"in batches of %d, each batch checked taken by the peer (an open fd each, or a child process each for sslh-fork, "+
+			"read from /proc) before the next, "+
 			"and reset after the window. A fresh peer per measurement; %d rounds, peers interleaved. Upstreams: "+
 			"the evio echo (client-first) and, for the timeout route, a Go server that sends an SSH banner first.",
-		sslhClients, e.cfg.rateDur, sslhLimit, sslhSilent, sslhWait, sslhBatch, e.cfg.rounds), peers, scSSLHRate, rateCols...)
+		sslhClients, e.cfg.rateDur, sslhLimit, sslhLimit, sslhSilent, sslhWait, sslhBatch, e.cfg.rounds), peers, scSSLHRate, rateCols...)
 	lat := newTable(scSSLHLatency, "sslh: latency of client-first connections", fmt.Sprintf(
 		"The connections of the sslh-rate table, each timed from connect to the echo read back, %d clients "+
 			"at once, so the percentiles include the time a connection waits for the others. A failed connection "+
-			"counts at the time it took to fail (%v when it timed out): with failures, percentiles are lower "+
+			"counts at the time it took to fail (%v or more when it timed out): with failures, percentiles are lower "+
 			"bounds.", sslhClients, sslhLimit), peers, scSSLHLatency, latCols...)
 	echo, err := startEcho(e)
 	if err != nil {
@@ -195,7 +196,9 @@ type sslhResult struct {
 
 func (r *sslhResult) record(peer string, l *sslhLevel, d time.Duration) {
 	l.rate.add(peer, float64(r.ok)/d.Seconds())
-	l.fails.add(peer, 100*float64(r.fails)/float64(r.ok+r.fails))
+	if n := r.ok + r.fails; n > 0 {
+		l.fails.add(peer, 100*float64(r.fails)/float64(n))
+	}
 	if len(r.samples) > 0 {
 		l.p50.add(peer, us(r.samples, 0.50))
 		l.p99.add(peer, us(r.samples, 0.99))
@@ -234,14 +237,14 @@ func sslhOnce(e *env, p *peer, target, silent int, t *table) (*sslhResult, error
 		return nil, fmt.Errorf("the peer died during the window (%d silent clients open)", len(conns))
 	}
 	if held := holding(r) - base; silent > 0 && held < len(conns) {
-		t.note(p.name, "after the window it held %d connections for the %d silent clients (%s)", held, len(conns), holdingWhat(r))
+		t.note(p.name, "after the window it held %d of the %d silent clients (%s)", held, len(conns), holdingWhat(r))
 	}
 	return res, nil
 }
 
 // openSilent dials n clients that never send, a batch at a time, and waits
-// until the peer holds a descriptor for each (a completed dial only means
-// the kernel queued it) before the next batch.
+// until the peer holds each one (a completed dial only means the kernel
+// queued it) before the next batch.
 func openSilent(r *running, addr string, n, base int) ([]net.Conn, error) {
 	var conns []net.Conn
 	for len(conns) < n {
