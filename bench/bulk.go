@@ -27,7 +27,7 @@ func (sc scenario) peers(e *env) []*peer {
 	return peerSet(e)
 }
 
-var allScenarios = []string{"bulk", scLatency, scSlowRead, scIdle, scRate}
+var allScenarios = []string{"bulk", scLatency, scSlowRead, scIdle, scTLS, scRate}
 
 // scenarios run in this order: the connection-rate scenario leaves tens of
 // thousands of sockets in TIME_WAIT on 127.0.0.1 for a minute, which slows
@@ -38,6 +38,7 @@ func scenarios() []scenario {
 		{name: scLatency, run: runLatency},
 		{name: scSlowRead, run: runSlowReader},
 		{name: scIdle, run: runIdle},
+		{name: scTLS, run: runTLS, cast: tlsCast},
 		{name: scRate, run: runRate},
 	}
 }
