@@ -40,7 +40,8 @@ bench-full:
 	$(GO) run ./bench
 
 bench-deps:
-	apt-get install -y socat haproxy iperf3 perl linux-perf iproute2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y socat haproxy iperf3 perl linux-perf iproute2 \
+		sslh tinyproxy proxytunnel libwww-perl systemd stunnel4
 
 # Short runs of every fuzz target (go test runs their seed corpora anyway).
 FUZZTIME ?= 20s

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -86,25 +88,14 @@ func runBulk(e *env, peers []*peer) ([]*table, error) {
 	// Each relay is started right before each of its tests and stopped right
 	// after: Net::Proxy, once iperf3 has hung up on it, spins at 100% CPU on
 	// its dead sockets, and would otherwise slow every peer after it.
-	servers := map[string]*running{}
+	servers, err := startIperfServers(e, peers, scBulk1, scBulk8)
 	defer func() {
 		for _, s := range servers {
 			s.stop()
 		}
 	}()
-	for _, p := range peers {
-		if !p.in(scBulk1) && !p.in(scBulk8) {
-			continue
-		}
-		port := freePort()
-		srv, err := start(e.logDir, nil, "iperf3", "-s", "-B", "127.0.0.1", "-p", strconv.Itoa(port))
-		if err != nil {
-			return nil, err
-		}
-		servers[p.name] = &running{proc: srv, listen: port}
-		if err := waitListen(port, srv, 5*time.Second); err != nil {
-			return nil, err
-		}
+	if err != nil {
+		return nil, err
 	}
 	for round := 0; round < e.cfg.rounds; round++ {
 		for _, n := range streams {
@@ -135,6 +126,27 @@ func runBulk(e *env, peers []*peer) ([]*table, error) {
 	return []*table{tables[1], tables[8]}, nil
 }
 
+// startIperfServers gives each peer of the scenarios scs its own iperf3
+// server: a test that fails half-way cannot wedge the next peer's.
+func startIperfServers(e *env, peers []*peer, scs ...string) (map[string]*running, error) {
+	servers := map[string]*running{}
+	for _, p := range peers {
+		if !slices.ContainsFunc(scs, p.in) {
+			continue
+		}
+		port := freePort()
+		srv, err := start(e.logDir, nil, "iperf3", "-s", "-B", "127.0.0.1", "-p", strconv.Itoa(port))
+		if err != nil {
+			return servers, err
+		}
+		servers[p.name] = &running{proc: srv, listen: port}
+		if err := waitListen(port, srv, 5*time.Second); err != nil {
+			return servers, err
+		}
+	}
+	return servers, nil
+}
+
 // bulkOnce starts p in front of the iperf3 server on port, runs one test
 // (with perf recording the relay when profile is set), and stops p.
 func bulkOnce(e *env, p *peer, port, streams int, profile func(r *running) func()) (*iperfResult, cost, error) {
@@ -146,7 +158,7 @@ func bulkOnce(e *env, p *peer, port, streams int, profile func(r *running) func(
 	if profile != nil {
 		defer profile(r)()
 	}
-	return iperf(e, r, streams)
+	return iperf(e, r, "-P", strconv.Itoa(streams))
 }
 
 // cost is what one test cost the relay: CPU seconds and context switches
@@ -156,20 +168,20 @@ type cost struct {
 	switches int64
 }
 
-// iperf runs one client through r and returns the result and its cost.
-func iperf(e *env, r *running, streams int) (*iperfResult, cost, error) {
+// iperf runs one client through r, with args (-P N, -R) added to its
+// command line, and returns the result and its cost.
+func iperf(e *env, r *running, args ...string) (*iperfResult, cost, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(e.cfg.bulkSecs+5)*time.Second)
 	defer cancel()
 	cpu0, csw0 := cpuSeconds(r.pid()), ctxSwitches(r.pid())
-	cmd := exec.CommandContext(ctx, "iperf3", "-c", "127.0.0.1", "-p", strconv.Itoa(r.listen),
-		"-t", strconv.Itoa(e.cfg.bulkSecs), "-P", strconv.Itoa(streams), "-J")
-	out, err := cmd.Output()
+	argv := append([]string{"-c", "127.0.0.1", "-p", strconv.Itoa(r.listen), "-t", strconv.Itoa(e.cfg.bulkSecs), "-J"}, args...)
+	out, err := exec.CommandContext(ctx, "iperf3", argv...).Output()
 	var res iperfResult
 	if jerr := json.Unmarshal(out, &res); jerr != nil {
-		return nil, cost{}, fmt.Errorf("iperf3 -P %d: %v %v", streams, err, jerr)
+		return nil, cost{}, fmt.Errorf("iperf3 %s: %v %v", strings.Join(args, " "), err, jerr)
 	}
 	if res.Error != "" {
-		return nil, cost{}, fmt.Errorf("iperf3 -P %d: %s", streams, res.Error)
+		return nil, cost{}, fmt.Errorf("iperf3 %s: %s", strings.Join(args, " "), res.Error)
 	}
 	c := cost{switches: -1}
 	if r.proc == nil {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -13,8 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -259,7 +255,7 @@ func rateSteps(e *env, t *table, echo int, proxy *proc) []connectStep {
 		label := fmt.Sprintf("%d client%s", n, plural(n))
 		steps = append(steps, connectStep{t: t, label: label, target: func(*peer) int { return echo }, run: func(r *running) (int64, error, error) {
 			cpu0 := cpuSeconds(proxy.pid())
-			ok, fails, firstErr := connLoopWith(n, tunnelWindow(e), tunnelDialer(r))
+			ok, fails, firstErr := clientLoop(n, tunnelWindow(e), tunnelDialer(r))
 			secs := tunnelWindow(e).Seconds()
 			t.metrics[i].add(r.p.name, float64(ok)/secs)
 			if i == len(rateClients)-1 {
@@ -310,73 +306,27 @@ func connectShort(proxyAddr, target string, buf []byte) error {
 	return err
 }
 
-// connLoopWith is load.go's connLoop with the connection made by once: each
-// of clients goroutines calls it in a loop for d.
-func connLoopWith(clients int, d time.Duration, once func(buf []byte) error) (ok, fails int64, firstErr error) {
-	deadline := time.Now().Add(d)
-	var wg sync.WaitGroup
-	var first sync.Once
-	for i := 0; i < clients; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, len(ping))
-			for time.Now().Before(deadline) {
-				if err := once(buf); err != nil {
-					atomic.AddInt64(&fails, 1)
-					first.Do(func() { firstErr = err })
-					continue
-				}
-				atomic.AddInt64(&ok, 1)
-			}
-		}()
-	}
-	wg.Wait()
-	return ok, fails, firstErr
-}
-
 func bulkSteps(e *env, t *table, iperfs map[string]*running, proxy *proc) []connectStep {
 	var steps []connectStep
 	for i, dir := range [][]string{nil, {"-R"}} {
 		label := t.metrics[i].name
 		steps = append(steps, connectStep{t: t, label: label, target: func(p *peer) int { return iperfs[p.name].listen }, run: func(r *running) (int64, error, error) {
 			tp0 := cpuSeconds(proxy.pid())
-			res, cpu, err := iperfWith(e, r, dir...)
+			res, c, err := iperf(e, r, dir...)
 			if err != nil {
 				return 0, nil, err
 			}
 			t.metrics[i].add(r.p.name, res.End.SumReceived.BitsPerSecond/1e9)
 			if gb := res.End.SumReceived.Bytes / 1e9; gb > 0 {
-				t.metrics[2].add(r.p.name, cpu/gb)
+				t.metrics[2].add(r.p.name, c.cpu/gb)
 				t.metrics[3].add(r.p.name, (cpuSeconds(proxy.pid())-tp0)/gb)
 			}
 			logf("   %s %-28s %s %6.2f Gbit/s  entry cpu %.2fs", t.key, r.p.name, label,
-				res.End.SumReceived.BitsPerSecond/1e9, cpu)
+				res.End.SumReceived.BitsPerSecond/1e9, c.cpu)
 			return 0, nil, nil
 		}})
 	}
 	return steps
-}
-
-// startIperfServers gives each peer of sc its own iperf3 server, as runBulk
-// does: a test that fails half-way cannot wedge the next peer's.
-func startIperfServers(e *env, peers []*peer, sc string) (map[string]*running, error) {
-	servers := map[string]*running{}
-	for _, p := range peers {
-		if !p.in(sc) {
-			continue
-		}
-		port := freePort()
-		srv, err := start(e.logDir, nil, "iperf3", "-s", "-B", "127.0.0.1", "-p", strconv.Itoa(port))
-		if err != nil {
-			return servers, err
-		}
-		servers[p.name] = &running{proc: srv, listen: port}
-		if err := waitListen(port, srv, 5*time.Second); err != nil {
-			return servers, err
-		}
-	}
-	return servers, nil
 }
 
 // startWebProxy writes the tinyproxy configuration of bench/peers with this
@@ -408,25 +358,6 @@ func startWebProxy(e *env, p *peer, allowed []int) (*proc, error) {
 	argv[len(argv)-1] = "$TMP/" + webProxyConf // bench/peers' with the ports filled in
 	e.recordCommand(p.name, nil, argv)
 	return pr, nil
-}
-
-// iperfWith is bulk.go's iperf with any client arguments (here -R): one
-// 1-stream test through r, and the CPU it cost r's process tree.
-func iperfWith(e *env, r *running, args ...string) (*iperfResult, float64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(e.cfg.bulkSecs+5)*time.Second)
-	defer cancel()
-	cpu0 := cpuSeconds(r.pid())
-	argv := append([]string{"-c", "127.0.0.1", "-p", strconv.Itoa(r.listen), "-t", strconv.Itoa(e.cfg.bulkSecs), "-J"}, args...)
-	out, err := exec.CommandContext(ctx, "iperf3", argv...).Output()
-	var res iperfResult
-	if jerr := json.Unmarshal(out, &res); jerr != nil {
-		return nil, 0, fmt.Errorf("iperf3 %s: %v %v", strings.Join(args, " "), err, jerr)
-	}
-	if res.Error != "" {
-		return nil, 0, fmt.Errorf("iperf3 %s: %s", strings.Join(args, " "), res.Error)
-	}
-	waitChildrenReaped(r.pid(), time.Second)
-	return &res, cpuSeconds(r.pid()) - cpu0, nil
 }
 
 // tallies gathers what went wrong over the rounds per step and peer, so

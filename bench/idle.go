@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -108,19 +109,45 @@ const maxIdleFailures = 4
 // once before the next, and returns those that did. It stops at the time
 // limit or after maxIdleFailures failures.
 func openEchoed(addr string, n int, limit time.Duration) (conns []net.Conn, failed int, firstErr error) {
-	buf := make([]byte, len(ping))
+	return openEach(func(buf []byte) (net.Conn, error) { return openOne(addr, buf) }, n, limit, 1)
+}
+
+// openEach opens up to n connections of any kind with open, from openers
+// goroutines, until the time limit or maxIdleFailures failures.
+func openEach[C any](open func(buf []byte) (C, error), n int, limit time.Duration, openers int) (conns []C, failed int, firstErr error) {
+	var mu sync.Mutex
+	claimed := 0
 	deadline := time.Now().Add(limit)
-	for len(conns) < n && failed < maxIdleFailures && time.Now().Before(deadline) {
-		c, err := openOne(addr, buf)
-		if err != nil {
-			failed++
-			if firstErr == nil {
-				firstErr = err
+	var wg sync.WaitGroup
+	for w := 0; w < openers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, len(ping))
+			for {
+				mu.Lock()
+				if claimed >= n || failed >= maxIdleFailures || time.Now().After(deadline) {
+					mu.Unlock()
+					return
+				}
+				claimed++
+				mu.Unlock()
+				c, err := open(buf)
+				mu.Lock()
+				if err != nil {
+					claimed--
+					failed++
+					if firstErr == nil {
+						firstErr = err
+					}
+				} else {
+					conns = append(conns, c)
+				}
+				mu.Unlock()
 			}
-			continue
-		}
-		conns = append(conns, c)
+		}()
 	}
+	wg.Wait()
 	return conns, failed, firstErr
 }
 

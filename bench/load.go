@@ -37,26 +37,36 @@ func withRelays(e *env, peers []*peer, sc string, t *table, rounds int, f func(r
 	}
 	defer echo.stop()
 	for round := 0; round < rounds; round++ {
-		for _, p := range rotated(peers, round) {
-			if !p.in(sc) {
-				continue
-			}
-			// A fresh relay per measurement, as in bulk: one that went bad
-			// (Net::Proxy spinning on dead sockets) must not slow the next.
-			r, err := launch(e, p, echo.listen)
-			if err != nil {
-				t.note(p.name, "did not start: %v", err)
-				continue
-			}
-			err = f(r, round)
-			r.stop()
-			if err != nil {
-				t.note(p.name, "%v", err)
-				logf("   %s %s: %v", sc, p.name, err)
-			}
-		}
+		eachRelay(e, peers, sc, t, round, echo.listen, func(r *running) error { return f(r, round) })
 	}
 	return nil
+}
+
+// eachRelay runs one round of sc: every peer in turn (the order rotated by
+// round), each started fresh in front of target for its measurement only,
+// so that one that went bad (Net::Proxy spinning on dead sockets) cannot
+// slow the next.
+func eachRelay(e *env, peers []*peer, sc string, t *table, round, target int, f func(r *running) error) {
+	for _, p := range rotated(peers, round) {
+		if !p.in(sc) {
+			continue
+		}
+		r, err := launch(e, p, target)
+		if err != nil {
+			t.note(p.name, "did not start: %v", err)
+			logf("   %s %s: did not start: %v", sc, p.name, err)
+			continue
+		}
+		err = f(r)
+		if err == nil && r.proc != nil && r.proc.exited() {
+			err = fmt.Errorf("the relay died during round %d", round+1)
+		}
+		r.stop()
+		if err != nil {
+			t.note(p.name, "%v", err)
+			logf("   %s %s: %v", sc, p.name, err)
+		}
+	}
 }
 
 // echoOnce writes the 64-byte ping and reads it back.
@@ -89,19 +99,24 @@ func runRate(e *env, peers []*peer) ([]*table, error) {
 // connLoop runs the short-connection clients for d.
 func connLoop(port, clients int, d time.Duration) (ok, fails int64, firstErr error) {
 	addr := "127.0.0.1:" + strconv.Itoa(port)
+	return clientLoop(clients, d, func(buf []byte) error { return shortConn(addr, buf) })
+}
+
+// clientLoop runs clients goroutines, each calling once in a loop for d
+// with a buffer of its own, and counts the calls that worked and failed.
+func clientLoop(clients int, d time.Duration, once func(buf []byte) error) (ok, fails int64, firstErr error) {
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
-	var once sync.Once
+	var first sync.Once
 	for i := 0; i < clients; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, len(ping))
 			for time.Now().Before(deadline) {
-				err := shortConn(addr, buf)
-				if err != nil {
+				if err := once(buf); err != nil {
 					atomic.AddInt64(&fails, 1)
-					once.Do(func() { firstErr = err })
+					first.Do(func() { firstErr = err })
 					continue
 				}
 				atomic.AddInt64(&ok, 1)

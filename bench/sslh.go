@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -189,7 +188,7 @@ func startBanner() (net.Listener, error) {
 
 // sslhResult is one window of client-first connections.
 type sslhResult struct {
-	ok, fails int
+	ok, fails int64
 	firstErr  error
 	samples   []time.Duration // sorted; failed connections included
 }
@@ -283,41 +282,16 @@ func resetAll(conns []net.Conn) {
 // connection, failed ones included.
 func clientFirst(addr string, clients int, d time.Duration) *sslhResult {
 	res := &sslhResult{}
-	deadline := time.Now().Add(d)
 	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for i := 0; i < clients; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, len(ping))
-			var local []time.Duration
-			ok, fails := 0, 0
-			var first error
-			for time.Now().Before(deadline) {
-				t0 := time.Now()
-				err := shortConn(addr, buf)
-				local = append(local, time.Since(t0))
-				if err != nil {
-					fails++
-					if first == nil {
-						first = err
-					}
-					continue
-				}
-				ok++
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			res.samples = append(res.samples, local...)
-			res.ok += ok
-			res.fails += fails
-			if res.firstErr == nil {
-				res.firstErr = first
-			}
-		}()
-	}
-	wg.Wait()
+	res.ok, res.fails, res.firstErr = clientLoop(clients, d, func(buf []byte) error {
+		t0 := time.Now()
+		err := shortConn(addr, buf)
+		took := time.Since(t0)
+		mu.Lock()
+		res.samples = append(res.samples, took)
+		mu.Unlock()
+		return err
+	})
 	slices.Sort(res.samples)
 	return res
 }
@@ -356,18 +330,4 @@ func brief(err error) string {
 		return op.Op + ": " + op.Err.Error()
 	}
 	return fmt.Sprint(err)
-}
-
-func children(pid int) []int {
-	var out []int
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	for _, t := range tasks {
-		b, _ := os.ReadFile(t)
-		for _, f := range strings.Fields(string(b)) {
-			if c, err := strconv.Atoi(f); err == nil {
-				out = append(out, c)
-			}
-		}
-	}
-	return out
 }

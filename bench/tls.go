@@ -21,7 +21,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -234,56 +233,6 @@ func tlsEchoed(addr string, cfg *tls.Config, buf []byte) (*tls.Conn, error) {
 // negotiated says what a handshake agreed on, for the table notes.
 func negotiated(s tls.ConnectionState) string {
 	return fmt.Sprintf("negotiated %s, %s, %v", tls.VersionName(s.Version), tls.CipherSuiteName(s.CipherSuite), s.CurveID)
-}
-
-// eachRelay runs one round of sc: every peer in turn (the order rotated by
-// round), each started fresh in front of target for its measurement only,
-// as withRelays does in front of the echo server.
-func eachRelay(e *env, peers []*peer, sc string, t *table, round, target int, f func(r *running) error) {
-	for _, p := range rotated(peers, round) {
-		if !p.in(sc) {
-			continue
-		}
-		r, err := launch(e, p, target)
-		if err != nil {
-			t.note(p.name, "did not start: %v", err)
-			logf("   %s %s: did not start: %v", sc, p.name, err)
-			continue
-		}
-		err = f(r)
-		if err == nil && r.proc.exited() {
-			err = fmt.Errorf("the relay died during round %d", round+1)
-		}
-		r.stop()
-		if err != nil {
-			t.note(p.name, "%v", err)
-			logf("   %s %s: %v", sc, p.name, err)
-		}
-	}
-}
-
-// clientLoop runs clients goroutines, each calling once in a loop for d.
-func clientLoop(clients int, d time.Duration, once func(buf []byte) error) (ok, fails int64, firstErr error) {
-	deadline := time.Now().Add(d)
-	var wg sync.WaitGroup
-	var first sync.Once
-	for i := 0; i < clients; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, len(ping))
-			for time.Now().Before(deadline) {
-				if err := once(buf); err != nil {
-					atomic.AddInt64(&fails, 1)
-					first.Do(func() { firstErr = err })
-					continue
-				}
-				atomic.AddInt64(&ok, 1)
-			}
-		}()
-	}
-	wg.Wait()
-	return ok, fails, firstErr
 }
 
 func tlsHandshakes(e *env, peers []*peer, f *tlsFiles) (*table, error) {
@@ -536,7 +485,7 @@ func tlsIdleOnce(r *running, f *tlsFiles, n int, limit time.Duration, t *table) 
 	time.Sleep(200 * time.Millisecond)
 	base, basePss := measure(r.pid()), pssKiB(r.pid())
 	t0 := time.Now()
-	conns, failed, firstErr := openEach(open, n, limit)
+	conns, failed, firstErr := openEach(open, n, limit, idleOpeners)
 	setup := time.Since(t0)
 	// Reset rather than close, as idle.go does: no TIME_WAIT left behind.
 	resetAll := func() {
@@ -579,47 +528,8 @@ func tlsIdleOnce(r *running, f *tlsFiles, n int, limit time.Duration, t *table) 
 	return nil
 }
 
-// idleOpeners open the idle connections in parallel, each checked to echo
-// before its opener opens the next: one full handshake at a time would take
-// most of the time allowed (stunnel starts a thread for each), and 4 in
+// idleOpeners open the idle TLS connections in parallel, each checked to
+// echo before its opener opens the next: one full handshake at a time would
+// take most of the time allowed (stunnel starts a thread for each), and 4 in
 // flight are nothing to any listen backlog.
 const idleOpeners = 4
-
-// openEach is idle.go's openEchoed for any kind of connection, with idleOpeners
-// openers: up to n, until the time limit or maxIdleFailures failures.
-func openEach[C any](open func(buf []byte) (C, error), n int, limit time.Duration) (conns []C, failed int, firstErr error) {
-	var mu sync.Mutex
-	claimed := 0
-	deadline := time.Now().Add(limit)
-	var wg sync.WaitGroup
-	for w := 0; w < idleOpeners; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, len(ping))
-			for {
-				mu.Lock()
-				if claimed >= n || failed >= maxIdleFailures || time.Now().After(deadline) {
-					mu.Unlock()
-					return
-				}
-				claimed++
-				mu.Unlock()
-				c, err := open(buf)
-				mu.Lock()
-				if err != nil {
-					claimed--
-					failed++
-					if firstErr == nil {
-						firstErr = err
-					}
-				} else {
-					conns = append(conns, c)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return conns, failed, firstErr
-}
