@@ -122,7 +122,7 @@ func runBulk(e *env, peers []*peer) ([]*table, error) {
 			}
 		}
 	}
-	profileBulk(e, peers, servers)
+	profile(e, peers, scBulk1, scBulk1, bulkWorkload(e, servers))
 	return []*table{tables[1], tables[8]}, nil
 }
 

@@ -79,21 +79,35 @@ func echoOnce(c net.Conn, buf []byte) error {
 }
 
 func runRate(e *env, peers []*peer) ([]*table, error) {
-	rate := higher("connections", "conn/s")
+	rate, cpu := higher("connections", "conn/s"), lower("relay CPU", "µs/conn")
 	t := newTable(scRate, "Connection rate", fmt.Sprintf(
 		"%d concurrent Go clients, each in a loop: connect, write 64 bytes, read the 64-byte echo, close; "+
-			"%v per round, %d rounds, peers interleaved. Upstream: evio echo (one loop).",
-		e.cfg.concurrency, e.cfg.rateDur, e.cfg.rounds), peers, scRate, rate)
-	err := withRelays(e, peers, scRate, t, e.cfg.rounds, func(r *running, round int) error {
-		ok, fails, firstErr := connLoop(r.listen, e.cfg.concurrency, e.cfg.rateDur)
-		rate.add(r.p.name, float64(ok)/e.cfg.rateDur.Seconds())
-		logf("   connrate round %d %-18s %8.0f conn/s  (%d failed)", round+1, r.p.name, float64(ok)/e.cfg.rateDur.Seconds(), fails)
-		if fails > 0 {
-			return fmt.Errorf("%d connections failed in round %d, first: %v", fails, round+1, firstErr)
-		}
-		return nil
-	})
-	return []*table{t}, err
+			"%v per round, %d rounds, peers interleaved. Upstream: evio echo (one loop). Relay CPU is utime+stime "+
+			"(children included) from /proc/PID/stat over the window, divided by the connections.",
+		e.cfg.concurrency, e.cfg.rateDur, e.cfg.rounds), peers, scRate, rate, cpu)
+	echo, err := startEcho(e)
+	if err != nil {
+		return nil, err
+	}
+	defer echo.stop()
+	for round := 0; round < e.cfg.rounds; round++ {
+		eachRelay(e, peers, scRate, t, round, echo.listen, func(r *running) error {
+			cpu0 := cpuSeconds(r.pid())
+			ok, fails, firstErr := connLoop(r.listen, e.cfg.concurrency, e.cfg.rateDur)
+			waitChildrenReaped(r.pid(), time.Second)
+			rate.add(r.p.name, float64(ok)/e.cfg.rateDur.Seconds())
+			if ok > 0 {
+				cpu.add(r.p.name, (cpuSeconds(r.pid())-cpu0)/float64(ok)*1e6)
+			}
+			logf("   connrate round %d %-18s %8.0f conn/s  (%d failed)", round+1, r.p.name, float64(ok)/e.cfg.rateDur.Seconds(), fails)
+			if fails > 0 {
+				return fmt.Errorf("%d connections failed in round %d, first: %v", fails, round+1, firstErr)
+			}
+			return nil
+		})
+	}
+	profile(e, peers, scRate, scRate, rateWorkload(e, echo.listen))
+	return []*table{t}, nil
 }
 
 // connLoop runs the short-connection clients for d.
