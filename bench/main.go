@@ -2,8 +2,8 @@
 // proxy, a gnet relay and Net::Proxy itself, and writes BENCHMARKS.md with a
 // chart per scenario in bench/charts/. Run it from the repository root:
 //
-//	go run ./bench -quick   # about two and a half minutes
-//	go run ./bench          # the full run, about sixteen minutes
+//	go run ./bench -quick   # about four minutes
+//	go run ./bench          # the full run, about half an hour
 //
 // Every process it starts (upstream servers, peers, nproxy) listens on
 // 127.0.0.1 only and is killed by pid when the run ends, however it ends.
@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -87,7 +88,7 @@ func main() {
 	listen := flag.Int("listen", 0, "internal: port of -role")
 	target := flag.Int("target", 0, "internal: upstream port of -role")
 	loops := flag.Int("loops", 1, "internal: event loops of -role gnet")
-	quick := flag.Bool("quick", false, "short run (about two and a half minutes)")
+	quick := flag.Bool("quick", false, "short run (about four minutes)")
 	only := flag.String("peers", "", "comma-separated peers to run besides nproxy (default: all)")
 	scen := flag.String("scenarios", "", "comma-separated scenarios (default: all): "+strings.Join(allScenarios, ",")+",micro")
 	out := flag.String("out", "BENCHMARKS.md", "report to write, relative to the repository root; its charts go to bench/charts/ beside it")
@@ -118,6 +119,7 @@ func run(quick bool, only, scen, out string) int {
 			continue
 		}
 		logf("== %s", sc.name)
+		drainTimeWait()
 		t0, load0 := time.Now(), firstLine("/proc/loadavg")
 		peers := sc.peers(e)
 		tables, err := sc.run(e, peers)
@@ -147,6 +149,36 @@ func run(quick bool, only, scen, out string) int {
 	}
 	logf("wrote %s in %v", out, rep.elapsed.Round(time.Second))
 	return 0
+}
+
+// drainTimeWait waits (a minute at most: the kernel keeps TIME_WAIT for 60 s)
+// until the sockets closed by the previous scenario have left TIME_WAIT.
+// Tens of thousands of them on 127.0.0.1 make every connect() search
+// longer for a free port, which would slow the next scenario for every peer.
+func drainTimeWait() {
+	t0 := time.Now()
+	for timeWait() > 1000 && time.Since(t0) < 65*time.Second {
+		time.Sleep(time.Second)
+	}
+	if d := time.Since(t0); d > time.Second {
+		logf("   waited %v for TIME_WAIT sockets to expire", d.Round(time.Second))
+	}
+}
+
+// timeWait reads the number of TCP sockets in TIME_WAIT from
+// /proc/net/sockstat ("TCP: inuse N orphan N tw N ..."); -1 if unknown.
+func timeWait() int {
+	b, _ := os.ReadFile("/proc/net/sockstat")
+	_, tcp, _ := strings.Cut(string(b), "TCP:")
+	tcp, _, _ = strings.Cut(tcp, "\n")
+	f := strings.Fields(tcp)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "tw" {
+			n, _ := strconv.Atoi(f[i+1])
+			return n
+		}
+	}
+	return -1
 }
 
 func logf(format string, args ...any) {
