@@ -153,20 +153,25 @@ func shortConn(addr string, buf []byte) error {
 
 func runLatency(e *env, peers []*peer) ([]*table, error) {
 	p50, p99, p999 := lower("p50", "µs"), lower("p99", "µs"), lower("p99.9", "µs")
-	rts := higher("round trips", "k/s")
+	rts, cpu := higher("round trips", "k/s"), lower("relay CPU", "µs/round trip")
 	t := newTable(scLatency, "Latency, 64-byte ping-pong", fmt.Sprintf(
 		"%d persistent connections, each a closed loop: write 64 bytes, read the echo, record the time; "+
 			"%v per round after 100 warm-up round trips per connection, %d rounds, peers interleaved. "+
 			"Percentiles are exact (every sample kept and sorted). Closed loop: a stalled reply delays the next "+
 			"request instead of queueing it, so the tail is coordinated-omission optimistic for every peer alike. "+
 			"With 32 requests always in flight and the clients, the echo server and the relay on the same 2 cores, "+
-			"p50 is mostly 32 ÷ the round-trip rate: the CPU cost of one round trip through the whole chain.",
-		e.cfg.concurrency, e.cfg.latDur, e.cfg.rounds), peers, scLatency, p50, p99, p999, rts)
+			"p50 is mostly 32 ÷ the round-trip rate: the CPU cost of one round trip through the whole chain. "+
+			"Relay CPU is utime+stime (children included) from /proc/PID/stat over the whole test, warm-up included, "+
+			"divided by the round trips timed: the relay's own part of that cost.",
+		e.cfg.concurrency, e.cfg.latDur, e.cfg.rounds), peers, scLatency, p50, p99, p999, rts, cpu)
 	err := withRelays(e, peers, scLatency, t, e.cfg.rounds, func(r *running, round int) error {
+		cpu0 := cpuSeconds(r.pid())
 		samples, err := pingPong(r.listen, e.cfg.concurrency, e.cfg.latDur)
 		if err != nil {
 			return err
 		}
+		waitChildrenReaped(r.pid(), time.Second)
+		cpu.add(r.p.name, (cpuSeconds(r.pid())-cpu0)/float64(len(samples))*1e6)
 		slices.Sort(samples)
 		us := func(p float64) float64 { return float64(percentile(samples, p)) / 1e3 }
 		p50.add(r.p.name, us(0.50))

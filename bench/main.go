@@ -65,6 +65,9 @@ type env struct {
 	mu       sync.Mutex
 	commands map[string]string // peer -> exact command line, for the report
 	profiles map[string]string // table key -> perf profile section, for the report
+	// kernelShare is, per table key and peer, the percentage of the relay's
+	// samples that perf found in the kernel.
+	kernelShare map[string]map[string]float64
 }
 
 func (e *env) recordCommand(name string, envv, argv []string) {

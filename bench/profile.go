@@ -82,7 +82,7 @@ func profile(e *env, peers []*peer, sc, key string, w workload) {
 		} else {
 			rows.WriteString(row)
 		}
-		if top, err := perfTop(e, p, w); err != nil {
+		if top, err := perfTop(e, p, key, w); err != nil {
 			logf("   perf record %s: %v", p.name, err)
 		} else {
 			fmt.Fprintf(&tops, "<details><summary>%s</summary>\n\n```\n%s```\n\n</details>\n\n", p.name, top)
@@ -177,7 +177,7 @@ func syscallRow(e *env, p *peer, w workload) (string, error) {
 	return row + "\n", nil
 }
 
-func perfTop(e *env, p *peer, w workload) (string, error) {
+func perfTop(e *env, p *peer, key string, w workload) (string, error) {
 	data := filepath.Join(e.logDir, "perf-"+p.name+".data")
 	if _, err := perfDuring(e, p, w, "record", "-F", "999", "-o", data); err != nil {
 		return "", err
@@ -191,6 +191,9 @@ func perfTop(e *env, p *peer, w workload) (string, error) {
 		}
 		n := 0
 		for _, l := range strings.Split(string(out), "\n") {
+			if sort == "dso" && strings.HasSuffix(strings.TrimSpace(l), "[kernel.kallsyms]") {
+				e.noteKernelShare(key, p.name, l)
+			}
 			if strings.TrimSpace(l) != "" && !strings.HasPrefix(l, "#") && n < 15 {
 				lines = append(lines, strings.TrimRight(l, " -"))
 				n++
@@ -199,4 +202,22 @@ func perfTop(e *env, p *peer, w workload) (string, error) {
 		lines = append(lines, "")
 	}
 	return strings.Join(lines, "\n"), nil
+}
+
+// noteKernelShare keeps the kernel's percentage from a perf report line
+// such as "    93.03%  [kernel.kallsyms]".
+func (e *env) noteKernelShare(key, peer, line string) {
+	pct, err := strconv.ParseFloat(strings.TrimSuffix(strings.Fields(line)[0], "%"), 64)
+	if err != nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.kernelShare == nil {
+		e.kernelShare = map[string]map[string]float64{}
+	}
+	if e.kernelShare[key] == nil {
+		e.kernelShare[key] = map[string]float64{}
+	}
+	e.kernelShare[key][peer] = pct
 }

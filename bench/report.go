@@ -213,6 +213,55 @@ func (r *report) targets(w writer) {
 		w("| %s | %s | %s | %s |\n", t.what, num(t.value), t.goal, verdict)
 	}
 	w("\n")
+	r.whyMissed(w, ts[0].value < 1.1, ts[2].value < 1.3, ts[4].value > 0.8)
+}
+
+// whyMissed gives, for each throughput target missed, the measurements that
+// explain it: what the relay itself spends per unit of work, and how much of
+// that perf found in the kernel, where every relay does the same work.
+func (r *report) whyMissed(w writer, bulk, rate, p50 bool) {
+	if !bulk && !rate && !p50 {
+		return
+	}
+	w("Where a target is missed, what the relays themselves spend (medians of the tables below; " +
+		"kernel share from the perf profiles under them):\n\n")
+	if bulk {
+		w("- bulk: relay CPU per GB %s; context switches per GB (thousands) %s; kernel share of the CPU %s.\n",
+			r.perPeer(scBulk1, "proxy CPU", "s"), r.perPeer(scBulk1, "context switches", ""), r.kernelShares(scBulk1))
+	}
+	if rate {
+		w("- connection rate: relay CPU per connection %s; kernel share of the CPU %s.\n",
+			r.perPeer(scRate, "relay CPU", " µs"), r.kernelShares(scRate))
+	}
+	if p50 {
+		w("- latency p50: relay CPU per round trip %s (the rest of each round trip is the clients' and the echo server's, on the same cores).\n",
+			r.perPeer(scLatency, "relay CPU", " µs"))
+	}
+	w("\n")
+}
+
+// perPeer lists one metric's medians for nproxy and the peers of the targets.
+func (r *report) perPeer(key, metric, unit string) string {
+	var parts []string
+	for _, p := range profiledPeers {
+		if v := r.med(key, metric, p); !math.IsNaN(v) {
+			parts = append(parts, fmt.Sprintf("%s %s%s", p, num(v), unit))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (r *report) kernelShares(key string) string {
+	var parts []string
+	for _, p := range profiledPeers {
+		if v, ok := r.env.kernelShare[key][p]; ok {
+			parts = append(parts, fmt.Sprintf("%s %.0f%%", p, v))
+		}
+	}
+	if len(parts) == 0 {
+		return "not profiled"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func nan0(v float64) float64 {
