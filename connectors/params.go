@@ -16,9 +16,10 @@ import (
 // 1..65535). Field types: string, int, bool, float64, time.Duration (seconds,
 // fractional: "0.5"), []string (a list, or a string of space-separated
 // items), []map[string]any and map[string]any (passed through), and In or
-// Out (a nested connector: a map with its own "type"). The "type" key is
-// skipped; any other unknown key is an error naming it. where prefixes
-// messages.
+// Out (a nested connector: a map with its own "type"). The fields of an
+// embedded struct count as the connector's own, so connectors share a set of
+// parameters by embedding it (ssl.Params). The "type" key is skipped; any
+// other unknown key is an error naming it. where prefixes messages.
 func Decode(c any, params map[string]any, where string) error {
 	v := reflect.ValueOf(c).Elem()
 	fields := paramFields(v.Type())
@@ -30,7 +31,7 @@ func Decode(c any, params map[string]any, where string) error {
 		if !ok {
 			return fmt.Errorf("%s: unknown parameter '%s' (known: %s)", where, key, strings.Join(knownKeys(fields), ", "))
 		}
-		if err := setField(v.Field(f.index), key, params[key], f); err != nil {
+		if err := setField(v.FieldByIndex(f.index), key, params[key], f); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 	}
@@ -43,26 +44,35 @@ func Decode(c any, params map[string]any, where string) error {
 }
 
 type paramField struct {
-	index    int
+	index    []int // for FieldByIndex: embedded structs add a level
 	required bool
 	port     bool
 }
 
 func paramFields(t reflect.Type) map[string]paramField {
 	fields := map[string]paramField{}
+	addParamFields(fields, t, nil)
+	return fields
+}
+
+func addParamFields(fields map[string]paramField, t reflect.Type, outer []int) {
 	for i := 0; i < t.NumField(); i++ {
-		tag, ok := t.Field(i).Tag.Lookup("param")
+		sf := t.Field(i)
+		index := append(append([]int{}, outer...), i)
+		tag, ok := sf.Tag.Lookup("param")
 		if !ok {
+			if sf.Anonymous && sf.Type.Kind() == reflect.Struct {
+				addParamFields(fields, sf.Type, index)
+			}
 			continue
 		}
 		name, opts, _ := strings.Cut(tag, ",")
 		fields[name] = paramField{
-			index:    i,
+			index:    index,
 			required: strings.Contains(opts, "required"),
 			port:     strings.Contains(opts, "port"),
 		}
 	}
-	return fields
 }
 
 var (

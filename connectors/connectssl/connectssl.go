@@ -3,7 +3,7 @@
 // does, then runs a TLS client handshake inside the tunnel, as the ssl
 // connector does. Both exchanges run on the loop.
 //
-//	out := &connectssl.Out{Host: "example.org", Port: 443, ProxyHost: "proxy", VerifyMode: -1}
+//	out := &connectssl.Out{Host: "example.org", Port: 443, ProxyHost: "proxy", Params: ssl.Params{VerifyMode: -1}}
 //	p := nproxy.New(&tcp.In{Port: 6789}, out)
 //
 // Its type name is "connect_ssl":
@@ -24,7 +24,7 @@ import (
 func init() {
 	connectors.Register("connect_ssl", func(side connectors.Side) any {
 		if side == connectors.SideOut {
-			return &Out{VerifyMode: -1}
+			return &Out{Params: ssl.Params{VerifyMode: -1}}
 		}
 		return nil // Net::Proxy's N/A: connect_ssl only connects out
 	})
@@ -42,14 +42,9 @@ type Out struct {
 	ProxyAgent  string `param:"proxy_agent"`
 	HeaderLimit int    `param:"header_limit"`
 	// Timeout bounds the tunnel set-up and, separately, the handshake.
-	Timeout    time.Duration `param:"timeout"`
-	CertFile   string        `param:"SSL_cert_file"`
-	KeyFile    string        `param:"SSL_key_file"`
-	CAFile     string        `param:"SSL_ca_file"`
-	VerifyMode int           `param:"SSL_verify_mode"`
-	Hostname   string        `param:"SSL_hostname"`
-	ALPN       []string      `param:"SSL_alpn"`
-	Version    string        `param:"SSL_version"`
+	Timeout time.Duration `param:"timeout"`
+	// Params are the TLS options; Hostname defaults to Host.
+	ssl.Params
 	// Hook, if set, sees the (plaintext) data read from the server.
 	Hook loop.Hook
 	// Getenv reads HTTP_PROXY; nil means os.Getenv.
@@ -70,8 +65,7 @@ func (c *Out) Validate() error {
 		if c.err = tunnel.Validate(); c.err != nil {
 			return
 		}
-		c.tls = &ssl.Out{Host: c.Host, Port: c.Port, Timeout: c.Timeout, CertFile: c.CertFile, KeyFile: c.KeyFile,
-			CAFile: c.CAFile, VerifyMode: c.VerifyMode, Hostname: c.Hostname, ALPN: c.ALPN, Version: c.Version,
+		c.tls = &ssl.Out{Host: c.Host, Port: c.Port, Timeout: c.Timeout, Params: c.Params,
 			Via: tunnel, Name: "connect_ssl"}
 		c.err = c.tls.Validate()
 	})

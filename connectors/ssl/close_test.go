@@ -118,6 +118,7 @@ func TestRegistry(t *testing.T) {
 	}{
 		{connectors.SideIn, map[string]any{"port": "443"}, "SSL_cert_file and SSL_key_file are required"},
 		{connectors.SideIn, map[string]any{"port": "443", "SSL_cert_file": certs.ServerCert, "SSL_key_file": certs.ClientKey}, "private key does not match"},
+		{connectors.SideIn, map[string]any{"port": "443", "SSL_cert_file": certs.ServerCert, "SSL_key_file": certs.ServerKey, "SSL_hostname": "h"}, "SSL_hostname is for the client side"},
 		{connectors.SideOut, map[string]any{"host": "h", "port": "1", "SSL_verify_mode": "2"}, "SSL_verify_mode 2"},
 		{connectors.SideOut, map[string]any{"host": "h", "port": "1", "SSL_version": "SSLv2"}, "SSL_version"},
 		{connectors.SideOut, map[string]any{"host": "h", "port": "1", "SSL_ca_file": "/nonexistent"}, "SSL_ca_file"},
@@ -138,7 +139,7 @@ func TestOutInsecureNotice(t *testing.T) {
 	certs := ssltest.New(t)
 	cfg := serverConfig(t, Params{CertFile: certs.OtherCert, KeyFile: certs.OtherKey, VerifyMode: -1})
 	port := nproxytest.FreePort(t)
-	out := &Out{Host: "127.0.0.1", Port: echoBackend(t, cfg), VerifyMode: 0}
+	out := &Out{Host: "127.0.0.1", Port: echoBackend(t, cfg), Params: Params{VerifyMode: 0}}
 	logs := proxy(t, tcpIn(port), out)
 	for range 2 {
 		client := newEnd(dial(t, fmt.Sprint("127.0.0.1:", port)))

@@ -19,28 +19,30 @@ const ReloadInterval = 5 * time.Second
 
 // Params are the TLS options of the ssl connectors, named as in
 // IO::Socket::SSL, which Net::Proxy hands them to. ServerConfig and
-// ClientConfig check them and say which key is wrong.
+// ClientConfig check them and say which key is wrong. The connectors that
+// speak TLS embed Params, so that their configurations take these keys.
 type Params struct {
 	// CertFile and KeyFile (SSL_cert_file, SSL_key_file): PEM certificate
 	// chain and key; required on the server side, a client certificate on
 	// the client side.
-	CertFile, KeyFile string
+	CertFile string `param:"SSL_cert_file"`
+	KeyFile  string `param:"SSL_key_file"`
 	// CAFile (SSL_ca_file): PEM roots that verify the peer; the system roots
 	// when empty.
-	CAFile string
+	CAFile string `param:"SSL_ca_file"`
 	// VerifyMode (SSL_verify_mode): 0 verifies nothing, 1 verifies the peer's
 	// certificate if it sends one (a server always does), 3 (1|2, fail if no
 	// peer certificate) requires a client certificate. -1, the default, means
 	// 1 on the client side and 0 on the server side.
-	VerifyMode int
+	VerifyMode int `param:"SSL_verify_mode"`
 	// Hostname (SSL_hostname): the name sent by SNI and verified on the
 	// client side.
-	Hostname string
+	Hostname string `param:"SSL_hostname"`
 	// ALPN (SSL_alpn): protocols offered, in order of preference.
-	ALPN []string
+	ALPN []string `param:"SSL_alpn"`
 	// Version (SSL_version): the oldest protocol version accepted, such as
 	// TLSv1_2, TLSv1.3 or 1.2; crypto/tls's default (TLS 1.2) when empty.
-	Version string
+	Version string `param:"SSL_version"`
 }
 
 // maxALPN is the longest protocol name TLS can carry.
@@ -87,6 +89,9 @@ func parseVersion(v string) (uint16, error) {
 func (p Params) ServerConfig() (*tls.Config, error) {
 	if p.CertFile == "" || p.KeyFile == "" {
 		return nil, errors.New("SSL_cert_file and SSL_key_file are required")
+	}
+	if p.Hostname != "" {
+		return nil, errors.New("SSL_hostname is for the client side (an out connector)")
 	}
 	cfg, err := p.base()
 	if err != nil {

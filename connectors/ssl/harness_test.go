@@ -130,11 +130,11 @@ func setup(t *testing.T) (*ssltest.Certs, *backend, int) {
 }
 
 func sslIn(certs *ssltest.Certs, port int) *In {
-	return &In{Host: "127.0.0.1", Port: port, CertFile: certs.ServerCert, KeyFile: certs.ServerKey, VerifyMode: -1}
+	return &In{Host: "127.0.0.1", Port: port, Params: Params{CertFile: certs.ServerCert, KeyFile: certs.ServerKey, VerifyMode: -1}}
 }
 
 func sslOut(certs *ssltest.Certs, port int) *Out {
-	return &Out{Host: "127.0.0.1", Port: port, CAFile: certs.CA, VerifyMode: -1}
+	return &Out{Host: "127.0.0.1", Port: port, Params: Params{CAFile: certs.CA, VerifyMode: -1}}
 }
 
 func tcpIn(port int) *tcp.In   { return &tcp.In{Host: "127.0.0.1", Port: port} }

@@ -171,10 +171,12 @@ func TestInBadClients(t *testing.T) {
 	logs := proxy(t, in, tcpOut(echoBackend(t, nil)))
 	addr := fmt.Sprint("127.0.0.1:", port)
 
+	// The deadline runs from the accept, which cannot come before the dial
+	// starts: start is taken first, so that the check below is exact.
+	start := time.Now()
 	stalled := newEnd(dial(t, addr))
 	defer stalled.Close()
 	stalled.Write([]byte{0x16, 0x03, 0x01, 0x01, 0x00, 0x01})
-	start := time.Now()
 
 	plain := newEnd(dial(t, addr))
 	defer plain.Close()

@@ -21,9 +21,9 @@ import (
 func init() {
 	connectors.Register("ssl", func(side connectors.Side) any {
 		if side == connectors.SideIn {
-			return &In{VerifyMode: -1}
+			return &In{Params: Params{VerifyMode: -1}}
 		}
-		return &Out{VerifyMode: -1}
+		return &Out{Params: Params{VerifyMode: -1}}
 	})
 }
 
@@ -39,13 +39,8 @@ type In struct {
 	StartCleartext bool `param:"start_cleartext"`
 	// Timeout bounds each handshake; DefaultHandshakeTimeout when 0.
 	Timeout time.Duration `param:"timeout"`
-	// The TLS options, as in Params.
-	CertFile   string   `param:"SSL_cert_file"`
-	KeyFile    string   `param:"SSL_key_file"`
-	CAFile     string   `param:"SSL_ca_file"`
-	VerifyMode int      `param:"SSL_verify_mode"`
-	ALPN       []string `param:"SSL_alpn"`
-	Version    string   `param:"SSL_version"`
+	// Params are the TLS options; the certificate and key are required.
+	Params
 	// Hook, if set, sees the (plaintext) data read from clients.
 	Hook loop.Hook
 
@@ -57,9 +52,7 @@ type In struct {
 // Validate implements connectors.Validator: the certificate and key load.
 func (c *In) Validate() error {
 	c.once.Do(func() {
-		p := Params{CertFile: c.CertFile, KeyFile: c.KeyFile, CAFile: c.CAFile,
-			VerifyMode: c.VerifyMode, ALPN: c.ALPN, Version: c.Version}
-		c.cfg, c.err = p.ServerConfig()
+		c.cfg, c.err = c.ServerConfig()
 	})
 	return c.err
 }
@@ -101,14 +94,8 @@ type Out struct {
 	// Timeout bounds the connect and, separately, the handshake; 0 means
 	// their defaults.
 	Timeout time.Duration `param:"timeout"`
-	// The TLS options, as in Params.
-	CertFile   string   `param:"SSL_cert_file"`
-	KeyFile    string   `param:"SSL_key_file"`
-	CAFile     string   `param:"SSL_ca_file"`
-	VerifyMode int      `param:"SSL_verify_mode"`
-	Hostname   string   `param:"SSL_hostname"`
-	ALPN       []string `param:"SSL_alpn"`
-	Version    string   `param:"SSL_version"`
+	// Params are the TLS options; Hostname defaults to Host.
+	Params
 	// Hook, if set, sees the (plaintext) data read from the server.
 	Hook loop.Hook
 	// Via, if set, opens the connection to the server in place of a direct
@@ -140,8 +127,7 @@ func (c *Out) Config() (*tls.Config, error) {
 }
 
 func (c *Out) params() Params {
-	p := Params{CertFile: c.CertFile, KeyFile: c.KeyFile, CAFile: c.CAFile, VerifyMode: c.VerifyMode,
-		Hostname: c.Hostname, ALPN: c.ALPN, Version: c.Version}
+	p := c.Params
 	if p.Hostname == "" {
 		p.Hostname = c.Host
 	}

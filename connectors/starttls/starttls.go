@@ -6,7 +6,7 @@
 // to the out connector's server:
 //
 //	p := nproxy.New(&starttls.In{Port: 587, Protocol: "smtp",
-//		CertFile: "cert.pem", KeyFile: "key.pem"},
+//		Params: ssl.Params{CertFile: "cert.pem", KeyFile: "key.pem"}},
 //		&tcp.Out{Host: "localhost", Port: 25})
 //
 // Its type name is "starttls":
@@ -53,7 +53,7 @@ import (
 func init() {
 	connectors.Register("starttls", func(side connectors.Side) any {
 		if side == connectors.SideIn {
-			return &In{VerifyMode: -1}
+			return &In{Params: ssl.Params{VerifyMode: -1}}
 		}
 		return nil
 	})
@@ -78,14 +78,8 @@ type In struct {
 	// bytes trickled in do not extend it), the TLS handshake, and the wait
 	// for the server's greeting; DefaultTimeout when 0.
 	Timeout time.Duration `param:"timeout"`
-	// The TLS options, as in ssl.Params; the certificate and key are
-	// required.
-	CertFile   string   `param:"SSL_cert_file"`
-	KeyFile    string   `param:"SSL_key_file"`
-	CAFile     string   `param:"SSL_ca_file"`
-	VerifyMode int      `param:"SSL_verify_mode"`
-	ALPN       []string `param:"SSL_alpn"`
-	Version    string   `param:"SSL_version"`
+	// Params are the TLS options; the certificate and key are required.
+	ssl.Params
 	// Hook, if set, sees the plaintext read from clients once TLS is up.
 	Hook loop.Hook
 
@@ -103,9 +97,7 @@ func (c *In) Validate() error {
 			c.err = fmt.Errorf("protocol must be smtp, imap or pop3, not %q", c.Protocol)
 			return
 		}
-		p := ssl.Params{CertFile: c.CertFile, KeyFile: c.KeyFile, CAFile: c.CAFile,
-			VerifyMode: c.VerifyMode, ALPN: c.ALPN, Version: c.Version}
-		c.cfg, c.err = p.ServerConfig()
+		c.cfg, c.err = c.ServerConfig()
 	})
 	return c.err
 }
