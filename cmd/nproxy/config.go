@@ -21,6 +21,8 @@ type config struct {
 	MaxConnections int           `yaml:"max_connections"`
 	Loops          int           `yaml:"loops"`
 	BufferSize     *int          `yaml:"buffer_size"`
+	PipeSize       int           `yaml:"pipe_size"`
+	NoSplice       bool          `yaml:"no_splice"`
 	Proxies        []proxyConfig `yaml:"proxies"`
 
 	verbosity int // -v count, added to Verbosity
@@ -72,6 +74,8 @@ func (c *config) setNumber(option string, n int) {
 		c.Loops = n
 	case "--buffer-size":
 		c.BufferSize = &n
+	case "--pipe-size":
+		c.PipeSize = n
 	}
 }
 
@@ -82,7 +86,10 @@ func (c *config) apply() error {
 		v += *c.Verbosity
 	}
 	nproxy.SetVerbosity(v)
-	opts := nproxy.Options{Loops: c.Loops}
+	if c.PipeSize < 0 {
+		return fmt.Errorf("pipe_size must not be negative, not %d", c.PipeSize)
+	}
+	opts := nproxy.Options{Loops: c.Loops, PipeSize: c.PipeSize, NoSplice: c.NoSplice}
 	if c.BufferSize != nil {
 		opts.BufferSize = *c.BufferSize
 		if opts.BufferSize == 0 {
@@ -118,7 +125,7 @@ func yamlMessage(err error) string {
 	for i, e := range te.Errors {
 		msgs[i] = unknownField.ReplaceAllStringFunc(e, func(m string) string {
 			sub := unknownField.FindStringSubmatch(m)
-			where := "at the top level (known: verbosity, max_connections, loops, buffer_size, proxies)"
+			where := "at the top level (known: verbosity, max_connections, loops, buffer_size, pipe_size, no_splice, proxies)"
 			if sub[2] == "proxyConfig" {
 				where = "in a proxy (known: in, out)"
 			}

@@ -37,12 +37,16 @@ Connector types: %s.
 
 options:
   -c, --config FILE        YAML configuration (verbosity, max_connections, loops,
-                           buffer_size, proxies: [{in: {...}, out: {...}}])
+                           buffer_size, pipe_size, no_splice,
+                           proxies: [{in: {...}, out: {...}}])
   -v, --verbose            more messages (repeat: notice, info, debug)
       --max-connections N  stop after N connections were fully processed
       --loops N            event loops (threads), with SO_REUSEPORT listeners
       --buffer-size N      bytes pending per socket before its peer is paused
                            (default 16384; 0 = unlimited)
+      --pipe-size N        capacity asked of the kernel for splice's pipes
+                           (default 1048576; the kernel may grant less)
+      --no-splice          relay plain TCP through buffers too, never splice
       --version            print the version
   -h, --help               this help
 `
@@ -154,7 +158,9 @@ func parseArgs(args []string) (*config, error) {
 			}
 			cfg.Proxies = append(cfg.Proxies, proxyConfig{In: pending, Out: out})
 			pending = nil
-		case "--max-connections", "--loops", "--buffer-size":
+		case "--no-splice":
+			cfg.NoSplice = true
+		case "--max-connections", "--loops", "--buffer-size", "--pipe-size":
 			v, err := needValue()
 			if err != nil {
 				return nil, err

@@ -604,6 +604,8 @@ func TestConfigErrors(t *testing.T) {
 		{"yaml missing in", []string{"-c", "testdata/missing-in.yaml"}, []string{"missing-in.yaml", "proxy #1", "in", "required"}},
 		{"yaml no proxies", []string{"-c", "testdata/no-proxies.yaml"}, []string{"proxy"}},
 		{"yaml syntax", []string{"-c", "testdata/syntax.yaml"}, []string{"syntax.yaml", "line"}},
+		{"yaml negative pipe size", []string{"-c", "testdata/negative-pipe-size.yaml"}, []string{"pipe_size", "-1"}},
+		{"negative pipe size", []string{"--pipe-size", "-1", "--in", in, "--out", out}, []string{"--pipe-size", "-1"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1221,5 +1223,73 @@ func TestSlowConnect(t *testing.T) {
 	server.Close()
 	if got, err := io.ReadAll(client); err != nil || string(got) != "late answer\n" {
 		t.Fatalf("client read %q, %v; want the answer then EOF", got, err)
+	}
+}
+
+// --no-splice and --pipe-size (and their YAML keys) reach the relay:
+// traced, a default run splices through pipes it sizes to 1 MiB, a pipe
+// size sizes them as asked, and no-splice never splices; the bytes come back
+// exact every time.
+func TestSpliceOptions(t *testing.T) {
+	t.Parallel()
+	path := strace()
+	if path == "" {
+		t.Skip("strace is not installed or cannot trace here")
+	}
+	echo := socatEcho(t, "127.0.0.1")
+	rng := newRand(t)
+	flags := func(extra ...string) func(in int) []string {
+		return func(in int) []string {
+			return append(extra, "--in", tcpSpec("127.0.0.1", in), "--out", tcpSpec("127.0.0.1", echo))
+		}
+	}
+	yamlFile := func(in int) []string {
+		conf := filepath.Join(t.TempDir(), "nproxy.yaml")
+		text := fmt.Sprintf("no_splice: true\npipe_size: 65536\nproxies:\n  - in: {%s}\n    out: {%s}\n",
+			strings.ReplaceAll(tcpSpec("127.0.0.1", in), "=", ": "), strings.ReplaceAll(tcpSpec("127.0.0.1", echo), "=", ": "))
+		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return []string{"-c", conf}
+	}
+	for _, tc := range []struct {
+		name     string
+		args     func(in int) []string
+		splices  bool
+		pipeSize string
+	}{
+		{"default", flags(), true, "1048576"},
+		{"--pipe-size", flags("--pipe-size", "65536"), true, "65536"},
+		{"--no-splice", flags("--no-splice"), false, ""},
+		{"yaml no_splice", yamlFile, false, ""},
+	} {
+		in := unusedPort(t, "127.0.0.1")
+		trace := filepath.Join(t.TempDir(), "strace")
+		args := append([]string{"-f", "-qq", "-e", "trace=splice,fcntl", "-e", "signal=none", "-o", trace, nproxyBin}, tc.args(in)...)
+		p := startChild(t, path, args...)
+		// The listener is nproxy's, a child of strace: wait by dialling.
+		var c net.Conn
+		mustEventually(t, 10*time.Second, "nproxy under strace to listen", func() bool {
+			var err error
+			c, err = net.DialTimeout("tcp", addrOf("127.0.0.1", in), time.Second)
+			return err == nil
+		})
+		if err := echoRoundTrip(c, randomBytes(rng, 1<<20), rng); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		c.Close()
+		syscall.Kill(-p.pid(), syscall.SIGTERM) // nproxy is in strace's process group
+		p.exitCode(t, 10*time.Second)
+		data, err := os.ReadFile(trace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := string(data)
+		if spliced := strings.Contains(got, "splice("); spliced != tc.splices {
+			t.Errorf("%s: splice(2) called: %v, want %v", tc.name, spliced, tc.splices)
+		}
+		if tc.pipeSize != "" && !strings.Contains(got, "F_SETPIPE_SZ, "+tc.pipeSize) {
+			t.Errorf("%s: no F_SETPIPE_SZ, %s in the trace", tc.name, tc.pipeSize)
+		}
 	}
 }
