@@ -100,6 +100,9 @@ var (
 func parseArgs(args []string) (*config, error) {
 	cfg := &config{}
 	var pending map[string]any // an --in waiting for its --out
+	// Options override the file whatever their order, so they are applied
+	// once every -c has been read.
+	var options []func(*config)
 	for i := 0; i < len(args); i++ {
 		arg := args[i]
 		name, value, hasValue := strings.Cut(arg, "=")
@@ -159,7 +162,7 @@ func parseArgs(args []string) (*config, error) {
 			cfg.Proxies = append(cfg.Proxies, proxyConfig{In: pending, Out: out})
 			pending = nil
 		case "--no-splice":
-			cfg.NoSplice = true
+			options = append(options, func(c *config) { c.NoSplice = true })
 		case "--max-connections", "--loops", "--buffer-size", "--pipe-size":
 			v, err := needValue()
 			if err != nil {
@@ -169,13 +172,16 @@ func parseArgs(args []string) (*config, error) {
 			if err != nil || n < 0 {
 				return nil, fmt.Errorf("option %s needs a non-negative integer, not %q", name, v)
 			}
-			cfg.setNumber(name, n)
+			options = append(options, func(c *config) { c.setNumber(name, n) })
 		default:
 			return nil, fmt.Errorf("unknown option %s (see --help)", arg)
 		}
 	}
 	if pending != nil {
 		return nil, fmt.Errorf("proxy #%d: --in without --out", len(cfg.Proxies)+1)
+	}
+	for _, set := range options {
+		set(cfg)
 	}
 	if len(cfg.Proxies) == 0 {
 		return nil, errors.New("no proxy: give --in SPEC --out SPEC or -c FILE (see --help)")

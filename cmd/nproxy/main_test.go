@@ -700,6 +700,25 @@ func startConfig(t *testing.T, c relayConfig) *child {
 	return p
 }
 
+// A command-line option overrides the file, before -c as well as after.
+func TestOptionsOverrideFile(t *testing.T) {
+	t.Parallel()
+	echo := socatEcho(t, "127.0.0.1")
+	for _, order := range []string{"before", "after"} {
+		in := unusedPort(t, "127.0.0.1")
+		conf := writeConfig(t, relayConfig{Loops: 1, BufferSize: 16384, InPort: in, OutPort: echo})
+		args := []string{"--loops", "2", "-c", conf}
+		if order == "after" {
+			args = []string{"-c", conf, "--loops", "2"}
+		}
+		p := startChild(t, nproxyBin, args...)
+		waitListening(t, p, in)
+		if n := listeners(p.pid(), in); n != 2 {
+			t.Errorf("--loops 2 %s -c: %d listeners, want 2", order, n)
+		}
+	}
+}
+
 func TestConfigFileRelay(t *testing.T) {
 	t.Parallel()
 	echo := socatEcho(t, "127.0.0.1")
