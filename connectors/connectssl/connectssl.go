@@ -3,7 +3,8 @@
 // does, then runs a TLS client handshake inside the tunnel, as the ssl
 // connector does. Both exchanges run on the loop.
 //
-//	out := &connectssl.Out{Host: "example.org", Port: 443, ProxyHost: "proxy", Params: ssl.Params{VerifyMode: -1}}
+//	out := &connectssl.Out{Out: connect.Out{Host: "example.org", Port: 443, ProxyHost: "proxy"},
+//		Params: ssl.Params{VerifyMode: -1}}
 //	p := nproxy.New(&tcp.In{Port: 6789}, out)
 //
 // Its type name is "connect_ssl":
@@ -13,7 +14,6 @@ package connectssl
 import (
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/nproxy/nproxy/connectors"
 	"github.com/nproxy/nproxy/connectors/connect"
@@ -31,24 +31,14 @@ func init() {
 }
 
 // Out has the connect connector's parameters and the ssl connector's TLS
-// options; see connect.Out and ssl.Params for their meaning.
+// options; see connect.Out and ssl.Params for their meaning. Timeout bounds
+// the tunnel set-up and, separately, the handshake; Hook sees the plaintext
+// read from the server.
 type Out struct {
-	Host        string `param:"host,required"`
-	Port        int    `param:"port,required,port"`
-	ProxyHost   string `param:"proxy_host"`
-	ProxyPort   int    `param:"proxy_port,port"`
-	ProxyUser   string `param:"proxy_user"`
-	ProxyPass   string `param:"proxy_pass"`
-	ProxyAgent  string `param:"proxy_agent"`
-	HeaderLimit int    `param:"header_limit"`
-	// Timeout bounds the tunnel set-up and, separately, the handshake.
-	Timeout time.Duration `param:"timeout"`
+	// Out is the tunnel to the server through the web proxy.
+	connect.Out
 	// Params are the TLS options; Hostname defaults to Host.
 	ssl.Params
-	// Hook, if set, sees the (plaintext) data read from the server.
-	Hook loop.Hook
-	// Getenv reads HTTP_PROXY; nil means os.Getenv.
-	Getenv func(string) string
 
 	once sync.Once
 	err  error
@@ -59,14 +49,11 @@ type Out struct {
 // the TLS options, each error naming its key.
 func (c *Out) Validate() error {
 	c.once.Do(func() {
-		tunnel := &connect.Out{Host: c.Host, Port: c.Port, ProxyHost: c.ProxyHost, ProxyPort: c.ProxyPort,
-			ProxyUser: c.ProxyUser, ProxyPass: c.ProxyPass, ProxyAgent: c.ProxyAgent, Timeout: c.Timeout,
-			HeaderLimit: c.HeaderLimit, Hook: c.Hook, Getenv: c.Getenv}
-		if c.err = tunnel.Validate(); c.err != nil {
+		if c.err = c.Out.Validate(); c.err != nil {
 			return
 		}
 		c.tls = &ssl.Out{Host: c.Host, Port: c.Port, Timeout: c.Timeout, Params: c.Params,
-			Via: tunnel, Name: "connect_ssl"}
+			Via: &c.Out, Name: "connect_ssl"}
 		c.err = c.tls.Validate()
 	})
 	return c.err

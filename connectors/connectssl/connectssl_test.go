@@ -15,6 +15,7 @@ import (
 
 	"github.com/nproxy/nproxy"
 	"github.com/nproxy/nproxy/connectors"
+	"github.com/nproxy/nproxy/connectors/connect"
 	ct "github.com/nproxy/nproxy/connectors/connect/connecttest"
 	"github.com/nproxy/nproxy/connectors/ssl"
 	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
@@ -85,7 +86,7 @@ func TestScenarioConnectSSLTCP(t *testing.T) {
 		}
 		io.WriteString(c, "HTTP/1.0 403 Forbidden\r\n\r\n")
 	})
-	port, _ := run(t, &Out{Host: "localhost", Port: 443, ProxyHost: sp.Host, ProxyPort: sp.Port, Params: ssl.Params{CAFile: certs.CA, VerifyMode: -1}})
+	port, _ := run(t, &Out{Out: connect.Out{Host: "localhost", Port: 443, ProxyHost: sp.Host, ProxyPort: sp.Port}, Params: ssl.Params{CAFile: certs.CA, VerifyMode: -1}})
 
 	client := dial(t, port)
 	if req := <-sp.Requests; req.Line != "CONNECT localhost:443 HTTP/1.1" {
@@ -141,8 +142,8 @@ func TestThroughTinyproxyToOpenSSL(t *testing.T) {
 	}
 	go io.Copy(io.Discard, sr)
 	tp := ct.StartTinyproxy(t, true, sport)
-	port, _ := run(t, &Out{Host: "127.0.0.1", Port: sport, ProxyHost: tp.Host, ProxyPort: tp.Port,
-		ProxyUser: tp.User, ProxyPass: tp.Pass, Params: ssl.Params{CAFile: certs.CA, VerifyMode: -1}})
+	port, _ := run(t, &Out{Out: connect.Out{Host: "127.0.0.1", Port: sport, ProxyHost: tp.Host, ProxyPort: tp.Port,
+		ProxyUser: tp.User, ProxyPass: tp.Pass}, Params: ssl.Params{CAFile: certs.CA, VerifyMode: -1}})
 	client := dial(t, port)
 	r := bufio.NewReader(client)
 	for _, line := range lines {
@@ -167,7 +168,7 @@ func TestVerifyFailureInTunnel(t *testing.T) {
 	sp := ct.StartScriptedProxy(t, func(c *net.TCPConn, req ct.Request) {
 		ct.TunnelTo(c, "HTTP/1.1 200 OK\r\n\r\n", backend)
 	})
-	port, logs := run(t, &Out{Host: "localhost", Port: 443, ProxyHost: sp.Host, ProxyPort: sp.Port, Params: ssl.Params{CAFile: certs.CA, VerifyMode: -1}})
+	port, logs := run(t, &Out{Out: connect.Out{Host: "localhost", Port: 443, ProxyHost: sp.Host, ProxyPort: sp.Port}, Params: ssl.Params{CAFile: certs.CA, VerifyMode: -1}})
 	expectEOF(t, dial(t, port))
 	logs.WaitFor(t, "connect_ssl to localhost port 443: TLS handshake: tls: failed to verify certificate")
 }
