@@ -186,22 +186,30 @@ func (r *report) targets(w writer) {
 		value float64
 		ok    func(float64) bool
 		goal  string
+		why   string // what explains a miss, from the measurements
 	}
 	nb := r.med(scBulk1, "throughput", nproxyName)
 	best := math.Max(nan0(r.med(scBulk1, "throughput", "naive-go")), nan0(r.med(scBulk1, "throughput", "haproxy-nbthread1")))
 	hp := func(key, m string) float64 { return r.med(key, m, "haproxy-nbthread1") }
 	ts := []target{
-		{"bulk 1 stream ÷ best of naive-go and haproxy-nbthread1", nb / best, func(v float64) bool { return v >= 1.1 }, "≥ 1.1"},
-		{"bulk 1 stream ÷ direct", nb / r.med(scBulk1, "throughput", "direct"), func(v float64) bool { return v >= 0.75 }, "≥ 0.75"},
-		{"connection rate ÷ haproxy-nbthread1", r.med(scRate, "connections", nproxyName) / hp(scRate, "connections"), func(v float64) bool { return v >= 1.3 }, "≥ 1.3"},
-		{"latency p99 ÷ haproxy-nbthread1", r.med(scLatency, "p99", nproxyName) / hp(scLatency, "p99"), func(v float64) bool { return v <= 1 }, "≤ 1"},
-		{"latency p50 ÷ haproxy-nbthread1", r.med(scLatency, "p50", nproxyName) / hp(scLatency, "p50"), func(v float64) bool { return v <= 0.8 }, "≤ 0.8"},
-		{"idle RSS, KiB per connection", r.med(scIdle, "RSS", nproxyName), func(v float64) bool { return v <= 1 }, "≤ 1 (issue 2: < 2)"},
-		{"idle fds per connection", r.med(scIdle, "fds", nproxyName), func(v float64) bool { return math.Abs(v-2) < 0.01 }, "= 2"},
-		{"fds left after the idle connections close", r.med(scIdle, "fds left after close", nproxyName), func(v float64) bool { return v <= 0 }, "0"},
-		{"slow reader, peak RSS growth (MiB)", r.med(scSlowRead, "peak RSS growth", nproxyName), func(v float64) bool { return v < 2 }, "< 2"},
+		{"bulk 1 stream ÷ best of naive-go and haproxy-nbthread1", nb / best, func(v float64) bool { return v >= 1.1 }, "≥ 1.1",
+			fmt.Sprintf("bulk: relay CPU per GB %s; context switches per GB (thousands) %s; kernel share of the CPU %s.",
+				r.perPeer(scBulk1, "proxy CPU", "s"), r.perPeer(scBulk1, "context switches", ""), r.kernelShares(scBulk1))},
+		{"bulk 1 stream ÷ direct", nb / r.med(scBulk1, "throughput", "direct"), func(v float64) bool { return v >= 0.75 }, "≥ 0.75", ""},
+		{"connection rate ÷ haproxy-nbthread1", r.med(scRate, "connections", nproxyName) / hp(scRate, "connections"), func(v float64) bool { return v >= 1.3 }, "≥ 1.3",
+			fmt.Sprintf("connection rate: relay CPU per connection %s; kernel share of the CPU %s.",
+				r.perPeer(scRate, "relay CPU", " µs"), r.kernelShares(scRate))},
+		{"latency p99 ÷ haproxy-nbthread1", r.med(scLatency, "p99", nproxyName) / hp(scLatency, "p99"), func(v float64) bool { return v <= 1 }, "≤ 1", ""},
+		{"latency p50 ÷ haproxy-nbthread1", r.med(scLatency, "p50", nproxyName) / hp(scLatency, "p50"), func(v float64) bool { return v <= 0.8 }, "≤ 0.8",
+			fmt.Sprintf("latency p50: relay CPU per round trip %s (the rest of each round trip is the clients' and the echo server's, on the same cores).",
+				r.perPeer(scLatency, "relay CPU", " µs"))},
+		{"idle RSS, KiB per connection", r.med(scIdle, "RSS", nproxyName), func(v float64) bool { return v <= 1 }, "≤ 1 (issue 2: < 2)", ""},
+		{"idle fds per connection", r.med(scIdle, "fds", nproxyName), func(v float64) bool { return math.Abs(v-2) < 0.01 }, "= 2", ""},
+		{"fds left after the idle connections close", r.med(scIdle, "fds left after close", nproxyName), func(v float64) bool { return v <= 0 }, "0", ""},
+		{"slow reader, peak RSS growth (MiB)", r.med(scSlowRead, "peak RSS growth", nproxyName), func(v float64) bool { return v < 2 }, "< 2", ""},
 	}
 	w("## nproxy against its targets\n\n| target | measured | goal | met |\n|---|--:|--:|:-:|\n")
+	var whys []string
 	for _, t := range ts {
 		verdict := "no"
 		switch {
@@ -210,34 +218,18 @@ func (r *report) targets(w writer) {
 		case t.ok(t.value):
 			verdict = "yes"
 		}
+		if verdict == "no" && t.why != "" {
+			whys = append(whys, t.why)
+		}
 		w("| %s | %s | %s | %s |\n", t.what, num(t.value), t.goal, verdict)
 	}
 	w("\n")
-	r.whyMissed(w, ts[0].value < 1.1, ts[2].value < 1.3, ts[4].value > 0.8)
-}
-
-// whyMissed gives, for each throughput target missed, the measurements that
-// explain it: what the relay itself spends per unit of work, and how much of
-// that perf found in the kernel, where every relay does the same work.
-func (r *report) whyMissed(w writer, bulk, rate, p50 bool) {
-	if !bulk && !rate && !p50 {
-		return
+	if len(whys) > 0 {
+		// What the relay itself spends per unit of work, and how much of it
+		// perf found in the kernel, where every relay does the same work.
+		w("Where a target is missed, what the relays themselves spend (medians of the tables below; "+
+			"kernel share from the perf profiles under them):\n\n- %s\n\n", strings.Join(whys, "\n- "))
 	}
-	w("Where a target is missed, what the relays themselves spend (medians of the tables below; " +
-		"kernel share from the perf profiles under them):\n\n")
-	if bulk {
-		w("- bulk: relay CPU per GB %s; context switches per GB (thousands) %s; kernel share of the CPU %s.\n",
-			r.perPeer(scBulk1, "proxy CPU", "s"), r.perPeer(scBulk1, "context switches", ""), r.kernelShares(scBulk1))
-	}
-	if rate {
-		w("- connection rate: relay CPU per connection %s; kernel share of the CPU %s.\n",
-			r.perPeer(scRate, "relay CPU", " µs"), r.kernelShares(scRate))
-	}
-	if p50 {
-		w("- latency p50: relay CPU per round trip %s (the rest of each round trip is the clients' and the echo server's, on the same cores).\n",
-			r.perPeer(scLatency, "relay CPU", " µs"))
-	}
-	w("\n")
 }
 
 // perPeer lists one metric's medians for nproxy and the peers of the targets.
