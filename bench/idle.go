@@ -49,20 +49,35 @@ func idleOnce(e *env, p *peer, upstream, n int, t *table) error {
 	}
 	defer r.stop()
 	addr := "127.0.0.1:" + strconv.Itoa(r.listen)
-	buf := make([]byte, len(ping))
-	if err := shortConn(addr, buf); err != nil {
+	if err := shortConn(addr, make([]byte, len(ping))); err != nil {
 		return fmt.Errorf("warm-up connection: %w", err)
 	}
+	open := func(buf []byte) (net.Conn, error) { return openOne(addr, buf) }
+	return holdIdle(r, t, n, e.cfg.idleLimit, 1, open, func(c net.Conn) net.Conn { return c })
+}
+
+// holdIdle opens up to n connections to r with open (from openers
+// goroutines, within limit), holds them idle, and adds to t's four metrics
+// what they cost r: RSS, PSS and fds per connection, then the fds still open
+// after they are reset. tcp gives a connection's TCP socket, for the reset.
+func holdIdle[C any](r *running, t *table, n int, limit time.Duration, openers int,
+	open func(buf []byte) (C, error), tcp func(C) net.Conn) error {
 	time.Sleep(200 * time.Millisecond)
 	base, basePss := measure(r.pid()), pssKiB(r.pid())
 	t0 := time.Now()
-	conns, failed, firstErr := openEchoed(addr, n, e.cfg.idleLimit)
+	conns, failed, firstErr := openEach(open, n, limit, openers)
 	setup := time.Since(t0)
-	defer func() {
+	// Reset rather than close: 10,000 sockets per relay left in TIME_WAIT
+	// would exhaust the ephemeral ports of the relays measured after it.
+	resetAll := func() {
 		for _, c := range conns {
-			c.Close()
+			tc := tcp(c)
+			tc.(*net.TCPConn).SetLinger(0)
+			tc.Close()
 		}
-	}()
+		conns = nil
+	}
+	defer resetAll()
 	time.Sleep(300 * time.Millisecond)
 	held, heldPss := measure(r.pid()), pssKiB(r.pid())
 	if r.proc.exited() {
@@ -70,34 +85,28 @@ func idleOnce(e *env, p *peer, upstream, n int, t *table) error {
 	}
 	ok := float64(len(conns))
 	if len(conns) < n {
-		why := "opening them one at a time took longer than that"
+		why := "opening them took longer than that"
 		if failed > 0 {
 			why = fmt.Sprintf("%d failed, the first with: %v", failed, firstErr)
 		}
-		t.note(p.name, "only %d of %d connections echoed within %v (%s)", len(conns), n, e.cfg.idleLimit, why)
+		t.note(r.p.name, "only %d of %d connections echoed within %v (%s)", len(conns), n, limit, why)
 	}
 	if len(conns) == 0 {
 		return fmt.Errorf("no connection echoed: %v", firstErr)
 	}
-	// Reset rather than close: 10,000 sockets per relay left in TIME_WAIT
-	// would exhaust the ephemeral ports of the relays measured after it.
-	for _, c := range conns {
-		c.(*net.TCPConn).SetLinger(0)
-		c.Close()
-	}
-	conns = nil
+	resetAll()
 	after := measure(r.pid())
 	for deadline := time.Now().Add(2 * time.Second); after.fds > base.fds && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
 		after = measure(r.pid())
 	}
-	t.metrics[0].add(p.name, float64(held.rssKiB-base.rssKiB)/ok)
-	t.metrics[1].add(p.name, float64(heldPss-basePss)/ok)
-	t.metrics[2].add(p.name, float64(held.fds-base.fds)/ok)
-	t.metrics[3].add(p.name, float64(after.fds-base.fds))
-	logf("   idle %-18s %5.0f conns in %v: %6.2f KiB RSS/conn, %6.2f KiB PSS/conn, %.2f fds/conn, %d fds left, %d procs",
-		p.name, ok, setup.Round(time.Millisecond), float64(held.rssKiB-base.rssKiB)/ok,
-		float64(heldPss-basePss)/ok, float64(held.fds-base.fds)/ok, after.fds-base.fds, held.procs)
+	vals := []float64{float64(held.rssKiB-base.rssKiB) / ok, float64(heldPss-basePss) / ok,
+		float64(held.fds-base.fds) / ok, float64(after.fds - base.fds)}
+	for i, v := range vals {
+		t.metrics[i].add(r.p.name, v)
+	}
+	logf("   %s %-22s %5.0f conns in %v: %6.2f KiB RSS/conn, %6.2f KiB PSS/conn, %.2f fds/conn, %.0f fds left, %d procs",
+		t.key, r.p.name, ok, setup.Round(time.Millisecond), vals[0], vals[1], vals[2], vals[3], held.procs)
 	return nil
 }
 

@@ -482,50 +482,7 @@ func tlsIdleOnce(r *running, f *tlsFiles, n int, limit time.Duration, t *table) 
 		return fmt.Errorf("warm-up connection: %w", err)
 	}
 	warm.Close()
-	time.Sleep(200 * time.Millisecond)
-	base, basePss := measure(r.pid()), pssKiB(r.pid())
-	t0 := time.Now()
-	conns, failed, firstErr := openEach(open, n, limit, idleOpeners)
-	setup := time.Since(t0)
-	// Reset rather than close, as idle.go does: no TIME_WAIT left behind.
-	resetAll := func() {
-		for _, c := range conns {
-			c.NetConn().(*net.TCPConn).SetLinger(0)
-			c.NetConn().Close()
-		}
-		conns = nil
-	}
-	defer resetAll()
-	time.Sleep(300 * time.Millisecond)
-	held, heldPss := measure(r.pid()), pssKiB(r.pid())
-	if r.proc.exited() {
-		return fmt.Errorf("the relay died with %d connections open", len(conns))
-	}
-	if len(conns) < n {
-		why := "opening them took longer than that"
-		if failed > 0 {
-			why = fmt.Sprintf("%d failed, the first with: %v", failed, firstErr)
-		}
-		t.note(r.p.name, "only %d of %d connections echoed within %v (%s)", len(conns), n, limit, why)
-	}
-	if len(conns) == 0 {
-		return fmt.Errorf("no connection echoed: %v", firstErr)
-	}
-	ok := float64(len(conns))
-	resetAll()
-	after := measure(r.pid())
-	for deadline := time.Now().Add(2 * time.Second); after.fds > base.fds && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-		after = measure(r.pid())
-	}
-	vals := []float64{float64(held.rssKiB-base.rssKiB) / ok, float64(heldPss-basePss) / ok,
-		float64(held.fds-base.fds) / ok, float64(after.fds - base.fds)}
-	for i, v := range vals {
-		t.metrics[i].add(r.p.name, v)
-	}
-	logf("   %s %-22s %5.0f conns in %v: %6.2f KiB RSS/conn, %6.2f KiB PSS/conn, %.2f fds/conn, %.0f fds left",
-		scTLSIdle, r.p.name, ok, setup.Round(time.Millisecond), vals[0], vals[1], vals[2], vals[3])
-	return nil
+	return holdIdle(r, t, n, limit, idleOpeners, open, (*tls.Conn).NetConn)
 }
 
 // idleOpeners open the idle TLS connections in parallel, each checked to
