@@ -66,18 +66,19 @@ func carry(from, to *Engine) bool {
 	return n > 0
 }
 
-// until moves bytes until cond holds, failing the test after 5 s.
+// until moves bytes until cond holds, failing the test after 5 s. Like the
+// loop's wake, it re-arms notify before it looks: news that comes after the
+// look is announced, news that came before is seen. (No polling here: a lost
+// notify must fail.)
 func (p *pair) until(what string, cond func() bool) {
 	p.t.Helper()
 	deadline := time.After(5 * time.Second)
-	for !cond() {
-		if p.move() {
-			continue
-		}
-		// Nothing moved: what comes next is the engines' doing, and they
-		// must say so. (No polling here: a lost notify must fail.)
-		p.cli.Events() // re-arm both
+	for {
+		p.cli.Events()
 		p.srv.Events()
+		if cond() {
+			return
+		}
 		if p.move() {
 			continue
 		}
