@@ -31,7 +31,7 @@ run: build
 
 # Benchmarks against socat, haproxy, a naive Go proxy, gnet and Net::Proxy,
 # plus the Go micro-benchmarks; regenerates BENCHMARKS.md and bench/charts.
-# `make bench` is the quick mode (about 4 minutes), `make bench-full` the
+# `make bench` is the quick mode (about 2 minutes, one round), `make bench-full` the
 # full one (about half an hour). `make bench-deps` installs the peers (Debian).
 bench:
 	$(GO) run ./bench -quick

@@ -11,7 +11,8 @@ import (
 )
 
 // profiledPeers are observed with perf during extra tests, after the
-// measured rounds, so that the report can say where the CPU goes.
+// measured rounds of a full run, so that the report can say where the CPU
+// goes.
 var profiledPeers = []string{nproxyName, "haproxy-nbthread1", "naive-go"}
 
 // syscallEvents are counted with perf stat: label, then tracepoints summed.
@@ -74,7 +75,7 @@ func profile(e *env, peers []*peer, sc, key string, w workload) {
 	}
 	var rows, tops strings.Builder
 	for _, p := range peers {
-		if !contains(profiledPeers, p.name) || !p.in(sc) {
+		if !contains(e.cfg.profiled, p.name) || !p.in(sc) {
 			continue
 		}
 		if row, err := syscallRow(e, p, w); err != nil {

@@ -71,8 +71,8 @@ func (r *report) machine(w writer) {
 	w("- Open files limit: %s per process\n", ulimit())
 	w("- Everything runs on this one machine over 127.0.0.1: the load generators, the upstream servers "+
 		"and the relay share the same %d cores, so a relay that uses more CPU also slows its own load. "+
-		"Mode `%s`: %d rounds for bulk, connection rate and latency.\n\n", runtime.NumCPU(), r.env.cfg.mode, r.env.cfg.rounds)
-	w("Reproduce: `go run ./bench -quick` (about 4 minutes) or `go run ./bench` (full, about half an hour), " +
+		"Mode `%s`: %d round%s for bulk, connection rate and latency.\n\n", runtime.NumCPU(), r.env.cfg.mode, r.env.cfg.rounds, plural(r.env.cfg.rounds))
+	w("Reproduce: `go run ./bench -quick` (about 2 minutes, one round: a check of the harness) or `go run ./bench` (full, about half an hour), " +
 		"from the repository root. `-peers socat,gnet` and `-scenarios bulk,latency` narrow a run.\n\n")
 }
 

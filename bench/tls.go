@@ -434,22 +434,13 @@ func tlsBulkOnce(r *running, f *tlsFiles, u *bulkUpstream, down bool, window tim
 	return gb * 1e3 / el.Seconds(), (cpu1 - cpu0) / gb, state, nil
 }
 
-// tlsIdleConns: fewer in quick mode, where a handshake per connection
-// would take most of its minute.
-func tlsIdleConns(e *env) int {
-	if e.cfg.mode == "quick" {
-		return 2000
-	}
-	return e.cfg.idleConns
-}
-
 // tlsIdleRounds is at most 2: every round costs each peer 5,000 handshakes,
 // and in trial runs the memory per connection moved by under 5% between
 // rounds while a third round took the full run past its 4 minutes.
 func tlsIdleRounds(e *env) int { return min(e.cfg.idleRounds, 2) }
 
 func tlsIdle(e *env, peers []*peer, f *tlsFiles) (*table, error) {
-	n := tlsIdleConns(e)
+	n := e.cfg.idleConns
 	limit := 2 * e.cfg.idleLimit
 	rss, pss := lower("RSS", "KiB/conn"), lower("PSS", "KiB/conn")
 	fds, leak := lower("fds", "fds/conn"), info("fds left after close", "fds")
