@@ -96,7 +96,7 @@ func runRate(e *env, peers []*peer) ([]*table, error) {
 			ok, fails, firstErr := connLoop(r.listen, e.cfg.concurrency, e.cfg.rateDur)
 			waitChildrenReaped(r.pid(), time.Second)
 			rate.add(r.p.name, float64(ok)/e.cfg.rateDur.Seconds())
-			if ok > 0 {
+			if ok > 0 && r.proc != nil {
 				cpu.add(r.p.name, (cpuSeconds(r.pid())-cpu0)/float64(ok)*1e6)
 			}
 			logf("   connrate round %d %-18s %8.0f conn/s  (%d failed)", round+1, r.p.name, float64(ok)/e.cfg.rateDur.Seconds(), fails)
@@ -171,7 +171,9 @@ func runLatency(e *env, peers []*peer) ([]*table, error) {
 			return err
 		}
 		waitChildrenReaped(r.pid(), time.Second)
-		cpu.add(r.p.name, (cpuSeconds(r.pid())-cpu0)/float64(len(samples))*1e6)
+		if r.proc != nil {
+			cpu.add(r.p.name, (cpuSeconds(r.pid())-cpu0)/float64(len(samples))*1e6)
+		}
 		slices.Sort(samples)
 		us := func(p float64) float64 { return float64(percentile(samples, p)) / 1e3 }
 		p50.add(r.p.name, us(0.50))

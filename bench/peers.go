@@ -121,7 +121,8 @@ func peerSet(e *env) []*peer {
 		}
 	}
 	peers := []*peer{
-		{name: "direct", desc: "no proxy: iperf3 client straight to the server", only: set(scBulk1, scBulk8)},
+		{name: "direct", desc: "no proxy: the clients straight to the upstream, the ceiling of any relay",
+			only: set(scBulk1, scBulk8, scRate, scLatency)},
 		{name: nproxyName, desc: "nproxy, one loop (default)", argv: nproxy()},
 		{name: "nproxy-loops2", desc: "nproxy --loops 2 (SO_REUSEPORT, one loop per core)",
 			argv: nproxy("--loops", "2"), only: set(scBulk8, scRate, scLatency)},

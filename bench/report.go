@@ -166,17 +166,25 @@ func (r *report) peerList(w writer) {
 
 // med returns the median of one metric of one peer in the table with key.
 func (r *report) med(key, metric, peer string) float64 {
+	if m := r.metric(key, metric); m != nil {
+		return summarize(m.vals[peer]).med
+	}
+	return math.NaN()
+}
+
+// metric finds one metric of the table with key, or nil.
+func (r *report) metric(key, name string) *metric {
 	for _, t := range r.tables {
 		if t.key != key {
 			continue
 		}
 		for _, m := range t.metrics {
-			if m.name == metric {
-				return summarize(m.vals[peer]).med
+			if m.name == name {
+				return m
 			}
 		}
 	}
-	return math.NaN()
+	return nil
 }
 
 // targets checks nproxy against the targets of issues 2 and 6.
@@ -197,12 +205,14 @@ func (r *report) targets(w writer) {
 				r.perPeer(scBulk1, "proxy CPU", "s"), r.perPeer(scBulk1, "context switches", ""), r.kernelShares(scBulk1))},
 		{"bulk 1 stream ÷ direct", nb / r.med(scBulk1, "throughput", "direct"), func(v float64) bool { return v >= 0.75 }, "≥ 0.75", ""},
 		{"connection rate ÷ haproxy-nbthread1", r.med(scRate, "connections", nproxyName) / hp(scRate, "connections"), func(v float64) bool { return v >= 1.3 }, "≥ 1.3",
-			fmt.Sprintf("connection rate: relay CPU per connection %s; kernel share of the CPU %s.",
-				r.perPeer(scRate, "relay CPU", " µs"), r.kernelShares(scRate))},
+			fmt.Sprintf("connection rate: relay CPU per connection %s; kernel share of the CPU %s. %s",
+				r.perPeer(scRate, "relay CPU", " µs"), r.kernelShares(scRate),
+				r.budget(scRate, "connections", 1.3*hp(scRate, "connections"), 1, "relay CPU", "connection"))},
 		{"latency p99 ÷ haproxy-nbthread1", r.med(scLatency, "p99", nproxyName) / hp(scLatency, "p99"), func(v float64) bool { return v <= 1 }, "≤ 1", ""},
 		{"latency p50 ÷ haproxy-nbthread1", r.med(scLatency, "p50", nproxyName) / hp(scLatency, "p50"), func(v float64) bool { return v <= 0.8 }, "≤ 0.8",
-			fmt.Sprintf("latency p50: relay CPU per round trip %s (the rest of each round trip is the clients' and the echo server's, on the same cores).",
-				r.perPeer(scLatency, "relay CPU", " µs"))},
+			fmt.Sprintf("latency p50: relay CPU per round trip %s (the rest of each round trip is the clients' and the echo server's, on the same cores). %s",
+				r.perPeer(scLatency, "relay CPU", " µs"),
+				r.budget(scLatency, "round trips", hp(scLatency, "round trips")/0.8, 1e3, "relay CPU", "round trip"))},
 		{"idle RSS, KiB per connection", r.med(scIdle, "RSS", nproxyName), func(v float64) bool { return v <= 1 }, "≤ 1 (issue 2: < 2)", ""},
 		{"idle fds per connection", r.med(scIdle, "fds", nproxyName), func(v float64) bool { return math.Abs(v-2) < 0.01 }, "= 2", ""},
 		{"fds left after the idle connections close", r.med(scIdle, "fds left after close", nproxyName), func(v float64) bool { return v <= 0 }, "0", ""},
@@ -230,6 +240,30 @@ func (r *report) targets(w writer) {
 		w("Where a target is missed, what the relays themselves spend (medians of the tables below; "+
 			"kernel share from the perf profiles under them):\n\n- %s\n\n", strings.Join(whys, "\n- "))
 	}
+}
+
+// budget estimates the relay CPU per unit of work that reaching goal (in
+// the unit of metric rate, which is scale units per second) allows. The
+// clients and the upstream cost what they cost with no relay (the "direct"
+// peer), and the relay gets what is left of the saturated cores (vmstat
+// shows them 85-90% busy in these closed loops): cores ÷ goal − cores ÷
+// direct rate. It is an estimate, and says what a target asks of the relay.
+func (r *report) budget(key, rate string, goal, scale float64, cpuMetric, unit string) string {
+	direct := r.med(key, rate, "direct")
+	own := r.med(key, cpuMetric, nproxyName)
+	if math.IsNaN(direct) || math.IsNaN(goal) || math.IsNaN(own) {
+		return ""
+	}
+	cores := float64(runtime.NumCPU())
+	left := (cores/(goal*scale) - cores/(direct*scale)) * 1e6
+	u := r.metric(key, rate).unit
+	s := fmt.Sprintf("With no relay the same load runs at %s %s; the goal, %s %s, leaves a relay about %s µs of CPU per %s "+
+		"(%d cores ÷ goal − %d cores ÷ direct rate), against nproxy's %s µs",
+		num(direct), u, num(goal), u, num(left), unit, int(cores), int(cores), num(own))
+	if k, ok := r.env.kernelShare[key][nproxyName]; ok {
+		s += fmt.Sprintf(", of which %s µs in the kernel", num(own*k/100))
+	}
+	return s + "."
 }
 
 // perPeer lists one metric's medians for nproxy and the peers of the targets.
