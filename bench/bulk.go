@@ -65,8 +65,8 @@ func runBulk(e *env, peers []*peer) ([]*table, error) {
 		"(one server per peer), client to server through the relay; Gbit/s as received by the server. "+
 		"CPU is utime+stime of the relay's process (children included, as socat forks) from /proc/PID/stat "+
 		"over the test, divided by the GB relayed; context switches (voluntary and not, summed over the relay's "+
-		"threads from /proc/PID/task/*/status; not counted for socat, whose children take theirs with them) likewise. %d rounds, peers interleaved in each round (the order rotates by one each round).",
-		e.cfg.bulkSecs, e.cfg.rounds)
+		"threads from /proc/PID/task/*/status; not counted for socat, whose children take theirs with them) likewise. %s, peers interleaved in each round (the order rotates by one each round).",
+		e.cfg.bulkSecs, rounds(e.cfg.rounds))
 	streams := []int{1, 8}
 	tables := map[int]*table{}
 	gbps := map[int]*metric{}

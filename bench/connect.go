@@ -221,10 +221,10 @@ func connectOnce(e *env, p *peer, s connectStep, trouble *tallies) {
 }
 
 func connectTables(e *env, peers []*peer) (rate, bulk *table) {
-	common := fmt.Sprintf("%d rounds, peers interleaved (the order rotates each round), a fresh tunnel entry for each test. "+
+	common := fmt.Sprintf("%s, peers interleaved (the order rotates each round), a fresh tunnel entry for each test. "+
 		"One tinyproxy (bench/peers/%s) serves every peer for the whole scenario on the same 2 cores: it does its own share of "+
 		"the work for each tunnel and each byte, so it is a ceiling common to all: the closer the entries come to each other, the less they are what limits.",
-		e.cfg.rounds, webProxyConf)
+		rounds(e.cfg.rounds), webProxyConf)
 	var rm []*metric
 	for _, n := range rateClients {
 		rm = append(rm, higher(fmt.Sprintf("tunnels, %d client%s", n, plural(n)), "tunnels/s"))
@@ -427,13 +427,6 @@ func peerNamed(peers []*peer, name string) *peer {
 		}
 	}
 	return &peer{name: name, skip: "not in the cast"}
-}
-
-func plural(n int) string {
-	if n == 1 {
-		return ""
-	}
-	return "s"
 }
 
 func joinInts(v []int, sep string) string {

@@ -22,7 +22,7 @@ func runIdle(e *env, peers []*peer) ([]*table, error) {
 			"are closed (reset, so as to leave no TIME_WAIT behind) and the fds still open beyond the baseline after up to 2 s are counted. A relay gets "+
 			"%v to open them and is given up on after %d failed connections. "+
 			"RSS double-counts pages a forking relay (socat) shares with its children; PSS does not. "+
-			"%d round(s).", n, e.cfg.idleLimit, maxIdleFailures, e.cfg.idleRounds), peers, scIdle, rss, pss, fds, leak)
+			"%s.", n, e.cfg.idleLimit, maxIdleFailures, rounds(e.cfg.idleRounds)), peers, scIdle, rss, pss, fds, leak)
 	echo, err := startEcho(e)
 	if err != nil {
 		return nil, err

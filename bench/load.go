@@ -82,9 +82,9 @@ func runRate(e *env, peers []*peer) ([]*table, error) {
 	rate, cpu := higher("connections", "conn/s"), lower("relay CPU", "µs/conn")
 	t := newTable(scRate, "Connection rate", fmt.Sprintf(
 		"%d concurrent Go clients, each in a loop: connect, write 64 bytes, read the 64-byte echo, close; "+
-			"%v per round, %d rounds, peers interleaved. Upstream: evio echo (one loop). Relay CPU is utime+stime "+
+			"%v per round, %s, peers interleaved. Upstream: evio echo (one loop). Relay CPU is utime+stime "+
 			"(children included) from /proc/PID/stat over the window, divided by the connections.",
-		e.cfg.concurrency, e.cfg.rateDur, e.cfg.rounds), peers, scRate, rate, cpu)
+		e.cfg.concurrency, e.cfg.rateDur, rounds(e.cfg.rounds)), peers, scRate, rate, cpu)
 	echo, err := startEcho(e)
 	if err != nil {
 		return nil, err
@@ -156,14 +156,14 @@ func runLatency(e *env, peers []*peer) ([]*table, error) {
 	rts, cpu := higher("round trips", "k/s"), lower("relay CPU", "µs/round trip")
 	t := newTable(scLatency, "Latency, 64-byte ping-pong", fmt.Sprintf(
 		"%d persistent connections, each a closed loop: write 64 bytes, read the echo, record the time; "+
-			"%v per round after 100 warm-up round trips per connection, %d rounds, peers interleaved. "+
+			"%v per round after 100 warm-up round trips per connection, %s, peers interleaved. "+
 			"Percentiles are exact (every sample kept and sorted). Closed loop: a stalled reply delays the next "+
 			"request instead of queueing it, so the tail is coordinated-omission optimistic for every peer alike. "+
 			"With 32 requests always in flight and the clients, the echo server and the relay on the same 2 cores, "+
 			"p50 is mostly 32 ÷ the round-trip rate: the CPU cost of one round trip through the whole chain. "+
 			"Relay CPU is utime+stime (children included) from /proc/PID/stat over the whole test, warm-up included, "+
 			"divided by the round trips timed: the relay's own part of that cost.",
-		e.cfg.concurrency, e.cfg.latDur, e.cfg.rounds), peers, scLatency, p50, p99, p999, rts, cpu)
+		e.cfg.concurrency, e.cfg.latDur, rounds(e.cfg.rounds)), peers, scLatency, p50, p99, p999, rts, cpu)
 	err := withRelays(e, peers, scLatency, t, e.cfg.rounds, func(r *running, round int) error {
 		cpu0 := cpuSeconds(r.pid())
 		samples, err := pingPong(r.listen, e.cfg.concurrency, e.cfg.latDur)

@@ -360,3 +360,14 @@ func gitState(root string) string {
 	}
 	return state
 }
+
+// plural is the "s" of a count other than one.
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// rounds says "1 round" or "n rounds".
+func rounds(n int) string { return fmt.Sprintf("%d round%s", n, plural(n)) }

@@ -22,8 +22,8 @@ func runSlowReader(e *env, peers []*peer) ([]*table, error) {
 			"over the whole window. Peak growth is over the RSS once the connection is open. A relay with "+
 			"backpressure accepts only what the socket buffers and its own bounded buffer hold. Kernel memory "+
 			"(socket buffers, splice pipes) is not in RSS: the MiB accepted from the client is what the relay and "+
-			"the kernel hold together. %d round(s).",
-		e.cfg.slowBytes>>20, e.cfg.slowWindow, e.cfg.slowRounds), peers, scSlowRead, growth, pushed)
+			"the kernel hold together. %s.",
+		e.cfg.slowBytes>>20, e.cfg.slowWindow, rounds(e.cfg.slowRounds)), peers, scSlowRead, growth, pushed)
 	for round := 0; round < e.cfg.slowRounds; round++ {
 		for _, p := range rotated(peers, round) {
 			if !p.in(scSlowRead) {

@@ -115,9 +115,9 @@ func runSSLH(e *env, peers []*peer) ([]*table, error) {
 			"client (\"alone\"), once while %d silent clients wait on the timeout (-t %d): they are dialled "+
 			"in batches of %d, each batch checked taken by the peer (an open fd each, or a child process each for sslh-fork, "+
 			"read from /proc) before the next, "+
-			"and reset after the window. A fresh peer per measurement; %d rounds, peers interleaved. Upstreams: "+
+			"and reset after the window. A fresh peer per measurement; %s, peers interleaved. Upstreams: "+
 			"the evio echo (client-first) and, for the timeout route, a Go server that sends an SSH banner first.",
-		sslhClients, e.cfg.rateDur, sslhLimit, sslhLimit, sslhSilent, sslhWait, sslhBatch, e.cfg.rounds), peers, scSSLHRate, rateCols...)
+		sslhClients, e.cfg.rateDur, sslhLimit, sslhLimit, sslhSilent, sslhWait, sslhBatch, rounds(e.cfg.rounds)), peers, scSSLHRate, rateCols...)
 	lat := newTable(scSSLHLatency, "sslh: latency of client-first connections", fmt.Sprintf(
 		"The connections of the sslh-rate table, each timed from connect to the echo read back, %d clients "+
 			"at once, so the percentiles include the time a connection waits for the others. A failed connection "+

@@ -240,10 +240,10 @@ func tlsHandshakes(e *env, peers []*peer, f *tlsFiles) (*table, error) {
 	t := newTable(scTLSHandshakes, "TLS termination: full handshakes", fmt.Sprintf(
 		"%d concurrent Go clients, as in connrate, each in a loop: connect, full TLS handshake (no session "+
 			"resumption, certificate chain not checked, X25519 offered), write 64 bytes, read the echo, close "+
-			"(close_notify); %v per round, %d rounds, peers interleaved, a fresh relay per measurement. Upstream: evio "+
+			"(close_notify); %v per round, %s, peers interleaved, a fresh relay per measurement. Upstream: evio "+
 			"echo. Relay CPU is utime+stime from /proc/PID/stat over the window, divided by the handshakes. Before each "+
 			"measurement a verifying client checks the chain and records what was negotiated (notes).",
-		e.cfg.concurrency, e.cfg.rateDur, e.cfg.rounds), peers, scTLSHandshakes, rate, cpu)
+		e.cfg.concurrency, e.cfg.rateDur, rounds(e.cfg.rounds)), peers, scTLSHandshakes, rate, cpu)
 	echo, err := startEcho(e)
 	if err != nil {
 		return t, err
@@ -369,8 +369,8 @@ func tlsBulk(e *env, peers []*peer, f *tlsFiles) (*table, error) {
 			"the upstream (in the harness) reads and discards, and MB/s (10⁶ bytes) is what it counted. Server → client: "+
 			"the upstream writes as fast as it can and the Go client reads and counts. %v measured after 200 ms of warm-up. "+
 			"Relay CPU is utime+stime from /proc/PID/stat over the same window, divided by the GB relayed. "+
-			"%d rounds, each direction a measurement of its own with a fresh relay, peers interleaved.",
-		window, e.cfg.rounds), peers, scTLSBulk, up, upCPU, down, downCPU)
+			"%s, each direction a measurement of its own with a fresh relay, peers interleaved.",
+		window, rounds(e.cfg.rounds)), peers, scTLSBulk, up, upCPU, down, downCPU)
 	u, err := startBulkUpstream()
 	if err != nil {
 		return t, err
@@ -449,8 +449,8 @@ func tlsIdle(e *env, peers []*peer, f *tlsFiles) (*table, error) {
 			"connections, each a full handshake that echoes 64 bytes once, opened by %d openers in parallel (each "+
 			"waits for its echo before the next), then held idle. Growth of the relay's VmRSS, Pss (smaps_rollup) and open fds, read from /proc, divided by the "+
 			"connections; then all are reset and the fds still open beyond the baseline after up to 2 s are counted. "+
-			"A relay gets %v to open them. Upstream: evio echo. %d round(s).",
-		n, idleOpeners, limit, tlsIdleRounds(e)), peers, scTLSIdle, rss, pss, fds, leak)
+			"A relay gets %v to open them. Upstream: evio echo. %s.",
+		n, idleOpeners, limit, rounds(tlsIdleRounds(e))), peers, scTLSIdle, rss, pss, fds, leak)
 	echo, err := startEcho(e)
 	if err != nil {
 		return t, err
