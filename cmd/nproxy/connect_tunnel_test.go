@@ -7,12 +7,10 @@ import (
 	"math/rand"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -69,113 +67,6 @@ func TestParseConnectTunnel(t *testing.T) {
 	}
 }
 
-// command is a running nproxy with its standard error collected.
-type command struct {
-	cmd    *exec.Cmd
-	mu     sync.Mutex
-	stderr bytes.Buffer
-	exited chan struct{}
-}
-
-func (c *command) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.stderr.Write(p)
-}
-
-func (c *command) Stderr() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.stderr.String()
-}
-
-// startNproxy runs the command with args and env (added to a copy of the
-// test's environment without HTTP_PROXY), and waits until every port in
-// listen listens. Cleanup stops it with SIGTERM.
-func startNproxy(t *testing.T, env []string, listen []int, args ...string) *command {
-	t.Helper()
-	c := &command{cmd: exec.Command(nproxyBin, args...), exited: make(chan struct{})}
-	c.cmd.Env = append(environWithoutProxy(), env...)
-	c.cmd.Stdout, c.cmd.Stderr = c, c
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		c.cmd.Wait()
-		close(c.exited)
-	}()
-	t.Cleanup(func() {
-		c.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-c.exited:
-		case <-time.After(5 * time.Second):
-			c.cmd.Process.Kill()
-			<-c.exited
-			t.Error("nproxy ignored SIGTERM for 5 s")
-		}
-		if strings.Contains(c.Stderr(), "DATA RACE") {
-			t.Errorf("the race detector spoke:\n%s", c.Stderr())
-		}
-	})
-	for _, port := range listen {
-		waitListen(t, c, port)
-	}
-	return c
-}
-
-// runNproxy runs the command to completion (10 s at most) and returns its
-// exit status and standard error.
-func runNproxy(t *testing.T, env []string, args ...string) (int, string) {
-	t.Helper()
-	cmd := exec.Command(nproxyBin, args...)
-	cmd.Env = append(environWithoutProxy(), env...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	timer := time.AfterFunc(10*time.Second, func() { cmd.Process.Kill() })
-	defer timer.Stop()
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode(), stderr.String()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return 0, stderr.String()
-}
-
-// environWithoutProxy is the test's environment without HTTP_PROXY, and
-// with the race detector's one-second pause at exit turned off.
-func environWithoutProxy() []string {
-	env := []string{"GORACE=atexit_sleep_ms=0"}
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); strings.ToLower(k) != "http_proxy" && k != "GORACE" {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-// waitListen waits until a socket listens on port (any address), reading
-// /proc/net/tcp{,6} rather than connecting, which would make a client.
-func waitListen(t *testing.T, c *command, port int) {
-	t.Helper()
-	needle := []byte(fmt.Sprintf(":%04X 00000000:0000 0A ", port))
-	needle6 := []byte(fmt.Sprintf(":%04X 00000000000000000000000000000000:0000 0A ", port))
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		select {
-		case <-c.exited:
-			t.Fatalf("nproxy exited: %s", c.Stderr())
-		default:
-		}
-		v4, _ := os.ReadFile("/proc/net/tcp")
-		v6, _ := os.ReadFile("/proc/net/tcp6")
-		if bytes.Contains(v4, needle) || bytes.Contains(v6, needle6) {
-			return
-		}
-	}
-	t.Fatalf("nothing listens on port %d: %s", port, c.Stderr())
-}
-
 // echoThrough checks a tunnel to the banner server: the banner first,
 // then n random bytes echoed, read back in full before closing (tinyproxy
 // tears the tunnel down at the client's EOF).
@@ -210,16 +101,6 @@ func expectRefused(t *testing.T, port int) {
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	if got, err := io.ReadAll(c); len(got) > 0 || err != nil && !strings.Contains(err.Error(), "reset") {
 		t.Fatalf("port %d: read %q, %v; want EOF", port, got, err)
-	}
-}
-
-// waitStderr waits up to 5 s for the command to log want.
-func waitStderr(t *testing.T, c *command, want string) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(c.Stderr(), want); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("stderr lacks %q:\n%s", want, c.Stderr())
-		}
 	}
 }
 
@@ -270,8 +151,8 @@ func TestConnectTunnelTinyproxy(t *testing.T) {
 	startNproxy(t, env, []int{p5}, "connect-tunnel", "-L", "-A", "book:wrong", "-T", fmt.Sprintf("%d:127.0.0.1:%d", p5, up))
 	echoThrough(t, p4, 1000)
 	expectRefused(t, p5)
-	if strings.Contains(c2.Stderr(), "refused") {
-		t.Errorf("HTTP_PROXY tunnel logged a refusal: %s", c2.Stderr())
+	if strings.Contains(c2.stderr.String(), "refused") {
+		t.Errorf("HTTP_PROXY tunnel logged a refusal: %s", c2.stderr.String())
 	}
 }
 

@@ -1,4 +1,4 @@
-// Black-box tests of the nproxy command. TestMain (connect_tunnel_test.go)
+// Black-box tests of the nproxy command. TestMain (testmain_test.go)
 // builds the binary once, with the race detector, into nproxyBin; each test
 // here runs it against real peers on
 // 127.0.0.1 (socat echo servers, Go listeners where a test needs to hold the
@@ -27,95 +27,6 @@ import (
 	"text/template"
 	"time"
 )
-
-// outputBuffer collects a process's output while tests read it.
-type outputBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *outputBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *outputBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// child is a process started by a test, killed with its process group (socat
-// forks a child per connection) when the test ends.
-type child struct {
-	name           string
-	cmd            *exec.Cmd
-	stdout, stderr outputBuffer
-	done           chan struct{} // closed once the process has exited
-}
-
-func startChild(t *testing.T, name string, args ...string) *child {
-	t.Helper()
-	p := &child{name: filepath.Base(name), cmd: exec.Command(name, args...), done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p.cmd.WaitDelay = 2 * time.Second
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	go func() {
-		p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			t.Errorf("%s (pid %d) still running 5 s after SIGKILL", p.name, p.pid())
-		}
-		// The binary is built with -race: a report fails the test even if
-		// the process survived it.
-		if strings.Contains(p.stderr.String(), "WARNING: DATA RACE") {
-			t.Errorf("the race detector reported a data race in %s", p.name)
-		}
-		if t.Failed() {
-			t.Logf("%s %q stderr:\n%s", p.name, args, p.stderr.String())
-		}
-	})
-	return p
-}
-
-func (p *child) pid() int { return p.cmd.Process.Pid }
-
-func (p *child) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// exitCode waits at most d for the process to end and returns its status.
-func (p *child) exitCode(t *testing.T, d time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.cmd.ProcessState.ExitCode()
-	case <-time.After(d):
-		t.Fatalf("%s still running after %v", p.name, d)
-		return -1
-	}
-}
-
-func (p *child) signal(t *testing.T, sig syscall.Signal) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		t.Fatalf("signalling %s: %v", p.name, err)
-	}
-}
 
 // eventually polls cond every 10 ms for at most d and reports whether it
 // became true.
@@ -207,17 +118,6 @@ func listeners(pid, port int) int {
 		}
 	}
 	return n
-}
-
-// waitListening waits until p listens on port, failing early if p exits.
-func waitListening(t *testing.T, p *child, port int) {
-	t.Helper()
-	mustEventually(t, 10*time.Second, fmt.Sprintf("%s to listen on port %d", p.name, port), func() bool {
-		if p.exited() {
-			t.Fatalf("%s exited with %v before listening on port %d:\n%s", p.name, p.cmd.ProcessState, port, p.stderr.String())
-		}
-		return listeners(p.pid(), port) > 0
-	})
 }
 
 // unusedPort returns a port that was free on ip a moment ago.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,8 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -98,15 +95,9 @@ func TestSSLHChecks(t *testing.T) {
 		{[]string{"-p", busy.Addr().String(), "-l", "127.0.0.1:1"}, "can't listen on 127.0.0.1 port"},
 	}
 	for _, c := range cases {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		var stderr bytes.Buffer
-		cmd := exec.CommandContext(ctx, nproxyBin, append([]string{"sslh"}, c.args...)...)
-		cmd.Stderr = &stderr
-		err := cmd.Run()
-		cancel()
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(stderr.String(), c.want) {
-			t.Errorf("nproxy sslh %q: %v, stderr %q; want exit status 2 and %q", c.args, err, stderr.String(), c.want)
+		code, stderr := runNproxy(t, nil, append([]string{"sslh"}, c.args...)...)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("nproxy sslh %q: exit status %d, stderr %q; want 2 and %q", c.args, code, stderr, c.want)
 		}
 	}
 	out, err := exec.Command(nproxyBin, "sslh", "--version").Output()
@@ -117,68 +108,6 @@ func TestSSLHChecks(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "--no-ssh-probe") {
 		t.Errorf("-h: %v, %q", err, out)
 	}
-}
-
-// daemon is the nproxy binary running in a test.
-type daemon struct {
-	cmd    *exec.Cmd
-	stderr *daemonLog
-}
-
-type daemonLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *daemonLog) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *daemonLog) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// startDaemon runs nproxy with args until the test ends (SIGTERM, then
-// SIGKILL if it lingers), and waits until 127.0.0.1:port listens.
-func startDaemon(t *testing.T, port int, args ...string) *daemon {
-	t.Helper()
-	c := &daemon{cmd: exec.Command(nproxyBin, args...), stderr: &daemonLog{}}
-	c.cmd.Stderr = c.stderr
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- c.cmd.Wait() }()
-	t.Cleanup(func() {
-		c.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			c.cmd.Process.Kill()
-			<-exited
-			t.Error("nproxy did not stop on SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("nproxy's stderr:\n%s", c.stderr)
-		}
-	})
-	entry := fmt.Sprintf(" 0100007F:%04X 00000000:0000 0A ", port)
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if table, err := os.ReadFile("/proc/net/tcp"); err == nil && bytes.Contains(table, []byte(entry)) {
-			return c
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("nproxy exited: %v\n%s", err, c.stderr)
-		default:
-		}
-	}
-	t.Fatalf("nproxy does not listen on port %d\n%s", port, c.stderr)
-	return nil
 }
 
 // sshEcho runs "echo word" over ssh and fails t unless it works within d.
@@ -201,7 +130,7 @@ func TestSSLHRealServers(t *testing.T) {
 	tlsd := dualtest.StartTLSServer(t)
 	port := dualtest.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	nproxy := startDaemon(t, port, "sslh", "-vvv", "-t", "2", "-p", addr, "-s", sshd.Addr, "-l", tlsd.Addr)
+	nproxy := startNproxy(t, nil, []int{port}, "sslh", "-vvv", "-t", "2", "-p", addr, "-s", sshd.Addr, "-l", tlsd.Addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for range 2 {
@@ -230,7 +159,7 @@ func TestSSLHTimeoutRoute(t *testing.T) {
 	tlsd := dualtest.StartTLSServer(t)
 	port := dualtest.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	nproxy := startDaemon(t, port, "sslh", "-vvv", "--no-ssh-probe", "-t", "0.5", "-p", addr, "-s", sshd.Addr, "-l", tlsd.Addr)
+	nproxy := startNproxy(t, nil, []int{port}, "sslh", "-vvv", "--no-ssh-probe", "-t", "0.5", "-p", addr, "-s", sshd.Addr, "-l", tlsd.Addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -265,7 +194,7 @@ func TestSSLHSilentCrowd(t *testing.T) {
 	tlsd := dualtest.StartTLSServer(t)
 	port := dualtest.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	startDaemon(t, port, "sslh", "-p", addr, "-s", sshd.Addr, "-l", tlsd.Addr)
+	startNproxy(t, nil, []int{port}, "sslh", "-p", addr, "-s", sshd.Addr, "-l", tlsd.Addr)
 	start := time.Now()
 	var silent []net.Conn
 	for range 1000 {
@@ -329,7 +258,7 @@ func TestDualFromConfig(t *testing.T) {
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	startDaemon(t, port, "-c", file)
+	startNproxy(t, nil, []int{port}, "-c", file)
 	// Both reach their servers through probes: neither waits 5 s, and
 	// client_first, where nothing listens, is never used.
 	if d := sshEcho(t, sshd.Client(ctx, addr, "echo", "zlonk"), "zlonk"); d > 3*time.Second {
@@ -343,7 +272,7 @@ func TestDualFromConfig(t *testing.T) {
 	addr = fmt.Sprintf("127.0.0.1:%d", port)
 	spec := fmt.Sprintf("type=dual,host=127.0.0.1,port=%d,timeout=0.3,server_first.type=tcp,server_first.host=%s,server_first.port=%s,client_first.type=tcp,client_first.host=%s,client_first.port=%s",
 		port, sshHost, sshPort, tlsHost, tlsPort)
-	startDaemon(t, port, "--in", spec, "--out", "type=dummy")
+	startNproxy(t, nil, []int{port}, "--in", spec, "--out", "type=dummy")
 	if got := dualtest.TLSRoundTrip(t, addr, "crunch"); got != "hcnurc" {
 		t.Errorf("s_client got %q", got)
 	}
@@ -469,21 +398,7 @@ func startLineServer(b *testing.B, greeting string) string {
 // startBenchDaemon runs an sslh until the benchmark ends and waits until
 // listen accepts connections (each probe is a client for the sslh).
 func startBenchDaemon(b *testing.B, listen string, args []string) {
-	cmd := exec.Command(args[0], args[1:]...)
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
+	startCmd(b, exec.Command(args[0], args[1:]...), true)
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if pingThrough(listen) == nil {
 			return
