@@ -101,7 +101,7 @@ func holdIdle[C any](r *running, t *table, n int, limit time.Duration, openers i
 		after = measure(r.pid())
 	}
 	vals := []float64{float64(held.rssKiB-base.rssKiB) / ok, float64(heldPss-basePss) / ok,
-		float64(held.fds-base.fds) / ok, float64(after.fds - base.fds)}
+		float64(held.fds-base.fds) / ok, float64(max(0, after.fds-base.fds))}
 	for i, v := range vals {
 		t.metrics[i].add(r.p.name, v)
 	}

@@ -70,7 +70,7 @@ func TestPoolIsBounded(t *testing.T) {
 
 func TestPipePoolRecyclesOnlyEmptyPipes(t *testing.T) {
 	pp := NewPipePool(0, 1)
-	defer pp.Close()
+	defer pp.Release()
 	p, err := pp.Get()
 	if err != nil {
 		t.Fatal(err)
@@ -90,6 +90,15 @@ func TestPipePoolRecyclesOnlyEmptyPipes(t *testing.T) {
 	pp.Put(q)
 	if pp.Idle() != 1 {
 		t.Fatal("an empty pipe was not pooled")
+	}
+	pp.Release()
+	if _, err := unix.Write(q.W, []byte("x")); pp.Idle() != 0 || err == nil {
+		t.Fatal("Release kept a free pipe open")
+	}
+	if r, err := pp.Get(); err != nil {
+		t.Fatalf("the pool is unusable after Release: %v", err)
+	} else {
+		pp.Put(r)
 	}
 }
 

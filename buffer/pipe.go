@@ -70,8 +70,9 @@ func (pp *PipePool) Put(p *Pipe) {
 // Idle reports how many free pipes the pool holds.
 func (pp *PipePool) Idle() int { return len(pp.free) }
 
-// Close closes every pooled pipe.
-func (pp *PipePool) Close() {
+// Release closes every free pipe. The pool stays usable: a loop releases
+// its pipes when they have sat idle, and when it shuts down.
+func (pp *PipePool) Release() {
 	for _, p := range pp.free {
 		p.Close()
 	}

@@ -70,8 +70,12 @@ type Loop struct {
 	timers  timerHeap
 	rings   *buffer.Pool
 	pipes   *buffer.PipePool
-	scratch []byte
-	closing []int // fds closed during this pass, released at its end
+	// pipeTrim is armed while the pool may hold pipes; pipesUsed says a
+	// pipe was taken since it was armed (see trimPipes).
+	pipeTrim  *Timer
+	pipesUsed bool
+	scratch   []byte
+	closing   []int // fds closed during this pass, released at its end
 
 	resolvedNames map[string]resolved
 
@@ -256,7 +260,7 @@ func (l *Loop) shutdown() {
 	}
 	l.releaseClosed()
 	l.timers.clear()
-	l.pipes.Close()
+	l.pipes.Release()
 	l.poll.close()
 	l.mu.Lock()
 	l.done = true

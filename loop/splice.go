@@ -1,6 +1,11 @@
 package loop
 
-import "golang.org/x/sys/unix"
+import (
+	"time"
+
+	"github.com/nproxy/nproxy/buffer"
+	"golang.org/x/sys/unix"
+)
 
 // spliceFlags: MOVE is a hint the kernel may take to move pages rather than
 // copy them; NONBLOCK makes the pipe side non-blocking (the socket already is).
@@ -17,7 +22,7 @@ func (l *Loop) canSplice(src, dst *Socket) bool {
 func (l *Loop) spliceIn(src, dst *Socket) (n int, full bool, err error) {
 	p := dst.pipe
 	if p == nil {
-		if p, err = l.pipes.Get(); err != nil {
+		if p, err = l.takePipe(); err != nil {
 			// Out of fds for a pipe: this chunk takes the buffer path.
 			return l.copyChunk(src, dst)
 		}
@@ -56,4 +61,34 @@ func (l *Loop) spliceOut(dst *Socket) bool {
 	dst.pipe = nil
 	l.pipes.Put(p)
 	return true
+}
+
+// pipeIdle is how long the pool's free pipes outlive the last use of one. A
+// pipe costs two fds and the kernel's ring of pipe buffers (1 MiB pipes have
+// 256 slots), so a relay that has gone quiet gives them back, and nproxy with
+// no connection holds its listeners' fds and nothing else; a busy relay keeps
+// reusing them.
+const pipeIdle = time.Second
+
+// takePipe gets a pipe from the pool, and makes sure the pool is trimmed
+// once pipes stop being used.
+func (l *Loop) takePipe() (*buffer.Pipe, error) {
+	l.pipesUsed = true
+	if l.pipeTrim == nil {
+		l.pipeTrim = l.AfterFunc(pipeIdle, l.trimPipes)
+	}
+	return l.pipes.Get()
+}
+
+// trimPipes runs every pipeIdle while pipes are in use, and releases the
+// free ones after a whole period in which none was taken. One flag per
+// splice chunk and a timer per second cost less than tracking each pipe's age.
+func (l *Loop) trimPipes() {
+	if l.pipesUsed {
+		l.pipesUsed = false
+		l.pipeTrim = l.AfterFunc(pipeIdle, l.trimPipes)
+		return
+	}
+	l.pipeTrim = nil
+	l.pipes.Release()
 }
