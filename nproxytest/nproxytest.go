@@ -19,9 +19,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -99,12 +101,48 @@ func CaptureLog(t testing.TB, v int) *LogBuffer {
 // FreePort returns a TCP port of 127.0.0.1 that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return FreePortOn(t, "127.0.0.1")
+}
+
+// FreePortOn returns a TCP port of ip that was free a moment ago. It is
+// picked at random below the kernel's ephemeral range: a port from that
+// range (what listening on port 0 gives) can be handed to any outgoing
+// connection of the machine, those of other test processes included, before
+// the test binds it again.
+func FreePortOn(t testing.TB, ip string) int {
+	t.Helper()
+	low := ephemeralLow()
+	for range 100 {
+		port := firstPort + rand.IntN(low-firstPort)
+		if l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port))); err == nil {
+			l.Close()
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("no free port on %s below %d after 100 tries", ip, low)
+	return 0
+}
+
+// firstPort is the lowest port FreePortOn picks: below it are well-known
+// and registered services a machine may run.
+const firstPort = 10000
+
+// ephemeralLow is the first port of the kernel's ephemeral range, 32768 if
+// it cannot be read.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	low, err := strconv.Atoi(f[0])
+	if err != nil || low <= firstPort+1000 {
+		return 32768
+	}
+	return low
 }
 
 // Listening reports whether a socket listens on 127.0.0.1:port. It does

@@ -26,6 +26,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/nproxy/nproxy/nproxytest"
 )
 
 // eventually polls cond every 10 ms for at most d and reports whether it
@@ -123,12 +125,7 @@ func listeners(pid, port int) int {
 // unusedPort returns a port that was free on ip a moment ago.
 func unusedPort(t *testing.T, ip string) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return nproxytest.FreePortOn(t, ip)
 }
 
 func addrOf(ip string, port int) string { return net.JoinHostPort(ip, strconv.Itoa(port)) }

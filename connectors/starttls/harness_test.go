@@ -110,12 +110,7 @@ func sockets() []string {
 // freePort returns a port of 127.0.0.1 that was free a moment ago.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return nproxytest.FreePort(t)
 }
 
 // waitListening reads /proc/net/tcp until 127.0.0.1:port listens (a test
