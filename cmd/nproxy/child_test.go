@@ -1,35 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nproxy/nproxy/nproxytest"
 )
-
-// outputBuffer collects a process's output while tests read it.
-type outputBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *outputBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *outputBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // child is a process started by a test. When the test ends it is killed
 // with its process group (socat forks a child per connection); an nproxy
@@ -37,9 +19,9 @@ func (l *outputBuffer) String() string {
 type child struct {
 	name           string
 	cmd            *exec.Cmd
-	stdout, stderr outputBuffer
-	done           chan struct{} // closed once the process has exited
-	graceful       bool          // SIGTERM must stop it within 5 s
+	stdout, stderr nproxytest.LogBuffer // what it writes, read while it runs
+	done           chan struct{}        // closed once the process has exited
+	graceful       bool                 // SIGTERM must stop it within 5 s
 }
 
 // startChild runs name with args until the test ends.
