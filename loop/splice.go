@@ -81,8 +81,8 @@ func (l *Loop) takePipe() (*buffer.Pipe, error) {
 }
 
 // trimPipes runs every pipeIdle while pipes are in use, and releases the
-// free ones after a whole period in which none was taken. One flag per
-// splice chunk and a timer per second cost less than tracking each pipe's age.
+// free ones after a whole period in which none was taken. A flag per pipe
+// taken and a timer per second cost less than tracking each pipe's age.
 func (l *Loop) trimPipes() {
 	if l.pipesUsed {
 		l.pipesUsed = false
