@@ -4,10 +4,27 @@ BIN     := bin/nproxy
 IN_PORT ?= 6789
 UP_PORT ?= 9876
 
-.PHONY: build test run bench bench-full bench-deps fuzz clean
+.PHONY: build test deps run bench bench-full bench-deps fuzz clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/nproxy
+
+# Every program the tests start as a real peer, from Debian (run as root;
+# .ci/run uses it too): socat, tinyproxy, haproxy, openssl, OpenSSH, curl,
+# GNU httptunnel, ptunnel, dnsmasq and dig, microsocks, dante-server,
+# stunnel4, iperf3, iproute2 (network namespaces, tc netem), iptables,
+# prlimit (util-linux), ps (procps), strace.
+DEPS := socat tinyproxy haproxy openssl openssh-server openssh-client curl \
+	httptunnel ptunnel dnsmasq bind9-dnsutils microsocks dante-server stunnel4 \
+	iperf3 iproute2 iptables util-linux procps strace
+
+deps:
+	@missing=""; for p in $(DEPS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 # The default test run: vet, then every package with the race detector.
 test:

@@ -22,6 +22,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"os/exec"
 	"reflect"
 	"strconv"
 	"strings"
@@ -259,4 +260,26 @@ func Listener(t testing.TB) net.Listener {
 	}
 	t.Cleanup(func() { l.Close() })
 	return l
+}
+
+// Unavailable ends a test that cannot run here for want of a peer program,
+// a privilege or a kernel feature. Outside CI it skips; under CI (CI=true)
+// it fails, so that a partly provisioned CI cannot stay green by skipping.
+func Unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("under CI every peer must be present: "+format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// Command returns the path of the program name, ending the test with
+// Unavailable when it is not installed.
+func Command(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		Unavailable(t, "%s is not installed (make deps installs every peer)", name)
+	}
+	return path
 }
