@@ -13,19 +13,20 @@ import (
 
 // Log levels, as Net::Proxy names them.
 const (
-	LevelError  = loop.LevelError
-	LevelNotice = loop.LevelNotice
-	LevelInfo   = loop.LevelInfo
-	LevelDebug  = loop.LevelDebug
+	LevelError   = loop.LevelError
+	LevelWarning = loop.LevelWarning
+	LevelNotice  = loop.LevelNotice
+	LevelInfo    = loop.LevelInfo
+	LevelDebug   = loop.LevelDebug
 )
 
 var (
-	level  = func() *slog.LevelVar { v := new(slog.LevelVar); v.Set(LevelError); return v }()
+	level  = func() *slog.LevelVar { v := new(slog.LevelVar); v.Set(LevelWarning); return v }()
 	logger = slog.New(&lineHandler{w: os.Stderr, level: level, mu: new(sync.Mutex)})
 )
 
-// SetVerbosity sets Net::Proxy's log level: 0 errors only (the default), 1
-// notices, 2 info, 3 debug.
+// SetVerbosity sets Net::Proxy's log level: 0 errors and warnings only (the
+// default), 1 notices, 2 info, 3 debug.
 func SetVerbosity(v int) { level.Set(loop.VerbosityLevel(v)) }
 
 // Logger returns the logger nproxy writes to: lines "YYYY-MM-DD HH:MM:SS

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/nproxy/nproxy/connectors"
 	"github.com/nproxy/nproxy/connectors/dummy"
@@ -132,9 +133,15 @@ func (p *Proxy) Connected(l *loop.Loop, client, server *loop.Socket) {
 	l.Relay(client, server)
 }
 
-// Failed implements connectors.Handler.
+// Failed implements connectors.Handler. A backend that refuses refuses
+// every client: that is one warning per burst with a count (loop.Warn),
+// not a line per client.
 func (p *Proxy) Failed(l *loop.Loop, client *loop.Socket, err error) {
-	logger.Error(err.Error())
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		l.Warn(err.Error(), err.Error())
+	} else {
+		logger.Error(err.Error())
+	}
 	l.Close(client)
 }
 

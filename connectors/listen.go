@@ -15,7 +15,8 @@ import (
 const DefaultHost = "localhost"
 
 // Listen opens a listener on l for every address of host (DefaultHost if
-// empty; "*" means every address, IPv4 and IPv6) on port. Net::Proxy's
+// empty; "*" means every address, IPv4 and IPv6; an IPv6 address may be in
+// brackets) on port. Net::Proxy's
 // message names the host as given: "can't listen on localhost port 6789".
 // On error nothing is left open.
 func Listen(l *loop.Loop, host string, port int, accept loop.AcceptFunc) error {
@@ -47,7 +48,10 @@ func displayHost(host string) string {
 // listenAddrs resolves host for listening. It runs before the loop starts,
 // so a blocking lookup stalls nothing.
 func listenAddrs(host string, port int) ([]netip.AddrPort, error) {
-	host = displayHost(host)
+	host, err := ParseHost("host", displayHost(host))
+	if err != nil {
+		return nil, err
+	}
 	if host == "*" {
 		return []netip.AddrPort{netip.AddrPortFrom(netip.IPv6Unspecified(), uint16(port))}, nil
 	}

@@ -1,7 +1,9 @@
 package connectors
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"sort"
 	"strconv"
@@ -11,68 +13,172 @@ import (
 
 // Decode sets the fields of the connector c (a pointer to a struct) from
 // params, Net::Proxy style: each field tagged `param:"name"` takes the value
-// of that key. Values may be strings (from the command line) or YAML values.
-// Tag options: "required" (the key must be present), "port" (an integer in
-// 1..65535). Field types: string, int, bool, float64, time.Duration (seconds,
+// of that key. Values may be strings (from the command line) or YAML values;
+// both pass the same checks and fail with the same messages.
+//
+// Field types: string, int, bool, float64, time.Duration (seconds,
 // fractional: "0.5"), []string (a list, or a string of space-separated
 // items), []map[string]any and map[string]any (passed through), and In or
 // Out (a nested connector: a map with its own "type"). The fields of an
 // embedded struct count as the connector's own, so connectors share a set of
-// parameters by embedding it (ssl.Params). The "type" key is skipped; any
-// other unknown key is an error naming it. where prefixes messages.
+// parameters by embedding it (ssl.Params).
+//
+// Every value is bounded, so that no configuration can ask for the absurd:
+//   - an int is in 0..DefaultMaxInt, a float64 finite and in the same range;
+//   - a time.Duration is finite, above 0 and at most MaxDuration;
+//   - a string is a scalar (a map or a list is refused) of at most
+//     MaxStringLen bytes; a list has at most MaxListLen items;
+//   - a string named "host" or "…_host" is a host: a name, an IPv4 address,
+//     or an IPv6 address with or without brackets (which are removed), or
+//     "*"; anything else is refused.
+//
+// Tag options, after the name: "required" (the key must be present), "port"
+// (an integer in 1..65535), "min=N" and "max=N" (an int's or float's range,
+// or a string's or list's longest length), "zero" (a duration may be 0).
+// The "type" key is skipped; unknown keys are an error naming the first few.
+// where prefixes messages (nothing when empty).
 func Decode(c any, params map[string]any, where string) error {
+	err := decode(c, params)
+	if err != nil && where != "" {
+		err = fmt.Errorf("%s: %w", where, err)
+	}
+	return err
+}
+
+// Limits of every decoded value whose tag does not set its own.
+const (
+	DefaultMaxInt = 1 << 24
+	MaxDuration   = 24 * time.Hour
+	MaxStringLen  = 4096
+	MaxListLen    = 256
+)
+
+func decode(c any, params map[string]any) error {
 	v := reflect.ValueOf(c).Elem()
-	fields := paramFields(v.Type())
-	for _, key := range sortedKeys(params) {
-		if key == "type" {
-			continue
-		}
-		f, ok := fields[key]
-		if !ok {
-			return fmt.Errorf("%s: unknown parameter '%s' (known: %s)", where, key, strings.Join(knownKeys(fields), ", "))
-		}
-		if err := setField(v.FieldByIndex(f.index), key, params[key], f); err != nil {
-			return fmt.Errorf("%s: %w", where, err)
+	fields, err := paramFields(v.Type())
+	if err != nil {
+		return err
+	}
+	keys := sortedKeys(params)
+	var unknown []string
+	for _, key := range keys {
+		if _, ok := fields[key]; !ok && key != "type" {
+			unknown = append(unknown, key)
 		}
 	}
-	for key, f := range fields {
-		if _, ok := params[key]; f.required && !ok {
-			return fmt.Errorf("%s: %s parameter is required", where, key)
+	if len(unknown) > 0 {
+		return unknownKeys(unknown, fields)
+	}
+	for _, key := range keys {
+		if f, ok := fields[key]; ok {
+			if err := setField(v.FieldByIndex(f.index), key, params[key], f); err != nil {
+				return err
+			}
+		}
+	}
+	for _, key := range sortedKeys(fields) {
+		if _, ok := params[key]; fields[key].required && !ok {
+			return fmt.Errorf("%s parameter is required", key)
 		}
 	}
 	return nil
 }
 
+// maxNamed bounds the keys an error line names, so that a file with
+// thousands of typos still makes one short line.
+const maxNamed = 3
+
+func unknownKeys(unknown []string, fields map[string]paramField) error {
+	var b strings.Builder
+	b.WriteString("unknown parameter")
+	if len(unknown) > 1 {
+		b.WriteString("s")
+	}
+	for i, k := range unknown[:min(len(unknown), maxNamed)] {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, " '%s'", clip(k))
+	}
+	if len(unknown) > maxNamed {
+		fmt.Fprintf(&b, " and %d more", len(unknown)-maxNamed)
+	}
+	fmt.Fprintf(&b, " (known: %s)", strings.Join(sortedKeys(fields), ", "))
+	return errors.New(b.String())
+}
+
 type paramField struct {
 	index    []int // for FieldByIndex: embedded structs add a level
 	required bool
-	port     bool
+	zero     bool // a duration may be 0
+	host     bool
+	min, max float64
 }
 
-func paramFields(t reflect.Type) map[string]paramField {
+func paramFields(t reflect.Type) (map[string]paramField, error) {
 	fields := map[string]paramField{}
-	addParamFields(fields, t, nil)
-	return fields
+	return fields, addParamFields(fields, t, nil)
 }
 
-func addParamFields(fields map[string]paramField, t reflect.Type, outer []int) {
+func addParamFields(fields map[string]paramField, t reflect.Type, outer []int) error {
 	for i := 0; i < t.NumField(); i++ {
 		sf := t.Field(i)
 		index := append(append([]int{}, outer...), i)
 		tag, ok := sf.Tag.Lookup("param")
 		if !ok {
 			if sf.Anonymous && sf.Type.Kind() == reflect.Struct {
-				addParamFields(fields, sf.Type, index)
+				if err := addParamFields(fields, sf.Type, index); err != nil {
+					return err
+				}
 			}
 			continue
 		}
-		name, opts, _ := strings.Cut(tag, ",")
-		fields[name] = paramField{
-			index:    index,
-			required: strings.Contains(opts, "required"),
-			port:     strings.Contains(opts, "port"),
+		f, err := parseTag(tag, sf.Type)
+		if err != nil {
+			return fmt.Errorf("field %s: %w", sf.Name, err)
+		}
+		f.index = index
+		name, _, _ := strings.Cut(tag, ",")
+		fields[name] = f
+	}
+	return nil
+}
+
+// parseTag reads a field's options; an option it does not know is a
+// programming error, reported rather than silently ignored.
+func parseTag(tag string, t reflect.Type) (paramField, error) {
+	name, opts, _ := strings.Cut(tag, ",")
+	f := paramField{min: 0, max: DefaultMaxInt,
+		host: t.Kind() == reflect.String && (name == "host" || strings.HasSuffix(name, "_host"))}
+	switch t.Kind() {
+	case reflect.String:
+		f.max = MaxStringLen
+	case reflect.Slice:
+		f.max = MaxListLen
+	}
+	for _, opt := range strings.Split(opts, ",") {
+		key, val, hasVal := strings.Cut(opt, "=")
+		var err error
+		switch {
+		case opt == "":
+		case opt == "required":
+			f.required = true
+		case opt == "port":
+			f.min, f.max = 1, 65535
+		case opt == "zero":
+			f.zero = true
+		case hasVal && key == "min":
+			f.min, err = strconv.ParseFloat(val, 64)
+		case hasVal && key == "max":
+			f.max, err = strconv.ParseFloat(val, 64)
+		default:
+			err = fmt.Errorf("unknown param tag option %q", opt)
+		}
+		if err != nil {
+			return f, fmt.Errorf("param tag %q: %w", tag, err)
 		}
 	}
+	return f, nil
 }
 
 var (
@@ -84,51 +190,39 @@ var (
 func setField(fv reflect.Value, key string, val any, f paramField) error {
 	switch {
 	case fv.Type() == durationType:
-		secs, err := toFloat(val)
-		if err != nil || secs < 0 {
-			return fmt.Errorf("%s must be a number of seconds, not %q", key, fmt.Sprint(val))
-		}
-		fv.SetInt(int64(secs * float64(time.Second)))
-		return nil
+		d, err := toDuration(key, val, f)
+		fv.SetInt(int64(d))
+		return err
 	case fv.Type() == inType || fv.Type() == outType:
 		return setConnector(fv, key, val)
 	}
 	switch fv.Kind() {
 	case reflect.String:
-		fv.SetString(fmt.Sprint(val))
+		s, err := toString(key, val, f)
+		fv.SetString(s)
+		return err
 	case reflect.Int:
-		n, err := toInt(val)
-		if err != nil {
-			return fmt.Errorf("%s must be an integer, not %q", key, fmt.Sprint(val))
-		}
-		if f.port && (n < 1 || n > 65535) {
-			return fmt.Errorf("%s %d out of range (1-65535)", key, n)
-		}
-		fv.SetInt(int64(n))
+		n, err := toInt(key, val, f)
+		fv.SetInt(n)
+		return err
 	case reflect.Bool:
-		b, err := toBool(val)
-		if err != nil {
-			return fmt.Errorf("%s must be a boolean (0/1, true/false), not %q", key, fmt.Sprint(val))
-		}
+		b, err := toBool(key, val)
 		fv.SetBool(b)
+		return err
 	case reflect.Float64:
-		x, err := toFloat(val)
-		if err != nil {
-			return fmt.Errorf("%s must be a number, not %q", key, fmt.Sprint(val))
-		}
+		x, err := toFloat(key, val, f)
 		fv.SetFloat(x)
+		return err
 	case reflect.Slice, reflect.Map:
-		return setComposite(fv, key, val)
-	default:
-		return fmt.Errorf("%s: unsupported parameter type %s", key, fv.Type())
+		return setComposite(fv, key, val, f)
 	}
-	return nil
+	return fmt.Errorf("%s: unsupported parameter type %s", key, fv.Type())
 }
 
 func setConnector(fv reflect.Value, key string, val any) error {
 	m, ok := val.(map[string]any)
 	if !ok {
-		return fmt.Errorf("'%s' connector must be a map of parameters", key)
+		return fmt.Errorf("'%s' connector expects a map of parameters, got %s", key, describe(val))
 	}
 	side := SideOut
 	if fv.Type() == inType {
@@ -146,72 +240,174 @@ func setConnector(fv reflect.Value, key string, val any) error {
 	return nil
 }
 
-func setComposite(fv reflect.Value, key string, val any) error {
+func setComposite(fv reflect.Value, key string, val any, f paramField) error {
 	switch fv.Interface().(type) {
 	case []string:
-		switch x := val.(type) {
-		case string:
-			fv.Set(reflect.ValueOf(strings.Fields(x)))
-		case []any:
-			list := make([]string, len(x))
-			for i, e := range x {
-				list[i] = fmt.Sprint(e)
-			}
-			fv.Set(reflect.ValueOf(list))
-		default:
-			return fmt.Errorf("%s must be a list", key)
-		}
-	case []map[string]any:
-		x, ok := val.([]any)
-		if m, isMap := val.(map[string]any); isMap {
-			x, ok = indexedList(m)
-		}
-		if !ok {
-			return fmt.Errorf("%s must be a list of maps", key)
-		}
-		list := make([]map[string]any, len(x))
-		for i, e := range x {
-			if list[i], ok = e.(map[string]any); !ok {
-				return fmt.Errorf("%s[%d] must be a map", key, i)
-			}
-		}
+		list, err := toStrings(key, val, f)
 		fv.Set(reflect.ValueOf(list))
+		return err
+	case []map[string]any:
+		list, err := toMaps(key, val, f)
+		fv.Set(reflect.ValueOf(list))
+		return err
 	case map[string]any:
 		m, ok := val.(map[string]any)
 		if !ok {
-			return fmt.Errorf("%s must be a map", key)
+			return fmt.Errorf("%s expects a map, got %s", key, describe(val))
 		}
 		fv.Set(reflect.ValueOf(m))
+		return nil
+	}
+	return fmt.Errorf("%s: unsupported parameter type %s", key, fv.Type())
+}
+
+func toStrings(key string, val any, f paramField) ([]string, error) {
+	var list []string
+	switch x := val.(type) {
+	case string:
+		list = strings.Fields(x)
+	case []any:
+		list = make([]string, 0, min(len(x), MaxListLen))
+		for i, e := range x {
+			if len(list) > int(f.max) {
+				break
+			}
+			s, ok := scalarString(e)
+			if !ok {
+				return nil, fmt.Errorf("%s[%d] expects a string, got %s", key, i, describe(e))
+			}
+			list = append(list, s)
+		}
 	default:
-		return fmt.Errorf("%s: unsupported parameter type %s", key, fv.Type())
+		return nil, fmt.Errorf("%s expects a list, got %s", key, describe(val))
 	}
-	return nil
+	if float64(len(list)) > f.max {
+		return nil, fmt.Errorf("%s has more than %d items", key, int(f.max))
+	}
+	return list, nil
 }
 
-func toInt(v any) (int, error) {
-	switch x := v.(type) {
-	case int:
-		return x, nil
+func toMaps(key string, val any, f paramField) ([]map[string]any, error) {
+	x, ok := val.([]any)
+	if m, isMap := val.(map[string]any); isMap {
+		x, ok = indexedList(m)
+	}
+	if !ok {
+		return nil, fmt.Errorf("%s expects a list of maps, got %s", key, describe(val))
+	}
+	if float64(len(x)) > f.max {
+		return nil, fmt.Errorf("%s has more than %d items", key, int(f.max))
+	}
+	list := make([]map[string]any, len(x))
+	for i, e := range x {
+		if list[i], ok = e.(map[string]any); !ok {
+			return nil, fmt.Errorf("%s[%d] expects a map, got %s", key, i, describe(e))
+		}
+	}
+	return list, nil
+}
+
+func toString(key string, val any, f paramField) (string, error) {
+	s, ok := scalarString(val)
+	if !ok {
+		return "", fmt.Errorf("%s expects a string, got %s", key, describe(val))
+	}
+	if float64(len(s)) > f.max {
+		return "", fmt.Errorf("%s is longer than %d bytes", key, int(f.max))
+	}
+	if f.host {
+		return ParseHost(key, s)
+	}
+	return s, nil
+}
+
+// scalarString is a YAML scalar as the command line would have given it:
+// "host: 10" is the string "10".
+func scalarString(val any) (string, bool) {
+	switch x := val.(type) {
 	case string:
-		return strconv.Atoi(strings.TrimSpace(x))
+		return x, true
+	case int, int64, uint64, float64, bool:
+		return fmt.Sprint(x), true
 	}
-	return 0, fmt.Errorf("not an integer")
+	return "", false
 }
 
-func toFloat(v any) (float64, error) {
-	switch x := v.(type) {
+func toInt(key string, val any, f paramField) (int64, error) {
+	var n int64
+	var err error
+	switch x := val.(type) {
 	case int:
-		return float64(x), nil
+		n = int64(x)
+	case int64:
+		n = x
+	case string:
+		n, err = strconv.ParseInt(strings.TrimSpace(x), 10, 64)
+	default:
+		err = errors.New("not an integer")
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%s expects an integer, got %s", key, describe(val))
+	}
+	if float64(n) < f.min || float64(n) > f.max {
+		return 0, fmt.Errorf("%s %d out of range (%d-%d)", key, n, int64(f.min), int64(f.max))
+	}
+	return n, nil
+}
+
+// number reads an int, a float or a string holding either.
+func number(val any) (float64, bool) {
+	switch x := val.(type) {
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case uint64:
+		return float64(x), true
 	case float64:
-		return x, nil
+		return x, true
 	case string:
-		return strconv.ParseFloat(strings.TrimSpace(x), 64)
+		n, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+		return n, err == nil || errors.Is(err, strconv.ErrRange)
 	}
-	return 0, fmt.Errorf("not a number")
+	return 0, false
 }
 
-func toBool(v any) (bool, error) {
-	switch x := v.(type) {
+func toFloat(key string, val any, f paramField) (float64, error) {
+	x, ok := number(val)
+	if !ok {
+		return 0, fmt.Errorf("%s expects a number, got %s", key, describe(val))
+	}
+	if math.IsNaN(x) || x < f.min || x > f.max {
+		return 0, fmt.Errorf("%s %v out of range (%v-%v)", key, x, f.min, f.max)
+	}
+	return x, nil
+}
+
+// toDuration reads seconds. NaN, infinities and 1e300 are refused here
+// rather than turned into a default or an overflowed negative duration.
+func toDuration(key string, secs any, f paramField) (time.Duration, error) {
+	x, ok := number(secs)
+	if !ok {
+		return 0, fmt.Errorf("%s expects a number of seconds, got %s", key, describe(secs))
+	}
+	limit := MaxDuration.Seconds()
+	if math.IsNaN(x) || x < 0 || x > limit || (x == 0 && !f.zero) {
+		lowest := "above 0"
+		if f.zero {
+			lowest = "0"
+		}
+		return 0, fmt.Errorf("%s %v out of range (%s to %v seconds)", key, x, lowest, limit)
+	}
+	d := time.Duration(x * float64(time.Second))
+	if d == 0 && !f.zero {
+		return 0, fmt.Errorf("%s %v is below a nanosecond", key, x)
+	}
+	return d, nil
+}
+
+func toBool(key string, val any) (bool, error) {
+	switch x := val.(type) {
 	case bool:
 		return x, nil
 	case int:
@@ -224,21 +420,40 @@ func toBool(v any) (bool, error) {
 			return false, nil
 		}
 	}
-	return false, fmt.Errorf("not a boolean")
+	return false, fmt.Errorf("%s expects a boolean (0/1, true/false), got %s", key, describe(val))
 }
 
-func sortedKeys(m map[string]any) []string {
+// describe names a value in an error message: scalars by their (clipped)
+// text, composites by their kind, never by their content.
+func describe(val any) string {
+	switch x := val.(type) {
+	case nil:
+		return "nothing"
+	case map[string]any, map[any]any:
+		return "a map"
+	case []any:
+		return "a list"
+	case string:
+		return strconv.Quote(clip(x))
+	}
+	if s, ok := scalarString(val); ok {
+		return s
+	}
+	return fmt.Sprintf("a %T", val)
+}
+
+// clip shortens what a message quotes from the input.
+func clip(s string) string {
+	const most = 40
+	if len(s) > most {
+		return s[:most] + "..."
+	}
+	return s
+}
+
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-func knownKeys(fields map[string]paramField) []string {
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)

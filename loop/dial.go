@@ -44,11 +44,13 @@ type dialer struct {
 // Dial connects to host:port without blocking the loop: a name is resolved on
 // another goroutine (answers are cached briefly), the connect is
 // non-blocking, and done runs on the loop when it succeeds, fails, or times
-// out (0 means DefaultDialTimeout).
+// out (0 means DefaultDialTimeout). host may be an IPv6 address in brackets
+// ("[::1]"), as URLs and most tools write it.
 func (l *Loop) Dial(host string, port int, timeout time.Duration, done DialFunc) {
 	if timeout <= 0 {
 		timeout = DefaultDialTimeout
 	}
+	host = unbracket(host)
 	d := &dialer{l: l, host: host, port: port, done: done}
 	d.timer = l.AfterFunc(timeout, d.expire)
 	if a, err := netip.ParseAddr(host); err == nil {
@@ -173,4 +175,13 @@ func (d *dialer) finish(s *Socket, err error) {
 	d.done = nil
 	d.timer.Stop()
 	done(s, err)
+}
+
+// unbracket removes the brackets around an IPv6 address; a name stays as it
+// is.
+func unbracket(host string) string {
+	if len(host) > 2 && host[0] == '[' && host[len(host)-1] == ']' {
+		return host[1 : len(host)-1]
+	}
+	return host
 }

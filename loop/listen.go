@@ -23,6 +23,11 @@ type AcceptFunc func(client *Socket)
 
 type listener struct {
 	accept AcceptFunc
+	// pauses counts the backoffs of the current shortage of fds (0 while
+	// accepting), pausedAt is when it began: the operator is told once when
+	// accept pauses and once when it resumes, not every acceptBackoff.
+	pauses   int
+	pausedAt time.Time
 }
 
 // Listen opens a TCP listener on addr and adds it to the listeners list; it
@@ -105,14 +110,18 @@ func (ln *listener) Readable(s *Socket) {
 	l := s.loop
 	for i := 0; i < acceptBatch && !s.closed; i++ {
 		fd, err := accept(s.fd)
+		if ln.pauses > 0 && !fdShortage(err) {
+			ln.resume(s)
+		}
 		switch err {
 		case nil:
 		case unix.EAGAIN, unix.ECONNABORTED, unix.EINTR, unix.EPROTO:
 			return
-		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
-			ln.pause(s, err)
-			return
 		default:
+			if fdShortage(err) {
+				ln.pause(s, err)
+				return
+			}
 			l.log.Error("accept failed", "listener", s.nick, "err", err)
 			return
 		}
@@ -139,17 +148,37 @@ func accept(fd int) (int, error) {
 	return int(nfd), nil
 }
 
+// fdShortage is an accept error that a pause may cure: the process or
+// the system is out of fds or socket buffers.
+func fdShortage(err error) bool {
+	return err == unix.EMFILE || err == unix.ENFILE || err == unix.ENOBUFS || err == unix.ENOMEM
+}
+
 // pause stops accepting for a while: the listener stays readable while
-// clients queue, so without a pause the loop would spin on EMFILE.
+// clients queue, so without a pause the loop would spin on EMFILE. The
+// first pause of a shortage is a warning (the default verbosity shows it:
+// an operator must learn that the process is at its fd limit); the next
+// ones are counted for resume's line.
 func (ln *listener) pause(s *Socket, err error) {
 	l := s.loop
-	l.log.Log(nil, LevelNotice, "pausing accept", "listener", s.nick, "err", err, "for", acceptBackoff)
+	if ln.pauses == 0 {
+		ln.pausedAt = time.Now()
+		l.log.Log(nil, LevelWarning, fmt.Sprintf("accept paused on %s: %v (retrying every %v)", s.nick, err, acceptBackoff))
+	}
+	ln.pauses++
 	l.UnwatchReader(s)
 	l.AfterFunc(acceptBackoff, func() {
 		if !s.closed {
 			l.WatchReader(s)
 		}
 	})
+}
+
+// resume ends a shortage of fds, in one line with its length.
+func (ln *listener) resume(s *Socket) {
+	s.loop.log.Log(nil, LevelWarning, fmt.Sprintf("accept resumed on %s after %d pauses in %v",
+		s.nick, ln.pauses, time.Since(ln.pausedAt).Round(time.Millisecond)))
+	ln.pauses = 0
 }
 
 func (ln *listener) Writable(*Socket) {}

@@ -78,6 +78,7 @@ type Loop struct {
 	closing   []int // fds closed during this pass, released at its end
 
 	resolvedNames map[string]resolved
+	troubles      map[string]*trouble // see Warn
 
 	wake     int // eventfd
 	wakeSent atomic.Bool

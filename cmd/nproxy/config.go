@@ -1,12 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"regexp"
+	"runtime"
 	"strings"
 
 	"github.com/nproxy/nproxy"
@@ -14,28 +13,53 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// config is the YAML file's schema; command-line options fill the same
-// fields. Unknown keys are errors, so that a typo cannot pass silently.
+// settings are the command's options, whether they come from a YAML file or
+// the command line: both are maps of the same keys, decoded by
+// connectors.Decode, so they take the same values and fail with the same
+// messages. Every number has a range.
+type settings struct {
+	Verbosity      int  `param:"verbosity,max=3"`
+	MaxConnections int  `param:"max_connections,max=1000000000"`
+	Loops          int  `param:"loops,min=1,max=1024"`
+	ForceLoops     bool `param:"force_loops"`
+	// BufferSize 0 is unlimited (Net::Proxy 0.13); a GiB per socket is past
+	// any use and near what one process could hold.
+	BufferSize int `param:"buffer_size,max=1073741824"`
+	// PipeSize is asked of the kernel, which caps unprivileged pipes at
+	// /proc/sys/fs/pipe-max-size (1 MiB) and any pipe far below 256 MiB.
+	PipeSize int              `param:"pipe_size,max=268435456"`
+	NoSplice bool             `param:"no_splice"`
+	Proxies  []map[string]any `param:"proxies,max=4096"`
+}
+
+// proxyParams is one entry of proxies.
+type proxyParams struct {
+	In  map[string]any `param:"in,required"`
+	Out map[string]any `param:"out,required"`
+}
+
+// loopsPerCore bounds loops without force_loops: a loop is a thread busy
+// with its own sockets, so more loops than cores only add fds (each loop
+// has its own listeners, epoll and pipes) and context switches. 100,000
+// loops once opened 11,500 fds and failed with a misleading EMFILE.
+const loopsPerCore = 4
+
+// config is the command's configuration as read: the raw keys of every
+// source, later ones overriding earlier ones, and the proxies in the order
+// given. decode turns it into settings.
 type config struct {
-	Verbosity      *int          `yaml:"verbosity"`
-	MaxConnections int           `yaml:"max_connections"`
-	Loops          int           `yaml:"loops"`
-	BufferSize     *int          `yaml:"buffer_size"`
-	PipeSize       int           `yaml:"pipe_size"`
-	NoSplice       bool          `yaml:"no_splice"`
-	Proxies        []proxyConfig `yaml:"proxies"`
-
-	verbosity int // -v count, added to Verbosity
+	keys    map[string]any
+	proxies []any
+	vCount  int // -v given that many times, added to verbosity
 }
 
-type proxyConfig struct {
-	In  map[string]any `yaml:"in"`
-	Out map[string]any `yaml:"out"`
-}
+func newConfig() *config { return &config{keys: map[string]any{}} }
 
 // maxConfigSize bounds the file read, like every parser here.
 const maxConfigSize = 1 << 20
 
+// loadFile reads a YAML file's keys; they are checked at once, so that the
+// message names the file.
 func (c *config) loadFile(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -49,88 +73,149 @@ func (c *config) loadFile(path string) error {
 	if len(data) > maxConfigSize {
 		return fmt.Errorf("%s: larger than %d bytes", path, maxConfigSize)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	var fileCfg config
-	if err := dec.Decode(&fileCfg); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%s: %s", path, yamlMessage(err))
+	keys, err := parseYAML(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
-	for i, p := range fileCfg.Proxies {
-		if p.In == nil || p.Out == nil {
-			return fmt.Errorf("%s: proxy #%d: 'in' and 'out' connectors required", path, i+1)
+	return c.merge(keys, path)
+}
+
+// parseYAML reads a document into the maps and lists Decode takes. yaml.v3
+// refuses documents whose aliases expand excessively, so a small file
+// cannot ask for gigabytes.
+func parseYAML(data []byte) (map[string]any, error) {
+	var doc any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, errors.New(strings.ReplaceAll(err.Error(), "\n", " "))
+	}
+	if doc == nil {
+		return map[string]any{}, nil
+	}
+	keys, ok := stringKeys(doc).(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("expects a map of settings at the top level, got %s", kind(doc))
+	}
+	return keys, nil
+}
+
+// stringKeys turns the maps YAML makes with non-string keys ("1: x") into
+// maps of strings, as the command line's dotted keys are.
+func stringKeys(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = stringKeys(e)
+		}
+	case map[any]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[fmt.Sprint(k)] = stringKeys(e)
+		}
+		return m
+	case []any:
+		for i, e := range x {
+			x[i] = stringKeys(e)
 		}
 	}
-	fileCfg.verbosity = c.verbosity
-	fileCfg.Proxies = append(c.Proxies, fileCfg.Proxies...)
-	*c = fileCfg
+	return v
+}
+
+func kind(v any) string {
+	switch v.(type) {
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "a map"
+	}
+	return fmt.Sprintf("%q", fmt.Sprint(v))
+}
+
+// merge checks keys (from a file, or an option when where names it) and
+// adds them to the configuration: settings override, proxies add up.
+func (c *config) merge(keys map[string]any, where string) error {
+	var s settings
+	if err := connectors.Decode(&s, keys, where); err != nil {
+		return err
+	}
+	for i, p := range s.Proxies {
+		at := fmt.Sprintf("proxy #%d", len(c.proxies)+i+1)
+		if where != "" {
+			at = where + ": " + at
+		}
+		if err := connectors.Decode(&proxyParams{}, p, at); err != nil {
+			return err
+		}
+	}
+	for _, p := range s.Proxies {
+		c.proxies = append(c.proxies, p)
+	}
+	for k, v := range keys {
+		if k != "proxies" {
+			c.keys[k] = v
+		}
+	}
 	return nil
 }
 
-func (c *config) setNumber(option string, n int) {
-	switch option {
-	case "--max-connections":
-		c.MaxConnections = n
-	case "--loops":
-		c.Loops = n
-	case "--buffer-size":
-		c.BufferSize = &n
-	case "--pipe-size":
-		c.PipeSize = n
-	}
+// setOption sets key from a command-line option, checked as the file's
+// keys are: "--loops -3" and "loops: -3" fail alike.
+func (c *config) setOption(option, key string, value any) error {
+	return c.merge(map[string]any{key: value}, "option "+option)
 }
 
-// apply builds and registers every proxy; nothing listens yet.
-func (c *config) apply() error {
-	v := c.verbosity
-	if c.Verbosity != nil {
-		v += *c.Verbosity
-	}
-	nproxy.SetVerbosity(v)
-	if c.PipeSize < 0 {
-		return fmt.Errorf("pipe_size must not be negative, not %d", c.PipeSize)
-	}
-	opts := nproxy.Options{Loops: c.Loops, PipeSize: c.PipeSize, NoSplice: c.NoSplice}
-	if c.BufferSize != nil {
-		opts.BufferSize = *c.BufferSize
-		if opts.BufferSize == 0 {
-			opts.BufferSize = -1 // Net::Proxy 0.13: 0 is unlimited
-		}
-	}
-	nproxy.SetOptions(opts)
-	for i, p := range c.Proxies {
-		in, err := connectors.BuildIn("in", p.In)
-		if err != nil {
-			return fmt.Errorf("proxy #%d: %w", i+1, err)
-		}
-		out, err := connectors.BuildOut("out", p.Out)
-		if err != nil {
-			return fmt.Errorf("proxy #%d: %w", i+1, err)
-		}
-		nproxy.New(in, out).Register()
-	}
-	return nil
+// addProxy adds a proxy given by --in and --out specs.
+func (c *config) addProxy(in, out map[string]any) {
+	c.proxies = append(c.proxies, map[string]any{"in": in, "out": out})
 }
 
-// unknownField matches yaml.v3's report of a key the schema lacks.
-var unknownField = regexp.MustCompile(`field (\S+) not found in type main\.(\w+)`)
+// decode checks the configuration as a whole and makes its settings.
+func (c *config) decode() (*settings, error) {
+	keys := map[string]any{"proxies": c.proxies}
+	for k, v := range c.keys {
+		keys[k] = v
+	}
+	s := &settings{Loops: 1}
+	if err := connectors.Decode(s, keys, ""); err != nil {
+		return nil, err
+	}
+	if most := loopsPerCore * runtime.NumCPU(); s.Loops > most && !s.ForceLoops {
+		return nil, fmt.Errorf("loops %d out of range (1-%d, %d per core; force_loops or --force-loops allows up to 1024)",
+			s.Loops, most, loopsPerCore)
+	}
+	// -v adds to the file's verbosity; debug (3) is the most there is.
+	s.Verbosity = min(s.Verbosity+c.vCount, 3)
+	if _, set := c.keys["buffer_size"]; set && s.BufferSize == 0 {
+		s.BufferSize = -1 // Net::Proxy 0.13: 0 is unlimited
+	}
+	if len(s.Proxies) == 0 {
+		return nil, errors.New("no proxy: give --in SPEC --out SPEC or -c FILE (see --help)")
+	}
+	return s, nil
+}
 
-// yamlMessage makes one line of a YAML error, naming unknown keys in the
-// file's own terms rather than Go's.
-func yamlMessage(err error) string {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return strings.ReplaceAll(err.Error(), "\n", " ")
+// build makes every proxy's connectors; nothing listens yet.
+func (s *settings) build() ([]*nproxy.Proxy, error) {
+	proxies := make([]*nproxy.Proxy, len(s.Proxies))
+	for i, p := range s.Proxies {
+		in, err := connectors.BuildIn("in", p["in"].(map[string]any))
+		if err != nil {
+			return nil, fmt.Errorf("proxy #%d: %w", i+1, err)
+		}
+		out, err := connectors.BuildOut("out", p["out"].(map[string]any))
+		if err != nil {
+			return nil, fmt.Errorf("proxy #%d: %w", i+1, err)
+		}
+		proxies[i] = nproxy.New(in, out)
 	}
-	msgs := make([]string, len(te.Errors))
-	for i, e := range te.Errors {
-		msgs[i] = unknownField.ReplaceAllStringFunc(e, func(m string) string {
-			sub := unknownField.FindStringSubmatch(m)
-			where := "at the top level (known: verbosity, max_connections, loops, buffer_size, pipe_size, no_splice, proxies)"
-			if sub[2] == "proxyConfig" {
-				where = "in a proxy (known: in, out)"
-			}
-			return fmt.Sprintf("unknown key '%s' %s", sub[1], where)
-		})
+	return proxies, nil
+}
+
+// apply sets the options of the next Mainloop and registers the proxies.
+func (s *settings) apply(proxies []*nproxy.Proxy) {
+	nproxy.SetVerbosity(s.Verbosity)
+	nproxy.SetOptions(nproxy.Options{Loops: s.Loops, BufferSize: s.BufferSize,
+		PipeSize: s.PipeSize, NoSplice: s.NoSplice})
+	for _, p := range proxies {
+		p.Register()
 	}
-	return strings.Join(msgs, "; ")
 }

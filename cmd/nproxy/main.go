@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/nproxy/nproxy"
@@ -52,6 +51,7 @@ options:
 `
 
 func main() {
+	early = catchSignals() // first: see signals.go
 	args := os.Args[1:]
 	if len(args) > 0 {
 		if sub, ok := subcommands[args[0]]; ok {
@@ -65,7 +65,7 @@ func main() {
 const exitConfig = 2
 
 func run(args []string) int {
-	cfg, err := parseArgs(args)
+	s, proxies, err := configure(args)
 	if errors.Is(err, errHelp) {
 		fmt.Printf(usage, subcommandNames(), strings.Join(connectors.Types(), ", "))
 		return 0
@@ -78,11 +78,8 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "nproxy:", err)
 		return exitConfig
 	}
-	if err := cfg.apply(); err != nil {
-		fmt.Fprintln(os.Stderr, "nproxy:", err)
-		return exitConfig
-	}
-	if err := nproxy.Mainloop(cfg.MaxConnections); err != nil {
+	s.apply(proxies)
+	if err := early.mainloop(s.MaxConnections); err != nil {
 		fmt.Fprintln(os.Stderr, "nproxy:", err)
 		if errors.As(err, new(*nproxy.ConfigError)) {
 			return exitConfig
@@ -92,17 +89,44 @@ func run(args []string) int {
 	return 0
 }
 
+// configure reads the command line (and the files it names) into checked
+// settings and the proxies they describe.
+func configure(args []string) (*settings, []*nproxy.Proxy, error) {
+	c, err := parseArgs(args)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := c.decode()
+	if err != nil {
+		return nil, nil, err
+	}
+	proxies, err := s.build()
+	return s, proxies, err
+}
+
 var (
 	errHelp    = errors.New("help")
 	errVersion = errors.New("version")
 )
 
+// maxVerboseFlags bounds -v: debug (3) is the most there is, and a longer
+// run of v's is more likely a typo than a wish.
+const maxVerboseFlags = 3
+
+// optionKeys are the options that set a configuration key, by name.
+var optionKeys = map[string]string{
+	"--max-connections": "max_connections",
+	"--loops":           "loops",
+	"--buffer-size":     "buffer_size",
+	"--pipe-size":       "pipe_size",
+}
+
+// parseArgs reads the command line. Options override the file whatever
+// their order, so they are merged once every -c has been read.
 func parseArgs(args []string) (*config, error) {
-	cfg := &config{}
+	c := newConfig()
+	options := newConfig()
 	var pending map[string]any // an --in waiting for its --out
-	// Options override the file whatever their order, so they are applied
-	// once every -c has been read.
-	var options []func(*config)
 	for i := 0; i < len(args); i++ {
 		arg := args[i]
 		name, value, hasValue := strings.Cut(arg, "=")
@@ -119,112 +143,87 @@ func parseArgs(args []string) (*config, error) {
 			i++
 			return args[i], nil
 		}
-		switch name {
-		case "-h", "--help":
+		var err error
+		switch {
+		case name == "-h" || name == "--help":
 			return nil, errHelp
-		case "--version", "-V":
+		case name == "--version" || name == "-V":
 			return nil, errVersion
-		case "-v", "--verbose":
-			cfg.verbosity++
-		case "-vv", "-vvv":
-			cfg.verbosity += len(name) - 1
-		case "-c", "--config":
-			v, err := needValue()
-			if err != nil {
-				return nil, err
+		case name == "--verbose" || isVerboseFlag(name):
+			c.vCount += verboseCount(name)
+			if c.vCount > maxVerboseFlags {
+				return nil, fmt.Errorf("-v given more than %d times (verbosity goes from 0 to 3)", maxVerboseFlags)
 			}
-			if err := cfg.loadFile(v); err != nil {
-				return nil, err
+		case name == "-c" || name == "--config":
+			if value, err = needValue(); err == nil {
+				err = c.loadFile(value)
 			}
-		case "--in":
-			v, err := needValue()
-			if err != nil {
-				return nil, err
+		case name == "--in":
+			if value, err = needValue(); err == nil {
+				pending, err = parseIn(pending, value, len(c.proxies)+1)
 			}
-			if pending != nil {
-				return nil, fmt.Errorf("proxy #%d: --in %s has no --out", len(cfg.Proxies)+1, v)
+		case name == "--out":
+			if value, err = needValue(); err == nil {
+				err = c.parseOut(pending, value)
+				pending = nil
 			}
-			if pending, err = parseSpec(v); err != nil {
-				return nil, fmt.Errorf("proxy #%d: --in: %w", len(cfg.Proxies)+1, err)
+		case name == "--no-splice":
+			err = options.setOption(name, "no_splice", true)
+		case name == "--force-loops":
+			err = options.setOption(name, "force_loops", true)
+		case optionKeys[name] != "":
+			if value, err = needValue(); err == nil {
+				err = options.setOption(name, optionKeys[name], value)
 			}
-		case "--out":
-			v, err := needValue()
-			if err != nil {
-				return nil, err
-			}
-			if pending == nil {
-				return nil, fmt.Errorf("proxy #%d: --out %s has no --in before it", len(cfg.Proxies)+1, v)
-			}
-			out, err := parseSpec(v)
-			if err != nil {
-				return nil, fmt.Errorf("proxy #%d: --out: %w", len(cfg.Proxies)+1, err)
-			}
-			cfg.Proxies = append(cfg.Proxies, proxyConfig{In: pending, Out: out})
-			pending = nil
-		case "--no-splice":
-			options = append(options, func(c *config) { c.NoSplice = true })
-		case "--max-connections", "--loops", "--buffer-size", "--pipe-size":
-			v, err := needValue()
-			if err != nil {
-				return nil, err
-			}
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				return nil, fmt.Errorf("option %s needs a non-negative integer, not %q", name, v)
-			}
-			options = append(options, func(c *config) { c.setNumber(name, n) })
 		default:
 			return nil, fmt.Errorf("unknown option %s (see --help)", arg)
 		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	if pending != nil {
-		return nil, fmt.Errorf("proxy #%d: --in without --out", len(cfg.Proxies)+1)
+		return nil, fmt.Errorf("proxy #%d: --in without --out", len(c.proxies)+1)
 	}
-	for _, set := range options {
-		set(cfg)
+	for k, v := range options.keys {
+		c.keys[k] = v
 	}
-	if len(cfg.Proxies) == 0 {
-		return nil, errors.New("no proxy: give --in SPEC --out SPEC or -c FILE (see --help)")
-	}
-	return cfg, nil
+	return c, nil
 }
 
-// parseSpec reads "key=value,key=value"; dotted keys nest:
-// "server_first.port=22" sets port in the server_first map.
-func parseSpec(spec string) (map[string]any, error) {
-	m := map[string]any{}
-	for _, item := range strings.Split(spec, ",") {
-		if item == "" {
-			continue
-		}
-		key, value, ok := strings.Cut(item, "=")
-		if !ok || key == "" {
-			return nil, fmt.Errorf("%q is not key=value", item)
-		}
-		if err := setPath(m, strings.Split(key, "."), value); err != nil {
-			return nil, fmt.Errorf("%s: %w", key, err)
-		}
-	}
-	return m, nil
+// isVerboseFlag is -v, -vv, -vvv...: Net::Proxy's scripts bundle them.
+func isVerboseFlag(arg string) bool {
+	return len(arg) > 1 && arg[0] == '-' && strings.Trim(arg[1:], "v") == ""
 }
 
-func setPath(m map[string]any, path []string, value string) error {
-	for _, k := range path[:len(path)-1] {
-		sub, ok := m[k].(map[string]any)
-		if !ok {
-			if _, exists := m[k]; exists {
-				return fmt.Errorf("%s is both a value and a connector", k)
-			}
-			sub = map[string]any{}
-			m[k] = sub
-		}
-		m = sub
+func verboseCount(arg string) int {
+	if arg == "--verbose" {
+		return 1
 	}
-	last := path[len(path)-1]
-	if _, dup := m[last]; dup {
-		return errors.New("given twice")
+	return len(arg) - 1
+}
+
+func parseIn(pending map[string]any, spec string, proxy int) (map[string]any, error) {
+	if pending != nil {
+		return nil, fmt.Errorf("proxy #%d: --in %s has no --out", proxy, spec)
 	}
-	m[last] = value
+	in, err := parseSpec(spec)
+	if err != nil {
+		return nil, fmt.Errorf("proxy #%d: --in: %w", proxy, err)
+	}
+	return in, nil
+}
+
+func (c *config) parseOut(in map[string]any, spec string) error {
+	proxy := len(c.proxies) + 1
+	if in == nil {
+		return fmt.Errorf("proxy #%d: --out %s has no --in before it", proxy, spec)
+	}
+	out, err := parseSpec(spec)
+	if err != nil {
+		return fmt.Errorf("proxy #%d: --out: %w", proxy, err)
+	}
+	c.addProxy(in, out)
 	return nil
 }
 

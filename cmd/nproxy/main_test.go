@@ -488,7 +488,7 @@ func TestConfigErrors(t *testing.T) {
 		{"missing type", []string{"--in", "host=127.0.0.1,port=6789", "--out", out}, []string{"proxy #1", "'in'", "type"}},
 		{"in without out", []string{"--in", in}, []string{"--in", "--out"}},
 		{"out without in", []string{"--out", out}, []string{"--in", "--out"}},
-		{"key given twice", []string{"--in", in + ",port=1", "--out", out}, []string{"in", "port", "twice"}},
+		{"key given twice", []string{"--in", in + ",port=1", "--out", out}, []string{"in", "port", "got a list"}},
 		{"no proxy", []string{"-v"}, []string{"--in", "--out", "-c"}},
 		{"unknown option", []string{"--frobnicate", "--in", in, "--out", out}, []string{"unknown option", "--frobnicate"}},
 		{"option without value", []string{"--in", in, "--out", out, "--max-connections"}, []string{"--max-connections"}},
@@ -502,7 +502,7 @@ func TestConfigErrors(t *testing.T) {
 		{"yaml no proxies", []string{"-c", "testdata/no-proxies.yaml"}, []string{"proxy"}},
 		{"yaml syntax", []string{"-c", "testdata/syntax.yaml"}, []string{"syntax.yaml", "line"}},
 		{"yaml negative pipe size", []string{"-c", "testdata/negative-pipe-size.yaml"}, []string{"pipe_size", "-1"}},
-		{"negative pipe size", []string{"--pipe-size", "-1", "--in", in, "--out", out}, []string{"--pipe-size", "-1"}},
+		{"negative pipe size", []string{"--pipe-size", "-1", "--in", in, "--out", out}, []string{"--pipe-size", "pipe_size -1"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

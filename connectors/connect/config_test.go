@@ -21,7 +21,7 @@ func TestBuildErrors(t *testing.T) {
 		{map[string]any{"host": "h", "port": "443", "proxy_host": "p", "proxy_port": "0"}, "proxy_port 0 out of range"},
 		{map[string]any{"host": "h", "port": "99999", "proxy_host": "p"}, "port 99999 out of range"},
 		{map[string]any{"host": "h", "port": "443", "proxy_host": "p", "proxy_user": "a:b"}, "proxy_user cannot contain a colon"},
-		{map[string]any{"host": "h", "port": "443", "proxy_host": "p", "timeout": "soon"}, "timeout must be a number of seconds"},
+		{map[string]any{"host": "h", "port": "443", "proxy_host": "p", "timeout": "soon"}, "timeout expects a number of seconds"},
 		{map[string]any{"host": "h", "port": "443", "proxy_host": "p", "proxy_agent": "a\r\nX: y"}, "proxy_agent contains a line break"},
 		{map[string]any{"host": "h", "port": "443", "proxy_host": "p", "proxy": "p"}, "unknown parameter 'proxy'"},
 	} {

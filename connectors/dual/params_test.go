@@ -111,9 +111,9 @@ func TestBuildErrors(t *testing.T) {
 		{base(map[string]any{"server_first": nil}), "server_first parameter is required"},
 		{base(map[string]any{"client_first": map[string]any{"port": 1}}), "'type' key required for 'client_first' connector"},
 		{base(map[string]any{"client_first": map[string]any{"type": "zlonk"}}), "unknown type 'zlonk' for 'client_first' connector"},
-		{base(map[string]any{"timeout": "soon"}), "timeout must be a number of seconds"},
+		{base(map[string]any{"timeout": "soon"}), "timeout expects a number of seconds"},
 		{base(map[string]any{"zowie": 1}), "unknown parameter 'zowie'"},
-		{base(map[string]any{"max_probe_bytes": -1}), "'in' connector (dual): max_probe_bytes must not be negative"},
+		{base(map[string]any{"max_probe_bytes": -1}), "'in' connector (dual): max_probe_bytes -1 out of range"},
 		{base(map[string]any{"probes": probes(map[string]any{"type": "smtp", "out": "server_first"})}), "probes[0] (smtp): 'type' must be one of"},
 		{base(map[string]any{"probes": probes(map[string]any{"type": "ssh"})}), "probes[0] (ssh): 'out' is required"},
 		{base(map[string]any{"probes": probes(map[string]any{"type": "ssh", "out": "third"})}), "'out' must be a connector, server_first or client_first"},
@@ -122,7 +122,7 @@ func TestBuildErrors(t *testing.T) {
 		{base(map[string]any{"probes": probes(map[string]any{"type": "regex", "pattern": "(", "out": "server_first"})}), "probes[0] (regex): pattern: error parsing regexp"},
 		{base(map[string]any{"probes": probes(map[string]any{"type": "regex", "pattern": "x", "min": 99999, "out": "server_first"})}), "min 99999 out of range"},
 		{base(map[string]any{"probes": probes(map[string]any{"type": "tls", "out": map[string]any{"type": "tcp"}})}), "probes[0] (tls) out"},
-		{base(map[string]any{"probes": "ssh"}), "probes must be a list of maps"},
+		{base(map[string]any{"probes": "ssh"}), "probes expects a list of maps, got \"ssh\""},
 	}
 	for _, c := range cases {
 		_, err := connectors.BuildIn("in", c.params)

@@ -164,6 +164,9 @@ type keyPair struct {
 	mu       sync.Mutex
 	cert     *tls.Certificate
 	stamp    string // the files' sizes and modification times
+	failed   string // the stamp of the files that last failed to load
+	failures int    // failed reloads since the last good one
+	warn     func(msg string, args ...any)
 	checked  time.Time
 	interval time.Duration
 }
@@ -172,7 +175,7 @@ func newKeyPair(certFile, keyFile string) (*keyPair, error) {
 	if certFile == "" || keyFile == "" {
 		return nil, errors.New("SSL_cert_file and SSL_key_file go together")
 	}
-	kp := &keyPair{certFile: certFile, keyFile: keyFile, interval: ReloadInterval}
+	kp := &keyPair{certFile: certFile, keyFile: keyFile, interval: ReloadInterval, warn: slog.Warn}
 	stamp, err := kp.stat()
 	if err == nil {
 		err = kp.load(stamp)
@@ -209,13 +212,27 @@ func (kp *keyPair) current() *tls.Certificate {
 	defer kp.mu.Unlock()
 	if now := time.Now(); now.Sub(kp.checked) >= kp.interval {
 		kp.checked = now
-		if stamp, err := kp.stat(); err == nil && stamp != kp.stamp {
-			if err := kp.load(stamp); err != nil {
-				slog.Error("keeping the previous certificate", "err", err)
-			}
+		if stamp, err := kp.stat(); err == nil && stamp != kp.stamp && stamp != kp.failed {
+			kp.reload(stamp)
 		}
 	}
 	return kp.cert
+}
+
+// reload loads the files as they are at stamp. A failure is a warning
+// once per version of the files, not once per ReloadInterval: files that
+// stay broken are not re-read until they change again.
+func (kp *keyPair) reload(stamp string) {
+	if err := kp.load(stamp); err != nil {
+		kp.failed = stamp
+		kp.failures++
+		kp.warn(fmt.Sprintf("certificate reload failed (%d times since the last good one), keeping the previous certificate: %v", kp.failures, err))
+		return
+	}
+	if kp.failures > 0 {
+		kp.warn(fmt.Sprintf("certificate reloaded after %d failed attempts", kp.failures))
+		kp.failures = 0
+	}
 }
 
 func (kp *keyPair) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {

@@ -111,3 +111,35 @@ func TestCertificateReload(t *testing.T) {
 		t.Fatalf("the files were looked at again before the interval: %q", cn)
 	}
 }
+
+// A reload that fails warns once per version of the files, however often
+// the certificate is asked for, and the recovery says how many failed.
+func TestCertificateReloadFailureWarnsOnce(t *testing.T) {
+	certs := ssltest.New(t)
+	dir := t.TempDir()
+	cert, key := dir+"/cert.pem", dir+"/key.pem"
+	past := time.Now().Add(-time.Minute)
+	copyFile(t, certs.ServerCert, cert, past)
+	copyFile(t, certs.ServerKey, key, past)
+	kp, err := newKeyPair(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warnings []string
+	kp.warn = func(msg string, _ ...any) { warnings = append(warnings, msg) }
+	kp.interval = 0
+	copyFile(t, certs.OtherCert, cert, time.Now())
+	for range 10 {
+		kp.current()
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "certificate reload failed (1 times") {
+		t.Fatalf("after 10 looks at a broken pair, warnings %q, want one", warnings)
+	}
+	copyFile(t, certs.OtherKey, key, time.Now())
+	if cn := commonName(t, kp.current()); cn != "other" {
+		t.Fatalf("the renewed certificate was not loaded: %q", cn)
+	}
+	if len(warnings) != 2 || warnings[1] != "certificate reloaded after 1 failed attempts" {
+		t.Fatalf("warnings %q, want the recovery said", warnings)
+	}
+}

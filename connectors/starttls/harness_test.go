@@ -41,9 +41,13 @@ func start(t *testing.T, protocol string, timeout time.Duration, hooks ...loop.H
 	certs := ssltest.New(t)
 	be := nproxytest.Listener(t)
 	port := freePort(t)
-	in, err := connectors.BuildIn("in", map[string]any{"type": "starttls", "host": "127.0.0.1",
-		"port": fmt.Sprint(port), "protocol": protocol, "timeout": fmt.Sprint(timeout.Seconds()),
-		"SSL_cert_file": certs.ServerCert, "SSL_key_file": certs.ServerKey})
+	params := map[string]any{"type": "starttls", "host": "127.0.0.1",
+		"port": fmt.Sprint(port), "protocol": protocol,
+		"SSL_cert_file": certs.ServerCert, "SSL_key_file": certs.ServerKey}
+	if timeout > 0 {
+		params["timeout"] = fmt.Sprint(timeout.Seconds())
+	}
+	in, err := connectors.BuildIn("in", params)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func TestBuildIn(t *testing.T) {
 		{params("protocol", ""), "protocol parameter is required"},
 		{params("SSL_key_file", ""), "SSL_"},
 		{params("SSL_cert_file", certs.Dir+"/missing.pem"), "missing.pem"},
-		{params("timeout", "soon"), "timeout must be a number of seconds"},
+		{params("timeout", "soon"), "timeout expects a number of seconds"},
 		{params("start_cleartext", "1"), "unknown parameter 'start_cleartext'"},
 	} {
 		if _, err := connectors.BuildIn("in", bad.params); err == nil || !strings.Contains(err.Error(), bad.want) {
