@@ -133,16 +133,28 @@ func (p *Proxy) Connected(l *loop.Loop, client, server *loop.Socket) {
 	l.Relay(client, server)
 }
 
-// Failed implements connectors.Handler. A backend that refuses refuses
-// every client: that is one warning per burst with a count (loop.Warn),
-// not a line per client.
+// Failed implements connectors.Handler. A backend that refuses or cannot
+// be reached, or a process out of fds, fails every client alike: that is
+// one warning per burst with a count (loop.Warn), not a line per client.
 func (p *Proxy) Failed(l *loop.Loop, client *loop.Socket, err error) {
-	if errors.Is(err, syscall.ECONNREFUSED) {
+	if repeats(err) {
 		l.Warn(err.Error(), err.Error())
 	} else {
 		logger.Error(err.Error())
 	}
 	l.Close(client)
+}
+
+// repeats says whether err will fail the next clients too, until the
+// backend or the fd supply recovers.
+func repeats(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.ECONNREFUSED, syscall.ETIMEDOUT, syscall.EHOSTUNREACH,
+		syscall.ENETUNREACH, syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
 }
 
 // SocketClosed implements loop.Closer: a client's close is a connection

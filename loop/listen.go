@@ -110,12 +110,14 @@ func (ln *listener) Readable(s *Socket) {
 	l := s.loop
 	for i := 0; i < acceptBatch && !s.closed; i++ {
 		fd, err := accept(s.fd)
-		if ln.pauses > 0 && !fdShortage(err) {
-			ln.resume(s)
-		}
 		switch err {
 		case nil:
-		case unix.EAGAIN, unix.ECONNABORTED, unix.EINTR, unix.EPROTO:
+		case unix.EAGAIN:
+			if ln.pauses > 0 {
+				ln.resume(s)
+			}
+			return
+		case unix.ECONNABORTED, unix.EINTR, unix.EPROTO:
 			return
 		default:
 			if fdShortage(err) {
@@ -174,7 +176,9 @@ func (ln *listener) pause(s *Socket, err error) {
 	})
 }
 
-// resume ends a shortage of fds, in one line with its length.
+// resume ends a shortage of fds once every waiting client was taken (a
+// single accept between two pauses is no end: at the limit, each fd freed
+// lets one client in), in one line with its length.
 func (ln *listener) resume(s *Socket) {
 	s.loop.log.Log(nil, LevelWarning, fmt.Sprintf("accept resumed on %s after %d pauses in %v",
 		s.nick, ln.pauses, time.Since(ln.pausedAt).Round(time.Millisecond)))

@@ -816,6 +816,11 @@ func TestConnectFailure(t *testing.T) {
 	mustEventually(t, 2*time.Second, "the failed connect to be logged", func() bool {
 		return strings.Contains(p.stderr.String(), "refused")
 	})
+	// Once per burst, not per client: the second refusal is counted for
+	// the summary line.
+	if n := strings.Count(p.stderr.String(), "refused"); n != 1 {
+		t.Errorf("%d lines say refused after 2 refused clients, want 1:\n%s", n, p.stderr.String())
+	}
 
 	goEcho(t, addrOf("127.0.0.1", dead))
 	c := dialClient(t, addrOf("127.0.0.1", in))
@@ -846,14 +851,13 @@ func cpuTicks(t *testing.T, pid int) int {
 
 func TestAcceptSurvivesEMFILE(t *testing.T) {
 	t.Parallel()
-	prlimit, err := exec.LookPath("prlimit")
-	if err != nil {
-		t.Skip("prlimit (util-linux) is not installed")
-	}
+	prlimit := nproxytest.Command(t, "prlimit")
 	echo := goEcho(t, "127.0.0.1:0")
 	in := unusedPort(t, "127.0.0.1")
 	addr := addrOf("127.0.0.1", in)
-	p := startChild(t, prlimit, "--nofile=40:40", nproxyBin, "-v",
+	// At the default verbosity: an operator must learn that nproxy is at
+	// its fd limit without asking for more messages.
+	p := startChild(t, prlimit, "--nofile=40:40", nproxyBin,
 		"--in", tcpSpec("127.0.0.1", in), "--out", tcpSpec("127.0.0.1", echo))
 	waitListening(t, p, in)
 	rng := newRand(t)
@@ -879,8 +883,8 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 			c.Close()
 		}
 	}()
-	mustEventually(t, 5*time.Second, "nproxy to run out of fds", func() bool {
-		return strings.Contains(p.stderr.String(), "too many open files")
+	mustEventually(t, 5*time.Second, "nproxy to say it is out of fds", func() bool {
+		return strings.Contains(p.stderr.String(), "accept paused on 127.0.0.1:"+strconv.Itoa(in)+": too many open files")
 	})
 
 	before := cpuTicks(t, p.pid())
@@ -921,6 +925,14 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 			t.Fatalf("new client %d after the flood closed: %v", i, err)
 		}
 		c.Close()
+	}
+	// Once per burst, never per event: 2 s out of fds is about 20 pauses of
+	// acceptBackoff, and each burst is two lines.
+	waitStderr(t, p, "accept resumed on 127.0.0.1:"+strconv.Itoa(in)+" after ")
+	paused := strings.Count(p.stderr.String(), "accept paused")
+	resumed := strings.Count(p.stderr.String(), "accept resumed")
+	if lines := strings.Count(p.stderr.String(), "\n"); paused < 1 || paused > resumed+1 || paused > 5 || lines > 10 {
+		t.Errorf("%d 'accept paused' and %d 'accept resumed' lines (%d in all), want one of each per burst and a summary of the failed connects:\n%s", paused, resumed, lines, p.stderr.String())
 	}
 	if p.exited() {
 		t.Fatalf("nproxy exited: %v", p.cmd.ProcessState)
@@ -982,17 +994,24 @@ func TestLoops(t *testing.T) {
 	relayMany(t, addrOf("127.0.0.1", in), 300, 16, 64<<10)
 }
 
+// IPv6 on both sides, the address written bare and in brackets ("[::1]"
+// once started and then failed every connection with "can't resolve").
 func TestIPv6(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "[::1]:0")
 	if err != nil {
-		t.Skipf("no IPv6 loopback on this machine: %v", err)
+		nproxytest.Unavailable(t, "no IPv6 loopback on this machine: %v", err)
 	}
 	ln.Close()
 	echo := socatEcho(t, "::1")
-	in := unusedPort(t, "::1")
-	startProxy(t, "::1", in, echo)
-	relayMany(t, addrOf("::1", in), 10, 4, 128<<10)
+	for _, host := range []string{"::1", "[::1]"} {
+		t.Run(host, func(t *testing.T) {
+			t.Parallel()
+			in := unusedPort(t, "::1")
+			startProxy(t, host, in, echo)
+			relayMany(t, addrOf("::1", in), 10, 4, 128<<10)
+		})
+	}
 }
 
 // Once its connections are gone and its pipes have sat idle for a second
