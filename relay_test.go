@@ -451,13 +451,17 @@ func TestLoops(t *testing.T) {
 		c := dial(t, port)
 		s := b.accept(t)
 		wg.Add(2)
-		go func(i int64) { defer wg.Done(); exchange(c, i, i+1000, 64<<10) }(int64(i))
-		go func(i int64) {
-			defer wg.Done()
-			if err := exchange(s, i+1000, i, 64<<10); err != nil {
-				t.Error(err)
-			}
-		}(int64(i))
+		for _, end := range []struct {
+			conn       *net.TCPConn
+			send, want int64
+		}{{c, int64(i), int64(i) + 1000}, {s, int64(i) + 1000, int64(i)}} {
+			go func() {
+				defer wg.Done()
+				if err := exchange(end.conn, end.send, end.want, 64<<10); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
 	}
 	wg.Wait()
 	done.Wait(t, 10*time.Second)
@@ -467,7 +471,7 @@ func TestLoops(t *testing.T) {
 func TestIPv6(t *testing.T) {
 	ln, err := net.Listen("tcp", "[::1]:0")
 	if err != nil {
-		t.Skip("no IPv6 loopback here:", err)
+		nproxytest.Unavailable(t, "no IPv6 loopback here: %v", err)
 	}
 	defer ln.Close()
 	port := nproxytest.FreePort(t)

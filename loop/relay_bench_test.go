@@ -108,7 +108,12 @@ func TestRelayAllocatesNothingPerChunk(t *testing.T) {
 	}{{"splice", Config{}}, {"copy", Config{NoSplice: true}}} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := testing.Benchmark(func(b *testing.B) { benchmarkRelay(b, tc.cfg, nil) })
-			if res.N > 0 && res.AllocsPerOp() != 0 {
+			// testing.Benchmark returns a zero result when the benchmark
+			// failed (a relay error, or the path under test did not run).
+			if res.N == 0 {
+				t.Fatal("the relay benchmark failed: run it (go test -bench Relay ./loop) for its message")
+			}
+			if res.AllocsPerOp() != 0 {
 				t.Fatalf("%d allocs per relayed chunk", res.AllocsPerOp())
 			}
 		})
