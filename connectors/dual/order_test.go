@@ -1,0 +1,98 @@
+package dual
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nproxy/nproxy/connectors"
+	"github.com/nproxy/nproxy/loop"
+	"github.com/nproxy/nproxy/nproxytest"
+)
+
+// fillingOut connects to a backend that reads nothing until the end, and
+// fills the socket before handing it to the relay: the bytes dual read
+// while deciding then wait in the relay's queue.
+type fillingOut struct {
+	t         *testing.T
+	port      int
+	connected chan *filledPair
+}
+
+type filledPair struct {
+	l              *loop.Loop
+	client, server *loop.Socket
+	filler         []byte
+}
+
+func (o *fillingOut) Open(l *loop.Loop, client *loop.Socket, h connectors.Handler) {
+	l.Dial("127.0.0.1", o.port, 0, func(server *loop.Socket, err error) {
+		if err != nil {
+			h.Failed(l, client, err)
+			return
+		}
+		o.connected <- &filledPair{l: l, client: client, server: server, filler: nproxytest.FillSocket(o.t, server.Fd())}
+		h.Connected(l, client, server)
+	})
+}
+
+// The bytes dual read before it chose the server (early client data for
+// client_first, probe bytes for a probe's route) wait for the server while
+// its socket is full; what the client sends next must not be spliced past
+// them (loop's canSplice guard).
+func TestDecidingBytesAreNotOvertaken(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		first []byte
+		probe bool
+	}{
+		{"early client data", bytes.Repeat([]byte("early..."), 1000), false},
+		{"probe bytes", []byte("SSH-2.0-OpenSSH_9.2p1 nproxy-test\r\n"), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln := nproxytest.Listener(t)
+			out := &fillingOut{t: t, port: ln.Addr().(*net.TCPAddr).Port, connected: make(chan *filledPair, 1)}
+			in := &In{Timeout: 10 * time.Second, ServerFirst: out, ClientFirst: out}
+			if tc.probe {
+				in.Routes = []Route{{Probe: SSH{}, Out: out}}
+			}
+			r := startDual(t, in, 0)
+			client := r.dial(t)
+			if _, err := client.Write(tc.first); err != nil {
+				t.Fatal(err)
+			}
+			p := <-out.connected
+			backend, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer backend.Close()
+			nproxytest.AwaitOnLoop(t, p.l, "the deciding bytes to wait for the server", func() bool {
+				return p.server.Peer != nil && p.server.Pending() >= len(tc.first)
+			})
+			later := bytes.Repeat([]byte("later..."), 2048)
+			if _, err := client.Write(later); err != nil {
+				t.Fatal(err)
+			}
+			nproxytest.AwaitOnLoop(t, p.l, "the relay to read what the client sent next", func() bool {
+				return p.server.Pending() >= len(tc.first)+len(later)
+			})
+			want := append(append(append([]byte{}, p.filler...), tc.first...), later...)
+			got := make([]byte, len(want))
+			backend.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.ReadFull(backend, got); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				i := 0
+				for got[i] == want[i] {
+					i++
+				}
+				t.Fatalf("byte %d of %d differs: got %q, want %q (spliced bytes overtook the stashed ones)",
+					i, len(want), got[i:min(i+16, len(got))], want[i:min(i+16, len(want))])
+			}
+		})
+	}
+}
