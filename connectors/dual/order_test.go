@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nproxy/nproxy"
 	"github.com/nproxy/nproxy/connectors"
 	"github.com/nproxy/nproxy/loop"
 	"github.com/nproxy/nproxy/nproxytest"
@@ -92,6 +93,45 @@ func TestDecidingBytesAreNotOvertaken(t *testing.T) {
 				}
 				t.Fatalf("byte %d of %d differs: got %q, want %q (spliced bytes overtook the stashed ones)",
 					i, len(want), got[i:min(i+16, len(got))], want[i:min(i+16, len(want))])
+			}
+		})
+	}
+}
+
+// A pair dual routed, by the timeout or by a probe, is plain TCP from then
+// on: the relay splices it, as the splice counter proves.
+func TestRoutedPairIsSpliced(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		first string
+		probe bool
+	}{{"client_first", "hello\n", false}, {"probe", "SSH-2.0-OpenSSH_9.2p1 x\r\n", true}, {"server_first", "", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBackend(t, "B", echo)
+			in := &In{Timeout: 100 * time.Millisecond, ServerFirst: b.out(), ClientFirst: b.out()}
+			if tc.probe {
+				in.Routes = []Route{{Probe: SSH{}, Out: b.out()}}
+			}
+			r := startDual(t, in, 1)
+			c := r.dial(t)
+			before := nproxy.SplicedBytes()
+			data := bytes.Repeat([]byte("spliced."), 32<<10)
+			if tc.first == "" {
+				r.logs.WaitFor(t, "goes to server_first (timeout)")
+			}
+			go func() {
+				c.Write([]byte(tc.first))
+				c.Write(data)
+				c.CloseWrite()
+			}()
+			got, err := io.ReadAll(c)
+			if err != nil || !bytes.Equal(got, append([]byte(tc.first), data...)) {
+				t.Fatalf("echo: %d bytes, %v; want %d", len(got), err, len(tc.first)+len(data))
+			}
+			r.Wait(t, 5*time.Second)
+			// Both directions, less what dual read while deciding.
+			if spliced := nproxy.SplicedBytes() - before; spliced < uint64(2*len(data)-2*readSize) {
+				t.Errorf("%d bytes spliced of %d relayed", spliced, 2*len(data))
 			}
 		})
 	}
