@@ -146,10 +146,7 @@ func startProxy(t *testing.T, ip string, in, out int, args ...string) *child {
 // socatEcho starts a socat echo server on ip and returns its port.
 func socatEcho(t *testing.T, ip string) int {
 	t.Helper()
-	path, err := exec.LookPath("socat")
-	if err != nil {
-		t.Skip("socat is not installed")
-	}
+	path := nproxytest.Command(t, "socat")
 	port := unusedPort(t, ip)
 	listen := fmt.Sprintf("TCP4-LISTEN:%d,bind=%s,reuseaddr,fork,backlog=512", port, ip)
 	if strings.Contains(ip, ":") {
@@ -1167,7 +1164,7 @@ func TestSpliceOptions(t *testing.T) {
 	t.Parallel()
 	path := strace()
 	if path == "" {
-		t.Skip("strace is not installed or cannot trace here")
+		nproxytest.Unavailable(t, "strace is not installed or cannot trace here")
 	}
 	echo := socatEcho(t, "127.0.0.1")
 	rng := newRand(t)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/nproxy/nproxy/nproxytest"
 	"os/exec"
 	"strings"
 	"testing"
@@ -15,10 +16,7 @@ import (
 // ssl in, nproxy relays the plaintext to a socat echo, and the line comes
 // back over TLS.
 func TestSSLInThroughCommand(t *testing.T) {
-	openssl, err := exec.LookPath("openssl")
-	if err != nil {
-		t.Skip("openssl is not installed")
-	}
+	openssl := nproxytest.Command(t, "openssl")
 	certs := ssltest.New(t)
 	echo := socatEcho(t, "127.0.0.1")
 	in := unusedPort(t, "127.0.0.1")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/nproxy/nproxy/nproxytest"
 	"io"
 	"net"
 	"os"
@@ -152,9 +153,7 @@ func TestSSLHRealServers(t *testing.T) {
 // did (here ssh behind a ProxyCommand that holds its bytes back past the
 // timeout), goes to sshd on the timeout and works.
 func TestSSLHTimeoutRoute(t *testing.T) {
-	if _, err := exec.LookPath("socat"); err != nil {
-		t.Skip("socat is not installed")
-	}
+	nproxytest.Command(t, "socat")
 	sshd := dualtest.StartSSHD(t)
 	tlsd := dualtest.StartTLSServer(t)
 	port := dualtest.FreePort(t)

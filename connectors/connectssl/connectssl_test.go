@@ -121,10 +121,7 @@ func TestScenarioConnectSSLTCP(t *testing.T) {
 // connect_ssl through a real tinyproxy to openssl s_server, which the
 // connector verifies.
 func TestThroughTinyproxyToOpenSSL(t *testing.T) {
-	openssl, err := exec.LookPath("openssl")
-	if err != nil {
-		t.Skip("openssl is not installed")
-	}
+	openssl := nproxytest.Command(t, "openssl")
 	certs := ssltest.New(t)
 	sport := nproxytest.FreePort(t)
 	cmd := exec.Command(openssl, "s_server", "-accept", fmt.Sprint("127.0.0.1:", sport), "-rev", "-naccept", "1",
@@ -136,6 +133,7 @@ func TestThroughTinyproxyToOpenSSL(t *testing.T) {
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	sr := bufio.NewReader(stdout)
 	for line := ""; !strings.HasPrefix(line, "ACCEPT"); {
+		var err error
 		if line, err = sr.ReadString('\n'); err != nil {
 			t.Fatalf("s_server: %v", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"flag"
+	"github.com/nproxy/nproxy/nproxytest"
 	"net"
 	"os"
 	"os/exec"
@@ -95,9 +96,7 @@ func helloFile(name string) string { return filepath.Join("testdata", "hello", n
 // TestLiveClientHellos checks the hellos that openssl s_client and Go's
 // crypto/tls send now, and with -update stores them for the other tests.
 func TestLiveClientHellos(t *testing.T) {
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl is not installed")
-	}
+	nproxytest.Command(t, "openssl")
 	for _, c := range helloCases {
 		t.Run(c.name, func(t *testing.T) {
 			hello := captureHello(t, c)

@@ -137,10 +137,7 @@ func TestOutVerifyFailure(t *testing.T) {
 
 // curl --cacert through an ssl in in front of a plain HTTP server.
 func TestCurlThroughSSLIn(t *testing.T) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("curl is not installed")
-	}
+	curl := nproxytest.Command(t, "curl")
 	checkGoroutines(t)
 	certs := ssltest.New(t)
 	l := nproxytest.Listener(t)

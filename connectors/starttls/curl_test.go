@@ -3,6 +3,7 @@ package starttls
 import (
 	"bytes"
 	"fmt"
+	"github.com/nproxy/nproxy/nproxytest"
 	"os/exec"
 	"strings"
 	"testing"
@@ -91,10 +92,7 @@ func pop3Backend(line string) (string, bool) {
 // sends a message by SMTP, lists mailboxes by IMAP and messages by POP3,
 // its second capability request (after TLS) answered by the backend.
 func TestCurl(t *testing.T) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("curl is not installed")
-	}
+	curl := nproxytest.Command(t, "curl")
 	var msg strings.Builder
 	for _, tc := range []struct {
 		proto  string

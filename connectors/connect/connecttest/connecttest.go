@@ -52,10 +52,7 @@ func (tp *Tinyproxy) Addr() string { return net.JoinHostPort(tp.Host, strconv.It
 // to ports when any are given. It skips the test if tinyproxy is absent.
 func StartTinyproxy(t testing.TB, auth bool, ports ...int) *Tinyproxy {
 	t.Helper()
-	bin, err := exec.LookPath("tinyproxy")
-	if err != nil {
-		t.Skip("tinyproxy not installed (apt-get install tinyproxy)")
-	}
+	bin := nproxytest.Command(t, "tinyproxy")
 	var lastErr error
 	for range 3 { // the free port may be taken between probe and bind
 		tp, err := tryTinyproxy(t, bin, auth, ports)

@@ -50,7 +50,7 @@ func StartSSHD(t testing.TB) *SSHD {
 	t.Helper()
 	need(t, SSHDPath, "ssh-keygen", "ssh")
 	if os.Geteuid() != 0 {
-		t.Skip("sshd needs root to log users in")
+		nproxytest.Unavailable(t, "sshd needs root to log users in")
 	}
 	dir := t.TempDir()
 	for _, k := range []string{"host_key", "client_key"} {
@@ -187,13 +187,11 @@ func TLSRoundTrip(t testing.TB, addr, line string) string {
 // Deprecated: use nproxytest.FreePort.
 func FreePort(t testing.TB) int { return nproxytest.FreePort(t) }
 
-// need skips t unless every program is installed.
+// need ends t (nproxytest.Unavailable) unless every program is installed.
 func need(t testing.TB, programs ...string) {
 	t.Helper()
 	for _, p := range programs {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("%s is not installed: %v", p, err)
-		}
+		nproxytest.Command(t, p)
 	}
 }
 

@@ -3,6 +3,7 @@ package ssltest
 import (
 	"bufio"
 	"bytes"
+	"github.com/nproxy/nproxy/nproxytest"
 	"io"
 	"os/exec"
 	"strings"
@@ -15,10 +16,7 @@ import (
 // test failed.
 func OpenSSL(t testing.TB, args ...string) (*exec.Cmd, io.WriteCloser, *bufio.Reader) {
 	t.Helper()
-	path, err := exec.LookPath("openssl")
-	if err != nil {
-		t.Skip("openssl is not installed")
-	}
+	path := nproxytest.Command(t, "openssl")
 	cmd := exec.Command(path, args...)
 	in, err := cmd.StdinPipe()
 	if err != nil {
