@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/nproxy/nproxy"
+	"github.com/nproxy/nproxy/connectors"
 	"github.com/nproxy/nproxy/connectors/connect"
 	"github.com/nproxy/nproxy/connectors/tcp"
 )
@@ -19,7 +20,7 @@ import (
 // local port whose clients are tunnelled through the web proxy with
 // CONNECT. It differs from the script in three ways: without -L it
 // listens on every IPv4 and IPv6 address (the script: 0.0.0.0); a tunnel's
-// host may contain hyphens or be a bracketed IPv6 address; and
+// host may contain hyphens or be an IPv6 address, bracketed or not; and
 // HTTP_PROXY may be written as a URL (http://user:pass@host:port/).
 func init() { subcommands["connect-tunnel"] = connectTunnel }
 
@@ -98,9 +99,10 @@ const connectTunnelUsage = `usage: nproxy connect-tunnel [-Lv] [-A user:pass] [-
   -v, --verbose                 more messages (repeatable)
 `
 
-// tunnelRE is the script's `^\d+:[\w.]+:\d+$`, widened to host names with
-// hyphens and to bracketed IPv6 addresses, which the script refused.
-var tunnelRE = regexp.MustCompile(`^(\d+):([\w.-]+|\[[0-9A-Fa-f:.]+\]):(\d+)$`)
+// tunnelRE is the script's `^\d+:[\w.]+:\d+$`, widened to every host form
+// connectors.ParseHost takes: names with hyphens, IPv6 addresses with or
+// without brackets (the ports are the digits at either end).
+var tunnelRE = regexp.MustCompile(`^(\d+):(.+):(\d+)$`)
 
 // listValue collects a repeatable string option.
 type listValue []string
@@ -202,5 +204,9 @@ func parseTunnel(spec string) (tunnel, error) {
 	if err1 != nil || err2 != nil || port < 1 || port > 65535 || hostPort < 1 || hostPort > 65535 {
 		return tunnel{}, fmt.Errorf("--tunnel %s: port out of range 1-65535", spec)
 	}
-	return tunnel{Port: port, Host: strings.Trim(m[2], "[]"), HostPort: hostPort}, nil
+	host, err := connectors.ParseHost("host", m[2])
+	if err != nil || host == "" || host == "*" {
+		return tunnel{}, errors.New("--tunnel <port:host:hostport> format required")
+	}
+	return tunnel{Port: port, Host: host, HostPort: hostPort}, nil
 }

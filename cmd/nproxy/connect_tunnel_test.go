@@ -273,3 +273,20 @@ func countSockets(t *testing.T, pid int) int {
 	}
 	return n
 }
+
+// FuzzConnectTunnelArgs feeds connect-tunnel's whole command line: options
+// or one error, never a panic; accepted tunnels are sane.
+func FuzzConnectTunnelArgs(f *testing.F) {
+	for _, s := range []string{"-P proxy:8080 -T 2222:ssh.example.com:22 -A u:p -L -U x -v", "-T 1:::1:2 -P [::1]:3128", "-P http://u:p@h:1/ -T 1:h:2 -T 3:h:4", "-T 1:h:2", "-x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		o, err := parseConnectTunnel(strings.Fields(line), func(string) string { return "" }, "test", io.Discard)
+		if err != nil {
+			return
+		}
+		if o.Proxy.Host == "" || o.Proxy.Port < 1 || o.Proxy.Port > 65535 || len(o.Tunnels) == 0 {
+			t.Fatalf("%q accepted with proxy %+v and %d tunnels", line, o.Proxy, len(o.Tunnels))
+		}
+	})
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nproxy/nproxy"
+	"github.com/nproxy/nproxy/connectors"
 	"github.com/nproxy/nproxy/connectors/dual"
 	"github.com/nproxy/nproxy/connectors/dummy"
 	"github.com/nproxy/nproxy/connectors/tcp"
@@ -191,18 +192,20 @@ func unbundle(args []string) []string {
 	return out
 }
 
-// parseHostPort reads [host:]port; the host may be a bracketed IPv6 address.
+// parseHostPort reads [host:]port; the host may be a name, an IPv4 address
+// or an IPv6 address, bracketed or not (the port follows the last colon).
 func parseHostPort(s string) (hostPort, error) {
 	host, port := "localhost", s
-	if strings.Contains(s, ":") {
-		var err error
-		if host, port, err = net.SplitHostPort(s); err != nil {
-			return hostPort{}, err
-		}
+	if i := strings.LastIndexByte(s, ':'); i >= 0 {
+		host, port = s[:i], s[i+1:]
 	}
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 1 || n > 65535 {
 		return hostPort{}, fmt.Errorf("port %q must be a number in 1-65535", port)
+	}
+	given := host
+	if host, err = connectors.ParseHost("host", given); err != nil || host == "*" {
+		return hostPort{}, fmt.Errorf("%q is not a host name or an IP address", given)
 	}
 	if host == "" {
 		host = "localhost"

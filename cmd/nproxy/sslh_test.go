@@ -405,3 +405,50 @@ func startBenchDaemon(b *testing.B, listen string, args []string) {
 	}
 	b.Fatalf("%v does not relay on %s", args, listen)
 }
+
+// Every host form, in sslh's address options and connect-tunnel's -T: a
+// name, IPv4, IPv6 bare or bracketed.
+func TestScriptHostForms(t *testing.T) {
+	for in, want := range map[string]hostPort{
+		"22": {"localhost", 22}, "h-1.example:22": {"h-1.example", 22}, "127.0.0.1:22": {"127.0.0.1", 22},
+		"[::1]:22": {"::1", 22}, "::1:22": {"::1", 22}, ":22": {"localhost", 22},
+	} {
+		if got, err := parseHostPort(in); err != nil || got != want {
+			t.Errorf("parseHostPort(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"a b:22", "[127.0.0.1]:22", "*:22", "h:0", "h:x", "[::1:22"} {
+		if got, err := parseHostPort(bad); err == nil {
+			t.Errorf("parseHostPort(%q) = %+v, want an error", bad, got)
+		}
+	}
+	for in, want := range map[string]tunnel{
+		"2222:[::1]:22": {2222, "::1", 22}, "2222:::1:22": {2222, "::1", 22}, "1:h-1.x:2": {1, "h-1.x", 2},
+	} {
+		if got, err := parseTunnel(in); err != nil || got != want {
+			t.Errorf("parseTunnel(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+}
+
+// FuzzSSLHArgs feeds sslh's command line: options or one error, never a
+// panic, and accepted addresses are sane.
+func FuzzSSLHArgs(f *testing.F) {
+	for _, s := range []string{"-p 0.0.0.0:443 -s ::1:22 -l [::1]:8443 -t 0.5", "-vvv --no-ssh-probe", "-t NaN", "-s a:b:c", "-x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		o, err := parseSSLH(strings.Fields(line), io.Discard, fakeLookup)
+		if err != nil {
+			return
+		}
+		for _, hp := range []hostPort{o.Listen, o.SSH, o.SSL} {
+			if hp.Port < 1 || hp.Port > 65535 || hp.Host == "" || strings.ContainsAny(hp.Host, "[] ") {
+				t.Fatalf("%q accepted with address %+v", line, hp)
+			}
+		}
+		if !(o.Timeout > 0) || o.Timeout > maxTimeout*time.Second {
+			t.Fatalf("%q accepted with timeout %v", line, o.Timeout)
+		}
+	})
+}

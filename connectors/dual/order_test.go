@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/nproxy/nproxy/connectors"
 	"github.com/nproxy/nproxy/loop"
 	"github.com/nproxy/nproxy/nproxytest"
+	"go.yaml.in/yaml/v3"
 )
 
 // fillingOut connects to a backend that reads nothing until the end, and
@@ -135,4 +137,37 @@ func TestRoutedPairIsSpliced(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzProbeSpecs feeds the probes parameter, as YAML gives it, to Build:
+// routes that each have a probe and a server, or one short error line.
+func FuzzProbeSpecs(f *testing.F) {
+	for _, seed := range []string{
+		"[{type: ssh, out: server_first}]",
+		"[{type: tls, sni: ['*.example.com', x], alpn: [h2], out: {type: tcp, host: '[::1]', port: 1}}]",
+		"[{type: http, host: [a], out: client_first}, {type: regex, pattern: '^GET', min: 3, out: server_first}, {type: any, out: server_first}]",
+		"[{type: regex, pattern: '(', out: server_first}]", "[{type: zlonk}]", "{0: {type: ssh, out: server_first}}", "[[1]]", "x",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, doc string) {
+		var probes any
+		if yaml.Unmarshal([]byte(doc), &probes) != nil {
+			return
+		}
+		c, err := connectors.BuildIn("in", map[string]any{"type": "dual", "port": 1, "probes": probes,
+			"server_first": map[string]any{"type": "tcp", "host": "a", "port": 2},
+			"client_first": map[string]any{"type": "tcp", "host": "b", "port": 3}})
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") || len(err.Error()) > 600 {
+				t.Fatalf("error is not one short line: %q", err)
+			}
+			return
+		}
+		for _, r := range c.(*In).Routes {
+			if r.Probe == nil || r.Out == nil {
+				t.Fatalf("%q built a route without a probe or a server: %+v", doc, r)
+			}
+		}
+	})
 }
