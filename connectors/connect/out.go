@@ -32,7 +32,9 @@ type Out struct {
 	Host string `param:"host,required"`
 	Port int    `param:"port,required,port"`
 	// ProxyHost and ProxyPort name the web proxy; without ProxyHost,
-	// HTTP_PROXY (or http_proxy) is used. ProxyPort 0 means 8080.
+	// HTTP_PROXY (or http_proxy) is used, unless NO_PROXY (or no_proxy)
+	// exempts Host (see Exempt): then Open connects to it directly.
+	// ProxyPort 0 means 8080.
 	ProxyHost string `param:"proxy_host"`
 	ProxyPort int    `param:"proxy_port,port"`
 	// ProxyUser and ProxyPass, when ProxyUser is set, are sent as Basic
@@ -56,6 +58,7 @@ type Out struct {
 	once    sync.Once
 	err     error
 	proxy   WebProxy
+	direct  bool // NO_PROXY exempts Host from the environment's proxy
 	request []byte
 }
 
@@ -86,6 +89,7 @@ func (c *Out) prepare() error {
 			return errors.New("proxy_host parameter is required (or set HTTP_PROXY)")
 		}
 		c.proxy = w
+		c.direct = Exempt(getenv, c.Host, c.Port)
 	}
 	if c.ProxyUser != "" {
 		c.proxy.User, c.proxy.Pass = c.ProxyUser, c.ProxyPass
@@ -111,6 +115,10 @@ func (c *Out) Open(l *loop.Loop, client *loop.Socket, h connectors.Handler) {
 		h.Failed(l, client, fmt.Errorf("'out' connector (connect): %w", err))
 		return
 	}
+	if c.direct {
+		c.openDirect(l, client, h)
+		return
+	}
 	hs := &handshake{out: c, l: l, client: client, h: h, req: c.request}
 	timeout := c.timeout()
 	start := time.Now()
@@ -120,6 +128,19 @@ func (c *Out) Open(l *loop.Loop, client *loop.Socket, h connectors.Handler) {
 			return
 		}
 		hs.start(s, timeout-time.Since(start))
+	})
+}
+
+// openDirect connects to the server itself, as tcp's out does, for a
+// target NO_PROXY exempts.
+func (c *Out) openDirect(l *loop.Loop, client *loop.Socket, h connectors.Handler) {
+	l.Dial(c.Host, c.Port, c.timeout(), func(server *loop.Socket, err error) {
+		if err != nil {
+			h.Failed(l, client, fmt.Errorf("'out' connector (connect), direct by NO_PROXY: %w", err))
+			return
+		}
+		server.Connector, server.Hook = c, c.Hook
+		h.Connected(l, client, server)
 	})
 }
 
