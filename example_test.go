@@ -4,21 +4,36 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/nproxy/nproxy"
 	"github.com/nproxy/nproxy/connectors/tcp"
+	"github.com/nproxy/nproxy/nproxytest"
 )
 
-// A relay embedded in a Go program: connections to port 26789 go to the
-// server on port 29876, spliced by the kernel. Mainloop(1) returns once one
-// connection was fully processed.
+// A relay embedded in a Go program: connections to the in port go to the
+// server, spliced by the kernel. Mainloop(1) returns once one connection
+// was fully processed. (The ports are picked free for the example; a
+// program would use fixed ones.)
 func ExampleNew() {
-	p := nproxy.New(&tcp.In{Host: "127.0.0.1", Port: 26789}, &tcp.Out{Host: "127.0.0.1", Port: 29876})
+	server, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer server.Close()
+	inPort, err := nproxytest.PickPort("127.0.0.1")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	p := nproxy.New(&tcp.In{Host: "127.0.0.1", Port: inPort},
+		&tcp.Out{Host: "127.0.0.1", Port: server.Addr().(*net.TCPAddr).Port})
 	p.Register()
 	defer p.Unregister()
 
-	go exampleServerAndClient()
+	go exampleServerAndClient(server, inPort)
 	if err := nproxy.Mainloop(1); err != nil {
 		fmt.Println(err)
 	}
@@ -26,25 +41,24 @@ func ExampleNew() {
 }
 
 // exampleServerAndClient plays both ends of the example's connection.
-func exampleServerAndClient() {
-	server, err := net.Listen("tcp", "127.0.0.1:29876")
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer server.Close()
+func exampleServerAndClient(server net.Listener, inPort int) {
 	go func() {
-		c, _ := server.Accept()
+		c, err := server.Accept()
+		if err != nil {
+			return
+		}
 		io.WriteString(c, "hello through nproxy\n")
 		c.Close()
 	}()
-	for i := 0; i < 100; i++ { // until Mainloop listens
-		if c, err := net.Dial("tcp", "127.0.0.1:26789"); err == nil {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if !nproxytest.Listening(inPort) { // until Mainloop listens
+			continue
+		}
+		if c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(inPort))); err == nil {
 			b, _ := io.ReadAll(c)
 			fmt.Print(string(b))
 			c.Close()
 			return
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

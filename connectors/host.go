@@ -15,7 +15,7 @@ func ParseHost(key, host string) (string, error) {
 	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
 		a, err := netip.ParseAddr(h[1 : len(h)-1])
 		if err != nil || !a.Is6() {
-			return "", fmt.Errorf("%s %q: only an IPv6 address goes in brackets", key, clip(host))
+			return "", fmt.Errorf("%s %q: only an IPv6 address goes in brackets", key, Clip(host))
 		}
 		return a.String(), nil
 	}
@@ -25,7 +25,7 @@ func ParseHost(key, host string) (string, error) {
 	if _, err := netip.ParseAddr(h); err == nil {
 		return h, nil
 	}
-	return "", fmt.Errorf("%s %q is not a host name or an IP address", key, clip(host))
+	return "", fmt.Errorf("%s %q is not a host name or an IP address", key, Clip(host))
 }
 
 // isHostName accepts what resolvers take: dot-separated labels of letters,

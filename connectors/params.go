@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Decode sets the fields of the connector c (a pointer to a struct) from
@@ -17,8 +18,8 @@ import (
 // both pass the same checks and fail with the same messages.
 //
 // Field types: string, int, bool, float64, time.Duration (seconds,
-// fractional: "0.5"), []string (a list, or a string of space-separated
-// items), []map[string]any and map[string]any (passed through), and In or
+// fractional: "0.5"), []string (a list, or a string of items separated by
+// spaces or commas: SSL_alpn="h2,http/1.1"), []map[string]any and map[string]any (passed through), and In or
 // Out (a nested connector: a map with its own "type"). The fields of an
 // embedded struct count as the connector's own, so connectors share a set of
 // parameters by embedding it (ssl.Params).
@@ -98,7 +99,7 @@ func unknownKeys(unknown []string, fields map[string]paramField) error {
 		if i > 0 {
 			b.WriteString(",")
 		}
-		fmt.Fprintf(&b, " '%s'", clip(k))
+		fmt.Fprintf(&b, " '%s'", Clip(k))
 	}
 	if len(unknown) > maxNamed {
 		fmt.Fprintf(&b, " and %d more", len(unknown)-maxNamed)
@@ -265,7 +266,7 @@ func toStrings(key string, val any, f paramField) ([]string, error) {
 	var list []string
 	switch x := val.(type) {
 	case string:
-		list = strings.Fields(x)
+		list = strings.FieldsFunc(x, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
 	case []any:
 		list = make([]string, 0, min(len(x), MaxListLen))
 		for i, e := range x {
@@ -434,7 +435,7 @@ func describe(val any) string {
 	case []any:
 		return "a list"
 	case string:
-		return strconv.Quote(clip(x))
+		return `"` + Clip(x) + `"`
 	}
 	if s, ok := scalarString(val); ok {
 		return s
@@ -442,13 +443,16 @@ func describe(val any) string {
 	return fmt.Sprintf("a %T", val)
 }
 
-// clip shortens what a message quotes from the input.
-func clip(s string) string {
+// Clip shortens what a message quotes from user input to 40 bytes, and
+// escapes what would break its line (newlines, control bytes, invalid
+// UTF-8), so that any input makes one short error line.
+func Clip(s string) string {
 	const most = 40
 	if len(s) > most {
-		return s[:most] + "..."
+		s = s[:most] + "..."
 	}
-	return s
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
 
 func sortedKeys[V any](m map[string]V) []string {

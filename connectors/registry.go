@@ -62,7 +62,7 @@ func Build(side Side, role string, params map[string]any) (any, error) {
 	f := factories[name]
 	mu.RUnlock()
 	if f == nil {
-		return nil, fmt.Errorf("unknown type '%s' for '%s' connector (known: %v)", name, role, Types())
+		return nil, fmt.Errorf("unknown type '%s' for '%s' connector (known: %v)", Clip(name), role, Types())
 	}
 	c := f(side)
 	if c == nil {

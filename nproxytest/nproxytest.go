@@ -112,16 +112,25 @@ func FreePort(t testing.TB) int {
 // the test binds it again.
 func FreePortOn(t testing.TB, ip string) int {
 	t.Helper()
+	port, err := PickPort(ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
+
+// PickPort is FreePortOn for code without a testing.TB, such as Example
+// functions.
+func PickPort(ip string) (int, error) {
 	low := ephemeralLow()
 	for range 100 {
 		port := firstPort + rand.IntN(low-firstPort)
 		if l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port))); err == nil {
 			l.Close()
-			return port
+			return port, nil
 		}
 	}
-	t.Fatalf("no free port on %s below %d after 100 tries", ip, low)
-	return 0
+	return 0, fmt.Errorf("no free port on %s below %d after 100 tries", ip, low)
 }
 
 // firstPort is the lowest port FreePortOn picks: below it are well-known

@@ -127,7 +127,7 @@ func kind(v any) string {
 	case map[string]any:
 		return "a map"
 	}
-	return fmt.Sprintf("%q", fmt.Sprint(v))
+	return `"` + connectors.Clip(fmt.Sprint(v)) + `"`
 }
 
 // merge checks keys (from a file, or an option when where names it) and

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/nproxy/nproxy/connectors/ssl"
 	"maps"
 	"os"
 	"path/filepath"
@@ -323,5 +324,20 @@ func TestConfigErrorsFromTheIssue(t *testing.T) {
 			t.Parallel()
 			checkConfigError(t, []string{"-c", yamlFile(t, tc.yaml)}, []string{tc.want})
 		})
+	}
+}
+
+// A quoted value keeps its commas to the connector, which reads a list
+// from it; a repeated key makes the same list.
+func TestConfigCommaValues(t *testing.T) {
+	t.Parallel()
+	for _, spec := range []string{`SSL_alpn="h2,http/1.1"`, `SSL_alpn='h2, http/1.1'`, `SSL_alpn=h2,SSL_alpn=http/1.1`} {
+		_, proxies, err := configure([]string{"--in", "type=tcp,port=1", "--out", "type=ssl,host=a,port=2," + spec})
+		if err != nil {
+			t.Fatalf("%s: %v", spec, err)
+		}
+		if alpn := proxies[0].Out().(*ssl.Out).ALPN; strings.Join(alpn, " ") != "h2 http/1.1" {
+			t.Errorf("%s: SSL_alpn %q", spec, alpn)
+		}
 	}
 }

@@ -31,16 +31,19 @@ const usage = `usage: nproxy [options] --in SPEC --out SPEC [--in SPEC --out SPE
 
 SPEC is a comma-separated list of key=value with Net::Proxy's parameter
 names, type included: type=tcp,host=127.0.0.1,port=6789. Nested connectors
-use dotted keys: server_first.type=tcp,server_first.port=22.
+use dotted keys: server_first.type=tcp,server_first.port=22. A value with
+commas is quoted, SSL_alpn="h2,http/1.1", or its key repeated (a list).
 Connector types: %s.
 
 options:
   -c, --config FILE        YAML configuration (verbosity, max_connections, loops,
-                           buffer_size, pipe_size, no_splice,
+                           force_loops, buffer_size, pipe_size, no_splice,
                            proxies: [{in: {...}, out: {...}}])
   -v, --verbose            more messages (repeat: notice, info, debug)
       --max-connections N  stop after N connections were fully processed
       --loops N            event loops (threads), with SO_REUSEPORT listeners
+                           (1 to 4 per core)
+      --force-loops        allow up to 1024 loops
       --buffer-size N      bytes pending per socket before its peer is paused
                            (default 16384; 0 = unlimited)
       --pipe-size N        capacity asked of the kernel for splice's pipes

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/nproxy/nproxy/connectors"
 )
 
 // Limits of a SPEC: far above any real one, low enough that a mistaken
@@ -34,14 +36,14 @@ func parseSpec(spec string) (map[string]any, error) {
 			continue
 		}
 		if key == "" {
-			return nil, fmt.Errorf("%q is not key=value", clipped(item))
+			return nil, fmt.Errorf("%q is not key=value", connectors.Clip(item))
 		}
 		path := strings.Split(key, ".")
 		if len(path) > maxKeyDepth {
-			return nil, fmt.Errorf("%s: more than %d levels", clipped(key), maxKeyDepth)
+			return nil, fmt.Errorf("%s: more than %d levels", connectors.Clip(key), maxKeyDepth)
 		}
 		if err := setPath(m, path, value); err != nil {
-			return nil, fmt.Errorf("%s: %w", clipped(key), err)
+			return nil, fmt.Errorf("%s: %w", connectors.Clip(key), err)
 		}
 	}
 	return m, nil
@@ -63,11 +65,11 @@ func nextItem(s string) (item, key, value, rest string, err error) {
 	}
 	value, n, err := unquote(after)
 	if err != nil {
-		return "", "", "", "", fmt.Errorf("%s: %w", clipped(key), err)
+		return "", "", "", "", fmt.Errorf("%s: %w", connectors.Clip(key), err)
 	}
 	rest = after[n:]
 	if rest != "" && rest[0] != ',' {
-		return "", "", "", "", fmt.Errorf("%s: a quoted value must end at a comma", clipped(key))
+		return "", "", "", "", fmt.Errorf("%s: a quoted value must end at a comma", connectors.Clip(key))
 	}
 	return s[:eq+1+n], key, value, strings.TrimPrefix(rest, ","), nil
 }
@@ -96,7 +98,7 @@ func setPath(m map[string]any, path []string, value string) error {
 		sub, ok := m[k].(map[string]any)
 		if !ok {
 			if _, exists := m[k]; exists {
-				return fmt.Errorf("%s is both a value and a connector", clipped(k))
+				return fmt.Errorf("%s is both a value and a connector", connectors.Clip(k))
 			}
 			sub = map[string]any{}
 			m[k] = sub
@@ -115,15 +117,7 @@ func setPath(m map[string]any, path []string, value string) error {
 		}
 		m[last] = append(old, value)
 	default:
-		return fmt.Errorf("%s is both a value and a connector", clipped(last))
+		return fmt.Errorf("%s is both a value and a connector", connectors.Clip(last))
 	}
 	return nil
-}
-
-// clipped shortens what a message quotes from the command line.
-func clipped(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "..."
-	}
-	return s
 }

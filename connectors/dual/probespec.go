@@ -54,7 +54,7 @@ func buildProbe(kind string, params map[string]any, where string) (Probe, error)
 		}
 		re, err := regexp.Compile(p.Pattern)
 		if err != nil {
-			return nil, fmt.Errorf("%s: pattern: %w", where, err)
+			return nil, fmt.Errorf("%s: pattern: %s", where, connectors.Clip(err.Error()))
 		}
 		if p.Min < 0 || p.Min > DefaultMaxProbeBytes {
 			return nil, fmt.Errorf("%s: min %d out of range (0-%d)", where, p.Min, DefaultMaxProbeBytes)
@@ -80,7 +80,7 @@ func (c *In) routeOut(v any, where string) (connectors.Out, error) {
 	case nil:
 		return nil, fmt.Errorf("%s: 'out' is required (a connector, server_first or client_first)", where)
 	}
-	return nil, fmt.Errorf("%s: 'out' must be a connector, server_first or client_first, not %q", where, fmt.Sprint(v))
+	return nil, fmt.Errorf("%s: 'out' must be a connector, server_first or client_first, not \"%s\"", where, connectors.Clip(fmt.Sprint(v)))
 }
 
 // probeName names a probe in log messages.
