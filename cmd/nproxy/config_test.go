@@ -341,3 +341,25 @@ func TestConfigCommaValues(t *testing.T) {
 		}
 	}
 }
+
+// A billion laughs: a small file whose aliases expand to 9⁹ nodes is
+// refused by the YAML decoder's budget, quickly and without the memory.
+func TestConfigAliasBomb(t *testing.T) {
+	t.Parallel()
+	doc := "a: &a [x,x,x,x,x,x,x,x,x]\n"
+	prev := "a"
+	for _, name := range []string{"b", "c", "d", "e", "f", "g", "h", "i"} {
+		doc += name + ": &" + name + " [" + strings.Repeat("*"+prev+",", 8) + "*" + prev + "]\n"
+		prev = name
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, err := configure([]string{"-c", yamlFile(t, doc+yamlProxy)})
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "excessive aliasing") {
+		t.Errorf("error %v, want the YAML decoder's refusal", err)
+	}
+	if grown := after.TotalAlloc - before.TotalAlloc; grown > 256<<20 {
+		t.Errorf("decoding allocated %d MiB", grown>>20)
+	}
+}
