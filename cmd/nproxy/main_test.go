@@ -698,10 +698,7 @@ func TestMaxConnectionsWaitsForAll(t *testing.T) {
 
 func TestSignals(t *testing.T) {
 	t.Parallel()
-	for _, sig := range []struct {
-		name string
-		sig  syscall.Signal
-	}{{"INT", syscall.SIGINT}, {"TERM", syscall.SIGTERM}, {"HUP", syscall.SIGHUP}} {
+	for _, sig := range stopSignals {
 		t.Run(sig.name, func(t *testing.T) {
 			t.Parallel()
 			server := newGoServer(t, "127.0.0.1:0")

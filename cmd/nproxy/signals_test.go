@@ -12,15 +12,19 @@ import (
 	"time"
 )
 
+// stopSignals are the signals that stop nproxy cleanly, by Net::Proxy's
+// names.
+var stopSignals = []struct {
+	name string
+	sig  syscall.Signal
+}{{"INT", syscall.SIGINT}, {"TERM", syscall.SIGTERM}, {"HUP", syscall.SIGHUP}}
+
 // A signal while nproxy is still starting (here: reading its configuration
 // from a FIFO the test holds) stops it cleanly, with status 0 and nothing
 // listened, instead of killing it the default way.
 func TestSignalDuringStartup(t *testing.T) {
 	t.Parallel()
-	for _, sig := range []struct {
-		name string
-		sig  syscall.Signal
-	}{{"INT", syscall.SIGINT}, {"TERM", syscall.SIGTERM}, {"HUP", syscall.SIGHUP}} {
+	for _, sig := range stopSignals {
 		t.Run(sig.name, func(t *testing.T) {
 			t.Parallel()
 			fifo := filepath.Join(t.TempDir(), "nproxy.yaml")

@@ -81,10 +81,12 @@ func commonName(t *testing.T, c *tls.Certificate) string {
 // A renewed certificate is picked up without a restart; a half-written
 // renewal (new certificate, old key) keeps the previous pair until the key
 // follows.
-func TestCertificateReload(t *testing.T) {
-	certs := ssltest.New(t)
+// reloadingPair is a keyPair on copies of the server certificate and key,
+// written a minute ago, that looks at them on every use.
+func reloadingPair(t *testing.T) (kp *keyPair, certs *ssltest.Certs, cert, key string) {
+	certs = ssltest.New(t)
 	dir := t.TempDir()
-	cert, key := dir+"/cert.pem", dir+"/key.pem"
+	cert, key = dir+"/cert.pem", dir+"/key.pem"
 	past := time.Now().Add(-time.Minute)
 	copyFile(t, certs.ServerCert, cert, past)
 	copyFile(t, certs.ServerKey, key, past)
@@ -93,6 +95,11 @@ func TestCertificateReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	kp.interval = 0
+	return kp, certs, cert, key
+}
+
+func TestCertificateReload(t *testing.T) {
+	kp, certs, cert, key := reloadingPair(t)
 	if cn := commonName(t, kp.current()); cn != "server" {
 		t.Fatalf("first certificate %q", cn)
 	}
@@ -115,19 +122,9 @@ func TestCertificateReload(t *testing.T) {
 // A reload that fails warns once per version of the files, however often
 // the certificate is asked for, and the recovery says how many failed.
 func TestCertificateReloadFailureWarnsOnce(t *testing.T) {
-	certs := ssltest.New(t)
-	dir := t.TempDir()
-	cert, key := dir+"/cert.pem", dir+"/key.pem"
-	past := time.Now().Add(-time.Minute)
-	copyFile(t, certs.ServerCert, cert, past)
-	copyFile(t, certs.ServerKey, key, past)
-	kp, err := newKeyPair(cert, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kp, certs, cert, key := reloadingPair(t)
 	var warnings []string
 	kp.warn = func(msg string, _ ...any) { warnings = append(warnings, msg) }
-	kp.interval = 0
 	copyFile(t, certs.OtherCert, cert, time.Now())
 	for range 10 {
 		kp.current()
