@@ -17,7 +17,8 @@ import (
 // of that key. Values may be strings (from the command line) or YAML values;
 // both pass the same checks and fail with the same messages.
 //
-// Field types: string, int, bool, float64, time.Duration (seconds,
+// Field types: string, integers (int, uint and their sized kinds), bool,
+// float64, time.Duration (seconds,
 // fractional: "0.5"), []string (a list, or a string of items separated by
 // spaces or commas: SSL_alpn="h2,http/1.1"), []map[string]any and map[string]any (passed through), and In or
 // Out (a nested connector: a map with its own "type"). The fields of an
@@ -25,7 +26,8 @@ import (
 // parameters by embedding it (ssl.Params).
 //
 // Every value is bounded, so that no configuration can ask for the absurd:
-//   - an int is in 0..DefaultMaxInt, a float64 finite and in the same range;
+//   - an integer is in 0..DefaultMaxInt (and fits its type), a float64 is
+//     finite and in the same range;
 //   - a time.Duration is finite, above 0 and at most MaxDuration;
 //   - a string is a scalar (a map or a list is refused) of at most
 //     MaxStringLen bytes; a list has at most MaxListLen items;
@@ -202,9 +204,23 @@ func setField(fv reflect.Value, key string, val any, f paramField) error {
 		s, err := toString(key, val, f)
 		fv.SetString(s)
 		return err
-	case reflect.Int:
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		n, err := toInt(key, val, f)
-		fv.SetInt(n)
+		if err == nil && fv.OverflowInt(n) {
+			err = fmt.Errorf("%s %d out of range for its type", key, n)
+		}
+		if err == nil {
+			fv.SetInt(n)
+		}
+		return err
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n, err := toInt(key, val, f)
+		if err == nil && (n < 0 || fv.OverflowUint(uint64(n))) {
+			err = fmt.Errorf("%s %d out of range for its type", key, n)
+		}
+		if err == nil {
+			fv.SetUint(uint64(n))
+		}
 		return err
 	case reflect.Bool:
 		b, err := toBool(key, val)

@@ -26,6 +26,8 @@ type sample struct {
 	Probes    []map[string]any `param:"probes"`
 	Extra     map[string]any   `param:"extra"`
 	Needed    string           `param:"needed,required"`
+	Small     uint8            `param:"small"`
+	Wide      int64            `param:"wide,min=-5"`
 }
 
 // yamlParams reads a YAML map the way the command's -c does.
@@ -62,6 +64,9 @@ func TestDecodeRefuses(t *testing.T) {
 		{"count: [1]", "count expects an integer, got a list"},
 		{"level: 4", "level 4 out of range (-1-3)"},
 		{"ratio: .nan", "ratio NaN out of range"},
+		{"small: 256", "small 256 out of range for its type"},
+		{"small: -1", "small -1 out of range (0-16777216)"},
+		{"wide: -6", "wide -6 out of range (-5-16777216)"},
 		{"ratio: 2", "ratio 2 out of range (0-1)"},
 		{"on: maybe", `on expects a boolean (0/1, true/false), got "maybe"`},
 		{"on: {a: 1}", "on expects a boolean (0/1, true/false), got a map"},
