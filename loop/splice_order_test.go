@@ -9,7 +9,9 @@ import (
 )
 
 // fillSocket writes into the non-blocking fd until the kernel takes no more
-// (its peer does not read), and returns what it wrote.
+// (its peer does not read), and returns what it wrote. It is
+// nproxytest.FillSocket, which loop's own tests cannot import (nproxytest
+// imports loop).
 func fillSocket(t *testing.T, fd int) []byte {
 	t.Helper()
 	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096)
