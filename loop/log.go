@@ -1,6 +1,9 @@
 package loop
 
-import "log/slog"
+import (
+	"context"
+	"log/slog"
+)
 
 // Net::Proxy's log levels as slog levels. Net::Proxy prints errors always,
 // notices at verbosity 1, info at 2 and debug at 3.
@@ -10,6 +13,13 @@ const (
 	LevelInfo   = slog.LevelInfo
 	LevelDebug  = slog.LevelDebug
 )
+
+// notice logs msg at Net::Proxy's level 1. Callers check noticing first
+// when building msg costs a name lookup.
+func (l *Loop) notice(msg string) { l.log.Log(context.Background(), LevelNotice, msg) }
+
+// noticing reports whether notices are logged.
+func (l *Loop) noticing() bool { return l.log.Enabled(context.Background(), LevelNotice) }
 
 // VerbosityLevel maps a Net::Proxy verbosity (0 to 3) to the least severe
 // level that is logged.

@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nproxy/nproxy/buffer"
 	"golang.org/x/sys/unix"
@@ -76,6 +77,7 @@ type Loop struct {
 	pipesUsed bool
 	scratch   []byte
 	closing   []int // fds closed during this pass, released at its end
+	passes    passCounters
 
 	resolvedNames map[string]resolved
 
@@ -182,11 +184,13 @@ func (l *Loop) Run() error {
 		if err != nil {
 			return err
 		}
+		start := time.Now()
 		for _, ev := range l.events {
 			l.dispatch(ev)
 		}
 		l.timers.runExpired()
 		l.releaseClosed()
+		l.recordPass(start)
 	}
 	return nil
 }
