@@ -302,3 +302,17 @@ func signalName(sig os.Signal) string {
 	}
 	return sig.String()
 }
+
+// PassStats returns the pass-time histogram of each loop of the running
+// Server, none when it does not run. Safe from any goroutine.
+func (s *Server) PassStats() []loop.PassStats {
+	r := s.current.Load()
+	if r == nil {
+		return nil
+	}
+	st := make([]loop.PassStats, len(r.loops))
+	for i, l := range r.loops {
+		st[i] = l.PassStats()
+	}
+	return st
+}
