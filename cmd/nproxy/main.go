@@ -47,6 +47,8 @@ options:
       --pipe-size N        capacity asked of the kernel for splice's pipes
                            (default 1048576; the kernel may grant less)
       --no-splice          relay plain TCP through buffers too, never splice
+      --log-format FORMAT  text (Net::Proxy's lines, the default) or json
+      --metrics HOST:PORT  serve /metrics (Prometheus), /healthz and /readyz
       --version            print the version
   -h, --help               this help
 `
@@ -82,6 +84,12 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "nproxy:", err)
 		return exitConfig
 	}
+	stopMetrics, err := startMetrics()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nproxy:", err)
+		return exitConfig
+	}
+	defer stopMetrics()
 	if err := nproxy.Mainloop(cfg.MaxConnections); err != nil {
 		fmt.Fprintln(os.Stderr, "nproxy:", err)
 		if errors.As(err, new(*nproxy.ConfigError)) {
@@ -174,7 +182,17 @@ func parseArgs(args []string) (*config, error) {
 			}
 			options = append(options, func(c *config) { c.setNumber(name, n) })
 		default:
-			return nil, fmt.Errorf("unknown option %s (see --help)", arg)
+			set, ok := observeOptions[name]
+			if !ok {
+				return nil, fmt.Errorf("unknown option %s (see --help)", arg)
+			}
+			v, err := needValue()
+			if err == nil {
+				err = set(v)
+			}
+			if err != nil {
+				return nil, err
+			}
 		}
 	}
 	if pending != nil {
