@@ -72,6 +72,7 @@ func (c *In) Listen(l *loop.Loop, h connectors.Handler) error {
 		Handshake(client, c.cfg, true, c.Timeout, func(err error) {
 			if err != nil {
 				l.Logger().Error(fmt.Sprintf("ssl in: client %s: %v", client.Nick(), err))
+				connectors.HandshakeFailed(h, connectors.HandshakeTLS)
 				l.Close(client)
 				return
 			}
@@ -169,6 +170,7 @@ func (c *Out) handshake(l *loop.Loop, client, server *loop.Socket, h connectors.
 	Handshake(server, c.cfg, false, c.Timeout, func(err error) {
 		if err != nil {
 			l.Close(server)
+			connectors.HandshakeFailed(h, connectors.HandshakeTLS)
 			h.Failed(l, client, fmt.Errorf("%s: %w", c.where(), err))
 			return
 		}
