@@ -80,7 +80,7 @@ func TestInWithOpenSSLClient(t *testing.T) {
 	certs := ssltest.New(t)
 	for _, v := range []string{"-tls1_2", "-tls1_3"} {
 		t.Run(v, func(t *testing.T) {
-			checkGoroutines(t)
+			ssltest.CheckGoroutines(t)
 			port := nproxytest.FreePort(t)
 			proxy(t, sslIn(certs, port), tcpOut(echoBackend(t, nil)))
 			cmd, stdin, stdout := ssltest.OpenSSL(t, "s_client", "-connect", fmt.Sprint("127.0.0.1:", port), v,
@@ -114,7 +114,7 @@ func viaOutTo(t *testing.T, certs *ssltest.Certs, cert, key string) (*end, *npro
 
 // An ssl out verifies openssl s_server and talks to it.
 func TestOutWithOpenSSLServer(t *testing.T) {
-	checkGoroutines(t)
+	ssltest.CheckGoroutines(t)
 	certs := ssltest.New(t)
 	client, _, _ := viaOutTo(t, certs, certs.ServerCert, certs.ServerKey)
 	data := lines(500)
@@ -128,7 +128,7 @@ func TestOutWithOpenSSLServer(t *testing.T) {
 // An ssl out refuses a server it cannot verify: the client is closed and
 // the log says why.
 func TestOutVerifyFailure(t *testing.T) {
-	checkGoroutines(t)
+	ssltest.CheckGoroutines(t)
 	certs := ssltest.New(t)
 	client, logs, sport := viaOutTo(t, certs, certs.OtherCert, certs.OtherKey)
 	client.expectEOF(t)
@@ -141,7 +141,7 @@ func TestCurlThroughSSLIn(t *testing.T) {
 	if err != nil {
 		t.Skip("curl is not installed")
 	}
-	checkGoroutines(t)
+	ssltest.CheckGoroutines(t)
 	certs := ssltest.New(t)
 	l := nproxytest.Listener(t)
 	body := strings.Repeat("zlonk ", 20000)
@@ -162,7 +162,7 @@ func TestCurlThroughSSLIn(t *testing.T) {
 // Bad clients of an ssl in: plain text is refused with a log line, and a
 // client stalled mid-handshake delays no one and is cut at the deadline.
 func TestInBadClients(t *testing.T) {
-	checkGoroutines(t)
+	ssltest.CheckGoroutines(t)
 	checkFDs(t)
 	certs := ssltest.New(t)
 	port := nproxytest.FreePort(t)
@@ -207,7 +207,7 @@ func TestInBadClients(t *testing.T) {
 
 // Many handshakes while a bulk stream flows, all through one loop.
 func TestHandshakesDuringBulk(t *testing.T) {
-	checkGoroutines(t)
+	ssltest.CheckGoroutines(t)
 	checkFDs(t)
 	certs := ssltest.New(t)
 	port := nproxytest.FreePort(t)
@@ -286,7 +286,7 @@ func TestBulkOneWay(t *testing.T) {
 	want := sha256.Sum256(data)
 	for _, toServer := range []bool{true, false} {
 		t.Run(map[bool]string{true: "client-to-server", false: "server-to-client"}[toServer], func(t *testing.T) {
-			checkGoroutines(t)
+			ssltest.CheckGoroutines(t)
 			certs := ssltest.New(t)
 			l := nproxytest.Listener(t)
 			sum := make(chan [32]byte, 2)
@@ -342,7 +342,7 @@ func hashAll(r io.Reader) [32]byte {
 // TLS 1.3 key updates, asked for by openssl s_client (its K command: update
 // yours too), are answered mid-stream and the stream goes on.
 func TestKeyUpdate(t *testing.T) {
-	checkGoroutines(t)
+	ssltest.CheckGoroutines(t)
 	certs := ssltest.New(t)
 	port := nproxytest.FreePort(t)
 	proxy(t, sslIn(certs, port), tcpOut(echoBackend(t, nil)))
