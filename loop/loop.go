@@ -2,10 +2,20 @@
 // watch lists of Net::Proxy (listeners, readers, writers) as its API.
 //
 //	l, _ := loop.New(loop.Config{})
-//	l.Listen(addr, loop.ListenConfig{}, func(s *loop.Socket) { ... })
+//	l.Listen(netip.MustParseAddrPort("127.0.0.1:6789"), func(client *loop.Socket) {
+//		l.Dial("127.0.0.1", 9876, 0, func(server *loop.Socket, err error) {
+//			if err != nil {
+//				l.Close(client)
+//				return
+//			}
+//			l.Relay(client, server)
+//		})
+//	})
 //	go l.Run()
 //	...
 //	l.Stop()
+//
+// (ExampleLoop_Relay runs it.)
 //
 // Everything that touches a Socket runs on the loop goroutine; other
 // goroutines hand work in with Post, which wakes the loop through an eventfd.
