@@ -250,3 +250,37 @@ func TestJSONLog(t *testing.T) {
 		}
 	}
 }
+
+// SetLogOutput, SetVerbosity and SetLogFormat may change while the loops
+// log (the race detector watches).
+func TestLogSettingsWhileRunning(t *testing.T) {
+	t.Parallel()
+	srv, logs := newServer(t, 1)
+	echo := echoServer(t)
+	p, port := tcpProxy(t, echo)
+	nproxytest.StartServer(t, srv, 0, p)
+	other := &nproxytest.LogBuffer{}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			srv.SetLogOutput([]io.Writer{logs, other}[i%2])
+			srv.SetVerbosity(1 + i%3)
+			srv.SetLogFormat(nproxy.LogFormat(i % 2))
+		}
+	}()
+	for i := 0; i < 20; i++ {
+		echoOnce(t, port, "x")
+	}
+	close(stop)
+	<-done
+	if logs.String() == "" && other.String() == "" {
+		t.Error("nothing logged")
+	}
+}

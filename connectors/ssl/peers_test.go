@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nproxy/nproxy"
+	"github.com/nproxy/nproxy/connectors"
 	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
 	"github.com/nproxy/nproxy/nproxytest"
 )
@@ -184,6 +186,9 @@ func TestInBadClients(t *testing.T) {
 	plain.SetReadDeadline(time.Now().Add(5 * time.Second))
 	io.Copy(io.Discard, plain) // the alert, then EOF
 	logs.WaitFor(t, "does not look like a TLS handshake")
+	if n := nproxy.DefaultServer.Proxies()[0].Stats().HandshakeFailures[connectors.HandshakeTLS]; n == 0 {
+		t.Error("the refused TLS handshake was not counted")
+	}
 
 	for i := range 10 {
 		c, err := tls.Dial("tcp", addr, tlsClientConfig(t, certs))
