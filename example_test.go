@@ -76,6 +76,7 @@ func ExampleServer() {
 	srv.Register(nproxy.New(&tcp.In{Host: "127.0.0.1", Port: 26791},
 		&tcp.Out{Host: "127.0.0.1", Port: upstream.Addr().(*net.TCPAddr).Port}))
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan error)
 	go func() { done <- srv.Serve(ctx) }()
 	for !srv.Ready() { // every listener listens

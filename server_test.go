@@ -112,12 +112,19 @@ func access(t *testing.T, logs *nproxytest.LogBuffer, n int) (client, target str
 	return f[1], f[2], in, out, f[6]
 }
 
-func TestAccessLineCleanClose(t *testing.T) {
-	t.Parallel()
+// serveBackend runs a Server at notice with a proxy to a new backend, and
+// returns the Server's log, the backend and the proxy's port.
+func serveBackend(t *testing.T) (*nproxytest.LogBuffer, *backend, int) {
 	srv, logs := newServer(t, 1)
 	b := newBackend(t)
 	p, port := tcpProxy(t, b.port)
 	nproxytest.StartServer(t, srv, 0, p)
+	return logs, b, port
+}
+
+func TestAccessLineCleanClose(t *testing.T) {
+	t.Parallel()
+	logs, b, port := serveBackend(t)
 	c := dial(t, port)
 	io.WriteString(c, "hello")
 	c.CloseWrite()
@@ -138,10 +145,7 @@ func TestAccessLineResets(t *testing.T) {
 	for _, side := range []string{"client", "server"} {
 		t.Run(side, func(t *testing.T) {
 			t.Parallel()
-			srv, logs := newServer(t, 1)
-			b := newBackend(t)
-			p, port := tcpProxy(t, b.port)
-			nproxytest.StartServer(t, srv, 0, p)
+			logs, b, port := serveBackend(t)
 			c := dial(t, port)
 			io.WriteString(c, "abc\n")
 			s := b.accept(t)
