@@ -21,6 +21,19 @@ func (l *Loop) notice(msg string) { l.log.Log(context.Background(), LevelNotice,
 // noticing reports whether notices are logged.
 func (l *Loop) noticing() bool { return l.log.Enabled(context.Background(), LevelNotice) }
 
+// errorsOnly passes only errors to its handler.
+type errorsOnly struct{ slog.Handler }
+
+func (h errorsOnly) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= LevelError && h.Handler.Enabled(ctx, l)
+}
+
+func (h errorsOnly) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return errorsOnly{h.Handler.WithAttrs(attrs)}
+}
+
+func (h errorsOnly) WithGroup(name string) slog.Handler { return errorsOnly{h.Handler.WithGroup(name)} }
+
 // VerbosityLevel maps a Net::Proxy verbosity (0 to 3) to the least severe
 // level that is logged.
 func VerbosityLevel(v int) slog.Level {

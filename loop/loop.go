@@ -57,7 +57,8 @@ type Config struct {
 	// ReusePort sets SO_REUSEPORT on listeners, so that several loops can
 	// each listen on the same address and the kernel spreads clients.
 	ReusePort bool
-	// Logger receives the loop's messages; nil means slog.Default().
+	// Logger receives the loop's messages; nil means the errors only (as
+	// Net::Proxy's default verbosity 0), to slog.Default()'s handler.
 	Logger *slog.Logger
 	// Stats, if set, receives the byte counts; loops may share one.
 	Stats *Stats
@@ -114,7 +115,7 @@ func New(cfg Config) (*Loop, error) {
 		cfg.PipeSize = 1 << 20
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+		cfg.Logger = slog.New(errorsOnly{slog.Default().Handler()})
 	}
 	if cfg.Stats == nil {
 		cfg.Stats = new(Stats)
