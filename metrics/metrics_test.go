@@ -14,6 +14,7 @@ import (
 	"github.com/nproxy/nproxy/connectors/tcp"
 	"github.com/nproxy/nproxy/metrics"
 	"github.com/nproxy/nproxy/nproxytest"
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -179,4 +180,32 @@ func value(families map[string]*dto.MetricFamily, name string, labels map[string
 		return m.Gauge.GetValue(), true
 	}
 	return 0, false
+}
+
+// flowingIn is a tcp in connector that also keeps datagram flows, as the
+// udp connector does, to show the hook that collects them.
+type flowingIn struct{ tcp.In }
+
+func (flowingIn) Flows() (int64, uint64) { return 2, 7 }
+
+func TestFlowCounterCollected(t *testing.T) {
+	t.Parallel()
+	srv := &nproxy.Server{}
+	srv.Register(nproxy.New(&flowingIn{}, &tcp.Out{Host: "127.0.0.1", Port: 1}))
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(metrics.NewCollector(srv))
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*dto.MetricFamily{}
+	for _, f := range families {
+		byName[f.GetName()] = f
+	}
+	if v, ok := value(byName, "nproxy_udp_flows_active", map[string]string{"proxy": "1"}); !ok || v != 2 {
+		t.Errorf("udp_flows_active %v (found %v)", v, ok)
+	}
+	if v, ok := value(byName, "nproxy_udp_flows_opened_total", map[string]string{"proxy": "1"}); !ok || v != 7 {
+		t.Errorf("udp_flows_opened_total %v (found %v)", v, ok)
+	}
 }
