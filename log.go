@@ -49,11 +49,24 @@ func ParseLogFormat(s string) (LogFormat, error) {
 type logConfig struct {
 	verbosity atomic.Int32
 	format    atomic.Int32
-	mu        sync.Mutex // serialises writes to w
-	w         io.Writer  // nil means standard error
 	once      sync.Once
 	logger    *slog.Logger
+
+	mu      sync.Mutex  // guards w, pending and timer
+	w       io.Writer   // nil means standard error
+	pending []byte      // lines not yet written to w
+	dirty   atomic.Bool // pending is not empty: lets Flush skip the mutex
+	timer   *time.Timer // flushes lines logged off the loops
 }
+
+// Lines are gathered and written to the output once per loop pass, as one
+// write(2): at notice a connection makes seven lines, and a write each cost
+// more CPU than relaying it. Errors are written at once; lines logged off the
+// loops wait for flushDelay at most, and pending stays under maxPending.
+const (
+	flushDelay = 100 * time.Millisecond
+	maxPending = 64 << 10
+)
 
 // SetVerbosity sets Net::Proxy's log level: 0 errors only (the default), 1
 // notices, 2 info, 3 debug.
@@ -62,6 +75,7 @@ func (s *Server) SetVerbosity(v int) { s.log.verbosity.Store(int32(v)) }
 // SetLogOutput sends the Server's log lines to w instead of standard error.
 func (s *Server) SetLogOutput(w io.Writer) {
 	s.log.mu.Lock()
+	s.log.flushLocked() // what was logged before goes where it was meant to
 	s.log.w = w
 	s.log.mu.Unlock()
 }
@@ -78,14 +92,48 @@ func (s *Server) Logger() *slog.Logger {
 // Level implements slog.Leveler.
 func (c *logConfig) Level() slog.Level { return loop.VerbosityLevel(int(c.verbosity.Load())) }
 
-// Write implements io.Writer, one line at a time.
+// Write implements io.Writer, one line at a time: the line joins those
+// pending until the next Flush.
 func (c *logConfig) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.w == nil {
-		return os.Stderr.Write(p)
+	c.pending = append(c.pending, p...)
+	if len(c.pending) >= maxPending {
+		return len(p), c.flushLocked()
 	}
-	return c.w.Write(p)
+	if !c.dirty.Swap(true) {
+		if c.timer == nil {
+			c.timer = time.AfterFunc(flushDelay, c.flush)
+		} else {
+			c.timer.Reset(flushDelay)
+		}
+	}
+	return len(p), nil
+}
+
+// flush writes the pending lines. The loops call it after each pass, where
+// it costs an atomic load when nothing was logged.
+func (c *logConfig) flush() {
+	if !c.dirty.Load() {
+		return
+	}
+	c.mu.Lock()
+	c.flushLocked()
+	c.mu.Unlock()
+}
+
+func (c *logConfig) flushLocked() error {
+	c.dirty.Store(false)
+	if len(c.pending) == 0 {
+		return nil
+	}
+	w := c.w
+	if w == nil {
+		w = os.Stderr
+	}
+	_, err := w.Write(c.pending)
+	c.pending = c.pending[:0]
+	return err
 }
 
 // serverHandler writes a Server's records in its current format.
@@ -102,10 +150,21 @@ func (h *serverHandler) Handle(ctx context.Context, r slog.Record) error {
 		if len(h.attrs) > 0 {
 			j = j.WithAttrs(h.attrs)
 		}
-		return j.Handle(ctx, r)
+		err := j.Handle(ctx, r)
+		h.flushErrors(r)
+		return err
 	}
 	_, err := h.c.Write(h.line(r))
+	h.flushErrors(r)
 	return err
+}
+
+// flushErrors writes an error at once: it may be the last line before the
+// process ends.
+func (h *serverHandler) flushErrors(r slog.Record) {
+	if r.Level >= LevelError {
+		h.c.flush()
+	}
 }
 
 // line formats r as Net::Proxy does: "YYYY-MM-DD HH:MM:SS message".

@@ -137,6 +137,7 @@ func (s *Server) Ready() bool {
 }
 
 func (s *Server) serve(ctx context.Context, max int, signals bool) error {
+	defer s.log.flush() // the last lines, such as the loops' Closing ones
 	s.mu.Lock()
 	proxies := append([]*Proxy(nil), s.proxies...)
 	o := s.options
@@ -191,6 +192,7 @@ func (r *run) start(o Options, proxies []*Proxy) error {
 			ReusePort:  n > 1,
 			Logger:     r.srv.Logger(),
 			Stats:      &r.srv.stats,
+			AfterPass:  r.srv.log.flush,
 		})
 		if err != nil {
 			r.closeLoops()

@@ -62,6 +62,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Stats, if set, receives the byte counts; loops may share one.
 	Stats *Stats
+	// AfterPass, if set, runs on the loop after each pass: a logger that
+	// gathers the pass's lines writes them there in one go.
+	AfterPass func()
 }
 
 // Stats counts a loop's relayed bytes by path, so that a test can prove which
@@ -202,6 +205,9 @@ func (l *Loop) Run() error {
 		l.timers.runExpired()
 		l.releaseClosed()
 		l.recordPass(start)
+		if l.cfg.AfterPass != nil {
+			l.cfg.AfterPass()
+		}
 	}
 	return nil
 }
