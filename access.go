@@ -1,7 +1,6 @@
 package nproxy
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -19,7 +18,7 @@ import (
 // timeout, refused, error, or closed (by nproxy: Stop, a connector).
 func (p *Proxy) logAccess(log *slog.Logger, client *loop.Socket) {
 	t := client.Traffic()
-	log.LogAttrs(context.Background(), LevelNotice, "access",
+	loop.Log(log, LevelNotice, "access",
 		slog.String("proxy", "#"+strconv.Itoa(p.id)),
 		slog.String("client", clientAddress(client)),
 		slog.String("target", p.target(client)),

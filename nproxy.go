@@ -69,8 +69,8 @@ func (p *Proxy) Accepted(l *loop.Loop, client *loop.Socket) {
 	p.opened.Add(1)
 	p.run.accepted()
 	if log := l.Logger(); log.Enabled(context.Background(), LevelNotice) {
-		log.Log(context.Background(), LevelNotice, "Accepted "+client.Nick()+" -> "+client.LocalName())
-		log.Info("connection from " + client.Nick())
+		loop.Log(log, LevelNotice, "Accepted "+client.Nick()+" -> "+client.LocalName())
+		loop.Log(log, LevelInfo, "connection from "+client.Nick())
 	}
 	if _, picks := p.in.(connectors.Router); !picks {
 		p.out.Open(l, client, p)
@@ -86,9 +86,9 @@ func (p *Proxy) Connected(l *loop.Loop, client, server *loop.Socket) {
 	}
 	if log := l.Logger(); log.Enabled(context.Background(), LevelNotice) {
 		client.SetTarget(server.Nick())
-		log.Log(context.Background(), LevelNotice, "Connected "+server.LocalName()+" -> "+server.Nick())
-		log.Log(context.Background(), LevelNotice, "Peered "+client.Nick()+" with "+server.Nick())
-		log.Debug("relaying " + client.Nick() + " <-> " + server.Nick())
+		loop.Log(log, LevelNotice, "Connected "+server.LocalName()+" -> "+server.Nick())
+		loop.Log(log, LevelNotice, "Peered "+client.Nick()+" with "+server.Nick())
+		loop.Log(log, LevelDebug, "relaying "+client.Nick()+" <-> "+server.Nick())
 	}
 	l.Relay(client, server)
 }

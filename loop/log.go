@@ -3,6 +3,7 @@ package loop
 import (
 	"context"
 	"log/slog"
+	"time"
 )
 
 // Net::Proxy's log levels as slog levels. Net::Proxy prints errors always,
@@ -16,7 +17,22 @@ const (
 
 // notice logs msg at Net::Proxy's level 1. Callers check noticing first
 // when building msg costs a name lookup.
-func (l *Loop) notice(msg string) { l.log.Log(context.Background(), LevelNotice, msg) }
+func (l *Loop) notice(msg string) { Log(l.log, LevelNotice, msg) }
+
+// Log writes msg and attrs at level to log's handler, if it is enabled,
+// without the caller lookup slog.Logger makes for every record
+// (runtime.Callers costs more than formatting the line, and nproxy's lines
+// carry no source position). It is for lines written per connection.
+func Log(log *slog.Logger, level slog.Level, msg string, attrs ...slog.Attr) {
+	ctx := context.Background()
+	h := log.Handler()
+	if !h.Enabled(ctx, level) {
+		return
+	}
+	r := slog.NewRecord(time.Now(), level, msg, 0)
+	r.AddAttrs(attrs...)
+	h.Handle(ctx, r)
+}
 
 // noticing reports whether notices are logged.
 func (l *Loop) noticing() bool { return l.log.Enabled(context.Background(), LevelNotice) }
