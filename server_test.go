@@ -112,6 +112,15 @@ func access(t *testing.T, logs *nproxytest.LogBuffer, n int) (client, target str
 	return f[1], f[2], in, out, f[6]
 }
 
+// serveEcho runs a Server at notice with a proxy to an echo server, and
+// returns the Server, its log and the proxy's port.
+func serveEcho(t *testing.T) (*nproxy.Server, *nproxytest.LogBuffer, int) {
+	srv, logs := newServer(t, 1)
+	p, port := tcpProxy(t, echoServer(t))
+	nproxytest.StartServer(t, srv, 0, p)
+	return srv, logs, port
+}
+
 // serveBackend runs a Server at notice with a proxy to a new backend, and
 // returns the Server's log, the backend and the proxy's port.
 func serveBackend(t *testing.T) (*nproxytest.LogBuffer, *backend, int) {
@@ -237,11 +246,8 @@ func echoServer(t *testing.T) int {
 // --log-format json: one JSON object per line, Net::Proxy's level names.
 func TestJSONLog(t *testing.T) {
 	t.Parallel()
-	srv, logs := newServer(t, 1)
+	srv, logs, port := serveEcho(t)
 	srv.SetLogFormat(nproxy.LogJSON)
-	echo := echoServer(t)
-	p, port := tcpProxy(t, echo)
-	nproxytest.StartServer(t, srv, 0, p)
 	echoOnce(t, port, "json")
 	logs.WaitFor(t, `"msg":"access"`)
 	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
@@ -259,10 +265,7 @@ func TestJSONLog(t *testing.T) {
 // log (the race detector watches).
 func TestLogSettingsWhileRunning(t *testing.T) {
 	t.Parallel()
-	srv, logs := newServer(t, 1)
-	echo := echoServer(t)
-	p, port := tcpProxy(t, echo)
-	nproxytest.StartServer(t, srv, 0, p)
+	srv, logs, port := serveEcho(t)
 	other := &nproxytest.LogBuffer{}
 	stop := make(chan struct{})
 	done := make(chan struct{})
