@@ -246,8 +246,10 @@ func echoServer(t *testing.T) int {
 // --log-format json: one JSON object per line, Net::Proxy's level names.
 func TestJSONLog(t *testing.T) {
 	t.Parallel()
-	srv, logs, port := serveEcho(t)
-	srv.SetLogFormat(nproxy.LogJSON)
+	srv, logs := newServer(t, 1)
+	srv.SetLogFormat(nproxy.LogJSON) // before the first line
+	p, port := tcpProxy(t, echoServer(t))
+	nproxytest.StartServer(t, srv, 0, p)
 	echoOnce(t, port, "json")
 	logs.WaitFor(t, `"msg":"access"`)
 	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
