@@ -2,6 +2,7 @@ package nproxy_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -292,4 +293,18 @@ func TestLogSettingsWhileRunning(t *testing.T) {
 	if logs.String() == "" && other.String() == "" {
 		t.Error("nothing logged")
 	}
+}
+
+// Lines are gathered until a loop pass ends, but an error is written at
+// once, and a line logged off the loops is written within flushDelay.
+func TestLogFlush(t *testing.T) {
+	t.Parallel()
+	srv, logs := newServer(t, 1)
+	srv.Logger().Log(context.Background(), nproxy.LevelNotice, "a notice")
+	srv.Logger().Error("an error")
+	if got := logs.String(); !strings.Contains(got, "a notice\n") || !strings.Contains(got, "an error\n") {
+		t.Fatalf("after an error, the log has %q", got)
+	}
+	srv.Logger().Log(context.Background(), nproxy.LevelNotice, "off the loops")
+	logs.WaitFor(t, "off the loops")
 }
