@@ -1,6 +1,7 @@
 package nproxy_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -61,4 +62,52 @@ func exampleServerAndClient(server net.Listener, inPort int) {
 			return
 		}
 	}
+}
+
+// A Server of its own, as a program that embeds several relays has: its log,
+// options and counts are its own, and Serve leaves signals to the program.
+func ExampleServer() {
+	upstream, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer upstream.Close()
+	go func() {
+		for {
+			c, err := upstream.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "hello from upstream\n")
+			c.Close()
+		}
+	}()
+
+	srv := &nproxy.Server{}
+	srv.SetVerbosity(1)
+	srv.SetLogOutput(io.Discard) // a file, in a real program
+	srv.Register(nproxy.New(&tcp.In{Host: "127.0.0.1", Port: 26791},
+		&tcp.Out{Host: "127.0.0.1", Port: upstream.Addr().(*net.TCPAddr).Port}))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error)
+	go func() { done <- srv.Serve(ctx) }()
+	for !srv.Ready() { // every listener listens
+		time.Sleep(time.Millisecond)
+	}
+
+	c, err := net.Dial("tcp", "127.0.0.1:26791")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	b, _ := io.ReadAll(c)
+	c.Close()
+	fmt.Print(string(b))
+	cancel()
+	fmt.Println(<-done, srv.TotalOpened())
+	// Output:
+	// hello from upstream
+	// <nil> 1
 }

@@ -1,24 +1,8 @@
-// Package nproxy is Net::Proxy for Go: a proxy is an in connector and an out
-// connector, and one event loop relays every connection of every registered
-// proxy, splicing plain TCP without copying it.
-//
-//	p := nproxy.New(
-//		&tcp.In{Port: 6789},
-//		&tcp.Out{Host: "remotehost", Port: 9876},
-//	)
-//	p.Register()
-//	nproxy.Mainloop(0) // relay until a signal
-//
-// As in Net::Proxy, Mainloop(max) returns after max connections were fully
-// processed, and each proxy counts its opened and closed connections. Unlike
-// Net::Proxy, nothing blocks the loop: connects, CONNECT requests, the dual
-// decision and TLS handshakes are all state machines on it.
 package nproxy
 
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -30,13 +14,16 @@ import (
 // Version is nproxy's version.
 const Version = "0.1.0"
 
-// Proxy joins an in connector to an out connector.
+// Proxy joins an in connector to an out connector. It serves one Server at a
+// time, from that Server's Mainloop or Serve.
 type Proxy struct {
 	in     connectors.In
 	out    connectors.Out
 	opened atomic.Int64
 	closed atomic.Int64
-	run    *run // the Mainloop the proxy is serving, if any
+	counts proxyCounters
+	run    *run // the run the proxy is serving, if any
+	id     int  // the proxy's position in its Server, from 1, while it runs
 }
 
 // New returns a proxy from in to out; it serves once registered.
@@ -62,59 +49,30 @@ func (p *Proxy) In() connectors.In { return p.in }
 // Out returns the connector that opens connections to the server.
 func (p *Proxy) Out() connectors.Out { return p.out }
 
-var (
-	registryMu  sync.Mutex
-	registered  []*Proxy
-	totalOpened atomic.Int64
-	totalClosed atomic.Int64
-)
+// Register includes the proxy in the next Mainloop of DefaultServer.
+func (p *Proxy) Register() { DefaultServer.Register(p) }
 
-// Register includes the proxy in the next Mainloop.
-func (p *Proxy) Register() {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	for _, r := range registered {
-		if r == p {
-			return
-		}
-	}
-	registered = append(registered, p)
-}
+// Unregister excludes the proxy from the next Mainloop of DefaultServer.
+func (p *Proxy) Unregister() { DefaultServer.Unregister(p) }
 
-// Unregister excludes the proxy from the next Mainloop.
-func (p *Proxy) Unregister() {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	for i, r := range registered {
-		if r == p {
-			registered = append(registered[:i], registered[i+1:]...)
-			return
-		}
-	}
-}
-
-// Opened returns the number of connections this proxy accepted.
+// Opened returns the number of connections this proxy accepted
+// (Net::Proxy's stat_opened).
 func (p *Proxy) Opened() int64 { return p.opened.Load() }
 
-// Closed returns the number of this proxy's connections that ended.
+// Closed returns the number of this proxy's connections that ended
+// (Net::Proxy's stat_closed).
 func (p *Proxy) Closed() int64 { return p.closed.Load() }
-
-// TotalOpened returns the number of connections accepted by all proxies.
-func TotalOpened() int64 { return totalOpened.Load() }
-
-// TotalClosed returns the number of connections ended over all proxies.
-func TotalClosed() int64 { return totalClosed.Load() }
 
 // Accepted implements connectors.Handler: the client counts as opened (on
 // the in side, as in Net::Proxy) and the out connector opens its server.
 func (p *Proxy) Accepted(l *loop.Loop, client *loop.Socket) {
 	client.Closer = p
 	p.opened.Add(1)
-	totalOpened.Add(1)
-	if logger.Enabled(context.Background(), LevelInfo) {
-		logger.Info("connection from " + client.Nick())
-	}
 	p.run.accepted()
+	if log := l.Logger(); log.Enabled(context.Background(), LevelNotice) {
+		loop.Log(log, LevelNotice, "Accepted "+client.Nick()+" -> "+client.LocalName())
+		loop.Log(log, LevelInfo, "connection from "+client.Nick())
+	}
 	if _, picks := p.in.(connectors.Router); !picks {
 		p.out.Open(l, client, p)
 	}
@@ -127,20 +85,27 @@ func (p *Proxy) Connected(l *loop.Loop, client, server *loop.Socket) {
 		l.Close(server)
 		return
 	}
-	if logger.Enabled(context.Background(), LevelDebug) {
-		logger.Debug("relaying " + client.Nick() + " <-> " + server.Nick())
+	if log := l.Logger(); log.Enabled(context.Background(), LevelNotice) {
+		client.SetTarget(server.Nick())
+		loop.Log(log, LevelNotice, "Connected "+server.LocalName()+" -> "+server.Nick())
+		loop.Log(log, LevelNotice, "Peered "+client.Nick()+" with "+server.Nick())
+		loop.Log(log, LevelDebug, "relaying "+client.Nick()+" <-> "+server.Nick())
 	}
 	l.Relay(client, server)
 }
 
-// Failed implements connectors.Handler. A backend that refuses or cannot
-// be reached, or a process out of fds, fails every client alike: that is
-// one warning per burst with a count (loop.Warn), not a line per client.
+// Failed implements connectors.Handler: the error is counted by kind and
+// ends the client's connection. A backend that refuses or cannot be reached,
+// or a process out of fds, fails every client alike: that is one warning per
+// burst with a count (loop.Warn), not a line per client.
 func (p *Proxy) Failed(l *loop.Loop, client *loop.Socket, err error) {
+	kind := connectErrorKind(err)
+	p.counts.connectErrors[kind].Add(1)
+	client.SetEnd(kind.end())
 	if repeats(err) {
 		l.Warn(err.Error(), err.Error())
 	} else {
-		logger.Error(err.Error())
+		l.Logger().Error(err.Error())
 	}
 	l.Close(client)
 }
@@ -158,9 +123,12 @@ func repeats(err error) bool {
 }
 
 // SocketClosed implements loop.Closer: a client's close is a connection
-// closed.
-func (p *Proxy) SocketClosed(*loop.Socket) {
+// closed, and its access line.
+func (p *Proxy) SocketClosed(client *loop.Socket) {
+	p.counts.add(client.Traffic())
 	p.closed.Add(1)
-	totalClosed.Add(1)
+	if log := client.Loop().Logger(); log.Enabled(context.Background(), LevelNotice) {
+		p.logAccess(log, client)
+	}
 	p.run.closed()
 }

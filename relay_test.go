@@ -24,11 +24,14 @@ import (
 // Several MiB each way, random chunk sizes, many connections at once: every
 // byte arrives, in order, and the plain TCP pairs were spliced.
 func TestRelayByteExactConcurrent(t *testing.T) {
+	// Not parallel: 100 MiB through the race detector would starve the
+	// other tests' 5-second waits on a busy machine.
+	srv := &nproxy.Server{}
 	const conns, size = 16, 3 << 20
 	b := newBackend(t)
 	p, port := tcpProxy(t, b.port)
-	done := nproxytest.Start(t, conns, p)
-	spliced := nproxy.SplicedBytes()
+	done := nproxytest.StartServer(t, srv, conns, p)
+	spliced := srv.SplicedBytes()
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*conns)
@@ -48,7 +51,7 @@ func TestRelayByteExactConcurrent(t *testing.T) {
 	}
 	// Both ends half-closed: the proxy closes each pair on its own.
 	done.Wait(t, 10*time.Second)
-	if got := nproxy.SplicedBytes() - spliced; got < 2*conns*size {
+	if got := srv.SplicedBytes() - spliced; got < 2*conns*size {
 		t.Errorf("spliced %d bytes, want at least %d: the splice path did not run", got, 2*conns*size)
 	}
 	if p.Opened() != conns || p.Closed() != conns {
@@ -58,12 +61,13 @@ func TestRelayByteExactConcurrent(t *testing.T) {
 
 // The same transfer with splice off goes through the buffers, byte-exact.
 func TestRelayBufferPath(t *testing.T) {
-	nproxy.SetOptions(nproxy.Options{NoSplice: true})
-	defer nproxy.SetOptions(nproxy.Options{})
+	t.Parallel()
+	srv := &nproxy.Server{}
+	srv.SetOptions(nproxy.Options{NoSplice: true})
 	b := newBackend(t)
 	p, port := tcpProxy(t, b.port)
-	nproxytest.Start(t, 0, p)
-	copied, spliced := nproxy.CopiedBytes(), nproxy.SplicedBytes()
+	nproxytest.StartServer(t, srv, 0, p)
+	copied, spliced := srv.CopiedBytes(), srv.SplicedBytes()
 	c, s := dial(t, port), b.accept(t)
 	errs := make(chan error, 1)
 	go func() { errs <- exchange(s, 7, 8, 2<<20) }()
@@ -73,17 +77,19 @@ func TestRelayBufferPath(t *testing.T) {
 	if err := <-errs; err != nil {
 		t.Fatal(err)
 	}
-	if nproxy.SplicedBytes() != spliced || nproxy.CopiedBytes()-copied < 4<<20 {
-		t.Fatalf("buffer path not taken: spliced %d copied %d", nproxy.SplicedBytes()-spliced, nproxy.CopiedBytes()-copied)
+	if srv.SplicedBytes() != spliced || srv.CopiedBytes()-copied < 4<<20 {
+		t.Fatalf("buffer path not taken: spliced %d copied %d", srv.SplicedBytes()-spliced, srv.CopiedBytes()-copied)
 	}
 }
 
 // Half-close: the client shuts its write side, the server answers after EOF,
 // and the client reads the whole answer; then the other way round.
 func TestHalfClose(t *testing.T) {
+	t.Parallel()
+	srv := &nproxy.Server{}
 	b := newBackend(t)
 	p, port := tcpProxy(t, b.port)
-	nproxytest.Start(t, 0, p)
+	nproxytest.StartServer(t, srv, 0, p)
 
 	c, s := dial(t, port), b.accept(t)
 	io.WriteString(c, "question")
@@ -116,13 +122,13 @@ func TestHalfClose(t *testing.T) {
 // A server that stops reading: the client is held back by the proxy's
 // buffer limit instead of filling the proxy's memory.
 func TestSlowReaderBoundsMemory(t *testing.T) {
+	srv := &nproxy.Server{}
 	for _, noSplice := range []bool{false, true} {
 		t.Run(fmt.Sprintf("nosplice=%v", noSplice), func(t *testing.T) {
-			nproxy.SetOptions(nproxy.Options{NoSplice: noSplice})
-			defer nproxy.SetOptions(nproxy.Options{})
+			srv.SetOptions(nproxy.Options{NoSplice: noSplice})
 			b := newBackend(t)
 			p, port := tcpProxy(t, b.port)
-			nproxytest.Start(t, 0, p)
+			nproxytest.StartServer(t, srv, 0, p)
 			c, s := dial(t, port), b.accept(t)
 			s.SetReadBuffer(64 << 10)
 
@@ -166,8 +172,10 @@ func heapInUse() int {
 // Net::Proxy's tcp_fail: nothing listens behind the proxy; the client sees
 // EOF promptly and the connection counts as opened and closed.
 func TestConnectFailureClosesClient(t *testing.T) {
+	t.Parallel()
+	srv := &nproxy.Server{}
 	p, port := tcpProxy(t, nproxytest.FreePort(t))
-	done := nproxytest.Start(t, 1, p)
+	done := nproxytest.StartServer(t, srv, 1, p)
 	c := dial(t, port)
 	start := time.Now()
 	expectEOF(t, c)
@@ -183,9 +191,11 @@ func TestConnectFailureClosesClient(t *testing.T) {
 // Net::Proxy's tcp_tcp: mainloop(1) accepts one connection, relays four
 // lines, passes the close on, and returns; a second client is refused.
 func TestTCPTCPMainloopOne(t *testing.T) {
+	t.Parallel()
+	srv := &nproxy.Server{}
 	b := newBackend(t)
 	p, port := tcpProxy(t, b.port)
-	done := nproxytest.Start(t, 1, p)
+	done := nproxytest.StartServer(t, srv, 1, p)
 	c, s := dial(t, port), b.accept(t)
 	cr, sr := bufio.NewReader(c), bufio.NewReader(s)
 	lines := []string{"zlonk\n", "bam\n", "kapow\n", "zowie\n"}
@@ -227,6 +237,8 @@ func eventuallyRefused(port int) bool {
 // Net::Proxy's tcp_tcp_multi: three proxies, one unregistered before the
 // loop starts; overlapping pairs exchange lines in random directions.
 func TestTCPTCPMulti(t *testing.T) {
+	t.Parallel()
+	srv := &nproxy.Server{}
 	var proxies []*nproxy.Proxy
 	var ports []int
 	var backends []*backend
@@ -235,9 +247,9 @@ func TestTCPTCPMulti(t *testing.T) {
 		p, port := tcpProxy(t, b.port)
 		proxies, ports, backends = append(proxies, p), append(ports, port), append(backends, b)
 	}
-	proxies[1].Register()
-	proxies[1].Unregister()
-	done := nproxytest.Start(t, 4, proxies[0], proxies[2])
+	srv.Register(proxies[1])
+	srv.Unregister(proxies[1])
+	done := nproxytest.StartServer(t, srv, 4, proxies[0], proxies[2])
 	if nproxytest.Listening(ports[1]) {
 		t.Fatal("the unregistered proxy listens")
 	}
@@ -277,7 +289,7 @@ func TestTCPTCPMulti(t *testing.T) {
 		pr.s.Close()
 	}
 	done.Wait(t, 10*time.Second)
-	if nproxy.TotalOpened() < 4 || proxies[0].Opened() != 2 || proxies[2].Opened() != 2 || proxies[1].Opened() != 0 {
+	if srv.TotalOpened() < 4 || proxies[0].Opened() != 2 || proxies[2].Opened() != 2 || proxies[1].Opened() != 0 {
 		t.Fatalf("opened: %d %d %d", proxies[0].Opened(), proxies[1].Opened(), proxies[2].Opened())
 	}
 }
@@ -285,6 +297,8 @@ func TestTCPTCPMulti(t *testing.T) {
 // Net::Proxy's hook_in and hook_out: only data read on the hooked side is
 // rewritten, and hooked data goes through the buffers, not splice.
 func TestHooks(t *testing.T) {
+	t.Parallel()
+	srv := &nproxy.Server{}
 	re := regexp.MustCompile(`\bz\w+`)
 	hook := func(data []byte, _ *loop.Socket) []byte { return re.ReplaceAll(data, []byte("zowie")) }
 	const line = "zlonk zok zapeth crunch_eth crraack\n"
@@ -300,7 +314,7 @@ func TestHooks(t *testing.T) {
 			} else {
 				out.Hook = hook
 			}
-			nproxytest.Start(t, 0, nproxy.New(in, out))
+			nproxytest.StartServer(t, srv, 0, nproxy.New(in, out))
 			c, s := dial(t, port), b.accept(t)
 			cr, sr := bufio.NewReader(c), bufio.NewReader(s)
 			wantUp, wantDown := line, line
@@ -323,6 +337,8 @@ func TestHooks(t *testing.T) {
 
 // A hook that makes data grow a lot still delivers everything in order.
 func TestHookGrowth(t *testing.T) {
+	t.Parallel()
+	srv := &nproxy.Server{}
 	b := newBackend(t)
 	port := nproxytest.FreePort(t)
 	in := &tcp.In{Host: "127.0.0.1", Port: port, Hook: func(data []byte, _ *loop.Socket) []byte {
@@ -332,7 +348,7 @@ func TestHookGrowth(t *testing.T) {
 		}
 		return out
 	}}
-	nproxytest.Start(t, 0, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: b.port}))
+	nproxytest.StartServer(t, srv, 0, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: b.port}))
 	c, s := dial(t, port), b.accept(t)
 	go func() { stream(c, 5, 1<<20); c.CloseWrite() }()
 	s.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -354,9 +370,11 @@ func TestHookGrowth(t *testing.T) {
 
 // A reset from the server reaches the client as a reset or EOF at once.
 func TestResetPropagates(t *testing.T) {
+	t.Parallel()
+	srv := &nproxy.Server{}
 	b := newBackend(t)
 	p, port := tcpProxy(t, b.port)
-	nproxytest.Start(t, 0, p)
+	nproxytest.StartServer(t, srv, 0, p)
 	c, s := dial(t, port), b.accept(t)
 	io.WriteString(c, "hello\n")
 	sr := bufio.NewReader(s)
@@ -369,9 +387,11 @@ func TestResetPropagates(t *testing.T) {
 // Net::Proxy 0.13's second close race: a socket with unflushed data whose
 // own remote end goes away is still closed, and so is its peer.
 func TestUnflushedSocketClosesWhenItsRemoteGoes(t *testing.T) {
+	t.Parallel()
+	srv := &nproxy.Server{}
 	b := newBackend(t)
 	p, port := tcpProxy(t, b.port)
-	done := nproxytest.Start(t, 1, p)
+	done := nproxytest.StartServer(t, srv, 1, p)
 	c, s := dial(t, port), b.accept(t)
 	s.SetReadBuffer(16 << 10)
 	// Fill everything between the client and the server that does not read.
@@ -390,12 +410,13 @@ func TestUnflushedSocketClosesWhenItsRemoteGoes(t *testing.T) {
 
 // Many connections leave no file descriptor and no goroutine behind.
 func TestNoLeaks(t *testing.T) {
+	srv := &nproxy.Server{}
 	fdsBefore, gBefore := openFds(t), runtime.NumGoroutine()
 	func() {
 		b := newBackend(t)
 		p, port := tcpProxy(t, b.port)
 		const n = 300
-		done := nproxytest.Start(t, n, p)
+		done := nproxytest.StartServer(t, srv, n, p)
 		for i := 0; i < n; i++ {
 			c := dial(t, port)
 			s := b.accept(t)
@@ -440,12 +461,13 @@ func openFds(t testing.TB) int {
 // Several loops share the port through SO_REUSEPORT and relay every
 // connection.
 func TestLoops(t *testing.T) {
-	nproxy.SetOptions(nproxy.Options{Loops: 3})
-	defer nproxy.SetOptions(nproxy.Options{})
+	t.Parallel()
+	srv := &nproxy.Server{}
+	srv.SetOptions(nproxy.Options{Loops: 3})
 	b := newBackend(t)
 	p, port := tcpProxy(t, b.port)
 	const n = 30
-	done := nproxytest.Start(t, n, p)
+	done := nproxytest.StartServer(t, srv, n, p)
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
 		c := dial(t, port)
@@ -469,6 +491,8 @@ func TestLoops(t *testing.T) {
 
 // IPv6 on both sides.
 func TestIPv6(t *testing.T) {
+	t.Parallel()
+	srv := &nproxy.Server{}
 	ln, err := net.Listen("tcp", "[::1]:0")
 	if err != nil {
 		nproxytest.Unavailable(t, "no IPv6 loopback here: %v", err)
@@ -476,10 +500,10 @@ func TestIPv6(t *testing.T) {
 	defer ln.Close()
 	port := nproxytest.FreePort(t)
 	p := nproxy.New(&tcp.In{Host: "::1", Port: port}, &tcp.Out{Host: "::1", Port: ln.Addr().(*net.TCPAddr).Port})
-	p.Register()
-	defer p.Unregister()
+	srv.Register(p)
+	defer srv.Unregister(p)
 	done := make(chan error, 1)
-	go func() { done <- nproxy.Mainloop(1) }()
+	go func() { done <- srv.Mainloop(1) }()
 	var c net.Conn
 	for i := 0; i < 100; i++ {
 		if c, err = net.Dial("tcp", fmt.Sprintf("[::1]:%d", port)); err == nil {
@@ -513,6 +537,8 @@ func TestIPv6(t *testing.T) {
 // Net::Proxy's listen_fail: a taken port fails the start with a message
 // naming the host and port, and leaves nothing listening.
 func TestListenFail(t *testing.T) {
+	t.Parallel()
+	srv := &nproxy.Server{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -522,11 +548,11 @@ func TestListenFail(t *testing.T) {
 	free := nproxytest.FreePort(t)
 	ok := nproxy.New(&tcp.In{Host: "127.0.0.1", Port: free}, &tcp.Out{Host: "127.0.0.1", Port: 1})
 	taken := nproxy.New(&tcp.In{Host: "localhost", Port: port}, &tcp.Out{Host: "127.0.0.1", Port: 1})
-	ok.Register()
-	taken.Register()
-	defer ok.Unregister()
-	defer taken.Unregister()
-	err = nproxy.Mainloop(0)
+	srv.Register(ok)
+	srv.Register(taken)
+	defer srv.Unregister(ok)
+	defer srv.Unregister(taken)
+	err = srv.Mainloop(0)
 	want := fmt.Sprintf("proxy #2: 'in' connector: can't listen on localhost port %d: address already in use", port)
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
@@ -539,12 +565,14 @@ func TestListenFail(t *testing.T) {
 // An in connector that picks the server itself (dual) refuses an out
 // connector other than dummy, instead of connecting twice.
 func TestRouterNeedsDummyOut(t *testing.T) {
+	t.Parallel()
+	srv := &nproxy.Server{}
 	in := &dual.In{Host: "127.0.0.1", Port: nproxytest.FreePort(t),
 		ServerFirst: &tcp.Out{Host: "127.0.0.1", Port: 1}, ClientFirst: &tcp.Out{Host: "127.0.0.1", Port: 1}}
 	p := nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: 1})
-	p.Register()
-	defer p.Unregister()
-	err := nproxy.Mainloop(0)
+	srv.Register(p)
+	defer srv.Unregister(p)
+	err := srv.Mainloop(0)
 	var ce *nproxy.ConfigError
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "must be dummy") {
 		t.Fatalf("got %v, want a configuration error about dummy", err)

@@ -12,7 +12,9 @@
 // registers its type name (tcp, dummy, connect, dual, ssl...) with Register,
 // so that Build can make it from Net::Proxy-style parameters:
 //
-//	in, err := connectors.Build(connectors.SideIn, map[string]any{"type": "tcp", "port": "6789"})
+//	in, err := connectors.Build(connectors.SideIn, "in", map[string]any{"type": "tcp", "port": "6789"})
+//
+// (ExampleBuild shows it run.)
 package connectors
 
 import "github.com/nproxy/nproxy/loop"

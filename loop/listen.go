@@ -46,6 +46,9 @@ func (l *Loop) Listen(addr netip.AddrPort, accept AcceptFunc) (*Socket, error) {
 	if sa, err := unix.Getsockname(fd); err == nil {
 		s.nick = sockaddrString(sa) // the real port when addr asked for any
 	}
+	if l.noticing() {
+		l.notice("Add listener " + s.nick)
+	}
 	l.WatchReader(s)
 	if l.started {
 		if err := startListening(s); err != nil {
@@ -135,6 +138,9 @@ func (ln *listener) Readable(s *Socket) {
 			continue
 		}
 		c.Raw = true
+		if l.noticing() {
+			l.notice("New connection on listener " + s.nick)
+		}
 		ln.accept(c)
 	}
 }

@@ -2,10 +2,20 @@
 // watch lists of Net::Proxy (listeners, readers, writers) as its API.
 //
 //	l, _ := loop.New(loop.Config{})
-//	l.Listen(addr, loop.ListenConfig{}, func(s *loop.Socket) { ... })
+//	l.Listen(netip.MustParseAddrPort("127.0.0.1:6789"), func(client *loop.Socket) {
+//		l.Dial("127.0.0.1", 9876, 0, func(server *loop.Socket, err error) {
+//			if err != nil {
+//				l.Close(client)
+//				return
+//			}
+//			l.Relay(client, server)
+//		})
+//	})
 //	go l.Run()
 //	...
 //	l.Stop()
+//
+// (ExampleLoop_Relay runs it.)
 //
 // Everything that touches a Socket runs on the loop goroutine; other
 // goroutines hand work in with Post, which wakes the loop through an eventfd.
@@ -22,6 +32,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nproxy/nproxy/buffer"
 	"golang.org/x/sys/unix"
@@ -46,10 +57,14 @@ type Config struct {
 	// ReusePort sets SO_REUSEPORT on listeners, so that several loops can
 	// each listen on the same address and the kernel spreads clients.
 	ReusePort bool
-	// Logger receives the loop's messages; nil means slog.Default().
+	// Logger receives the loop's messages; nil means the errors only (as
+	// Net::Proxy's default verbosity 0), to slog.Default()'s handler.
 	Logger *slog.Logger
 	// Stats, if set, receives the byte counts; loops may share one.
 	Stats *Stats
+	// AfterPass, if set, runs on the loop after each pass: a logger that
+	// gathers the pass's lines writes them there in one go.
+	AfterPass func()
 }
 
 // Stats counts a loop's relayed bytes by path, so that a test can prove which
@@ -76,6 +91,7 @@ type Loop struct {
 	pipesUsed bool
 	scratch   []byte
 	closing   []int // fds closed during this pass, released at its end
+	passes    passCounters
 
 	resolvedNames map[string]resolved
 	troubles      map[string]*trouble // see Warn
@@ -103,7 +119,7 @@ func New(cfg Config) (*Loop, error) {
 		cfg.PipeSize = 1 << 20
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+		cfg.Logger = slog.New(errorsOnly{slog.Default().Handler()})
 	}
 	if cfg.Stats == nil {
 		cfg.Stats = new(Stats)
@@ -183,11 +199,16 @@ func (l *Loop) Run() error {
 		if err != nil {
 			return err
 		}
+		start := time.Now()
 		for _, ev := range l.events {
 			l.dispatch(ev)
 		}
 		l.timers.runExpired()
 		l.releaseClosed()
+		l.recordPass(start)
+		if l.cfg.AfterPass != nil {
+			l.cfg.AfterPass()
+		}
 	}
 	return nil
 }

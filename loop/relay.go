@@ -22,6 +22,7 @@ func (l *Loop) Relay(client, server *Socket) {
 	client.Peer, server.Peer = server, client
 	for _, s := range [2]*Socket{client, server} {
 		s.handler = relay{}
+		countCopied(s, s.Peer, s.early.Len())
 		s.early.MoveTo(&s.Peer.out)
 	}
 	for _, s := range [2]*Socket{client, server} {
@@ -104,6 +105,7 @@ func (l *Loop) copyChunk(src, dst *Socket) (n int, full bool, err error) {
 		data = src.Hook(data, src)
 	}
 	l.stats.Copied.Add(uint64(len(data)))
+	countCopied(src, dst, len(data))
 	l.send(dst, data)
 	return n, n == len(l.scratch), nil
 }
@@ -212,6 +214,8 @@ func (l *Loop) finishRead(s *Socket) {
 		// This EOF ends the pair: close sends the FIN that a shutdown
 		// would, and saves it and an epoll_ctl. (A transport's CloseWrite
 		// has more to say, such as TLS's close_notify.)
+		s.SetEnd(EndEOF)
+		peer.SetEnd(EndEOF)
 		l.Close(s)
 		l.Close(peer)
 		return
@@ -250,8 +254,10 @@ func (l *Loop) settle(s *Socket) {
 	}
 	p := s.Peer
 	if p == nil || p.closed || p.readDone && p.writeDone {
+		s.SetEnd(EndEOF)
 		l.Close(s)
 		if p != nil {
+			p.SetEnd(EndEOF)
 			l.Close(p)
 		}
 		return
@@ -266,10 +272,12 @@ func (l *Loop) settle(s *Socket) {
 func (l *Loop) fail(s *Socket, err error) {
 	l.log.Debug("relay error", "socket", s.Nick(), "err", err)
 	peer := s.Peer
+	s.SetEnd(EndReset)
 	l.Close(s)
 	if peer == nil || peer.closed {
 		return
 	}
+	peer.SetEnd(EndPeerReset)
 	l.UnwatchReader(peer)
 	if peer.Pending() > 0 {
 		peer.closePending = true

@@ -92,6 +92,10 @@ type Socket struct {
 	early     buffer.Queue // data read from this socket before it had a peer
 	pipe      *buffer.Pipe // spliced data waiting to be written to this socket
 	timer     *Timer
+	born      time.Time // for the access log's duration
+	target    string    // the server's name, for the access log
+	traffic   Traffic
+	end       End
 
 	readDone     bool // EOF or error read: nothing more comes from this socket
 	writeDone    bool // shut down for writing
@@ -192,6 +196,14 @@ func (s *Socket) StopTimer() {
 
 func remoteName(fd int) string {
 	sa, err := unix.Getpeername(fd)
+	if err != nil {
+		return "fd " + strconv.Itoa(fd)
+	}
+	return sockaddrString(sa)
+}
+
+func localName(fd int) string {
+	sa, err := unix.Getsockname(fd)
 	if err != nil {
 		return "fd " + strconv.Itoa(fd)
 	}

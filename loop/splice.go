@@ -39,6 +39,7 @@ func (l *Loop) spliceIn(src, dst *Socket) (n int, full bool, err error) {
 	n = int(moved)
 	p.N += n
 	l.stats.Spliced.Add(uint64(n))
+	countSpliced(src, dst, n)
 	l.flush(dst)
 	return n, n == p.Cap, nil
 }

@@ -1,6 +1,10 @@
 package loop
 
-import "golang.org/x/sys/unix"
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
 
 // Watch lists. Net::Proxy keeps three lists (listeners, readers, writers);
 // here each is a bit of the socket's interest, and changing it costs one
@@ -57,7 +61,7 @@ func (l *Loop) syncInterest(s *Socket) {
 // server is reached costs no epoll_ctl, and is noticed gone when the relay
 // starts.
 func (l *Loop) Adopt(fd int, h Handler) (*Socket, error) {
-	s := &Socket{fd: fd, loop: l, handler: h}
+	s := &Socket{fd: fd, loop: l, handler: h, born: time.Now()}
 	for fd >= len(l.sockets) {
 		l.sockets = append(l.sockets, make([]*Socket, len(l.sockets)+64)...)
 	}
@@ -92,6 +96,9 @@ func (l *Loop) Close(s *Socket) {
 		return
 	}
 	s.closed = true
+	if l.noticing() {
+		l.notice("Closing " + s.logName())
+	}
 	s.StopTimer()
 	// No EPOLL_CTL_DEL: closing the fd (at the end of this pass, before the
 	// next epoll_wait) removes it from the set, and events already

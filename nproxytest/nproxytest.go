@@ -187,24 +187,31 @@ type Run struct {
 // 3 s. When the test ends, Start stops Mainloop and unregisters proxies.
 func Start(t testing.TB, max int, proxies ...*nproxy.Proxy) *Run {
 	t.Helper()
+	return StartServer(t, nproxy.DefaultServer, max, proxies...)
+}
+
+// StartServer is Start for srv rather than nproxy.DefaultServer, so that
+// tests with Servers of their own can run in parallel.
+func StartServer(t testing.TB, srv *nproxy.Server, max int, proxies ...*nproxy.Proxy) *Run {
+	t.Helper()
 	ports := make([]int, len(proxies))
 	for i, p := range proxies {
 		ports[i] = inPort(t, p)
 	}
 	for _, p := range proxies {
-		p.Register()
+		srv.Register(p)
 	}
 	r := &Run{proxies: proxies, done: make(chan struct{})}
-	go func() { r.err = nproxy.Mainloop(max); close(r.done) }()
+	go func() { r.err = srv.Mainloop(max); close(r.done) }()
 	t.Cleanup(func() {
-		nproxy.Stop()
+		srv.Stop()
 		select {
 		case <-r.done:
 		case <-time.After(5 * time.Second):
 			t.Error("Mainloop did not return after Stop")
 		}
 		for _, p := range proxies {
-			p.Unregister()
+			srv.Unregister(p)
 		}
 	})
 	for _, port := range ports {

@@ -49,6 +49,8 @@ options:
       --pipe-size N        capacity asked of the kernel for splice's pipes
                            (default 1048576; the kernel may grant less)
       --no-splice          relay plain TCP through buffers too, never splice
+      --log-format FORMAT  text (Net::Proxy's lines, the default) or json
+      --metrics HOST:PORT  serve /metrics (Prometheus), /healthz and /readyz
       --version            print the version
   -h, --help               this help
 `
@@ -82,6 +84,12 @@ func run(args []string) int {
 		return exitConfig
 	}
 	s.apply(proxies)
+	stopMetrics, err := startMetrics()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nproxy:", err)
+		return exitConfig
+	}
+	defer stopMetrics()
 	if err := early.mainloop(s.MaxConnections); err != nil {
 		fmt.Fprintln(os.Stderr, "nproxy:", err)
 		if errors.As(err, new(*nproxy.ConfigError)) {
@@ -177,6 +185,10 @@ func parseArgs(args []string) (*config, error) {
 		case optionKeys[name] != "":
 			if value, err = needValue(); err == nil {
 				err = options.setOption(name, optionKeys[name], value)
+			}
+		case observeOptions[name] != nil:
+			if value, err = needValue(); err == nil {
+				err = observeOptions[name](value)
 			}
 		default:
 			return nil, fmt.Errorf("unknown option %s (see --help)", arg)

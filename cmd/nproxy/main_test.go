@@ -777,8 +777,9 @@ func TestLogFormat(t *testing.T) {
 		if !strings.Contains(stderr, "Caught TERM signal") {
 			t.Errorf("-v should log the signal (a notice), got:\n%s", stderr)
 		}
-		if strings.Contains(stderr, client) {
-			t.Errorf("-v should not log the connection (info), got:\n%s", stderr)
+		// Net::Proxy's level 1 lines, and the access line.
+		if !strings.Contains(stderr, "Accepted "+client+" -> ") || !strings.Contains(stderr, "access proxy=#1 client="+client) {
+			t.Errorf("-v should log \"Accepted %s -> ...\" and its access line, got:\n%s", client, stderr)
 		}
 	})
 	t.Run("-vv", func(t *testing.T) {

@@ -120,6 +120,9 @@ func (hs *handshake) open(s *loop.Socket, rest []byte) {
 func (hs *handshake) fail(s *loop.Socket, err error) {
 	if s != nil {
 		hs.l.Close(s)
+		if err != errClientLeft {
+			connectors.HandshakeFailed(hs.h, connectors.HandshakeCONNECT)
+		}
 	}
 	target := Request{Host: hs.out.Host, Port: hs.out.Port}.Target()
 	hs.h.Failed(hs.l, hs.client, fmt.Errorf("CONNECT %s through web proxy %s: %w", target, hs.out.proxy.Addr(), err))

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nproxy/nproxy"
+	"github.com/nproxy/nproxy/connectors"
 	ct "github.com/nproxy/nproxy/connectors/connect/connecttest"
 	"github.com/nproxy/nproxy/nproxytest"
 )
@@ -58,6 +59,11 @@ func TestTinyproxyRefusals(t *testing.T) {
 			target = "CONNECT 127.0.0.1:" + strconv.Itoa(up+1)
 		}
 		logs.WaitFor(t, target+" through web proxy "+tp.Addr()+": refused: "+status)
+	}
+	for i, p := range nproxy.DefaultServer.Proxies() {
+		if n := p.Stats().HandshakeFailures[connectors.HandshakeCONNECT]; n != 1 {
+			t.Errorf("proxy #%d: %d CONNECT handshake failures counted, want 1", i+1, n)
+		}
 	}
 }
 

@@ -36,6 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nproxy/nproxy/connectors"
@@ -124,7 +125,10 @@ func (c *In) Listen(l *loop.Loop, h connectors.Handler) error {
 			return errors.New("dual: a route needs a probe and an out connector")
 		}
 		ls.probes.List = append(ls.probes.List, r.Probe)
+		ls.routed.probes = append(ls.routed.probes, connectors.RouteCounter(h, "probe "+probeName(r.Probe)))
 	}
+	ls.routed.serverFirst = connectors.RouteCounter(h, "server_first")
+	ls.routed.clientFirst = connectors.RouteCounter(h, "client_first")
 	ls.probes.Max = c.MaxProbeBytes
 	return connectors.Listen(l, c.Host, c.Port, ls.accept)
 }
@@ -136,6 +140,10 @@ type listening struct {
 	h       connectors.Handler
 	timeout time.Duration
 	probes  Probes
+	routed  struct { // the decisions for each route, counted for metrics
+		serverFirst, clientFirst *atomic.Uint64
+		probes                   []*atomic.Uint64
+	}
 }
 
 func (ls *listening) accept(client *loop.Socket) {
@@ -189,7 +197,7 @@ func (d *deciding) Readable(s *loop.Socket) {
 		return
 	case n == 0:
 		d.stash(d.got)
-		d.route(d.ls.in.ClientFirst, "client_first (end of data before the probes decided)")
+		d.route(d.ls.in.ClientFirst, d.ls.routed.clientFirst, "client_first (end of data before the probes decided)")
 		return
 	}
 	data := chunk[:n]
@@ -201,10 +209,10 @@ func (d *deciding) Readable(s *loop.Socket) {
 	switch v {
 	case Match:
 		d.stash(data)
-		d.route(d.ls.in.Routes[i].Out, "probe "+probeName(d.ls.in.Routes[i].Probe))
+		d.route(d.ls.in.Routes[i].Out, d.ls.routed.probes[i], "probe "+probeName(d.ls.in.Routes[i].Probe))
 	case NoMatch:
 		d.stash(data)
-		d.route(d.ls.in.ClientFirst, "client_first")
+		d.route(d.ls.in.ClientFirst, d.ls.routed.clientFirst, "client_first")
 	default:
 		if len(d.got) == 0 {
 			d.got = append([]byte(nil), data...)
@@ -219,11 +227,11 @@ func (d *deciding) Writable(*loop.Socket) {}
 // that spoke but left the probes undecided goes to ClientFirst.
 func (d *deciding) expire() {
 	if len(d.got) == 0 {
-		d.route(d.ls.in.ServerFirst, "server_first (timeout)")
+		d.route(d.ls.in.ServerFirst, d.ls.routed.serverFirst, "server_first (timeout)")
 		return
 	}
 	d.stash(d.got)
-	d.route(d.ls.in.ClientFirst, "client_first (probes undecided at the timeout)")
+	d.route(d.ls.in.ClientFirst, d.ls.routed.clientFirst, "client_first (probes undecided at the timeout)")
 }
 
 // stash hands the bytes read while deciding to the relay, through the hook.
@@ -234,7 +242,8 @@ func (d *deciding) stash(data []byte) {
 
 // route stops deciding and opens the chosen server. The client is parked
 // without a handler meanwhile: the loop still closes it if it hangs up.
-func (d *deciding) route(out connectors.Out, why string) {
+func (d *deciding) route(out connectors.Out, decisions *atomic.Uint64, why string) {
+	decisions.Add(1)
 	s, l := d.client, d.ls.l
 	s.StopTimer()
 	l.UnwatchReader(s)

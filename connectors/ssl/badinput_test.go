@@ -3,6 +3,7 @@ package ssl
 import (
 	"crypto/tls"
 	"errors"
+	"github.com/nproxy/nproxy/connectors/ssl/tlsengine"
 	"github.com/nproxy/nproxy/nproxytest"
 	"io"
 	"net"
@@ -17,9 +18,9 @@ import (
 // badPeer runs a server engine in the stand-in on one connection while peer
 // plays the client over the other end; it returns how the stand-in ended
 // and how long it took.
-func badPeer(t *testing.T, certs *ssltest.Certs, opt Options, peer func(c net.Conn)) (result, time.Duration) {
+func badPeer(t *testing.T, certs *ssltest.Certs, opt tlsengine.Options, peer func(c net.Conn)) (result, time.Duration) {
 	t.Helper()
-	checkGoroutines(t)
+	ssltest.CheckGoroutines(t)
 	cfg := serverConfig(t, Params{CertFile: certs.ServerCert, KeyFile: certs.ServerKey})
 	l := nproxytest.Listener(t)
 	client := dial(t, l.Addr().String())
@@ -31,7 +32,7 @@ func badPeer(t *testing.T, certs *ssltest.Certs, opt Options, peer func(c net.Co
 		peer(client)
 	}()
 	start := time.Now()
-	r := runStandIn(t, server, func(n func()) *Engine { return NewServer(cfg, opt, n) }, &app{echo: true}, 15*time.Second)
+	r := runStandIn(t, server, func(n func()) *tlsengine.Engine { return tlsengine.NewServer(cfg, opt, n) }, &app{echo: true}, 15*time.Second)
 	took := time.Since(start)
 	<-peerDone
 	return r, took
@@ -47,7 +48,7 @@ func readToEOF(c net.Conn) bool {
 
 func TestPlainTextToServer(t *testing.T) {
 	closed := false
-	r, _ := badPeer(t, ssltest.New(t), Options{}, func(c net.Conn) {
+	r, _ := badPeer(t, ssltest.New(t), tlsengine.Options{}, func(c net.Conn) {
 		c.Write([]byte("GET / HTTP/1.0\r\nHost: localhost\r\n\r\n"))
 		closed = readToEOF(c)
 	})
@@ -62,7 +63,7 @@ func TestPlainTextToServer(t *testing.T) {
 // A client that trickles a byte every 20 ms cannot extend the deadline.
 func TestStalledHandshake(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	r, took := badPeer(t, ssltest.New(t), Options{HandshakeTimeout: timeout}, func(c net.Conn) {
+	r, took := badPeer(t, ssltest.New(t), tlsengine.Options{HandshakeTimeout: timeout}, func(c net.Conn) {
 		c.Write([]byte{0x16, 0x03, 0x01, 0x01, 0x00}) // a handshake record of 256 bytes
 		for range 100 {
 			time.Sleep(20 * time.Millisecond)
@@ -71,7 +72,7 @@ func TestStalledHandshake(t *testing.T) {
 			}
 		}
 	})
-	if !errors.Is(r.err, ErrHandshakeTimeout) {
+	if !errors.Is(r.err, tlsengine.ErrHandshakeTimeout) {
 		t.Fatalf("want the handshake timeout, got err=%v timeout=%v", r.err, r.timeout)
 	}
 	if took < timeout || took > timeout+time.Second {
@@ -82,7 +83,7 @@ func TestStalledHandshake(t *testing.T) {
 // A client that goes away mid-handshake fails the handshake at once, not
 // at its deadline.
 func TestPeerVanishesMidHandshake(t *testing.T) {
-	r, took := badPeer(t, ssltest.New(t), Options{}, func(c net.Conn) {
+	r, took := badPeer(t, ssltest.New(t), tlsengine.Options{}, func(c net.Conn) {
 		c.Write([]byte{0x16, 0x03, 0x01, 0x01, 0x00, 1, 2, 3})
 	})
 	if r.err == nil || !strings.Contains(r.err.Error(), "EOF") {
@@ -113,7 +114,7 @@ func (c *tamperConn) Write(p []byte) (int, error) {
 func tampering(t *testing.T, damage func(c net.Conn, p []byte)) result {
 	t.Helper()
 	certs := ssltest.New(t)
-	r, _ := badPeer(t, certs, Options{}, func(c net.Conn) {
+	r, _ := badPeer(t, certs, tlsengine.Options{}, func(c net.Conn) {
 		tc := &tamperConn{Conn: c, damage: damage}
 		cli := tls.Client(tc, clientConfig(t, Params{CAFile: certs.CA, Hostname: "localhost", VerifyMode: 1}))
 		cli.SetDeadline(time.Now().Add(5 * time.Second))
@@ -159,7 +160,7 @@ func TestCorruptRecord(t *testing.T) {
 // A peer killed after the handshake ends the session promptly (an EOF at a
 // record boundary reads as the end of the stream, as crypto/tls has it).
 func TestPeerVanishesAfterHandshake(t *testing.T) {
-	checkGoroutines(t)
+	ssltest.CheckGoroutines(t)
 	certs := ssltest.New(t)
 	cfg := serverConfig(t, Params{CertFile: certs.ServerCert, KeyFile: certs.ServerKey})
 	l := nproxytest.Listener(t)
@@ -167,7 +168,7 @@ func TestPeerVanishesAfterHandshake(t *testing.T) {
 	c := accept(t, l)
 	done := make(chan result, 1)
 	go func() {
-		done <- runStandIn(t, c, func(n func()) *Engine { return NewServer(cfg, Options{}, n) }, &app{echo: true}, 10*time.Second)
+		done <- runStandIn(t, c, func(n func()) *tlsengine.Engine { return tlsengine.NewServer(cfg, tlsengine.Options{}, n) }, &app{echo: true}, 10*time.Second)
 	}()
 	stdin.Write([]byte("ping\n"))
 	if line, _ := stdout.ReadString('\n'); line != "ping\n" {

@@ -135,7 +135,7 @@ func TestRegistry(t *testing.T) {
 // SSL_verify_mode 0 on the out side talks to a server it cannot verify, and
 // says so once, at notice level, however many connections follow.
 func TestOutInsecureNotice(t *testing.T) {
-	checkGoroutines(t)
+	ssltest.CheckGoroutines(t)
 	certs := ssltest.New(t)
 	cfg := serverConfig(t, Params{CertFile: certs.OtherCert, KeyFile: certs.OtherKey, VerifyMode: -1})
 	port := nproxytest.FreePort(t)

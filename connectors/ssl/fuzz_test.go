@@ -3,6 +3,7 @@ package ssl
 import (
 	"crypto/tls"
 	"errors"
+	"github.com/nproxy/nproxy/connectors/ssl/tlsengine"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ func clientHello(t testing.TB, certs *ssltest.Certs, version uint16) []byte {
 		t.Fatal(err)
 	}
 	cfg.MaxVersion = version
-	e := NewClient(cfg, Options{}, func() {})
+	e := tlsengine.NewClient(cfg, tlsengine.Options{}, func() {})
 	defer e.Close()
 	deadline := time.Now().Add(5 * time.Second)
 	for len(e.Cipher()) == 0 && time.Now().Before(deadline) {
@@ -46,7 +47,7 @@ func FuzzServerFeed(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		wake := make(chan struct{}, 1)
-		e := NewServer(cfg, Options{HandshakeTimeout: 3 * time.Second, QueueSize: 512}, func() {
+		e := tlsengine.NewServer(cfg, tlsengine.Options{HandshakeTimeout: 3 * time.Second, QueueSize: 512}, func() {
 			select {
 			case wake <- struct{}{}:
 			default:
@@ -66,7 +67,7 @@ func FuzzServerFeed(f *testing.F) {
 			e.Sent(len(e.Cipher())) // the socket takes every reply
 		}
 		e.FeedEOF()
-		for e.Events()&Failed == 0 {
+		for e.Events()&tlsengine.Failed == 0 {
 			select {
 			case <-wake:
 			case <-time.After(2 * time.Second):
@@ -74,7 +75,7 @@ func FuzzServerFeed(f *testing.F) {
 			}
 			e.Sent(len(e.Cipher()))
 		}
-		if errors.Is(e.Err(), ErrHandshakeTimeout) || e.Events()&Handshaken != 0 {
+		if errors.Is(e.Err(), tlsengine.ErrHandshakeTimeout) || e.Events()&tlsengine.Handshaken != 0 {
 			t.Fatalf("err %v, events %b", e.Err(), e.Events())
 		}
 	})

@@ -125,7 +125,7 @@ func (b *backend) accept(t *testing.T) *end { return newEnd(accept(t, b.l)) }
 // goroutine outlives the test, certificates, a backend, and a free port
 // for the proxy.
 func setup(t *testing.T) (*ssltest.Certs, *backend, int) {
-	checkGoroutines(t)
+	ssltest.CheckGoroutines(t)
 	return ssltest.New(t), newBackend(t), nproxytest.FreePort(t)
 }
 

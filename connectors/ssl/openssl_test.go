@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"fmt"
+	"github.com/nproxy/nproxy/connectors/ssl/tlsengine"
 	"github.com/nproxy/nproxy/nproxytest"
 	"io"
 	"net"
@@ -65,7 +66,7 @@ func TestServerWithOpenSSLClient(t *testing.T) {
 	certs := ssltest.New(t)
 	for _, v := range opensslVersions {
 		t.Run(v.flag, func(t *testing.T) {
-			checkGoroutines(t)
+			ssltest.CheckGoroutines(t)
 			cfg := serverConfig(t, Params{CertFile: certs.ServerCert, KeyFile: certs.ServerKey})
 			l := nproxytest.Listener(t)
 			cmd, stdin, stdout := ssltest.OpenSSL(t, "s_client", "-connect", l.Addr().String(), v.flag,
@@ -73,7 +74,7 @@ func TestServerWithOpenSSLClient(t *testing.T) {
 			c := accept(t, l)
 			done := make(chan result, 1)
 			go func() {
-				done <- runStandIn(t, c, func(n func()) *Engine { return NewServer(cfg, Options{}, n) }, &app{echo: true}, 20*time.Second)
+				done <- runStandIn(t, c, func(n func()) *tlsengine.Engine { return tlsengine.NewServer(cfg, tlsengine.Options{}, n) }, &app{echo: true}, 20*time.Second)
 			}()
 			data := lines(3000) // 210 kB: many records, full queues
 			go func() { stdin.Write(data) }()
@@ -149,12 +150,12 @@ func TestClientWithOpenSSLServer(t *testing.T) {
 	certs := ssltest.New(t)
 	for _, v := range opensslVersions {
 		t.Run(v.flag, func(t *testing.T) {
-			checkGoroutines(t)
+			ssltest.CheckGoroutines(t)
 			addr := sServer(t, v.flag, "-cert", certs.ServerCert, "-key", certs.ServerKey)
 			cfg := clientConfig(t, Params{CAFile: certs.CA, Hostname: "localhost", VerifyMode: -1})
 			data := lines(2000)
 			a := &app{out: append([]byte(nil), data...), wantGot: len(data), closeAfter: true}
-			r := runStandIn(t, dial(t, addr), func(n func()) *Engine { return NewClient(cfg, Options{}, n) }, a, 20*time.Second)
+			r := runStandIn(t, dial(t, addr), func(n func()) *tlsengine.Engine { return tlsengine.NewClient(cfg, tlsengine.Options{}, n) }, a, 20*time.Second)
 			if r.err != nil || r.timeout {
 				t.Fatalf("stand-in ended with err=%v timeout=%v", r.err, r.timeout)
 			}
@@ -174,14 +175,16 @@ func TestClientCertificate(t *testing.T) {
 	certs := ssltest.New(t)
 	for _, withCert := range []bool{true, false} {
 		t.Run(fmt.Sprint("cert=", withCert), func(t *testing.T) {
-			checkGoroutines(t)
+			ssltest.CheckGoroutines(t)
 			addr := sServer(t, "-cert", certs.ServerCert, "-key", certs.ServerKey, "-Verify", "1", "-CAfile", certs.CA, "-verify_return_error")
 			p := Params{CAFile: certs.CA, Hostname: "localhost", VerifyMode: 1}
 			if withCert {
 				p.CertFile, p.KeyFile = certs.ClientCert, certs.ClientKey
 			}
 			a := &app{out: []byte("hello\n"), wantGot: 6}
-			r := runStandIn(t, dial(t, addr), func(n func()) *Engine { return NewClient(clientConfig(t, p), Options{}, n) }, a, 10*time.Second)
+			r := runStandIn(t, dial(t, addr), func(n func()) *tlsengine.Engine {
+				return tlsengine.NewClient(clientConfig(t, p), tlsengine.Options{}, n)
+			}, a, 10*time.Second)
 			switch {
 			case withCert && (r.err != nil || string(a.got) != "olleh\n"):
 				t.Fatalf("err=%v got=%q", r.err, a.got)
@@ -205,15 +208,15 @@ func TestClientRefusesBadServer(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			checkGoroutines(t)
+			ssltest.CheckGoroutines(t)
 			addr := sServer(t, "-cert", c.cert, "-key", c.key)
 			cfg := clientConfig(t, Params{CAFile: certs.CA, Hostname: c.host, VerifyMode: -1})
 			a := &app{out: []byte("hello\n"), wantGot: 6}
-			r := runStandIn(t, dial(t, addr), func(n func()) *Engine { return NewClient(cfg, Options{}, n) }, a, 10*time.Second)
+			r := runStandIn(t, dial(t, addr), func(n func()) *tlsengine.Engine { return tlsengine.NewClient(cfg, tlsengine.Options{}, n) }, a, 10*time.Second)
 			if r.err == nil || !strings.Contains(r.err.Error(), c.want) {
 				t.Fatalf("want a failure about %q, got err=%v timeout=%v", c.want, r.err, r.timeout)
 			}
-			if r.state&Handshaken != 0 {
+			if r.state&tlsengine.Handshaken != 0 {
 				t.Error("the handshake is reported complete")
 			}
 		})
@@ -226,7 +229,7 @@ func TestServerRequiresClientCertificate(t *testing.T) {
 	certs := ssltest.New(t)
 	for _, withCert := range []bool{true, false} {
 		t.Run(fmt.Sprint("cert=", withCert), func(t *testing.T) {
-			checkGoroutines(t)
+			ssltest.CheckGoroutines(t)
 			cfg := serverConfig(t, Params{CertFile: certs.ServerCert, KeyFile: certs.ServerKey, CAFile: certs.CA, VerifyMode: 3})
 			l := nproxytest.Listener(t)
 			args := []string{"s_client", "-connect", l.Addr().String(), "-CAfile", certs.CA, "-quiet", "-no_ign_eof", "-tls1_2"}
@@ -237,7 +240,7 @@ func TestServerRequiresClientCertificate(t *testing.T) {
 			c := accept(t, l)
 			done := make(chan result, 1)
 			go func() {
-				done <- runStandIn(t, c, func(n func()) *Engine { return NewServer(cfg, Options{}, n) }, &app{echo: true}, 10*time.Second)
+				done <- runStandIn(t, c, func(n func()) *tlsengine.Engine { return tlsengine.NewServer(cfg, tlsengine.Options{}, n) }, &app{echo: true}, 10*time.Second)
 			}()
 			stdin.Write([]byte("ping\n"))
 			line, _ := stdout.ReadString('\n')

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nproxy/nproxy"
+	"github.com/nproxy/nproxy/connectors"
 	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
 	"github.com/nproxy/nproxy/nproxytest"
 )
@@ -80,7 +82,7 @@ func TestInWithOpenSSLClient(t *testing.T) {
 	certs := ssltest.New(t)
 	for _, v := range []string{"-tls1_2", "-tls1_3"} {
 		t.Run(v, func(t *testing.T) {
-			checkGoroutines(t)
+			ssltest.CheckGoroutines(t)
 			port := nproxytest.FreePort(t)
 			proxy(t, sslIn(certs, port), tcpOut(echoBackend(t, nil)))
 			cmd, stdin, stdout := ssltest.OpenSSL(t, "s_client", "-connect", fmt.Sprint("127.0.0.1:", port), v,
@@ -114,7 +116,7 @@ func viaOutTo(t *testing.T, certs *ssltest.Certs, cert, key string) (*end, *npro
 
 // An ssl out verifies openssl s_server and talks to it.
 func TestOutWithOpenSSLServer(t *testing.T) {
-	checkGoroutines(t)
+	ssltest.CheckGoroutines(t)
 	certs := ssltest.New(t)
 	client, _, _ := viaOutTo(t, certs, certs.ServerCert, certs.ServerKey)
 	data := lines(500)
@@ -128,7 +130,7 @@ func TestOutWithOpenSSLServer(t *testing.T) {
 // An ssl out refuses a server it cannot verify: the client is closed and
 // the log says why.
 func TestOutVerifyFailure(t *testing.T) {
-	checkGoroutines(t)
+	ssltest.CheckGoroutines(t)
 	certs := ssltest.New(t)
 	client, logs, sport := viaOutTo(t, certs, certs.OtherCert, certs.OtherKey)
 	client.expectEOF(t)
@@ -138,7 +140,7 @@ func TestOutVerifyFailure(t *testing.T) {
 // curl --cacert through an ssl in in front of a plain HTTP server.
 func TestCurlThroughSSLIn(t *testing.T) {
 	curl := nproxytest.Command(t, "curl")
-	checkGoroutines(t)
+	ssltest.CheckGoroutines(t)
 	certs := ssltest.New(t)
 	l := nproxytest.Listener(t)
 	body := strings.Repeat("zlonk ", 20000)
@@ -159,7 +161,7 @@ func TestCurlThroughSSLIn(t *testing.T) {
 // Bad clients of an ssl in: plain text is refused with a log line, and a
 // client stalled mid-handshake delays no one and is cut at the deadline.
 func TestInBadClients(t *testing.T) {
-	checkGoroutines(t)
+	ssltest.CheckGoroutines(t)
 	checkFDs(t)
 	certs := ssltest.New(t)
 	port := nproxytest.FreePort(t)
@@ -181,6 +183,9 @@ func TestInBadClients(t *testing.T) {
 	plain.SetReadDeadline(time.Now().Add(5 * time.Second))
 	io.Copy(io.Discard, plain) // the alert, then EOF
 	logs.WaitFor(t, "does not look like a TLS handshake")
+	if n := nproxy.DefaultServer.Proxies()[0].Stats().HandshakeFailures[connectors.HandshakeTLS]; n == 0 {
+		t.Error("the refused TLS handshake was not counted")
+	}
 
 	for i := range 10 {
 		c, err := tls.Dial("tcp", addr, tlsClientConfig(t, certs))
@@ -204,7 +209,7 @@ func TestInBadClients(t *testing.T) {
 
 // Many handshakes while a bulk stream flows, all through one loop.
 func TestHandshakesDuringBulk(t *testing.T) {
-	checkGoroutines(t)
+	ssltest.CheckGoroutines(t)
 	checkFDs(t)
 	certs := ssltest.New(t)
 	port := nproxytest.FreePort(t)
@@ -283,7 +288,7 @@ func TestBulkOneWay(t *testing.T) {
 	want := sha256.Sum256(data)
 	for _, toServer := range []bool{true, false} {
 		t.Run(map[bool]string{true: "client-to-server", false: "server-to-client"}[toServer], func(t *testing.T) {
-			checkGoroutines(t)
+			ssltest.CheckGoroutines(t)
 			certs := ssltest.New(t)
 			l := nproxytest.Listener(t)
 			sum := make(chan [32]byte, 2)
@@ -339,7 +344,7 @@ func hashAll(r io.Reader) [32]byte {
 // TLS 1.3 key updates, asked for by openssl s_client (its K command: update
 // yours too), are answered mid-stream and the stream goes on.
 func TestKeyUpdate(t *testing.T) {
-	checkGoroutines(t)
+	ssltest.CheckGoroutines(t)
 	certs := ssltest.New(t)
 	port := nproxytest.FreePort(t)
 	proxy(t, sslIn(certs, port), tcpOut(echoBackend(t, nil)))

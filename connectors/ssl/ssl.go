@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/nproxy/nproxy/connectors/ssl/tlsengine"
 	"sync"
 	"time"
 
@@ -72,6 +73,7 @@ func (c *In) Listen(l *loop.Loop, h connectors.Handler) error {
 		Handshake(client, c.cfg, true, c.Timeout, func(err error) {
 			if err != nil {
 				l.Logger().Error(fmt.Sprintf("ssl in: client %s: %v", client.Nick(), err))
+				connectors.HandshakeFailed(h, connectors.HandshakeTLS)
 				l.Close(client)
 				return
 			}
@@ -169,6 +171,7 @@ func (c *Out) handshake(l *loop.Loop, client, server *loop.Socket, h connectors.
 	Handshake(server, c.cfg, false, c.Timeout, func(err error) {
 		if err != nil {
 			l.Close(server)
+			connectors.HandshakeFailed(h, connectors.HandshakeTLS)
 			h.Failed(l, client, fmt.Errorf("%s: %w", c.where(), err))
 			return
 		}
@@ -206,7 +209,7 @@ func (v via) Connected(l *loop.Loop, client, server *loop.Socket) {
 // On failure s is left open for done to close. Connectors that tunnel
 // (connect_ssl) use it once their own exchange is over.
 func Handshake(s *loop.Socket, cfg *tls.Config, server bool, timeout time.Duration, done func(error)) {
-	newConn(s, cfg, server, Options{HandshakeTimeout: timeout}, handshaking, done)
+	newConn(s, cfg, server, tlsengine.Options{HandshakeTimeout: timeout}, handshaking, done)
 }
 
 // ErrNotSSL is Upgrade's answer for a socket no ssl connector made.
@@ -244,12 +247,12 @@ func Upgrade(s *loop.Socket, early []byte) error {
 		if err := k.Validate(); err != nil {
 			return err
 		}
-		c = newConn(s, k.cfg, true, Options{HandshakeTimeout: k.Timeout}, relaying, nil)
+		c = newConn(s, k.cfg, true, tlsengine.Options{HandshakeTimeout: k.Timeout}, relaying, nil)
 	case *Out:
 		if err := k.Validate(); err != nil {
 			return err
 		}
-		c = newConn(s, k.cfg, false, Options{HandshakeTimeout: k.Timeout}, relaying, nil)
+		c = newConn(s, k.cfg, false, tlsengine.Options{HandshakeTimeout: k.Timeout}, relaying, nil)
 	default:
 		return ErrNotSSL
 	}

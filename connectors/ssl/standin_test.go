@@ -2,7 +2,7 @@ package ssl
 
 import (
 	"errors"
-	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
+	"github.com/nproxy/nproxy/connectors/ssl/tlsengine"
 	"io"
 	"net"
 	"testing"
@@ -19,7 +19,7 @@ type standIn struct {
 	t    *testing.T
 	fd   int
 	wake int
-	e    *Engine
+	e    *tlsengine.Engine
 	app  *app
 
 	feedLeft  []byte // ciphertext read from the socket that Feed refused
@@ -47,7 +47,7 @@ type result struct {
 	err     error // the engine's failure, if any
 	timeout bool
 	app     *app
-	state   Events
+	state   tlsengine.Events
 	stops   int
 	version uint16 // the negotiated protocol version, if the handshake completed
 }
@@ -74,7 +74,7 @@ func socketFD(t *testing.T, c net.Conn) int {
 // runStandIn drives e over c until the app is done, the engine fails, or
 // the time limit passes; it closes the socket and the engine before it
 // returns.
-func runStandIn(t *testing.T, c net.Conn, mk func(notify func()) *Engine, a *app, limit time.Duration) result {
+func runStandIn(t *testing.T, c net.Conn, mk func(notify func()) *tlsengine.Engine, a *app, limit time.Duration) result {
 	t.Helper()
 	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
@@ -90,7 +90,7 @@ func runStandIn(t *testing.T, c net.Conn, mk func(notify func()) *Engine, a *app
 	deadline := time.Now().Add(limit)
 	for {
 		ev := s.e.Events()
-		if ev&Failed != 0 {
+		if ev&tlsengine.Failed != 0 {
 			s.flush()
 			return s.result(ev, false)
 		}
@@ -106,9 +106,9 @@ func runStandIn(t *testing.T, c net.Conn, mk func(notify func()) *Engine, a *app
 	}
 }
 
-func (s *standIn) result(ev Events, timeout bool) result {
+func (s *standIn) result(ev tlsengine.Events, timeout bool) result {
 	r := result{err: s.e.Err(), timeout: timeout, app: s.app, state: ev, stops: s.feedStops}
-	if ev&Handshaken != 0 {
+	if ev&tlsengine.Handshaken != 0 {
 		r.version = s.e.ConnectionState().Version
 	}
 	return r
@@ -136,7 +136,7 @@ func (s *standIn) step() {
 	s.readPlain()
 	s.writePlain()
 	s.flush()
-	if s.e.Events()&WriteShut != 0 && !s.shut {
+	if s.e.Events()&tlsengine.WriteShut != 0 && !s.shut {
 		s.shut = true
 		unix.Shutdown(s.fd, unix.SHUT_WR)
 	}
@@ -232,20 +232,4 @@ func (s *standIn) poll(left time.Duration) {
 	}
 	var b [8]byte
 	unix.Read(s.wake, b[:])
-}
-
-// checkGoroutines fails the test if engine goroutines are still running
-// shortly after it ends. Only the engine's are counted: the loop's and the
-// runtime's (os/signal) outlive tests by design.
-func checkGoroutines(t *testing.T) {
-	t.Helper()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for ssltest.EngineGoroutines() != "" && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if left := ssltest.EngineGoroutines(); left != "" {
-			t.Errorf("engine goroutines left:\n%s", left)
-		}
-	})
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/nproxy/nproxy/connectors/ssl/tlsengine"
 	"io"
 
 	"github.com/nproxy/nproxy/loop"
@@ -31,7 +32,7 @@ const (
 type conn struct {
 	l     *loop.Loop
 	s     *loop.Socket
-	e     *Engine
+	e     *tlsengine.Engine
 	phase phase
 	// done ends the handshake phase: err is nil on success.
 	done func(err error)
@@ -50,14 +51,14 @@ type conn struct {
 // newConn puts s under TLS: the server side if server, else the client side.
 // In the handshaking phase, done is called on the loop when the handshake
 // ends; in the relaying phase (an upgrade), the relay sees the outcome.
-func newConn(s *loop.Socket, cfg *tls.Config, server bool, opt Options, ph phase, done func(error)) *conn {
+func newConn(s *loop.Socket, cfg *tls.Config, server bool, opt tlsengine.Options, ph phase, done func(error)) *conn {
 	c := &conn{l: s.Loop(), s: s, phase: ph, done: done}
 	c.wakeFn, c.readFn = c.wake, c.readFd
 	notify := func() { c.l.Post(c.wakeFn) }
 	if server {
-		c.e = NewServer(cfg, opt, notify)
+		c.e = tlsengine.NewServer(cfg, opt, notify)
 	} else {
-		c.e = NewClient(cfg, opt, notify)
+		c.e = tlsengine.NewClient(cfg, opt, notify)
 	}
 	s.SetTransport(c)
 	if ph == handshaking {
@@ -75,7 +76,7 @@ func (c *conn) wake() {
 		return
 	}
 	ev := c.e.Events()
-	if c.readPaused && ev&CanFeed != 0 {
+	if c.readPaused && ev&tlsengine.CanFeed != 0 {
 		c.readPaused = false
 		c.l.WatchReader(c.s)
 	}
@@ -94,8 +95,8 @@ func (c *conn) wake() {
 	}
 	// A socket that reported its end to the relay must not be called
 	// readable again: the relay would take that for a reset.
-	readable := ev&(PlainReady|Failed) != 0 && !c.recvDone
-	writable := ev&(CipherReady|CanWrite|WriteShut|Failed) != 0
+	readable := ev&(tlsengine.PlainReady|tlsengine.Failed) != 0 && !c.recvDone
+	writable := ev&(tlsengine.CipherReady|tlsengine.CanWrite|tlsengine.WriteShut|tlsengine.Failed) != 0
 	c.l.Notify(c.s, readable, writable)
 }
 
@@ -109,14 +110,14 @@ func (c *conn) Readable(*loop.Socket) {
 // Writable sends ciphertext during the handshake phase.
 func (c *conn) Writable(*loop.Socket) { c.wake() }
 
-func (c *conn) handshakeStep(ev Events) {
+func (c *conn) handshakeStep(ev tlsengine.Events) {
 	err := c.Flush()
 	switch {
-	case ev&Failed != 0:
+	case ev&tlsengine.Failed != 0:
 		c.endHandshake(c.e.Err())
 	case err != nil && err != unix.EAGAIN:
 		c.endHandshake(err)
-	case ev&Handshaken != 0:
+	case ev&tlsengine.Handshaken != 0:
 		// Ciphertext left over (session tickets) goes out when the
 		// relay flushes the socket.
 		c.endHandshake(nil)
@@ -165,7 +166,7 @@ func (c *conn) pull() error {
 	for !c.sockEOF {
 		n, err := c.e.FeedFrom(c.readFn)
 		switch {
-		case err == ErrQueueFull:
+		case err == tlsengine.ErrQueueFull:
 			c.readPaused = true
 			c.l.UnwatchReader(c.s)
 			return nil
@@ -240,11 +241,11 @@ func (c *conn) Flush() error {
 		}
 	}
 	ev := c.e.Events()
-	if c.wantShut && !c.shut && ev&WriteShut != 0 {
+	if c.wantShut && !c.shut && ev&tlsengine.WriteShut != 0 {
 		c.shut = true
 		unix.Shutdown(fd, unix.SHUT_WR)
 	}
-	if ev&Failed != 0 && c.phase == relaying {
+	if ev&tlsengine.Failed != 0 && c.phase == relaying {
 		return c.failed(c.e.Err())
 	}
 	return nil

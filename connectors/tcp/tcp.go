@@ -8,6 +8,8 @@
 package tcp
 
 import (
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/nproxy/nproxy/connectors"
@@ -53,6 +55,9 @@ type Out struct {
 	// Hook, if set, sees the data read from the server.
 	Hook loop.Hook
 }
+
+// String returns host:port, the server the connector goes to.
+func (c *Out) String() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.Port)) }
 
 // Open implements connectors.Out.
 func (c *Out) Open(l *loop.Loop, client *loop.Socket, h connectors.Handler) {

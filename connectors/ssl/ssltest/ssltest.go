@@ -162,9 +162,24 @@ func EngineGoroutines() string {
 	buf := make([]byte, 1<<20)
 	var left []string
 	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-		if strings.Contains(g, "connectors/ssl.(*Engine)") {
+		if strings.Contains(g, "tlsengine.(*Engine)") {
 			left = append(left, g)
 		}
 	}
 	return strings.Join(left, "\n\n")
+}
+
+// CheckGoroutines fails t if engine goroutines are still running 3 s after
+// it ends.
+func CheckGoroutines(t testing.TB) {
+	t.Helper()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(3 * time.Second)
+		for EngineGoroutines() != "" && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if left := EngineGoroutines(); left != "" {
+			t.Errorf("engine goroutines left:\n%s", left)
+		}
+	})
 }

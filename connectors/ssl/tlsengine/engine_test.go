@@ -1,10 +1,12 @@
-package ssl
+package tlsengine
 
 import (
 	"bytes"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"io"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,8 +28,7 @@ type pair struct {
 func newPair(t *testing.T, version uint16, opt Options) *pair {
 	t.Helper()
 	certs := ssltest.New(t)
-	scfg := serverConfig(t, Params{CertFile: certs.ServerCert, KeyFile: certs.ServerKey})
-	ccfg := clientConfig(t, Params{CAFile: certs.CA, Hostname: "localhost", VerifyMode: 1})
+	scfg, ccfg := configs(t, certs)
 	scfg.MaxVersion, ccfg.MaxVersion = version, version
 	p := &pair{t: t, wake: make(chan struct{}, 1)}
 	notify := func() {
@@ -40,6 +41,23 @@ func newPair(t *testing.T, version uint16, opt Options) *pair {
 	p.srv = NewServer(scfg, opt, notify)
 	t.Cleanup(func() { p.cli.Close(); p.srv.Close() })
 	return p
+}
+
+// configs returns a server configuration with the test certificate and a
+// client one that verifies it.
+func configs(t *testing.T, certs *ssltest.Certs) (server, client *tls.Config) {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(certs.ServerCert, certs.ServerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := os.ReadFile(certs.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	return &tls.Config{Certificates: []tls.Certificate{cert}}, &tls.Config{RootCAs: roots, ServerName: "localhost"}
 }
 
 // move carries ciphertext both ways, and each side's end of stream once its
@@ -126,7 +144,7 @@ var versions = []struct {
 func TestHalfClose(t *testing.T) {
 	for _, v := range versions {
 		t.Run(v.name, func(t *testing.T) {
-			checkGoroutines(t)
+			ssltest.CheckGoroutines(t)
 			p := newPair(t, v.v, Options{})
 			p.cli.Write([]byte("request"))
 			p.cli.CloseWrite()
@@ -168,7 +186,7 @@ func TestHalfClose(t *testing.T) {
 // resumes.
 func TestBackpressureSlowConsumer(t *testing.T) {
 	const size = 4096
-	checkGoroutines(t)
+	ssltest.CheckGoroutines(t)
 	p := newPair(t, tls.VersionTLS13, Options{QueueSize: size})
 	data := make([]byte, 1<<20)
 	rand.Read(data)
@@ -215,7 +233,7 @@ func TestBackpressureSlowConsumer(t *testing.T) {
 // A client whose socket takes nothing stops accepting plaintext.
 func TestBackpressureSlowSocket(t *testing.T) {
 	const size = 4096
-	checkGoroutines(t)
+	ssltest.CheckGoroutines(t)
 	p := newPair(t, tls.VersionTLS13, Options{QueueSize: size})
 	p.until("the handshake", func() bool { return p.cli.Events()&Handshaken != 0 && p.srv.Events()&Handshaken != 0 })
 	data := make([]byte, 1<<20)
@@ -237,9 +255,9 @@ func TestBackpressureSlowSocket(t *testing.T) {
 // handshake waiting for bytes, a writer waiting for the socket, a reader
 // waiting for the relay.
 func TestCloseEndsGoroutines(t *testing.T) {
-	checkGoroutines(t)
+	ssltest.CheckGoroutines(t)
 	certs := ssltest.New(t)
-	scfg := serverConfig(t, Params{CertFile: certs.ServerCert, KeyFile: certs.ServerKey})
+	scfg, _ := configs(t, certs)
 	NewServer(scfg, Options{}, func() {}).Close()
 	waiting := NewServer(scfg, Options{}, func() {})
 	waiting.Feed([]byte{0x16, 0x03, 0x01, 0x01, 0x00})
@@ -270,10 +288,10 @@ func TestCloseEndsGoroutines(t *testing.T) {
 
 // notify is called once until the loop asks for Events.
 func TestNotifyCoalesced(t *testing.T) {
-	checkGoroutines(t)
+	ssltest.CheckGoroutines(t)
 	var calls atomic.Int32
 	certs := ssltest.New(t)
-	ccfg := clientConfig(t, Params{CAFile: certs.CA, Hostname: "localhost", VerifyMode: 1})
+	_, ccfg := configs(t, certs)
 	e := NewClient(ccfg, Options{}, func() { calls.Add(1) })
 	defer e.Close()
 	deadline := time.Now().Add(5 * time.Second)
@@ -299,7 +317,7 @@ func TestNotifyCoalesced(t *testing.T) {
 // An idle session, after traffic both ways, runs no goroutine and holds no
 // queue memory.
 func TestIdleHoldsNothing(t *testing.T) {
-	checkGoroutines(t)
+	ssltest.CheckGoroutines(t)
 	p := newPair(t, tls.VersionTLS13, Options{})
 	p.cli.Write([]byte("ping"))
 	var got bytes.Buffer
@@ -318,8 +336,8 @@ func TestIdleHoldsNothing(t *testing.T) {
 	for _, e := range []*Engine{p.cli, p.srv} {
 		e.mu.Lock()
 		for _, q := range []*ring{&e.cin, &e.cout, &e.pin, &e.pout} {
-			if q.buf != nil {
-				t.Errorf("an idle queue holds %d bytes of memory", len(q.buf))
+			if q.r != nil {
+				t.Errorf("an idle queue holds %d bytes of memory", q.r.Cap())
 			}
 		}
 		e.mu.Unlock()

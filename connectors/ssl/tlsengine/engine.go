@@ -1,10 +1,10 @@
-// Package ssl runs TLS for a single-threaded event loop, as a memory-BIO
-// engine: crypto/tls talks to two bounded in-memory queues instead of a
-// socket, and runs in goroutines of its own, so no handshake or decryption
-// ever delays the loop. The loop moves ciphertext between the socket and the
-// engine, and plaintext between the engine and the relay:
+// Package tlsengine runs TLS for a single-threaded event loop, as a
+// memory-BIO engine: crypto/tls talks to two bounded in-memory queues
+// instead of a socket, and runs in goroutines of its own, so no handshake or
+// decryption ever delays the loop. The loop moves ciphertext between the
+// socket and the engine, and plaintext between the engine and the relay:
 //
-//	e := ssl.NewServer(cfg, ssl.Options{}, func() { lp.Post(wake) })
+//	e := tlsengine.NewServer(cfg, tlsengine.Options{}, func() { lp.Post(wake) })
 //	// socket readable: n, _ := unix.Read(fd, buf); kept := e.Feed(buf[:n])
 //	// socket writable: n, _ := unix.Write(fd, e.Cipher()); e.Sent(n)
 //	// relay:           n, err := e.Read(p) (plaintext), n, err = e.Write(p)
@@ -13,13 +13,10 @@
 // Every loop-side method returns at once. The engine calls notify (from its
 // own goroutines) when something the loop may wait for has happened, at most
 // once until the loop calls Events again. An idle session runs no goroutine
-// and holds no queue memory.
-//
-// The package also holds Net::Proxy's ssl connector (In, Out, registered as
-// type "ssl"), Upgrade for hooks that switch a socket to TLS (STARTTLS), and
-// Handshake for connectors that run TLS over a tunnel of their own; its TLS
-// options take IO::Socket::SSL's names (see Params).
-package ssl
+// and holds no queue memory: its queues are buffer.Rings taken only while
+// bytes are in them. The package knows nothing of the loop; the ssl
+// connector (connectors/ssl) drives it from one.
+package tlsengine
 
 import (
 	"crypto/tls"
