@@ -92,6 +92,7 @@ type Socket struct {
 	early     buffer.Queue // data read from this socket before it had a peer
 	pipe      *buffer.Pipe // spliced data waiting to be written to this socket
 	timer     *Timer
+	dgram     *datagramState // set for datagram sockets (see SetDatagram)
 
 	readDone     bool // EOF or error read: nothing more comes from this socket
 	writeDone    bool // shut down for writing
