@@ -11,6 +11,9 @@ import (
 // buffer must hold for no datagram to be truncated.
 const MaxDatagram = 65535
 
+// listenPacketBuffer is the receive buffer asked for a listening UDP socket.
+const listenPacketBuffer = 4 << 20
+
 // datagramRounds bounds the datagrams one readiness event moves, as
 // readRounds does for streams.
 const datagramRounds = 32
@@ -64,6 +67,10 @@ func (l *Loop) ListenPacket(addr netip.AddrPort, h Handler) (*Socket, error) {
 		unix.Close(fd)
 		return nil, err
 	}
+	// Every client of the address shares this socket's receive queue, which
+	// is all that absorbs a burst while the loop is busy: ask for a large
+	// one (the kernel caps it at net.core.rmem_max, best effort).
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, listenPacketBuffer)
 	s, _ := l.Adopt(fd, h)
 	if sa, err := unix.Getsockname(fd); err == nil {
 		s.nick = sockaddrString(sa)
