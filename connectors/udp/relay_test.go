@@ -223,13 +223,15 @@ func TestDatagramTooLong(t *testing.T) {
 	})
 	r := startRelay(t, &In{MaxDatagram: 100}, out(server))
 	c := client(t, r.addr)
-	exchange(t, c, make([]byte, 100))
 	c.Write(make([]byte, 101))
 	if !silent(c, 200*time.Millisecond) {
 		t.Fatal("a 101-byte datagram passed max_datagram 100")
 	}
-	waitCounts(t, r.in, "one drop", func(c Counts) bool { return c.Dropped == 1 })
+	if got := waitCounts(t, r.in, "one drop", func(c Counts) bool { return c.Dropped == 1 }); got.FlowsOpened != 0 {
+		t.Fatalf("a datagram too long opened a flow: %+v", got)
+	}
 	r.logs.WaitFor(t, "datagram too long")
+	exchange(t, c, make([]byte, 100))
 	c.Write([]byte("big reply"))
 	if !silent(c, 200*time.Millisecond) {
 		t.Fatal("a 101-byte reply passed max_datagram 100")
