@@ -25,6 +25,9 @@
 //
 // The out connector opens one connected UDP socket per flow, so the server
 // sees one source port per client, and a client sees only its own replies.
+// A udp in connector needs an out connector that carries datagrams (udp
+// out, or a tunnel's datagram socket): the loop refuses to relay a flow to
+// a stream, where its boundaries would be lost, and logs why.
 //
 // # Datagrams
 //
