@@ -89,8 +89,13 @@ func TestDigThroughDnsmasq(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, ports)
 	running := make(chan struct{}, 8)
+	used := map[int]bool{}
 	for i := range ports {
 		src := udpPort(t, "127.0.0.1")
+		for used[src] { // 50 distinct source ports, so 50 flows
+			src = udpPort(t, "127.0.0.1")
+		}
+		used[src] = true
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
