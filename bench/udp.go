@@ -65,7 +65,7 @@ func runUDP(e *env, peers []*peer) ([]*table, error) {
 		losses[ld].noRatio = true
 		t := newTable(fmt.Sprintf("udp-%d-%d", ld.size, ld.clients), fmt.Sprintf("UDP, %d-byte datagrams, %d client%s", ld.size, ld.clients, plural(ld.clients)),
 			fmt.Sprintf("%d client socket%s send %d-byte datagrams through the relay to a UDP echo server (bench role udp-echo) for %v, "+
-				"keeping %d datagrams in flight in all (a datagram unanswered after 50 ms is given up, and its slot reused); "+
+				"keeping %d datagrams in flight in all (when nothing has come back for 50 ms, what is in flight is given up and the window refilled); "+
 				"rate is echoes received per second, loss is 1 − received ÷ sent after a 300 ms grace; "+
 				"CPU is the relay's utime+stime (children included) per echo. %s, peers interleaved.",
 				ld.clients, plural(ld.clients), ld.size, dur, udpInFlight, rounds(e.cfg.rounds)),
@@ -146,7 +146,16 @@ func udpLoad(addr string, clients, size int, d time.Duration) (sent, recv int64)
 				case <-stop:
 					return
 				case <-tokens:
-				case <-giveUp.C: // presumed lost: its slot is reused
+				case <-giveUp.C:
+					// Nothing came back for 50 ms: what is in flight is
+					// presumed lost, and the window opens again (else each
+					// loss would shrink it for good).
+					for range window - 1 {
+						select {
+						case tokens <- struct{}{}:
+						default:
+						}
+					}
 				}
 				if _, err := uc.Write(p); err == nil {
 					nsent.Add(1)

@@ -114,7 +114,10 @@ func (l *Loop) relayDatagrams(client, server *Socket) {
 func (datagramRelay) Readable(s *Socket) {
 	l := s.loop
 	buf := l.datagramBuffer()
-	for i := 0; i < datagramRounds && !s.closed; i++ {
+	// A Virtual socket's datagrams are already in memory, and bounded by
+	// its transport: deliver them all, or those left would wait for the
+	// next datagram of the flow.
+	for i := 0; (i < datagramRounds || s.fd < 0) && !s.closed; i++ {
 		n, err := s.Read(buf)
 		switch {
 		case err == unix.EAGAIN:

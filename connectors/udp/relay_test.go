@@ -309,3 +309,23 @@ func TestHookSeesOneDatagram(t *testing.T) {
 		t.Fatalf("hook called %d times (want 11), one datagram each: %v", calls.Load(), sizesOK.Load())
 	}
 }
+
+// TestFirstBurstHeld: a client's first 64 datagrams, sent back to back
+// before its flow has a server socket, are held and all delivered, in order.
+func TestFirstBurstHeld(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t, &In{}, out(echoServer(t, "127.0.0.1")))
+	c := client(t, r.addr)
+	const n = batchRounds * batchSize
+	for i := range n {
+		c.Write([]byte{byte(i)})
+	}
+	buf := make([]byte, 16)
+	for i := range n {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		k, err := c.Read(buf)
+		if err != nil || k != 1 || buf[0] != byte(i) {
+			t.Fatalf("echo %d: %v %v (counts %+v)", i, buf[:max(k, 0)], err, r.in.Counts())
+		}
+	}
+}
