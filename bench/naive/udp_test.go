@@ -2,33 +2,22 @@ package naive
 
 import (
 	"net"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/nproxy/nproxy/nproxytest"
 )
 
 // TestServeUDP: two clients through the relay each get their own echo.
 func TestServeUDP(t *testing.T) {
-	echo, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := echo.ReadFromUDP(buf)
-			if err != nil {
-				return
-			}
-			echo.WriteToUDP(buf[:n], from)
-		}
-	}()
+	echo := nproxytest.UDPEcho(t, "127.0.0.1")
 	ln, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go ServeUDP(ln, echo.LocalAddr().String())
+	go ServeUDP(ln, net.JoinHostPort("127.0.0.1", strconv.Itoa(echo)))
 	for _, msg := range []string{"one", "two"} {
 		c, err := net.Dial("udp", ln.LocalAddr().String())
 		if err != nil {

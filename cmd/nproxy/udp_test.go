@@ -8,27 +8,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nproxy/nproxy/nproxytest"
 )
 
 // The udp connectors from a YAML file: a datagram goes through to a UDP
 // echo server and back, the flow counts as one connection, and
 // --max-connections 1 makes nproxy exit once that flow has expired.
 func TestUDPFromConfigFile(t *testing.T) {
-	echo, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := echo.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			echo.WriteTo(buf[:n], from)
-		}
-	}()
+	echo := nproxytest.UDPEcho(t, "127.0.0.1")
 	in := unusedPort(t, "127.0.0.1")
 	path := filepath.Join(t.TempDir(), "udp.yaml")
 	os.WriteFile(path, []byte(fmt.Sprintf(`verbosity: 2
@@ -36,7 +24,7 @@ max_connections: 1
 proxies:
   - in:  {type: udp, host: 127.0.0.1, port: %d, timeout: 0.3, max_flows: 100, max_datagram: 1400}
     out: {type: udp, host: 127.0.0.1, port: %d}
-`, in, echo.LocalAddr().(*net.UDPAddr).Port)), 0o644)
+`, in, echo)), 0o644)
 	p := startChild(t, nproxyBin, "-c", path)
 
 	c, err := net.Dial("udp", addrOf("127.0.0.1", in))

@@ -93,37 +93,6 @@ func udpPort(t testing.TB, host string) int {
 	return 0
 }
 
-// echoServer is a real UDP echo server: each datagram goes back to its
-// sender unchanged. It returns its port.
-func echoServer(t testing.TB, host string) int {
-	t.Helper()
-	return udpServer(t, host, func(p []byte) []byte { return p })
-}
-
-// udpServer answers each datagram with reply(datagram), unless nil.
-func udpServer(t testing.TB, host string, reply func([]byte) []byte) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.(*net.UDPConn).SetReadBuffer(4 << 20)
-	t.Cleanup(func() { c.Close() })
-	go func() {
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := c.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if out := reply(buf[:n]); out != nil {
-				c.WriteTo(out, from)
-			}
-		}
-	}()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
 // client is a UDP socket of the test's, connected to the relay.
 func client(t testing.TB, addr string) *net.UDPConn {
 	t.Helper()

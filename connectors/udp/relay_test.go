@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nproxy/nproxy/loop"
+	"github.com/nproxy/nproxy/nproxytest"
 )
 
 // TestEchoManyClients: 200 clients × 500 datagrams of random sizes (1 to
@@ -22,7 +23,7 @@ import (
 func TestEchoManyClients(t *testing.T) {
 	t.Parallel()
 	const clients, each = 200, 500
-	r := startRelay(t, &In{}, out(echoServer(t, "127.0.0.1")))
+	r := startRelay(t, &In{}, out(nproxytest.UDPEcho(t, "127.0.0.1")))
 	inFlight := make(chan struct{}, 32)
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
@@ -86,7 +87,7 @@ func echoClient(c *net.UDPConn, id uint32, n int, inFlight chan struct{}) error 
 // merged, whatever their sizes, empty ones and 65,507-byte ones included.
 func TestBoundariesKept(t *testing.T) {
 	t.Parallel()
-	r := startRelay(t, &In{}, out(echoServer(t, "127.0.0.1")))
+	r := startRelay(t, &In{}, out(nproxytest.UDPEcho(t, "127.0.0.1")))
 	c := client(t, r.addr)
 	c.SetReadBuffer(1 << 20)
 	sizes := []int{0, 1, 1400, 65507, 3, 0, 9000}
@@ -110,7 +111,7 @@ func TestBoundariesKept(t *testing.T) {
 // process's file descriptors come back to where they were. Not parallel:
 // it counts the process's fds.
 func TestIdleFlowsExpireAndFdsReturn(t *testing.T) {
-	mute := udpServer(t, "127.0.0.1", func([]byte) []byte { return nil })
+	mute := nproxytest.UDPServer(t, "127.0.0.1", func([]byte) []byte { return nil })
 	r := startRelay(t, &In{Timeout: 200 * time.Millisecond}, out(mute))
 	var clients []*net.UDPConn
 	for range 50 {
@@ -144,7 +145,7 @@ func TestIdleFlowsExpireAndFdsReturn(t *testing.T) {
 // TestActiveFlowStays: a flow that keeps talking outlives its timeout.
 func TestActiveFlowStays(t *testing.T) {
 	t.Parallel()
-	r := startRelay(t, &In{Timeout: 500 * time.Millisecond}, out(echoServer(t, "127.0.0.1")))
+	r := startRelay(t, &In{Timeout: 500 * time.Millisecond}, out(nproxytest.UDPEcho(t, "127.0.0.1")))
 	c := client(t, r.addr)
 	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		exchange(t, c, []byte("ping"))
@@ -158,7 +159,7 @@ func TestActiveFlowStays(t *testing.T) {
 // recently used flow, not a busy one; an evicted client gets a new flow.
 func TestEvictionLRU(t *testing.T) {
 	t.Parallel()
-	r := startRelay(t, &In{MaxFlows: 5}, out(echoServer(t, "127.0.0.1")))
+	r := startRelay(t, &In{MaxFlows: 5}, out(nproxytest.UDPEcho(t, "127.0.0.1")))
 	var cs []*net.UDPConn
 	for i := range 5 {
 		cs = append(cs, client(t, r.addr))
@@ -185,7 +186,7 @@ func TestEvictionLRU(t *testing.T) {
 // 64: at most 64 flows (and server sockets) exist at any time.
 func TestFloodOfSourceAddresses(t *testing.T) {
 	t.Parallel()
-	mute := udpServer(t, "127.0.0.1", func([]byte) []byte { return nil })
+	mute := nproxytest.UDPServer(t, "127.0.0.1", func([]byte) []byte { return nil })
 	r := startRelay(t, &In{MaxFlows: 64}, out(mute))
 	const n = 2000
 	for i := range n {
@@ -215,7 +216,7 @@ func TestFloodOfSourceAddresses(t *testing.T) {
 // dropped, counted and logged at debug.
 func TestDatagramTooLong(t *testing.T) {
 	t.Parallel()
-	server := udpServer(t, "127.0.0.1", func(p []byte) []byte {
+	server := nproxytest.UDPServer(t, "127.0.0.1", func(p []byte) []byte {
 		if string(p) == "big reply" {
 			return make([]byte, 101)
 		}
@@ -264,7 +265,7 @@ func TestDualStack(t *testing.T) {
 	} else {
 		c.Close()
 	}
-	r := startRelay(t, &In{Host: "*"}, &Out{Host: "::1", Port: echoServer(t, "::1")})
+	r := startRelay(t, &In{Host: "*"}, &Out{Host: "::1", Port: nproxytest.UDPEcho(t, "::1")})
 	for _, host := range []string{"127.0.0.1", "::1"} {
 		c := client(t, net.JoinHostPort(host, fmt.Sprint(r.in.Port)))
 		if got := exchange(t, c, []byte("via "+host)); string(got) != "via "+host {
@@ -293,7 +294,7 @@ func TestHookSeesOneDatagram(t *testing.T) {
 		}
 		return bytes.ToUpper(data)
 	}
-	r := startRelay(t, &In{Hook: hook}, out(echoServer(t, "127.0.0.1")))
+	r := startRelay(t, &In{Hook: hook}, out(nproxytest.UDPEcho(t, "127.0.0.1")))
 	c := client(t, r.addr)
 	for i := range 10 {
 		want := fmt.Sprintf("d%d", i)
@@ -314,7 +315,7 @@ func TestHookSeesOneDatagram(t *testing.T) {
 // before its flow has a server socket, are held and all delivered, in order.
 func TestFirstBurstHeld(t *testing.T) {
 	t.Parallel()
-	r := startRelay(t, &In{}, out(echoServer(t, "127.0.0.1")))
+	r := startRelay(t, &In{}, out(nproxytest.UDPEcho(t, "127.0.0.1")))
 	c := client(t, r.addr)
 	const n = batchRounds * batchSize
 	for i := range n {
