@@ -262,8 +262,12 @@ func (r *run) stop() {
 
 // accepted counts a connection and closes every listener once the
 // connection budget is opened, as Net::Proxy does, so that no client is
-// accepted only to be dropped.
+// accepted only to be dropped. A proxy driven on a loop of its own, outside
+// any Server (as connector tests do), has no run.
 func (r *run) accepted() {
+	if r == nil {
+		return
+	}
 	r.srv.opened.Add(1)
 	if r.accepts.Add(1) == r.max {
 		r.listenOnce.Do(func() {
@@ -275,6 +279,9 @@ func (r *run) accepted() {
 }
 
 func (r *run) closed() {
+	if r == nil {
+		return
+	}
 	r.srv.closed.Add(1)
 	if r.ends.Add(1) == r.max {
 		r.stop()

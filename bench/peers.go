@@ -31,6 +31,8 @@ type peer struct {
 	skip string          // why it cannot run on this machine, if it cannot
 	// forks: one process per connection, whose counters leave with it.
 	forks bool
+	// udp: it listens on a UDP port, not a TCP one.
+	udp bool
 }
 
 func (p *peer) in(sc string) bool {
@@ -184,7 +186,11 @@ func launch(e *env, p *peer, target int) (*running, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := waitListen(listen, pr, 10e9); err != nil {
+	wait := waitListen
+	if p.udp {
+		wait = waitUDPBound
+	}
+	if err := wait(listen, pr, 10e9); err != nil {
 		stop(pr)
 		return nil, fmt.Errorf("%s: %w", p.name, err)
 	}

@@ -28,6 +28,14 @@ func runRole(role string, listen, target int, loops int) error {
 		return naive.Serve(ln, to)
 	case "gnet":
 		return gnetrelay.Run(addr, to, loops)
+	case "udp-echo":
+		return udpEcho(addr)
+	case "naive-udp":
+		ln, err := listenUDP(addr)
+		if err != nil {
+			return err
+		}
+		return naive.ServeUDP(ln, to)
 	}
 	return fmt.Errorf("unknown role %q", role)
 }

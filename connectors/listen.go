@@ -92,3 +92,13 @@ func usable(ip netip.Addr) bool {
 	ln.Close()
 	return true
 }
+
+// ListenAddrs returns the addresses Listen would listen on for host and
+// port, for in connectors that open another kind of socket (udp).
+func ListenAddrs(host string, port int) ([]netip.AddrPort, error) {
+	addrs, err := listenAddrs(host, port)
+	if err != nil {
+		return nil, fmt.Errorf("can't listen on %s port %d: %w", displayHost(host), port, err)
+	}
+	return addrs, nil
+}

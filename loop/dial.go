@@ -31,14 +31,15 @@ type resolved struct {
 // dialer is one Dial in progress: it tries each address of the name in turn
 // until one connects, within one overall deadline.
 type dialer struct {
-	l     *Loop
-	host  string
-	port  int
-	addrs []netip.Addr
-	done  DialFunc
-	timer *Timer
-	s     *Socket
-	err   error
+	l      *Loop
+	sotype int // unix.SOCK_STREAM or unix.SOCK_DGRAM
+	host   string
+	port   int
+	addrs  []netip.Addr
+	done   DialFunc
+	timer  *Timer
+	s      *Socket
+	err    error
 }
 
 // Dial connects to host:port without blocking the loop: a name is resolved on
@@ -47,11 +48,23 @@ type dialer struct {
 // out (0 means DefaultDialTimeout). host may be an IPv6 address in brackets
 // ("[::1]"), as URLs and most tools write it.
 func (l *Loop) Dial(host string, port int, timeout time.Duration, done DialFunc) {
+	l.dial(unix.SOCK_STREAM, host, port, timeout, done)
+}
+
+// DialDatagram opens a UDP socket connected to host:port as Dial does (the
+// name resolved off the loop), and hands it to done as a datagram socket
+// (see SetDatagram). A connected UDP socket receives only from its server,
+// and learns from an ICMP port unreachable (ECONNREFUSED on its next read).
+func (l *Loop) DialDatagram(host string, port int, timeout time.Duration, done DialFunc) {
+	l.dial(unix.SOCK_DGRAM, host, port, timeout, done)
+}
+
+func (l *Loop) dial(sotype int, host string, port int, timeout time.Duration, done DialFunc) {
 	if timeout <= 0 {
 		timeout = DefaultDialTimeout
 	}
 	host = unbracket(host)
-	d := &dialer{l: l, host: host, port: port, done: done}
+	d := &dialer{l: l, sotype: sotype, host: host, port: port, done: done}
 	d.timer = l.AfterFunc(timeout, d.expire)
 	if a, err := netip.ParseAddr(host); err == nil {
 		d.start([]netip.Addr{a})
@@ -108,11 +121,13 @@ func (d *dialer) next() {
 }
 
 func (d *dialer) connect(ap netip.AddrPort) (*Socket, error) {
-	fd, err := unix.Socket(family(ap.Addr()), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(family(ap.Addr()), d.sotype|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
-	setNoDelay(fd)
+	if d.sotype == unix.SOCK_STREAM {
+		setNoDelay(fd)
+	}
 	err = unix.Connect(fd, sockaddr(ap))
 	if err != nil && err != unix.EINPROGRESS {
 		unix.Close(fd)
@@ -123,7 +138,12 @@ func (d *dialer) connect(ap netip.AddrPort) (*Socket, error) {
 		unix.Close(fd)
 		return nil, err
 	}
-	s.Raw = true
+	if d.sotype == unix.SOCK_DGRAM {
+		// connect(2) on UDP only sets the peer: it is writable at once.
+		s.SetDatagram(DatagramOptions{})
+	} else {
+		s.Raw = true
+	}
 	d.l.WatchWriter(s)
 	return s, nil
 }

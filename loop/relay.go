@@ -18,7 +18,14 @@ const readRounds = 4
 // other once its pending data is written; the pair closes when both
 // directions are done; an error on one side closes the other once its
 // pending data is written.
+//
+// Datagram sockets (see SetDatagram) are relayed one datagram at a time
+// instead.
 func (l *Loop) Relay(client, server *Socket) {
+	if client.dgram != nil || server.dgram != nil {
+		l.relayDatagrams(client, server)
+		return
+	}
 	client.Peer, server.Peer = server, client
 	for _, s := range [2]*Socket{client, server} {
 		s.handler = relay{}

@@ -96,6 +96,7 @@ type Socket struct {
 	target    string    // the server's name, for the access log
 	traffic   Traffic
 	end       End
+	dgram     *datagramState // set for datagram sockets (see SetDatagram)
 
 	readDone     bool // EOF or error read: nothing more comes from this socket
 	writeDone    bool // shut down for writing

@@ -103,8 +103,10 @@ func (l *Loop) Close(s *Socket) {
 	// No EPOLL_CTL_DEL: closing the fd (at the end of this pass, before the
 	// next epoll_wait) removes it from the set, and events already
 	// collected for it find no socket.
-	l.sockets[s.fd] = nil
-	l.closing = append(l.closing, s.fd)
+	if s.fd >= 0 { // a Virtual socket has no fd
+		l.sockets[s.fd] = nil
+		l.closing = append(l.closing, s.fd)
+	}
 	if s.pipe != nil {
 		s.pipe.Close() // it holds data no one will read
 		s.pipe = nil

@@ -9,4 +9,5 @@ import (
 	_ "github.com/nproxy/nproxy/connectors/ssl"
 	_ "github.com/nproxy/nproxy/connectors/starttls"
 	_ "github.com/nproxy/nproxy/connectors/tcp"
+	_ "github.com/nproxy/nproxy/connectors/udp"
 )

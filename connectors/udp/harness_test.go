@@ -1,0 +1,155 @@
+package udp
+
+import (
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nproxy/nproxy"
+	"github.com/nproxy/nproxy/connectors"
+	"github.com/nproxy/nproxy/loop"
+	"github.com/nproxy/nproxy/nproxytest"
+)
+
+// relay is one udp in connector served by a loop of its own, so that tests
+// run in parallel (Mainloop is one per process).
+type relay struct {
+	in    *In
+	proxy *nproxy.Proxy
+	logs  *nproxytest.LogBuffer
+	addr  string // where clients send
+}
+
+// startRelay serves in (on 127.0.0.1 and a free port unless set) towards
+// out, with the loop's log at debug, until the test ends. Extra proxies run
+// on the same loop.
+func startRelay(t *testing.T, in *In, out connectors.Out, extra ...*nproxy.Proxy) *relay {
+	t.Helper()
+	if in.Host == "" {
+		in.Host = "127.0.0.1"
+	}
+	if in.Port == 0 {
+		in.Port = udpPort(t, in.Host)
+	}
+	logs := &nproxytest.LogBuffer{}
+	l, err := loop.New(loop.Config{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &relay{in: in, proxy: nproxy.New(in, out), logs: logs}
+	if err := in.Listen(l, r.proxy); err != nil {
+		l.Discard()
+		t.Fatal(err)
+	}
+	for _, p := range extra {
+		if err := p.In().Listen(l, p); err != nil {
+			l.Discard()
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- l.Run() }()
+	t.Cleanup(func() {
+		l.Stop()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Error(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("loop did not stop")
+		}
+		if t.Failed() {
+			t.Logf("loop log:\n%s", logs)
+		}
+	})
+	host := in.Host
+	if host == "*" {
+		host = "127.0.0.1"
+	}
+	r.addr = net.JoinHostPort(host, strconv.Itoa(in.Port))
+	return r
+}
+
+// udpPort returns a port of host (an IP) free for both TCP and UDP a moment
+// ago ("*" checks the IPv6 wildcard).
+func udpPort(t testing.TB, host string) int {
+	t.Helper()
+	if host == "*" {
+		host = "::"
+	}
+	for range 50 {
+		port := nproxytest.FreePortOn(t, host)
+		c, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err == nil {
+			c.Close()
+			return port
+		}
+	}
+	t.Fatal("no free UDP port")
+	return 0
+}
+
+// client is a UDP socket of the test's, connected to the relay.
+func client(t testing.TB, addr string) *net.UDPConn {
+	t.Helper()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.(*net.UDPConn)
+}
+
+// exchange sends p and returns the reply, or fails within 5 s.
+func exchange(t testing.TB, c *net.UDPConn, p []byte) []byte {
+	t.Helper()
+	if _, err := c.Write(p); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 65536)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatalf("no reply to %d bytes: %v", len(p), err)
+	}
+	return buf[:n]
+}
+
+// silent reports that c gets nothing within d.
+func silent(c *net.UDPConn, d time.Duration) bool {
+	c.SetReadDeadline(time.Now().Add(d))
+	_, err := c.Read(make([]byte, 65536))
+	return err != nil
+}
+
+// waitCounts waits up to 5 s for ok(counts) and returns the counts.
+func waitCounts(t testing.TB, in *In, what string, ok func(Counts) bool) Counts {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c := in.Counts()
+		if ok(c) {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: counts %+v", what, c)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// openFds counts the process's open file descriptors.
+func openFds(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+func out(port int) *Out { return &Out{Host: "127.0.0.1", Port: port} }
