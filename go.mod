@@ -6,6 +6,7 @@ require (
 	github.com/kavu/go_reuseport v1.5.0 // indirect
 	github.com/panjf2000/ants/v2 v2.11.3 // indirect
 	github.com/panjf2000/gnet/v2 v2.9.7 // indirect
+	github.com/pires/go-proxyproto v0.15.0 // indirect
 	github.com/tidwall/evio v1.0.8 // indirect
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect

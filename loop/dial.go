@@ -39,6 +39,19 @@ type dialer struct {
 	timer *Timer
 	s     *Socket
 	err   error
+	opt   DialOptions
+}
+
+// DialOptions changes how Dial's socket is made.
+type DialOptions struct {
+	// Local, if valid, is bound before connecting: the outgoing connection
+	// comes from this address.
+	Local netip.AddrPort
+	// Transparent sets IP_TRANSPARENT (IPV6_TRANSPARENT) so that Local may be
+	// an address this host does not own, such as the client's own: the
+	// server then sees the client, and routing must bring its answers back
+	// here (see the README's transparent mode). It needs CAP_NET_ADMIN.
+	Transparent bool
 }
 
 // Dial connects to host:port without blocking the loop: a name is resolved on
@@ -46,10 +59,16 @@ type dialer struct {
 // non-blocking, and done runs on the loop when it succeeds, fails, or times
 // out (0 means DefaultDialTimeout).
 func (l *Loop) Dial(host string, port int, timeout time.Duration, done DialFunc) {
+	l.DialWith(DialOptions{}, host, port, timeout, done)
+}
+
+// DialWith is Dial with options: a local address to bind, transparently or
+// not.
+func (l *Loop) DialWith(opt DialOptions, host string, port int, timeout time.Duration, done DialFunc) {
 	if timeout <= 0 {
 		timeout = DefaultDialTimeout
 	}
-	d := &dialer{l: l, host: host, port: port, done: done}
+	d := &dialer{l: l, host: host, port: port, done: done, opt: opt}
 	d.timer = l.AfterFunc(timeout, d.expire)
 	if a, err := netip.ParseAddr(host); err == nil {
 		d.start([]netip.Addr{a})
@@ -111,6 +130,10 @@ func (d *dialer) connect(ap netip.AddrPort) (*Socket, error) {
 		return nil, err
 	}
 	setNoDelay(fd)
+	if err := d.bind(fd, ap.Addr()); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
 	err = unix.Connect(fd, sockaddr(ap))
 	if err != nil && err != unix.EINPROGRESS {
 		unix.Close(fd)
@@ -124,6 +147,33 @@ func (d *dialer) connect(ap netip.AddrPort) (*Socket, error) {
 	s.Raw = true
 	d.l.WatchWriter(s)
 	return s, nil
+}
+
+// bind applies the options' local address, if any, to fd before its
+// connect to an address of to's family.
+func (d *dialer) bind(fd int, to netip.Addr) error {
+	local := d.opt.Local
+	if !local.IsValid() {
+		return nil
+	}
+	if local.Addr().Is4() != to.Is4() {
+		return fmt.Errorf("can't bind %s to reach %s: not the same address family", local, to)
+	}
+	if d.opt.Transparent {
+		var err error
+		if to.Is4() {
+			err = unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_TRANSPARENT, 1)
+		} else {
+			err = unix.SetsockoptInt(fd, unix.SOL_IPV6, unix.IPV6_TRANSPARENT, 1)
+		}
+		if err != nil {
+			return fmt.Errorf("can't set IP_TRANSPARENT: %w", err)
+		}
+	}
+	if err := unix.Bind(fd, sockaddr(local)); err != nil {
+		return fmt.Errorf("can't bind %s: %w", local, err)
+	}
+	return nil
 }
 
 // Writable without a hang-up means the connect succeeded: the kernel reports

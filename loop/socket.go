@@ -92,6 +92,7 @@ type Socket struct {
 	early     buffer.Queue // data read from this socket before it had a peer
 	pipe      *buffer.Pipe // spliced data waiting to be written to this socket
 	timer     *Timer
+	orig      *origin // set by preambles: see addr.go
 
 	readDone     bool // EOF or error read: nothing more comes from this socket
 	writeDone    bool // shut down for writing
@@ -119,7 +120,11 @@ func (s *Socket) SetNick(nick string) { s.nick = nick }
 // accepted connection would cost connections per second.
 func (s *Socket) Nick() string {
 	if s.nick == "" {
-		s.nick = remoteName(s.fd)
+		if s.orig != nil && s.orig.remote.IsValid() {
+			s.nick = s.orig.remote.String()
+		} else {
+			s.nick = remoteName(s.fd)
+		}
 	}
 	return s.nick
 }
