@@ -1,0 +1,103 @@
+package proxyproto
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	pp "github.com/pires/go-proxyproto"
+	"github.com/nproxy/nproxy/loop"
+	"golang.org/x/sys/unix"
+)
+
+// reading is a client whose header is not complete yet. got holds the
+// header bytes consumed so far; it stays nil for a header that comes in one
+// segment, as from haproxy.
+type reading struct {
+	version int
+	next    loop.AcceptFunc
+	got     []byte
+}
+
+// Readable peeks at what the client sent, consumes only what belongs to the
+// header (see frame), and hands the client on once the header is whole.
+func (r *reading) Readable(s *loop.Socket) {
+	var peek [MaxV2Header]byte
+	room := MaxV2Header - len(r.got)
+	n, _, err := unix.Recvfrom(s.Fd(), peek[:room], unix.MSG_PEEK)
+	switch {
+	case err == unix.EAGAIN:
+		return
+	case err != nil:
+		refuse(s, fmt.Errorf("reading the PROXY header: %w", err))
+		return
+	case n == 0:
+		refuse(s, errors.New("closed before a complete PROXY header"))
+		return
+	}
+	data := append(r.got, peek[:n]...)
+	take, complete, err := frame(data, r.version)
+	if err != nil {
+		refuse(s, err)
+		return
+	}
+	if _, err := unix.Read(s.Fd(), peek[:take-len(r.got)]); err != nil {
+		refuse(s, fmt.Errorf("reading the PROXY header: %w", err))
+		return
+	}
+	if !complete {
+		r.got = data[:take]
+		return
+	}
+	if err := apply(s, data[:take]); err != nil {
+		refuse(s, err)
+		return
+	}
+	r.got = nil
+	s.StopTimer()
+	s.Loop().UnwatchReader(s)
+	s.SetHandler(nil)
+	r.next(s)
+}
+
+// Writable is never called: the client is only read.
+func (*reading) Writable(*loop.Socket) {}
+
+// apply parses a whole header and sets the client's addresses from it.
+func apply(s *loop.Socket, header []byte) error {
+	h, err := Parse(header)
+	if err != nil {
+		return err
+	}
+	if !h.Command.IsProxy() {
+		return nil // LOCAL / UNKNOWN: a health check, the socket's own addresses stand
+	}
+	src, dst, ok := h.TCPAddrs()
+	if !ok {
+		return nil // a unix or datagram source means nothing for a TCP client
+	}
+	s.SetRemoteAddr(tcpAddrPort(src))
+	s.SetLocalAddr(tcpAddrPort(dst))
+	return nil
+}
+
+// Parse parses one whole header, as framed by the loop, with go-proxyproto,
+// and checks its TLVs.
+func Parse(header []byte) (*pp.Header, error) {
+	h, err := pp.Read(bufio.NewReaderSize(bytes.NewReader(header), len(header)))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := h.TLVs(); err != nil {
+		return nil, fmt.Errorf("PROXY header: %w", err)
+	}
+	return h, nil
+}
+
+func tcpAddrPort(a *net.TCPAddr) netip.AddrPort {
+	ip, _ := netip.AddrFromSlice(a.IP)
+	return netip.AddrPortFrom(ip.Unmap(), uint16(a.Port))
+}
