@@ -8,8 +8,8 @@ import (
 	"net"
 	"net/netip"
 
-	pp "github.com/pires/go-proxyproto"
 	"github.com/nproxy/nproxy/loop"
+	pp "github.com/pires/go-proxyproto"
 	"golang.org/x/sys/unix"
 )
 

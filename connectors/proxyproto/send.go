@@ -6,9 +6,9 @@ import (
 	"net"
 	"net/netip"
 
-	pp "github.com/pires/go-proxyproto"
 	"github.com/nproxy/nproxy/connectors"
 	"github.com/nproxy/nproxy/loop"
+	pp "github.com/pires/go-proxyproto"
 	"golang.org/x/sys/unix"
 )
 
