@@ -126,6 +126,11 @@ func (p *Proxy) Connected(l *loop.Loop, client, server *loop.Socket) {
 		l.Close(server)
 		return
 	}
+	if err := connectors.Answer(client, server, nil); err != nil {
+		l.Close(server)
+		p.Failed(l, client, err)
+		return
+	}
 	if logger.Enabled(context.Background(), LevelDebug) {
 		logger.Debug("relaying " + client.Nick() + " <-> " + server.Nick())
 	}
@@ -135,6 +140,7 @@ func (p *Proxy) Connected(l *loop.Loop, client, server *loop.Socket) {
 // Failed implements connectors.Handler.
 func (p *Proxy) Failed(l *loop.Loop, client *loop.Socket, err error) {
 	logger.Error(err.Error())
+	connectors.Answer(client, nil, err) // a SOCKS5 or CONNECT client hears why
 	l.Close(client)
 }
 
