@@ -175,3 +175,44 @@ func (u Users) Check(user, pass string) bool {
 	}
 	return subtle.ConstantTimeCompare([]byte(want), []byte(pass)) == 1 && ok
 }
+
+// Control is the access parameters of a front door (socks5 and connect in),
+// embedded in its connector: users (a map, or users.NAME=PASS on the
+// command line, and a file) and allow rules.
+type Control struct {
+	// Users, if any (with those of UsersFile), must authenticate; without
+	// any, clients need no credentials.
+	Users map[string]any `param:"users"`
+	// UsersFile holds more users, one "user:password" a line.
+	UsersFile string `param:"users_file"`
+	// Allow lists the destinations permitted, as NET:PORTS rules (see
+	// ParseRules); empty means the connector's default.
+	Allow []string `param:"allow"`
+
+	users Users
+	rules Rules
+}
+
+// Load reads the users and parses the rules, with defaultAllow when Allow
+// is empty.
+func (c *Control) Load(defaultAllow string) error {
+	var err error
+	if c.users, err = LoadUsers(c.Users, c.UsersFile); err != nil {
+		return err
+	}
+	allow := c.Allow
+	if len(allow) == 0 {
+		allow = []string{defaultAllow}
+	}
+	c.rules, err = ParseRules(allow)
+	return err
+}
+
+// NeedsAuth reports whether clients must authenticate.
+func (c *Control) NeedsAuth() bool { return len(c.users) > 0 }
+
+// Authenticate reports whether user and pass are a user's (see Users.Check).
+func (c *Control) Authenticate(user, pass string) bool { return c.users.Check(user, pass) }
+
+// Permit reports whether the rules let a client go to host:port.
+func (c *Control) Permit(host string, port int) bool { return c.rules.Permit(host, port) }

@@ -33,14 +33,8 @@ type In struct {
 	Host string `param:"host"`
 	// Port is the TCP port to listen on.
 	Port int `param:"port,required,port"`
-	// Users, if any (with those of UsersFile), must send Basic
-	// credentials in Proxy-Authorization.
-	Users map[string]any `param:"users"`
-	// UsersFile holds more users, one "user:password" a line.
-	UsersFile string `param:"users_file"`
-	// Allow lists the destinations permitted, as NET:PORTS rules (see
-	// access.ParseRules); empty means "*:443", as most proxies do.
-	Allow []string `param:"allow"`
+	// Control holds the users and the allow rules (default "*:443").
+	access.Control
 	// Timeout bounds the request; DefaultTimeout when 0.
 	Timeout time.Duration `param:"timeout"`
 	// HeaderLimit bounds the request's head; DefaultHeaderLimit when 0.
@@ -50,10 +44,8 @@ type In struct {
 	// Accept reads a PROXY protocol header first, if configured.
 	proxyproto.Accept
 
-	once  sync.Once
-	err   error
-	users access.Users
-	rules access.Rules
+	once sync.Once
+	err  error
 }
 
 // Validate implements connectors.Validator: users and rules load.
@@ -66,14 +58,7 @@ func (c *In) Validate() error {
 			c.err = errors.New("header_limit cannot be negative")
 			return
 		}
-		if c.users, c.err = access.LoadUsers(c.Users, c.UsersFile); c.err != nil {
-			return
-		}
-		allow := c.Allow
-		if len(allow) == 0 {
-			allow = []string{"*:443"}
-		}
-		c.rules, c.err = access.ParseRules(allow)
+		c.err = c.Load("*:443")
 	})
 	return c.err
 }
@@ -202,10 +187,10 @@ func (c *In) judge(head []byte) (host string, port int, err error) {
 	if err != nil {
 		return "", 0, &statusError{400, "", err.Error()}
 	}
-	if len(c.users) > 0 && !c.authorized(lines[1:]) {
+	if c.NeedsAuth() && !c.authorized(lines[1:]) {
 		return "", 0, &statusError{407, "Proxy-Authenticate: Basic realm=\"nproxy\"\r\n", "missing or wrong credentials"}
 	}
-	if !c.rules.Permit(host, port) {
+	if !c.Permit(host, port) {
 		return "", 0, &statusError{403, "", fmt.Sprintf("%s port %d not allowed", host, port)}
 	}
 	return host, port, nil
@@ -249,7 +234,7 @@ func (c *In) authorized(headers []string) bool {
 			continue
 		}
 		user, pass, _ := strings.Cut(string(raw), ":")
-		if c.users.Check(user, pass) {
+		if c.Authenticate(user, pass) {
 			return true
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nproxy/nproxy"
+	"github.com/nproxy/nproxy/connectors/access"
 	"github.com/nproxy/nproxy/connectors/tcp"
 	"github.com/nproxy/nproxy/nproxytest"
 )
@@ -23,8 +24,8 @@ func connectIn(t *testing.T, targetPort int, users map[string]any) (int, *nproxy
 	t.Helper()
 	logs := nproxytest.CaptureLog(t, 1)
 	port := nproxytest.FreePort(t)
-	in := &In{Host: "127.0.0.1", Port: port, Users: users, Timeout: 500 * time.Millisecond,
-		Allow: []string{fmt.Sprintf("127.0.0.1:%d;localhost:%d", targetPort, targetPort)}}
+	in := &In{Host: "127.0.0.1", Port: port, Timeout: 500 * time.Millisecond, Control: access.Control{Users: users,
+		Allow: []string{fmt.Sprintf("127.0.0.1:%d;localhost:%d", targetPort, targetPort)}}}
 	nproxytest.Start(t, 0, nproxy.New(in, &tcp.Out{}))
 	return port, logs
 }
@@ -113,8 +114,8 @@ func TestConnectChain(t *testing.T) {
 	target := tlsTarget(t)
 	nproxytest.CaptureLog(t, 1)
 	front, proxyPort := nproxytest.FreePort(t), nproxytest.FreePort(t)
-	in := &In{Host: "127.0.0.1", Port: proxyPort, Users: map[string]any{"alice": "s3cret"},
-		Allow: []string{fmt.Sprint("127.0.0.1:", target)}}
+	in := &In{Host: "127.0.0.1", Port: proxyPort, Control: access.Control{Users: map[string]any{"alice": "s3cret"},
+		Allow: []string{fmt.Sprint("127.0.0.1:", target)}}}
 	out := &Out{Host: "127.0.0.1", Port: target, ProxyHost: "127.0.0.1", ProxyPort: proxyPort, ProxyUser: "alice", ProxyPass: "s3cret"}
 	nproxytest.Start(t, 0, nproxy.New(in, &tcp.Out{}), nproxy.New(&tcp.In{Host: "127.0.0.1", Port: front}, out))
 	// curl speaks TLS to "localhost" at the front port, which nproxy tunnels.

@@ -6,7 +6,7 @@
 // server.
 //
 //	users := map[string]any{"alice": "s3cret"}
-//	p := nproxy.New(&socks5.In{Port: 1080, Users: users, Allow: []string{"*:80", "*:443"}}, &tcp.Out{})
+//	p := nproxy.New(&socks5.In{Port: 1080, Control: access.Control{Users: users, Allow: []string{"*:80", "*:443"}}}, &tcp.Out{})
 //
 // On the command line:
 //

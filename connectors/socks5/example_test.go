@@ -2,6 +2,7 @@ package socks5_test
 
 import (
 	"github.com/nproxy/nproxy"
+	"github.com/nproxy/nproxy/connectors/access"
 	"github.com/nproxy/nproxy/connectors/socks5"
 	"github.com/nproxy/nproxy/connectors/tcp"
 )
@@ -9,7 +10,8 @@ import (
 // A SOCKS5 server with one user, allowed to reach web ports only; the tcp
 // out without host takes each client where it asked.
 func ExampleIn() {
-	p := nproxy.New(&socks5.In{Port: 1080, Users: map[string]any{"alice": "s3cret"}, Allow: []string{"*:80", "*:443"}}, &tcp.Out{})
+	p := nproxy.New(&socks5.In{Port: 1080, Control: access.Control{
+		Users: map[string]any{"alice": "s3cret"}, Allow: []string{"*:80", "*:443"}}}, &tcp.Out{})
 	p.Register()
 }
 

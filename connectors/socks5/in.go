@@ -43,14 +43,8 @@ type In struct {
 	Host string `param:"host"`
 	// Port is the TCP port to listen on.
 	Port int `param:"port,required,port"`
-	// Users, if any (with those of UsersFile), must authenticate with
-	// RFC 1929 username/password; without any, no authentication.
-	Users map[string]any `param:"users"`
-	// UsersFile holds more users, one "user:password" a line.
-	UsersFile string `param:"users_file"`
-	// Allow lists the destinations permitted, as NET:PORTS rules (see
-	// access.ParseRules); empty means "*:*".
-	Allow []string `param:"allow"`
+	// Control holds the users and the allow rules (default "*:*").
+	access.Control
 	// Timeout bounds the negotiation; DefaultTimeout when 0.
 	Timeout time.Duration `param:"timeout"`
 	// Hook, if set, sees the data read from clients after the negotiation.
@@ -58,10 +52,8 @@ type In struct {
 	// Accept reads a PROXY protocol header first, if configured.
 	proxyproto.Accept
 
-	once  sync.Once
-	err   error
-	users access.Users
-	rules access.Rules
+	once sync.Once
+	err  error
 }
 
 // Validate implements connectors.Validator: users and rules load.
@@ -70,14 +62,7 @@ func (c *In) Validate() error {
 		if c.err = c.Accept.Validate(); c.err != nil {
 			return
 		}
-		if c.users, c.err = access.LoadUsers(c.Users, c.UsersFile); c.err != nil {
-			return
-		}
-		allow := c.Allow
-		if len(allow) == 0 {
-			allow = []string{"*:*"}
-		}
-		c.rules, c.err = access.ParseRules(allow)
+		c.err = c.Load("*:*")
 	})
 	return c.err
 }
@@ -143,7 +128,7 @@ func (ss *session) greet(client *loop.Socket, data []byte) (int, bool, error) {
 		return 0, false, err
 	}
 	want, next := byte(methodNone), requesting
-	if len(ss.in.users) > 0 {
+	if ss.in.NeedsAuth() {
 		want, next = methodPassword, authenticating
 	}
 	for _, m := range methods {
@@ -161,7 +146,7 @@ func (ss *session) authenticate(client *loop.Socket, data []byte) (int, bool, er
 	if n == 0 || err != nil {
 		return 0, false, err
 	}
-	if !ss.in.users.Check(user, pass) {
+	if !ss.in.Authenticate(user, pass) {
 		connectors.WriteAll(client, []byte{authVersion, 1})
 		return 0, false, fmt.Errorf("wrong username or password for %q", user)
 	}
@@ -179,7 +164,7 @@ func (ss *session) request(client *loop.Socket, data []byte) (int, bool, error) 
 		return 0, false, &replyError{repCmdNotSupported, "UDP ASSOCIATE is not supported yet"}
 	case req.cmd != cmdConnect:
 		return 0, false, &replyError{repCmdNotSupported, fmt.Sprintf("command %d not supported", req.cmd)}
-	case !ss.in.rules.Permit(req.host, req.port):
+	case !ss.in.Permit(req.host, req.port):
 		return 0, false, &replyError{repNotAllowed, fmt.Sprintf("%s port %d not allowed", req.host, req.port)}
 	}
 	client.SetDestination(req.host, req.port)
