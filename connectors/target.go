@@ -18,3 +18,15 @@ func Target(client *loop.Socket, host string, port int) (string, int, error) {
 	}
 	return "", 0, fmt.Errorf("no server for %s: the out connector has no host and the client asked for no destination", client.Nick())
 }
+
+// CheckTarget checks an out connector's host and port parameters: both,
+// or neither for the client's requested destination.
+func CheckTarget(host string, port int) error {
+	switch {
+	case host == "" && port != 0:
+		return fmt.Errorf("host parameter is required with port (leave both out for the client's requested destination)")
+	case host != "" && port == 0:
+		return fmt.Errorf("port parameter is required with host (leave both out for the client's requested destination)")
+	}
+	return nil
+}

@@ -15,8 +15,8 @@ func TestBuildErrors(t *testing.T) {
 		params map[string]any
 		want   string
 	}{
-		{map[string]any{"port": "443", "proxy_host": "p"}, "'out' connector (connect): host and port go together"},
-		{map[string]any{"host": "h", "proxy_host": "p"}, "'out' connector (connect): host and port go together"},
+		{map[string]any{"port": "443", "proxy_host": "p"}, "'out' connector (connect): host parameter is required"},
+		{map[string]any{"host": "h", "proxy_host": "p"}, "'out' connector (connect): port parameter is required"},
 		{map[string]any{"host": "h", "port": "443"}, "'out' connector (connect): proxy_host parameter is required"},
 		{map[string]any{"host": "h", "port": "443", "proxy_host": "p", "proxy_port": "0"}, "proxy_port 0 out of range"},
 		{map[string]any{"host": "h", "port": "99999", "proxy_host": "p"}, "port 99999 out of range"},

@@ -99,8 +99,8 @@ func (c *Out) prepare() error {
 	if c.Timeout < 0 || c.HeaderLimit < 0 {
 		return errors.New("timeout and header_limit cannot be negative")
 	}
-	if (c.Host == "") != (c.Port == 0) {
-		return errors.New("host and port go together: both, or neither for the client's requested destination")
+	if err := connectors.CheckTarget(c.Host, c.Port); err != nil {
+		return err
 	}
 	if c.Host == "" {
 		return c.Send.Validate() // the request is made for each client

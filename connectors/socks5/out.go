@@ -52,8 +52,8 @@ type Out struct {
 func (c *Out) Validate() error {
 	c.once.Do(func() {
 		switch {
-		case (c.Host == "") != (c.Port == 0):
-			c.err = errors.New("host and port go together: both, or neither for the client's requested destination")
+		case connectors.CheckTarget(c.Host, c.Port) != nil:
+			c.err = connectors.CheckTarget(c.Host, c.Port)
 		case len(c.ProxyUser) > 255 || len(c.ProxyPass) > 255:
 			c.err = errors.New("proxy_user and proxy_pass are at most 255 bytes")
 		default:

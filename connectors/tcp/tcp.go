@@ -8,7 +8,6 @@
 package tcp
 
 import (
-	"errors"
 	"net/netip"
 	"time"
 
@@ -69,8 +68,8 @@ type Out struct {
 
 // Validate implements connectors.Validator.
 func (c *Out) Validate() error {
-	if (c.Host == "") != (c.Port == 0) {
-		return errors.New("host and port go together: both, or neither for the client's requested destination")
+	if err := connectors.CheckTarget(c.Host, c.Port); err != nil {
+		return err
 	}
 	return c.Send.Validate()
 }
