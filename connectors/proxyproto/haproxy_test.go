@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/nproxy/nproxy"
 	"github.com/nproxy/nproxy/connectors"
@@ -96,5 +97,37 @@ func TestHaproxyV2BeforeTLS(t *testing.T) {
 	}
 	if echo := readLine(t, r); echo != "ping" {
 		t.Fatalf("echo %q", echo)
+	}
+}
+
+// TestTrickledHeader: a header that comes in pieces (v1 cut in its middle,
+// v2 cut inside its fixed part and inside its addresses) is put together.
+func TestTrickledHeader(t *testing.T) {
+	v2 := append([]byte("\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c"), 192, 0, 2, 1, 198, 51, 100, 2, 0x10, 0x92, 0, 22)
+	for name, pieces := range map[string][]string{
+		"v1": {"PROXY TCP4 192.0.2.1 198.", "51.100.2 4242 22\r\nping\n"},
+		"v2": {string(v2[:7]), string(v2[7:20]), string(v2[20:]) + "ping\n"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			nproxytest.CaptureLog(t, 1)
+			be := headerBackend(t)
+			port := nproxytest.FreePort(t)
+			nproxytest.Start(t, 0, nproxy.New(&tcp.In{Host: "127.0.0.1", Port: port, Accept: proxyproto.Accept{ProxyProtocol: "any"}},
+				&tcp.Out{Host: "127.0.0.1", Port: be, Send: proxyproto.Send{SendProxy: "v1"}}))
+			c := dialFrom(t, "127.0.0.1", port)
+			for _, p := range pieces {
+				c.Write([]byte(p))
+				// A pause between pieces, so that nproxy reads each on its
+				// own: nothing observable tells when it has read one.
+				time.Sleep(20 * time.Millisecond)
+			}
+			r := bufio.NewReader(c)
+			if got := readLine(t, r); got != "PROXY TCP4 192.0.2.1 198.51.100.2 4242 22" {
+				t.Fatalf("backend got %q", got)
+			}
+			if got := readLine(t, r); got != "ping" {
+				t.Fatalf("echo %q", got)
+			}
+		})
 	}
 }

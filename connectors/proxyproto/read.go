@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 
 	"github.com/nproxy/nproxy/loop"
 	pp "github.com/pires/go-proxyproto"
@@ -22,12 +23,16 @@ type reading struct {
 	got     []byte
 }
 
+// peeks are the buffers Readable peeks into: one per loop pass at most, so
+// a pool spares a 4 KiB allocation per read.
+var peeks = sync.Pool{New: func() any { return new([MaxV2Header]byte) }}
+
 // Readable peeks at what the client sent, consumes only what belongs to the
 // header (see frame), and hands the client on once the header is whole.
 func (r *reading) Readable(s *loop.Socket) {
-	var peek [MaxV2Header]byte
-	room := MaxV2Header - len(r.got)
-	n, _, err := unix.Recvfrom(s.Fd(), peek[:room], unix.MSG_PEEK)
+	peek := peeks.Get().(*[MaxV2Header]byte)
+	defer peeks.Put(peek)
+	n, _, err := unix.Recvfrom(s.Fd(), peek[:MaxV2Header-len(r.got)], unix.MSG_PEEK)
 	switch {
 	case err == unix.EAGAIN:
 		return
@@ -38,18 +43,23 @@ func (r *reading) Readable(s *loop.Socket) {
 		refuse(s, errors.New("closed before a complete PROXY header"))
 		return
 	}
-	data := append(r.got, peek[:n]...)
+	data := peek[:n]
+	if r.got != nil {
+		data = append(r.got, data...)
+	}
 	take, complete, err := frame(data, r.version)
 	if err != nil {
 		refuse(s, err)
 		return
 	}
+	// Consume what was peeked and belongs to the header; the header bytes
+	// read before are in r.got already.
 	if _, err := unix.Read(s.Fd(), peek[:take-len(r.got)]); err != nil {
 		refuse(s, fmt.Errorf("reading the PROXY header: %w", err))
 		return
 	}
 	if !complete {
-		r.got = data[:take]
+		r.got = append(r.got[:0:0], data[:take]...)
 		return
 	}
 	if err := apply(s, data[:take]); err != nil {
