@@ -40,8 +40,11 @@ var (
 func (p *Preamble) Start(s *loop.Socket) {
 	r := &preambleRun{p: p}
 	s.SetHandler(r)
-	s.Loop().WatchReader(s)
 	s.SetTimer(p.Timeout, func() { r.fail(s, fmt.Errorf("exchange not over within %v", p.Timeout)) })
+	// A client often speaks at once (a SOCKS5 greeting, a CONNECT request):
+	// reading now spares a pass of the loop; Readable watches s when it
+	// must wait.
+	r.Readable(s)
 }
 
 // preambleRun is one socket's exchange; buf is taken at the first read.
@@ -62,6 +65,7 @@ func (r *preambleRun) Readable(s *loop.Socket) {
 	n, err := s.Read(r.buf[r.n:])
 	switch {
 	case err == unix.EAGAIN:
+		s.Loop().WatchReader(s)
 		return
 	case err != nil:
 		r.fail(s, err)
@@ -85,7 +89,9 @@ func (r *preambleRun) Readable(s *loop.Socket) {
 		if used == 0 {
 			if r.n == len(r.buf) {
 				r.fail(s, ErrPreambleTooLong)
+				return
 			}
+			s.Loop().WatchReader(s)
 			return
 		}
 	}

@@ -86,21 +86,28 @@ func (a *Accept) Wrap(next loop.AcceptFunc) (loop.AcceptFunc, error) {
 		timeout = DefaultTimeout
 	}
 	return func(s *loop.Socket) {
-		if !allowed(s.RemoteAddr(), from) {
+		if !allowed(s, from) {
 			refuse(s, fmt.Errorf("%s may not send a PROXY header (proxy_protocol_from)", s.RemoteAddr().Addr()))
 			return
 		}
 		r := &reading{version: version, next: next}
 		s.SetHandler(r)
-		s.Loop().WatchReader(s)
 		s.SetTimer(timeout, func() { refuse(s, fmt.Errorf("no complete PROXY header within %v", timeout)) })
+		// The header is often there already (a proxy in front sends it
+		// with its first segment): reading it now spares an epoll_ctl and
+		// a pass of the loop. Readable watches the socket if it must wait.
+		r.Readable(s)
 	}, nil
 }
 
-// allowed reports whether a client at addr may send a header. A peer
-// without an IP address (a unix socket) is local, and allowed.
-func allowed(addr netip.AddrPort, from []netip.Prefix) bool {
-	if len(from) == 0 || !addr.IsValid() {
+// allowed reports whether client may send a header. A peer without an IP
+// address (a unix socket) is local, and allowed.
+func allowed(client *loop.Socket, from []netip.Prefix) bool {
+	if len(from) == 0 {
+		return true
+	}
+	addr := client.RemoteAddr()
+	if !addr.IsValid() {
 		return true
 	}
 	for _, p := range from {

@@ -35,6 +35,7 @@ func (r *reading) Readable(s *loop.Socket) {
 	n, _, err := unix.Recvfrom(s.Fd(), peek[:MaxV2Header-len(r.got)], unix.MSG_PEEK)
 	switch {
 	case err == unix.EAGAIN:
+		s.Loop().WatchReader(s)
 		return
 	case err != nil:
 		refuse(s, fmt.Errorf("reading the PROXY header: %w", err))
@@ -60,6 +61,7 @@ func (r *reading) Readable(s *loop.Socket) {
 	}
 	if !complete {
 		r.got = append(r.got[:0:0], data[:take]...)
+		s.Loop().WatchReader(s)
 		return
 	}
 	if err := apply(s, data[:take]); err != nil {
