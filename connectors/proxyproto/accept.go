@@ -72,9 +72,11 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
-// Wrap returns the accept function to give connectors.Listen: next, run
-// for each client once its header was read and its address replaced
-// (next itself when no header is expected). A client that sends no valid
+// Wrap returns the accept function to listen with: next, run for each
+// client once its header was read and its address replaced (next itself
+// when no header is expected). Listen uses it with connectors.Listen; a
+// connector with listeners of its own (unix) embeds Accept and wraps its
+// accept function with Wrap. A client that sends no valid
 // header in time, or is not allowed to send one, is logged and closed.
 func (a *Accept) Wrap(next loop.AcceptFunc) (loop.AcceptFunc, error) {
 	version, from, err := a.parse()
