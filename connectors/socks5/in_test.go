@@ -2,6 +2,8 @@ package socks5_test
 
 import (
 	"fmt"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -61,6 +63,24 @@ func TestCurl(t *testing.T) {
 			logs.WaitFor(t, fmt.Sprintf("asks for %s port %d", tc.host, web))
 		})
 	}
+}
+
+// TestCurlIPv6: an IPv6 destination (ATYP 4) through socks5 in.
+func TestCurlIPv6(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		nproxytest.Unavailable(t, "no IPv6 loopback: %v", err)
+	}
+	defer ln.Close()
+	go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hello over IPv6") }))
+	logs := nproxytest.CaptureLog(t, 3)
+	port := socksIn(t, nil)
+	web := ln.Addr().(*net.TCPAddr).Port
+	out, err := curl(t, "--socks5", fmt.Sprint("127.0.0.1:", port), fmt.Sprintf("http://[::1]:%d/", web))
+	if err != nil || out != "hello over IPv6" {
+		t.Fatalf("curl: %v: %s", err, out)
+	}
+	logs.WaitFor(t, fmt.Sprintf("asks for ::1 port %d", web))
 }
 
 // TestCurlRefused: a wrong password, a forbidden port and a closed port are
