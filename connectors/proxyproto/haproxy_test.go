@@ -55,7 +55,7 @@ func TestToHaproxy(t *testing.T) {
 	for _, version := range []string{"v1", "v2"} {
 		t.Run(version, func(t *testing.T) {
 			nproxytest.CaptureLog(t, 1)
-			be := echoBackend(t)
+			be := nproxytest.EchoServer(t)
 			port, hport := nproxytest.FreePort(t), nproxytest.FreePort(t)
 			hlog := haproxy(t, hport, fmt.Sprintf("frontend f\n\tbind 127.0.0.1:%d accept-proxy\n\tlog-format \"client=%%ci:%%cp\"\n\tdefault_backend b\n"+
 				"backend b\n\tserver s 127.0.0.1:%d\n", hport, be))

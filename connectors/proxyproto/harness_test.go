@@ -75,22 +75,6 @@ func headerBackend(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// echoBackend is a plain echo server.
-func echoBackend(t *testing.T) int {
-	t.Helper()
-	ln := nproxytest.Listener(t)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // dialFrom connects to 127.0.0.1:port from the given loopback address, so
 // that the client address is easy to tell from nproxy's and haproxy's own.
 func dialFrom(t *testing.T, src string, port int) *net.TCPConn {

@@ -2,7 +2,6 @@ package socks5_test
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -25,22 +24,6 @@ func httpServer(t *testing.T) int {
 	})}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// echoServer echoes every connection and returns its port.
-func echoServer(t *testing.T) int {
-	t.Helper()
-	ln := nproxytest.Listener(t)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
 	return ln.Addr().(*net.TCPAddr).Port
 }
 

@@ -31,7 +31,7 @@ func roundTrip(t *testing.T, port int) {
 // TestThroughUpstream: tcp in → nproxy socks5 out → microsocks (with and
 // without a password) or danted → echo server, by name and by address.
 func TestThroughUpstream(t *testing.T) {
-	echo := echoServer(t)
+	echo := nproxytest.EchoServer(t)
 	for _, tc := range []struct {
 		name, host, user, pass string
 		peer                   func(t *testing.T) int
@@ -57,7 +57,7 @@ func TestThroughUpstream(t *testing.T) {
 // wrong one, and a destination nobody listens on: a log line naming the
 // upstream and why, and the client is closed.
 func TestUpstreamRefuses(t *testing.T) {
-	echo := echoServer(t)
+	echo := nproxytest.EchoServer(t)
 	for _, tc := range []struct {
 		name, pass string
 		port       int
