@@ -13,8 +13,12 @@ type Answerer interface {
 }
 
 // Answer gives client its answer if its in connector owes one, before the
-// relay starts (err nil) or before it is closed (err the failure).
+// relay starts (err nil) or before it is closed (err the failure). A client
+// that left meanwhile gets none: its fd number may be another socket's.
 func Answer(client, server *loop.Socket, err error) error {
+	if client.Closed() {
+		return loop.ErrClosed
+	}
 	if a, ok := client.State.(Answerer); ok {
 		return a.Answer(client, server, err)
 	}

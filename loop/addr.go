@@ -32,10 +32,14 @@ func (s *Socket) SetRemoteAddr(a netip.AddrPort) {
 }
 
 // RemoteAddr returns the client's address: the one set with SetRemoteAddr,
-// or else the socket's peer address (invalid for a unix socket).
+// or else the socket's peer address (invalid for a unix socket, and for a
+// closed socket, whose fd number may belong to another by now).
 func (s *Socket) RemoteAddr() netip.AddrPort {
 	if s.orig != nil && s.orig.remote.IsValid() {
 		return s.orig.remote
+	}
+	if s.closed {
+		return netip.AddrPort{}
 	}
 	sa, err := unix.Getpeername(s.fd)
 	if err != nil {
@@ -49,10 +53,13 @@ func (s *Socket) RemoteAddr() netip.AddrPort {
 func (s *Socket) SetLocalAddr(a netip.AddrPort) { s.origin().local = a }
 
 // LocalAddr returns the address the client connected to: the one set with
-// SetLocalAddr, or else the socket's own address.
+// SetLocalAddr, or else the socket's own address (invalid once closed).
 func (s *Socket) LocalAddr() netip.AddrPort {
 	if s.orig != nil && s.orig.local.IsValid() {
 		return s.orig.local
+	}
+	if s.closed {
+		return netip.AddrPort{}
 	}
 	sa, err := unix.Getsockname(s.fd)
 	if err != nil {

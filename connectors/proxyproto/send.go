@@ -136,6 +136,10 @@ type sending struct {
 
 // Connected writes the header, then lets the relay start.
 func (s sending) Connected(l *loop.Loop, client, server *loop.Socket) {
+	if client.Closed() {
+		s.Handler.Connected(l, client, server) // the proxy closes server
+		return
+	}
 	if err := s.p.WriteHeader(client, server); err != nil {
 		l.Close(server)
 		s.Failed(l, client, err)
