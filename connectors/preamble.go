@@ -3,6 +3,7 @@ package connectors
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nproxy/nproxy/loop"
@@ -56,7 +57,7 @@ type preambleRun struct {
 
 func (r *preambleRun) Readable(s *loop.Socket) {
 	if r.buf == nil {
-		r.buf = make([]byte, r.p.Limit)
+		r.buf = getBuffer(r.p.Limit)
 	}
 	if r.n == len(r.buf) {
 		r.fail(s, ErrPreambleTooLong)
@@ -108,14 +109,51 @@ func (r *preambleRun) finish(s *loop.Socket) {
 	if r.n > 0 {
 		s.Stash(r.buf[:r.n])
 	}
-	r.buf = nil
+	r.release()
 	r.p.Done(s)
 }
 
 func (r *preambleRun) fail(s *loop.Socket, err error) {
 	s.StopTimer()
-	r.buf = nil
+	r.release()
 	r.p.Fail(s, err)
+}
+
+func (r *preambleRun) release() {
+	putBuffer(r.buf)
+	r.buf = nil
+}
+
+// buffers are pools of preamble buffers by size class (1, 2, 4, 8, 16
+// KiB): an exchange holds one only while it runs, so that thousands of
+// relayed connections leave no garbage of them behind.
+var buffers [5]sync.Pool
+
+func sizeClass(limit int) int {
+	for c := range buffers {
+		if limit <= 1024<<c {
+			return c
+		}
+	}
+	return -1
+}
+
+func getBuffer(limit int) []byte {
+	c := sizeClass(limit)
+	if c < 0 {
+		return make([]byte, limit)
+	}
+	if b, ok := buffers[c].Get().(*[]byte); ok {
+		return (*b)[:limit]
+	}
+	return make([]byte, limit, 1024<<c)
+}
+
+func putBuffer(b []byte) {
+	if c := sizeClass(cap(b)); c >= 0 && cap(b) == 1024<<c {
+		b = b[:cap(b)]
+		buffers[c].Put(&b)
+	}
 }
 
 // WriteAll writes a short message (a protocol answer) to s at once. The
