@@ -18,6 +18,7 @@ import (
 
 const (
 	scSocks     = "socks5-rate"
+	scSocksIdle = "socks5-idle"
 	scProxyIn   = "proxyproto-rate"
 	proxyInPeer = "nproxy-proxy-protocol"
 )
@@ -25,13 +26,13 @@ const (
 func socksCast(e *env) []*peer {
 	danted := filepath.Join(e.logDir, "danted.conf")
 	peers := []*peer{
-		{name: "nproxy-socks5", only: set(scSocks), desc: "`nproxy --in type=socks5 --out type=tcp`, one loop, no authentication, allow `*:*`",
+		{name: "nproxy-socks5", only: set(scSocks, scSocksIdle), desc: "`nproxy --in type=socks5 --out type=tcp`, one loop, no authentication, allow `*:*`",
 			argv: func(l, t int) []string {
 				return []string{e.nproxyBin, "--in", "type=socks5,host=127.0.0.1,port=" + strconv.Itoa(l), "--out", "type=tcp"}
 			}},
-		{name: "microsocks", only: set(scSocks), desc: "microsocks (Debian): a thread per client",
+		{name: "microsocks", only: set(scSocks, scSocksIdle), desc: "microsocks (Debian): a thread per client",
 			argv: func(l, t int) []string { return []string{"microsocks", "-i", "127.0.0.1", "-p", strconv.Itoa(l)} }},
-		{name: "danted", only: set(scSocks), desc: "Dante's danted 1.4 (Debian), `socksmethod: none`, logging to stderr, default process pools",
+		{name: "danted", only: set(scSocks, scSocksIdle), desc: "Dante's danted 1.4 (Debian), `socksmethod: none`, logging to stderr, default process pools",
 			argv: func(l, t int) []string {
 				cfg := fmt.Sprintf("logoutput: stderr\ninternal: 127.0.0.1 port = %d\nexternal: 127.0.0.1\nsocksmethod: none\nclientmethod: none\n"+
 					"user.privileged: root\nuser.unprivileged: nobody\nclient pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }\n"+
@@ -88,7 +89,46 @@ func runSocks(e *env, peers []*peer) ([]*table, error) {
 			})
 		}
 	}
-	return []*table{socks, pp}, nil
+	return []*table{socks, pp, socksIdle(e, peers, echo.listen)}, nil
+}
+
+// socksIdle measures what idle SOCKS5 connections cost each server, as the
+// idle scenario does for plain relays.
+func socksIdle(e *env, peers []*peer, upstream int) *table {
+	n := e.cfg.idleConns
+	t := newTable(scSocksIdle, fmt.Sprintf("Idle cost, %d SOCKS5 connections", n), fmt.Sprintf(
+		"As the idle scenario, each connection negotiated (no auth, CONNECT to the echo server) and echoed once before the next, "+
+			"then held idle; growth of the server's VmRSS, Pss and fds per connection. %s.", rounds(e.cfg.idleRounds)),
+		peers, scSocksIdle, lower("RSS", "KiB/conn"), lower("PSS", "KiB/conn"), lower("fds", "fds/conn"), info("fds left after close", "fds"))
+	for round := 0; round < e.cfg.idleRounds; round++ {
+		eachRelay(e, peers, scSocksIdle, t, round, upstream, func(r *running) error {
+			addr := "127.0.0.1:" + strconv.Itoa(r.listen)
+			open := func(buf []byte) (net.Conn, error) {
+				c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+				if err != nil {
+					return nil, err
+				}
+				c.SetDeadline(time.Now().Add(2 * time.Second))
+				if err := socksConnect(c, upstream); err != nil {
+					c.Close()
+					return nil, err
+				}
+				if err := echoOnce(c, buf); err != nil {
+					c.Close()
+					return nil, err
+				}
+				c.SetDeadline(time.Time{})
+				return c, nil
+			}
+			warm, err := open(make([]byte, len(ping)))
+			if err != nil {
+				return fmt.Errorf("warm-up connection: %w", err)
+			}
+			warm.Close()
+			return holdIdle(r, t, n, e.cfg.idleLimit, 1, open, func(c net.Conn) net.Conn { return c })
+		})
+	}
+	return t
 }
 
 // preambleConn is one short connection through r, with what r's peer wants
