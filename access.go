@@ -3,6 +3,7 @@ package nproxy
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"time"
 
@@ -29,9 +30,8 @@ func (p *Proxy) logAccess(log *slog.Logger, client *loop.Socket) {
 	)
 }
 
-// clientAddress is the client's address in the access line. It is the one
-// place to switch to the address a PROXY protocol header gives, once a
-// socket carries it.
+// clientAddress is the client's address in the access line: the nick,
+// which follows the address a PROXY protocol header gave (SetRemoteAddr).
 func clientAddress(client *loop.Socket) string { return client.Nick() }
 
 // target is the server the client was relayed to or, if none was reached,
@@ -40,7 +40,10 @@ func (p *Proxy) target(client *loop.Socket) string {
 	if t := client.Target(); t != "" {
 		return t
 	}
-	if s, ok := p.out.(fmt.Stringer); ok {
+	if host, port, ok := client.Destination(); ok {
+		return net.JoinHostPort(host, strconv.Itoa(port)) // asked by a socks5 or CONNECT client
+	}
+	if s, ok := p.out.(fmt.Stringer); ok && s.String() != "" {
 		return s.String()
 	}
 	return "-"

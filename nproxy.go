@@ -85,6 +85,11 @@ func (p *Proxy) Connected(l *loop.Loop, client, server *loop.Socket) {
 		l.Close(server)
 		return
 	}
+	if err := connectors.Answer(client, server, nil); err != nil {
+		l.Close(server)
+		p.Failed(l, client, err)
+		return
+	}
 	if log := l.Logger(); log.Enabled(context.Background(), LevelNotice) {
 		client.SetTarget(server.Nick())
 		loop.Log(log, LevelNotice, "Connected "+server.LocalName()+" -> "+server.Nick())
@@ -107,6 +112,7 @@ func (p *Proxy) Failed(l *loop.Loop, client *loop.Socket, err error) {
 	} else {
 		l.Logger().Error(err.Error())
 	}
+	connectors.Answer(client, nil, err) // a SOCKS5 or CONNECT client hears why
 	l.Close(client)
 }
 

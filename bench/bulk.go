@@ -29,7 +29,7 @@ func (sc scenario) peers(e *env) []*peer {
 	return peerSet(e)
 }
 
-var allScenarios = []string{"bulk", scLatency, scSlowRead, scIdle, scSSLH, "connect", scTLS, scUDP, scRate}
+var allScenarios = []string{"bulk", scLatency, scSlowRead, scIdle, scSSLH, "connect", scTLS, scUDP, "socks", scRate}
 
 // scenarios run in this order: the connection-rate scenario leaves tens of
 // thousands of sockets in TIME_WAIT on 127.0.0.1 for a minute, which slows
@@ -44,6 +44,7 @@ func scenarios() []scenario {
 		{name: "connect", run: runConnect, cast: connectCast},
 		{name: scTLS, run: runTLS, cast: tlsCast},
 		{name: scUDP, run: runUDP, cast: udpCast},
+		{name: "socks", run: runSocks, cast: socksCast},
 		{name: scRate, run: runRate},
 	}
 }

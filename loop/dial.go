@@ -40,6 +40,19 @@ type dialer struct {
 	timer  *Timer
 	s      *Socket
 	err    error
+	opt    DialOptions
+}
+
+// DialOptions changes how Dial's socket is made.
+type DialOptions struct {
+	// Local, if valid, is bound before connecting: the outgoing connection
+	// comes from this address.
+	Local netip.AddrPort
+	// Transparent sets IP_TRANSPARENT (IPV6_TRANSPARENT) so that Local may be
+	// an address this host does not own, such as the client's own: the
+	// server then sees the client, and routing must bring its answers back
+	// here (see the README's transparent mode). It needs CAP_NET_ADMIN.
+	Transparent bool
 }
 
 // Dial connects to host:port without blocking the loop: a name is resolved on
@@ -48,7 +61,13 @@ type dialer struct {
 // out (0 means DefaultDialTimeout). host may be an IPv6 address in brackets
 // ("[::1]"), as URLs and most tools write it.
 func (l *Loop) Dial(host string, port int, timeout time.Duration, done DialFunc) {
-	l.dial(unix.SOCK_STREAM, host, port, timeout, done)
+	l.dial(unix.SOCK_STREAM, DialOptions{}, host, port, timeout, done)
+}
+
+// DialWith is Dial with options: a local address to bind, transparently or
+// not.
+func (l *Loop) DialWith(opt DialOptions, host string, port int, timeout time.Duration, done DialFunc) {
+	l.dial(unix.SOCK_STREAM, opt, host, port, timeout, done)
 }
 
 // DialDatagram opens a UDP socket connected to host:port as Dial does (the
@@ -56,15 +75,15 @@ func (l *Loop) Dial(host string, port int, timeout time.Duration, done DialFunc)
 // (see SetDatagram). A connected UDP socket receives only from its server,
 // and learns from an ICMP port unreachable (ECONNREFUSED on its next read).
 func (l *Loop) DialDatagram(host string, port int, timeout time.Duration, done DialFunc) {
-	l.dial(unix.SOCK_DGRAM, host, port, timeout, done)
+	l.dial(unix.SOCK_DGRAM, DialOptions{}, host, port, timeout, done)
 }
 
-func (l *Loop) dial(sotype int, host string, port int, timeout time.Duration, done DialFunc) {
+func (l *Loop) dial(sotype int, opt DialOptions, host string, port int, timeout time.Duration, done DialFunc) {
 	if timeout <= 0 {
 		timeout = DefaultDialTimeout
 	}
 	host = unbracket(host)
-	d := &dialer{l: l, sotype: sotype, host: host, port: port, done: done}
+	d := &dialer{l: l, sotype: sotype, host: host, port: port, done: done, opt: opt}
 	d.timer = l.AfterFunc(timeout, d.expire)
 	if a, err := netip.ParseAddr(host); err == nil {
 		d.start([]netip.Addr{a})
@@ -128,6 +147,10 @@ func (d *dialer) connect(ap netip.AddrPort) (*Socket, error) {
 	if d.sotype == unix.SOCK_STREAM {
 		setNoDelay(fd)
 	}
+	if err := d.bind(fd, ap.Addr()); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
 	err = unix.Connect(fd, sockaddr(ap))
 	if err != nil && err != unix.EINPROGRESS {
 		unix.Close(fd)
@@ -146,6 +169,33 @@ func (d *dialer) connect(ap netip.AddrPort) (*Socket, error) {
 	}
 	d.l.WatchWriter(s)
 	return s, nil
+}
+
+// bind applies the options' local address, if any, to fd before its
+// connect to an address of to's family.
+func (d *dialer) bind(fd int, to netip.Addr) error {
+	local := d.opt.Local
+	if !local.IsValid() {
+		return nil
+	}
+	if local.Addr().Is4() != to.Is4() {
+		return fmt.Errorf("can't bind %s to reach %s: not the same address family", local, to)
+	}
+	if d.opt.Transparent {
+		var err error
+		if to.Is4() {
+			err = unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_TRANSPARENT, 1)
+		} else {
+			err = unix.SetsockoptInt(fd, unix.SOL_IPV6, unix.IPV6_TRANSPARENT, 1)
+		}
+		if err != nil {
+			return fmt.Errorf("can't set IP_TRANSPARENT: %w", err)
+		}
+	}
+	if err := unix.Bind(fd, sockaddr(local)); err != nil {
+		return fmt.Errorf("can't bind %s: %w", local, err)
+	}
+	return nil
 }
 
 // Writable without a hang-up means the connect succeeded: the kernel reports

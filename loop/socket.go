@@ -97,6 +97,7 @@ type Socket struct {
 	traffic   Traffic
 	end       End
 	dgram     *datagramState // set for datagram sockets (see SetDatagram)
+	orig      *origin // set by preambles: see addr.go
 
 	readDone     bool // EOF or error read: nothing more comes from this socket
 	writeDone    bool // shut down for writing
@@ -124,7 +125,11 @@ func (s *Socket) SetNick(nick string) { s.nick = nick }
 // accepted connection would cost connections per second.
 func (s *Socket) Nick() string {
 	if s.nick == "" {
-		s.nick = remoteName(s.fd)
+		if s.orig != nil && s.orig.remote.IsValid() {
+			s.nick = s.orig.remote.String()
+		} else {
+			s.nick = remoteName(s.fd)
+		}
 	}
 	return s.nick
 }

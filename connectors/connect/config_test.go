@@ -31,9 +31,16 @@ func TestBuildErrors(t *testing.T) {
 			t.Errorf("%v: error %v, want %q", tc.params, err, tc.want)
 		}
 	}
-	if _, err := connectors.Build(connectors.SideIn, "in", map[string]any{"type": "connect", "port": "1"}); err == nil ||
-		!strings.Contains(err.Error(), "cannot be used as 'in'") {
-		t.Errorf("connect as in connector: %v", err)
+	for want, params := range map[string]map[string]any{
+		"allow rule \"nowhere\"":    {"allow": "nowhere"},
+		"no such file":              {"users_file": "/nonexistent"},
+		"header_limit cannot be":    {"header_limit": "-1"},
+		"proxy_protocol must be v1": {"proxy_protocol": "v3"},
+	} {
+		params["type"], params["port"] = "connect", "1"
+		if _, err := connectors.BuildIn("in", params); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("connect in with %v: %v, want %q", params, err, want)
+		}
 	}
 }
 

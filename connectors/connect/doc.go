@@ -1,5 +1,6 @@
 // Package connect is Net::Proxy's connect connector: it reaches a server
-// through a web proxy's HTTP CONNECT method, without ever blocking the loop.
+// through a web proxy's HTTP CONNECT method, without ever blocking the loop;
+// and, on the in side, it is such a web proxy.
 //
 //	p := nproxy.New(&tcp.In{Port: 2222}, &connect.Out{
 //		Host: "ssh.example.com", Port: 443,
@@ -25,6 +26,12 @@
 // TCP and the relay splices them. A refusal or a malformed reply is logged
 // in one line naming the target, the web proxy and the status line or what
 // was wrong, and the client is closed.
+//
+// The in side, In, is nproxy as a CONNECT-only web proxy (Basic auth,
+// allow rules, 405 for other methods): the destination each client asks
+// for goes on its socket for the proxy's out connector (a tcp out without
+// host connects there; an Out without host asks its own web proxy for it).
+// docs/connect-in.md is its spec.
 //
 // Request and ReplyParser are the two halves of the exchange, usable
 // alone; package connecttest runs the peers the tests need (tinyproxy, a

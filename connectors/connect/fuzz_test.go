@@ -3,6 +3,8 @@ package connect
 import (
 	"bytes"
 	"testing"
+
+	"github.com/nproxy/nproxy/connectors/access"
 )
 
 // FuzzReply checks that any input, split anywhere, gets the same verdict
@@ -45,6 +47,31 @@ func FuzzReply(f *testing.F) {
 		}
 		if whole.Code < 200 || whole.Code > 299 {
 			t.Fatalf("open with code %d", whole.Code)
+		}
+	})
+}
+
+// FuzzConnectRequest: connect in's head framing and judgement never panic,
+// and a destination it accepts is one the rules permit.
+func FuzzConnectRequest(f *testing.F) {
+	f.Add([]byte("CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\nProxy-Authorization: Basic YWxpY2U6czNjcmV0\r\n\r\n"))
+	f.Add([]byte("CONNECT [::1]:443 HTTP/1.0\n\n"))
+	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
+	in := &In{Port: 1, Control: access.Control{Users: map[string]any{"alice": "s3cret"}}}
+	if err := in.Validate(); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		end := headEnd(data)
+		if end < 0 {
+			return
+		}
+		if end > len(data) {
+			t.Fatalf("head of %d bytes in %d", end, len(data))
+		}
+		host, port, err := in.judge(data[:end])
+		if err == nil && !in.Permit(host, port) {
+			t.Fatalf("%s:%d accepted against the rules", host, port)
 		}
 	})
 }

@@ -23,6 +23,7 @@ type handshake struct {
 	client *loop.Socket
 	h      connectors.Handler
 	req    []byte // request bytes not yet written
+	target string // host:port asked for, for messages
 	reply  *ReplyParser
 	buf    []byte
 	got    int // reply bytes read, for messages
@@ -124,8 +125,7 @@ func (hs *handshake) fail(s *loop.Socket, err error) {
 			connectors.HandshakeFailed(hs.h, connectors.HandshakeCONNECT)
 		}
 	}
-	target := Request{Host: hs.out.Host, Port: hs.out.Port}.Target()
-	hs.h.Failed(hs.l, hs.client, fmt.Errorf("CONNECT %s through web proxy %s: %w", target, hs.out.proxy.Addr(), err))
+	hs.h.Failed(hs.l, hs.client, fmt.Errorf("CONNECT %s through web proxy %s: %w", hs.target, hs.out.proxy.Addr(), err))
 }
 
 func (hs *handshake) expired() error {

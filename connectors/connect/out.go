@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nproxy/nproxy/connectors"
+	"github.com/nproxy/nproxy/connectors/proxyproto"
 	"github.com/nproxy/nproxy/loop"
 )
 
@@ -20,7 +21,7 @@ func init() {
 		if side == connectors.SideOut {
 			return &Out{}
 		}
-		return nil // Net::Proxy's N/A: connect only connects out
+		return &In{}
 	})
 }
 
@@ -28,9 +29,11 @@ func init() {
 // Net::Proxy's parameter names. Use it through a pointer; it may serve
 // several loops at once.
 type Out struct {
-	// Host and Port name the server behind the web proxy.
-	Host string `param:"host,required"`
-	Port int    `param:"port,required,port"`
+	// Host and Port name the server behind the web proxy; empty means the
+	// destination the client asked its own in connector for (socks5 or
+	// connect in), chaining proxies.
+	Host string `param:"host"`
+	Port int    `param:"port,port"`
 	// ProxyHost and ProxyPort name the web proxy; without ProxyHost,
 	// HTTP_PROXY (or http_proxy) is used, unless NO_PROXY (or no_proxy)
 	// exempts Host (see Exempt): then Open connects to it directly.
@@ -54,6 +57,9 @@ type Out struct {
 	Hook loop.Hook
 	// Getenv reads HTTP_PROXY; nil means os.Getenv.
 	Getenv func(string) string
+	// Send writes a PROXY protocol header to the server (through the
+	// tunnel) first, if configured.
+	proxyproto.Send
 
 	once    sync.Once
 	err     error
@@ -97,12 +103,27 @@ func (c *Out) prepare() error {
 	if c.Timeout < 0 || c.HeaderLimit < 0 {
 		return errors.New("timeout and header_limit cannot be negative")
 	}
-	req := Request{Host: c.Host, Port: c.Port, Agent: c.ProxyAgent, User: c.proxy.User, Pass: c.proxy.Pass}
-	if err := req.Validate(); err != nil {
+	if err := connectors.CheckTarget(c.Host, c.Port); err != nil {
 		return err
 	}
-	c.request = req.AppendTo(nil)
-	return nil
+	if c.Host == "" {
+		return c.Send.Validate() // the request is made for each client
+	}
+	req, err := c.requestFor(c.Host, c.Port)
+	c.request = req
+	if err != nil {
+		return err
+	}
+	return c.Send.Validate()
+}
+
+// requestFor makes the CONNECT request for host:port.
+func (c *Out) requestFor(host string, port int) ([]byte, error) {
+	req := Request{Host: host, Port: port, Agent: c.ProxyAgent, User: c.proxy.User, Pass: c.proxy.Pass}
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	return req.AppendTo(nil), nil
 }
 
 // Proxy returns the web proxy in use, once Validate succeeded.
@@ -116,10 +137,20 @@ func (c *Out) Open(l *loop.Loop, client *loop.Socket, h connectors.Handler) {
 		return
 	}
 	if c.direct {
-		c.openDirect(l, client, h)
+		c.openDirect(l, client, c.Send.Wrap(h))
 		return
 	}
-	hs := &handshake{out: c, l: l, client: client, h: h, req: c.request}
+	host, port, err := connectors.Target(client, c.Host, c.Port)
+	req := c.request
+	if req == nil && err == nil {
+		req, err = c.requestFor(host, port)
+	}
+	if err != nil {
+		h.Failed(l, client, err)
+		return
+	}
+	hs := &handshake{out: c, l: l, client: client, h: c.Send.Wrap(h), req: req,
+		target: Request{Host: host, Port: port}.Target()}
 	timeout := c.timeout()
 	start := time.Now()
 	l.Dial(c.proxy.Host, c.proxy.Port, timeout, func(s *loop.Socket, err error) {

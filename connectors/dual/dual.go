@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/nproxy/nproxy/connectors"
+	"github.com/nproxy/nproxy/connectors/proxyproto"
 	"github.com/nproxy/nproxy/loop"
 	"golang.org/x/sys/unix"
 )
@@ -84,6 +85,8 @@ type In struct {
 	MaxProbeBytes int `param:"max_probe_bytes"`
 	// Hook, if set, sees the data read from clients, the first bytes included.
 	Hook loop.Hook
+	// Accept reads a PROXY protocol header first, if configured.
+	proxyproto.Accept
 
 	// ProbeSpecs are the probes as configured; Validate turns them into Routes.
 	ProbeSpecs []map[string]any `param:"probes"`
@@ -97,6 +100,9 @@ type Route struct {
 
 // Validate implements connectors.Validator: it builds the configured probes.
 func (c *In) Validate() error {
+	if err := c.Accept.Validate(); err != nil {
+		return err
+	}
 	if c.MaxProbeBytes < 0 {
 		return fmt.Errorf("max_probe_bytes must not be negative, not %d", c.MaxProbeBytes)
 	}
@@ -130,7 +136,7 @@ func (c *In) Listen(l *loop.Loop, h connectors.Handler) error {
 	ls.routed.serverFirst = connectors.RouteCounter(h, "server_first")
 	ls.routed.clientFirst = connectors.RouteCounter(h, "client_first")
 	ls.probes.Max = c.MaxProbeBytes
-	return connectors.Listen(l, c.Host, c.Port, ls.accept)
+	return c.Accept.Listen(l, c.Host, c.Port, ls.accept)
 }
 
 // listening is one In on one loop.

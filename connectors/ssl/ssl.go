@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nproxy/nproxy/connectors"
+	"github.com/nproxy/nproxy/connectors/proxyproto"
 	"github.com/nproxy/nproxy/loop"
 )
 
@@ -44,6 +45,8 @@ type In struct {
 	Params
 	// Hook, if set, sees the (plaintext) data read from clients.
 	Hook loop.Hook
+	// Accept reads a PROXY protocol header first, if configured.
+	proxyproto.Accept
 
 	once sync.Once
 	cfg  *tls.Config
@@ -53,7 +56,9 @@ type In struct {
 // Validate implements connectors.Validator: the certificate and key load.
 func (c *In) Validate() error {
 	c.once.Do(func() {
-		c.cfg, c.err = c.ServerConfig()
+		if c.err = c.Accept.Validate(); c.err == nil {
+			c.cfg, c.err = c.ServerConfig()
+		}
 	})
 	return c.err
 }
@@ -63,7 +68,7 @@ func (c *In) Listen(l *loop.Loop, h connectors.Handler) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	return connectors.Listen(l, c.Host, c.Port, func(client *loop.Socket) {
+	return c.Accept.Listen(l, c.Host, c.Port, func(client *loop.Socket) {
 		client.Connector, client.Hook = c, c.Hook
 		if c.StartCleartext {
 			client.Raw = false // the bytes must reach the hook before they go on
@@ -108,6 +113,9 @@ type Out struct {
 	// Name is how errors and notices call the connector, as in "ssl out to
 	// host port 443"; "ssl out" when empty.
 	Name string
+	// Send writes a PROXY protocol header to the server, in clear before
+	// TLS, if configured.
+	proxyproto.Send
 
 	once sync.Once
 	cfg  *tls.Config
@@ -117,7 +125,11 @@ type Out struct {
 
 // Validate implements connectors.Validator.
 func (c *Out) Validate() error {
-	c.once.Do(func() { c.cfg, c.err = c.params().ClientConfig() })
+	c.once.Do(func() {
+		if c.err = c.Send.Validate(); c.err == nil {
+			c.cfg, c.err = c.params().ClientConfig()
+		}
+	})
 	return c.err
 }
 
@@ -159,15 +171,21 @@ func (c *Out) Open(l *loop.Loop, client *loop.Socket, h connectors.Handler) {
 		server.Connector, server.Hook = c, c.Hook
 		if c.StartCleartext {
 			server.Raw = false
-			h.Connected(l, client, server)
+			c.Send.Wrap(h).Connected(l, client, server)
 			return
 		}
 		c.handshake(l, client, server, h)
 	})
 }
 
-// handshake runs the TLS client handshake on server, then tells h.
+// handshake sends the PROXY header if configured, runs the TLS client
+// handshake on server, then tells h.
 func (c *Out) handshake(l *loop.Loop, client, server *loop.Socket, h connectors.Handler) {
+	if err := c.WriteHeader(client, server); err != nil {
+		l.Close(server)
+		h.Failed(l, client, err)
+		return
+	}
 	Handshake(server, c.cfg, false, c.Timeout, func(err error) {
 		if err != nil {
 			l.Close(server)

@@ -46,6 +46,7 @@ import (
 	"time"
 
 	"github.com/nproxy/nproxy/connectors"
+	"github.com/nproxy/nproxy/connectors/proxyproto"
 	"github.com/nproxy/nproxy/connectors/ssl"
 	"github.com/nproxy/nproxy/loop"
 )
@@ -82,6 +83,8 @@ type In struct {
 	ssl.Params
 	// Hook, if set, sees the plaintext read from clients once TLS is up.
 	Hook loop.Hook
+	// Accept reads a PROXY protocol header first, if configured.
+	proxyproto.Accept
 
 	once sync.Once
 	d    *dialect
@@ -93,6 +96,9 @@ type In struct {
 // certificate and key load.
 func (c *In) Validate() error {
 	c.once.Do(func() {
+		if c.err = c.Accept.Validate(); c.err != nil {
+			return
+		}
 		if c.d = dialects[c.Protocol]; c.d == nil {
 			c.err = fmt.Errorf("protocol must be smtp, imap or pop3, not %q", c.Protocol)
 			return
@@ -107,7 +113,7 @@ func (c *In) Listen(l *loop.Loop, h connectors.Handler) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	return connectors.Listen(l, c.Host, c.Port, func(client *loop.Socket) {
+	return c.Accept.Listen(l, c.Host, c.Port, func(client *loop.Socket) {
 		client.Connector = c
 		startSession(c, h, client)
 	})

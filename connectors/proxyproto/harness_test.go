@@ -1,0 +1,100 @@
+package proxyproto_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nproxy/nproxy/nproxytest"
+)
+
+// haproxy runs haproxy in the foreground (-db) with cfg, which may use
+// {{LOG}} for its global log line, and returns its output (where its
+// "log stdout" lines go) once port listens.
+func haproxy(t *testing.T, port int, cfg string) *nproxytest.LogBuffer {
+	t.Helper()
+	bin := nproxytest.Command(t, "haproxy")
+	path := filepath.Join(t.TempDir(), "haproxy.cfg")
+	global := "global\n\tlog stdout format raw local0\n\nmaxconn 100\n" +
+		"defaults\n\tmode tcp\n\tlog global\n\ttimeout connect 5s\n\ttimeout client 10s\n\ttimeout server 10s\n\n"
+	if err := os.WriteFile(path, []byte(global+cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := &nproxytest.LogBuffer{}
+	cmd := exec.Command(bin, "-db", "-f", path)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("haproxy's output:\n%s", out)
+		}
+	})
+	for deadline := time.Now().Add(5 * time.Second); !nproxytest.Listening(port); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("haproxy does not listen on %d:\n%s", port, out)
+		}
+	}
+	return out
+}
+
+// headerBackend accepts connections, reads a PROXY v1 line from each and
+// writes it back followed by an echo of the rest: a backend that prints
+// the address it was given.
+func headerBackend(t *testing.T) int {
+	t.Helper()
+	ln := nproxytest.Listener(t)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				line, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				c.Write([]byte(line))
+				io.Copy(c, r)
+			}()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// dialFrom connects to 127.0.0.1:port from the given loopback address, so
+// that the client address is easy to tell from nproxy's and haproxy's own.
+func dialFrom(t *testing.T, src string, port int) *net.TCPConn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", fmt.Sprint("127.0.0.1:", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	t.Cleanup(func() { c.Close() })
+	return c.(*net.TCPConn)
+}
+
+// readLine reads one line from r.
+func readLine(t *testing.T, r *bufio.Reader) string {
+	t.Helper()
+	line, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading a line: %v (got %q)", err, line)
+	}
+	return strings.TrimRight(line, "\r\n")
+}

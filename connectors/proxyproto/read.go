@@ -1,0 +1,115 @@
+package proxyproto
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/nproxy/nproxy/loop"
+	pp "github.com/pires/go-proxyproto"
+	"golang.org/x/sys/unix"
+)
+
+// reading is a client whose header is not complete yet. got holds the
+// header bytes consumed so far; it stays nil for a header that comes in one
+// segment, as from haproxy.
+type reading struct {
+	version int
+	next    loop.AcceptFunc
+	got     []byte
+}
+
+// peeks are the buffers Readable peeks into: one per loop pass at most, so
+// a pool spares a 4 KiB allocation per read.
+var peeks = sync.Pool{New: func() any { return new([MaxV2Header]byte) }}
+
+// Readable peeks at what the client sent, consumes only what belongs to the
+// header (see frame), and hands the client on once the header is whole.
+func (r *reading) Readable(s *loop.Socket) {
+	peek := peeks.Get().(*[MaxV2Header]byte)
+	defer peeks.Put(peek)
+	n, _, err := unix.Recvfrom(s.Fd(), peek[:MaxV2Header-len(r.got)], unix.MSG_PEEK)
+	switch {
+	case err == unix.EAGAIN:
+		s.Loop().WatchReader(s)
+		return
+	case err != nil:
+		refuse(s, fmt.Errorf("reading the PROXY header: %w", err))
+		return
+	case n == 0:
+		refuse(s, errors.New("closed before a complete PROXY header"))
+		return
+	}
+	data := peek[:n]
+	if r.got != nil {
+		data = append(r.got, data...)
+	}
+	take, complete, err := frame(data, r.version)
+	if err != nil {
+		refuse(s, err)
+		return
+	}
+	// Consume what was peeked and belongs to the header; the header bytes
+	// read before are in r.got already.
+	if _, err := unix.Read(s.Fd(), peek[:take-len(r.got)]); err != nil {
+		refuse(s, fmt.Errorf("reading the PROXY header: %w", err))
+		return
+	}
+	if !complete {
+		r.got = append(r.got[:0:0], data[:take]...)
+		s.Loop().WatchReader(s)
+		return
+	}
+	if err := apply(s, data[:take]); err != nil {
+		refuse(s, err)
+		return
+	}
+	r.got = nil
+	s.StopTimer()
+	s.Loop().UnwatchReader(s)
+	s.SetHandler(nil)
+	r.next(s)
+}
+
+// Writable is never called: the client is only read.
+func (*reading) Writable(*loop.Socket) {}
+
+// apply parses a whole header and sets the client's addresses from it.
+func apply(s *loop.Socket, header []byte) error {
+	h, err := Parse(header)
+	if err != nil {
+		return err
+	}
+	if !h.Command.IsProxy() {
+		return nil // LOCAL / UNKNOWN: a health check, the socket's own addresses stand
+	}
+	src, dst, ok := h.TCPAddrs()
+	if !ok {
+		return nil // a unix or datagram source means nothing for a TCP client
+	}
+	s.SetRemoteAddr(tcpAddrPort(src))
+	s.SetLocalAddr(tcpAddrPort(dst))
+	return nil
+}
+
+// Parse parses one whole header, as framed by the loop, with go-proxyproto,
+// and checks its TLVs.
+func Parse(header []byte) (*pp.Header, error) {
+	h, err := pp.Read(bufio.NewReaderSize(bytes.NewReader(header), len(header)))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := h.TLVs(); err != nil {
+		return nil, fmt.Errorf("PROXY header: %w", err)
+	}
+	return h, nil
+}
+
+func tcpAddrPort(a *net.TCPAddr) netip.AddrPort {
+	ip, _ := netip.AddrFromSlice(a.IP)
+	return netip.AddrPortFrom(ip.Unmap(), uint16(a.Port))
+}

@@ -1,0 +1,206 @@
+package socks5
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nproxy/nproxy/connectors"
+	"github.com/nproxy/nproxy/connectors/access"
+	"github.com/nproxy/nproxy/connectors/proxyproto"
+	"github.com/nproxy/nproxy/loop"
+)
+
+func init() {
+	connectors.Register("socks5", func(side connectors.Side) any {
+		if side == connectors.SideIn {
+			return &In{}
+		}
+		return &Out{}
+	})
+}
+
+// DefaultTimeout bounds a negotiation (in) or a whole set-up through an
+// upstream server (out) when Timeout is 0.
+const DefaultTimeout = 10 * time.Second
+
+// negotiationLimit bounds the bytes a client may have sent and nproxy not
+// yet used: the largest message is RFC 1929's, 3+255+255 bytes.
+const negotiationLimit = 600
+
+// In is a SOCKS5 server on Host:Port: each client negotiates, names a
+// destination, and the proxy's out connector takes it there (a tcp out
+// without host: straight; a socks5 or connect out: through another proxy).
+type In struct {
+	// Host is the address or name to listen on; empty means localhost and
+	// "*" every address.
+	Host string `param:"host"`
+	// Port is the TCP port to listen on.
+	Port int `param:"port,required,port"`
+	// Control holds the users and the allow rules (default "*:*").
+	access.Control
+	// Timeout bounds the negotiation; DefaultTimeout when 0.
+	Timeout time.Duration `param:"timeout"`
+	// Hook, if set, sees the data read from clients after the negotiation.
+	Hook loop.Hook
+	// Accept reads a PROXY protocol header first, if configured.
+	proxyproto.Accept
+
+	once sync.Once
+	err  error
+}
+
+// Validate implements connectors.Validator: users and rules load.
+func (c *In) Validate() error {
+	c.once.Do(func() {
+		if c.err = c.Accept.Validate(); c.err != nil {
+			return
+		}
+		c.err = c.Load("*:*")
+	})
+	return c.err
+}
+
+// Listen implements connectors.In.
+func (c *In) Listen(l *loop.Loop, h connectors.Handler) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	pre := &connectors.Preamble{Limit: negotiationLimit, Timeout: timeout,
+		Step: c.step,
+		Done: func(client *loop.Socket) { h.Accepted(l, client) },
+		Fail: c.fail,
+	}
+	return c.Accept.Listen(l, c.Host, c.Port, func(client *loop.Socket) {
+		client.Connector, client.Hook = c, c.Hook
+		client.State = &session{in: c}
+		pre.Start(client)
+	})
+}
+
+func (c *In) fail(client *loop.Socket, err error) {
+	var re *replyError
+	if errors.As(err, &re) {
+		connectors.WriteAll(client, reply(re.code, netip.AddrPort{}))
+	}
+	client.Loop().Logger().Error(fmt.Sprintf("socks5 in: client %s: %v", client.Nick(), err))
+	client.Loop().Close(client)
+}
+
+// step advances client's negotiation by one message.
+func (c *In) step(client *loop.Socket, data []byte) (int, bool, error) {
+	ss := client.State.(*session)
+	switch ss.state {
+	case greeting:
+		return ss.greet(client, data)
+	case authenticating:
+		return ss.authenticate(client, data)
+	}
+	return ss.request(client, data)
+}
+
+// session is one client's negotiation, then its pending answer.
+type session struct {
+	in       *In
+	state    int
+	answered bool
+}
+
+const (
+	greeting = iota
+	authenticating
+	requesting
+)
+
+func (ss *session) greet(client *loop.Socket, data []byte) (int, bool, error) {
+	methods, n, err := parseGreeting(data)
+	if n == 0 || err != nil {
+		return 0, false, err
+	}
+	want, next := byte(methodNone), requesting
+	if ss.in.NeedsAuth() {
+		want, next = methodPassword, authenticating
+	}
+	for _, m := range methods {
+		if m == want {
+			ss.state = next
+			return n, false, connectors.WriteAll(client, []byte{version, want})
+		}
+	}
+	connectors.WriteAll(client, []byte{version, methodRefused})
+	return 0, false, fmt.Errorf("no acceptable authentication method among %d offered", len(methods))
+}
+
+func (ss *session) authenticate(client *loop.Socket, data []byte) (int, bool, error) {
+	user, pass, n, err := parseAuth(data)
+	if n == 0 || err != nil {
+		return 0, false, err
+	}
+	if !ss.in.Authenticate(user, pass) {
+		connectors.WriteAll(client, []byte{authVersion, 1})
+		return 0, false, fmt.Errorf("wrong username or password for %q", user)
+	}
+	ss.state = requesting
+	return n, false, connectors.WriteAll(client, []byte{authVersion, 0})
+}
+
+func (ss *session) request(client *loop.Socket, data []byte) (int, bool, error) {
+	req, n, err := parseRequest(data)
+	if n == 0 || err != nil {
+		return 0, false, err
+	}
+	switch {
+	case req.cmd == cmdAssociate:
+		return 0, false, &replyError{repCmdNotSupported, "UDP ASSOCIATE is not supported yet"}
+	case req.cmd != cmdConnect:
+		return 0, false, &replyError{repCmdNotSupported, fmt.Sprintf("command %d not supported", req.cmd)}
+	case !ss.in.Permit(req.host, req.port):
+		return 0, false, &replyError{repNotAllowed, fmt.Sprintf("%s port %d not allowed", req.host, req.port)}
+	}
+	client.SetDestination(req.host, req.port)
+	if log := client.Loop().Logger(); log.Enabled(context.Background(), loop.LevelDebug) {
+		log.Debug(fmt.Sprintf("socks5 in: %s asks for %s port %d", client.Nick(), req.host, req.port))
+	}
+	return n, true, nil
+}
+
+// Answer implements connectors.Answerer: the client learns the outcome.
+func (ss *session) Answer(client, server *loop.Socket, err error) error {
+	if ss.answered {
+		return nil
+	}
+	ss.answered = true
+	if err != nil {
+		return connectors.WriteAll(client, reply(replyCode(err), netip.AddrPort{}))
+	}
+	return connectors.WriteAll(client, reply(repSucceeded, server.LocalAddr()))
+}
+
+// replyCode maps why the server could not be reached to RFC 1928's codes.
+func replyCode(err error) byte {
+	var dnsErr *net.DNSError
+	var re *replyError
+	switch {
+	case errors.As(err, &re):
+		return re.code
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return repRefused
+	case errors.Is(err, syscall.ENETUNREACH):
+		return repNetUnreachable
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ETIMEDOUT), errors.Is(err, os.ErrDeadlineExceeded):
+		return repHostUnreachable
+	case errors.As(err, &dnsErr):
+		return repHostUnreachable
+	}
+	return repFailure
+}

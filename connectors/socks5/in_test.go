@@ -1,0 +1,115 @@
+package socks5_test
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/nproxy/nproxy"
+	"github.com/nproxy/nproxy/connectors"
+	_ "github.com/nproxy/nproxy/connectors/socks5"
+	_ "github.com/nproxy/nproxy/connectors/tcp"
+	"github.com/nproxy/nproxy/nproxytest"
+)
+
+// socksIn runs a socks5 in built from params (plus type, host and port) in
+// front of a tcp out without host, and returns its port.
+func socksIn(t *testing.T, params map[string]any) int {
+	t.Helper()
+	port := nproxytest.FreePort(t)
+	all := map[string]any{"type": "socks5", "host": "127.0.0.1", "port": port}
+	for k, v := range params {
+		all[k] = v
+	}
+	in, err := connectors.BuildIn("in", all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := connectors.BuildOut("out", map[string]any{"type": "tcp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nproxytest.Start(t, 0, nproxy.New(in, out))
+	return port
+}
+
+// TestCurl: curl --socks5-hostname (names resolved by nproxy) and --socks5
+// (addresses resolved by curl), without and with username/password.
+func TestCurl(t *testing.T) {
+	web := httpServer(t)
+	for _, tc := range []struct {
+		name, flag, creds, host string
+		users                   map[string]any
+	}{
+		{"hostname", "--socks5-hostname", "", "localhost", nil},
+		{"address", "--socks5", "", "127.0.0.1", nil},
+		{"hostname with password", "--socks5-hostname", "alice:s3cret@", "localhost", map[string]any{"alice": "s3cret"}},
+		{"address with password", "--socks5", "alice:s3cret@", "127.0.0.1", map[string]any{"alice": "s3cret"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := nproxytest.CaptureLog(t, 3)
+			params := map[string]any{}
+			if tc.users != nil {
+				params["users"] = tc.users
+			}
+			port := socksIn(t, params)
+			url := fmt.Sprintf("http://%s:%d/", tc.host, web)
+			out, err := curl(t, tc.flag, fmt.Sprintf("%s127.0.0.1:%d", tc.creds, port), url)
+			if err != nil || out != fmt.Sprintf("hello from %s:%d", tc.host, web) {
+				t.Fatalf("curl: %v: %s", err, out)
+			}
+			logs.WaitFor(t, fmt.Sprintf("asks for %s port %d", tc.host, web))
+		})
+	}
+}
+
+// TestCurlIPv6: an IPv6 destination (ATYP 4) through socks5 in.
+func TestCurlIPv6(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		nproxytest.Unavailable(t, "no IPv6 loopback: %v", err)
+	}
+	defer ln.Close()
+	go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hello over IPv6") }))
+	logs := nproxytest.CaptureLog(t, 3)
+	port := socksIn(t, nil)
+	web := ln.Addr().(*net.TCPAddr).Port
+	out, err := curl(t, "--socks5", fmt.Sprint("127.0.0.1:", port), fmt.Sprintf("http://[::1]:%d/", web))
+	if err != nil || out != "hello over IPv6" {
+		t.Fatalf("curl: %v: %s", err, out)
+	}
+	logs.WaitFor(t, fmt.Sprintf("asks for ::1 port %d", web))
+}
+
+// TestCurlRefused: a wrong password, a forbidden port and a closed port are
+// each refused with the protocol's reply, which curl reports, and a log line.
+func TestCurlRefused(t *testing.T) {
+	web := httpServer(t)
+	closed := nproxytest.FreePort(t)
+	for _, tc := range []struct {
+		name, creds string
+		port        int
+		curlSays    string
+		log         string
+	}{
+		{"wrong password", "alice:wrong@", web, "User was rejected", "wrong username or password"},
+		{"forbidden port", "alice:s3cret@", web + 1, "connection to 127.0.0.1. (2)", "not allowed"},
+		{"closed port", "alice:s3cret@", closed, "connection to 127.0.0.1. (5)", "connection refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := nproxytest.CaptureLog(t, 1)
+			port := socksIn(t, map[string]any{"users": map[string]any{"alice": "s3cret"},
+				"allow": fmt.Sprintf("127.0.0.1:%d;127.0.0.1:%d", web, closed)})
+			out, err := curl(t, "--socks5", fmt.Sprintf("%s127.0.0.1:%d", tc.creds, port), fmt.Sprintf("http://127.0.0.1:%d/", tc.port))
+			if err == nil {
+				t.Fatalf("curl succeeded: %s", out)
+			}
+			if !strings.Contains(out, tc.curlSays) {
+				t.Errorf("curl says %q, want %q", out, tc.curlSays)
+			}
+			logs.WaitFor(t, tc.log)
+		})
+	}
+}
