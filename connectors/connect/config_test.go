@@ -32,10 +32,10 @@ func TestBuildErrors(t *testing.T) {
 		}
 	}
 	for want, params := range map[string]map[string]any{
-		"allow rule \"nowhere\"":    {"allow": "nowhere"},
-		"no such file":              {"users_file": "/nonexistent"},
-		"header_limit cannot be":    {"header_limit": "-1"},
-		"proxy_protocol must be v1": {"proxy_protocol": "v3"},
+		"allow rule \"nowhere\"":       {"allow": "nowhere"},
+		"no such file":                 {"users_file": "/nonexistent"},
+		"header_limit -1 out of range": {"header_limit": "-1"},
+		"proxy_protocol must be v1":    {"proxy_protocol": "v3"},
 	} {
 		params["type"], params["port"] = "connect", "1"
 		if _, err := connectors.BuildIn("in", params); err == nil || !strings.Contains(err.Error(), want) {
