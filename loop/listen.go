@@ -23,6 +23,8 @@ type AcceptFunc func(client *Socket)
 
 type listener struct {
 	accept AcceptFunc
+	notTCP bool // no TCP_NODELAY to set on its clients
+	packet bool // its clients keep message boundaries: never spliced
 }
 
 // Listen opens a TCP listener on addr and adds it to the listeners list; it
@@ -116,14 +118,16 @@ func (ln *listener) Readable(s *Socket) {
 			l.log.Error("accept failed", "listener", s.nick, "err", err)
 			return
 		}
-		setNoDelay(fd)
+		if !ln.notTCP {
+			setNoDelay(fd)
+		}
 		c, err := l.Adopt(fd, nil)
 		if err != nil {
 			unix.Close(fd)
 			l.log.Error("can't watch accepted socket", "err", err)
 			continue
 		}
-		c.Raw = true
+		c.Raw = !ln.packet
 		ln.accept(c)
 	}
 }

@@ -76,6 +76,9 @@ type Loop struct {
 	pipesUsed bool
 	scratch   []byte
 	closing   []int // fds closed during this pass, released at its end
+	// unpollable holds the split sockets with an fd that epoll refuses
+	// (a regular file): always ready, they are served on every pass.
+	unpollable []*Socket
 
 	resolvedNames map[string]resolved
 
@@ -178,13 +181,14 @@ func (l *Loop) Run() error {
 	l.started = true
 	for !l.stopping {
 		var err error
-		l.events, err = l.poll.wait(l.events[:0], l.timers.waitMs())
+		l.events, err = l.poll.wait(l.events[:0], l.waitMs())
 		if err != nil {
 			return err
 		}
 		for _, ev := range l.events {
 			l.dispatch(ev)
 		}
+		l.dispatchUnpollable()
 		l.timers.runExpired()
 		l.releaseClosed()
 	}
@@ -199,6 +203,9 @@ func (l *Loop) dispatch(ev event) {
 	s := l.socket(ev.fd)
 	if s == nil || s.closed {
 		return
+	}
+	if s.split != nil {
+		ev = s.split.route(s, ev)
 	}
 	if s.handler == nil {
 		// A socket parked without a handler (a client waiting for its

@@ -82,6 +82,8 @@ type Socket struct {
 	Raw bool
 
 	fd        int
+	wfd       int    // the fd written to: fd, except for a split socket
+	split     *split // the second fd's state, for a socket made of two fds
 	loop      *Loop
 	interest  uint32 // what the watch lists want
 	mask      uint32 // what the epoll set has; differs from interest only inside a hand-over
@@ -149,7 +151,7 @@ func (s *Socket) Write(p []byte) (int, error) {
 	if s.transport != nil {
 		return s.transport.Send(p)
 	}
-	return unix.Write(s.fd, p)
+	return unix.Write(s.wfd, p)
 }
 
 // Stash keeps data read from the socket before the relay started, as

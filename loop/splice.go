@@ -48,7 +48,7 @@ func (l *Loop) spliceIn(src, dst *Socket) (n int, full bool, err error) {
 func (l *Loop) spliceOut(dst *Socket) bool {
 	p := dst.pipe
 	for p.N > 0 {
-		n, err := unix.Splice(p.R, nil, dst.fd, nil, p.N, spliceFlags)
+		n, err := unix.Splice(p.R, nil, dst.wfd, nil, p.N, spliceFlags)
 		if err == unix.EAGAIN {
 			return false
 		}

@@ -35,6 +35,10 @@ func (l *Loop) syncInterest(s *Socket) {
 	if s.closed || s.detached || s.interest == s.mask && s.registered {
 		return
 	}
+	if s.split != nil {
+		l.syncSplit(s)
+		return
+	}
 	var err error
 	if s.registered {
 		err = l.poll.modify(s.fd, s.interest)
@@ -57,7 +61,7 @@ func (l *Loop) syncInterest(s *Socket) {
 // server is reached costs no epoll_ctl, and is noticed gone when the relay
 // starts.
 func (l *Loop) Adopt(fd int, h Handler) (*Socket, error) {
-	s := &Socket{fd: fd, loop: l, handler: h}
+	s := &Socket{fd: fd, wfd: fd, loop: l, handler: h}
 	for fd >= len(l.sockets) {
 		l.sockets = append(l.sockets, make([]*Socket, len(l.sockets)+64)...)
 	}
@@ -75,6 +79,9 @@ func (l *Loop) socket(fd int) *Socket {
 // detach takes s out of the poller for good while keeping it open.
 func (l *Loop) detach(s *Socket) {
 	if !s.detached && !s.closed {
+		if s.split != nil {
+			l.detachSplit(s)
+		}
 		if s.registered {
 			l.poll.remove(s.fd)
 		}
@@ -98,6 +105,9 @@ func (l *Loop) Close(s *Socket) {
 	// collected for it find no socket.
 	l.sockets[s.fd] = nil
 	l.closing = append(l.closing, s.fd)
+	if s.split != nil {
+		l.closeWriteFd(s)
+	}
 	if s.pipe != nil {
 		s.pipe.Close() // it holds data no one will read
 		s.pipe = nil
