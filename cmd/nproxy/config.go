@@ -25,7 +25,8 @@ type config struct {
 	NoSplice       bool          `yaml:"no_splice"`
 	Proxies        []proxyConfig `yaml:"proxies"`
 
-	verbosity int // -v count, added to Verbosity
+	verbosity int             // -v count, added to Verbosity
+	ins       []connectors.In // the in connectors apply built
 }
 
 type proxyConfig struct {
@@ -107,6 +108,7 @@ func (c *config) apply() error {
 			return fmt.Errorf("proxy #%d: %w", i+1, err)
 		}
 		nproxy.New(in, out).Register()
+		c.ins = append(c.ins, in)
 	}
 	return nil
 }

@@ -82,14 +82,14 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "nproxy:", err)
 		return exitConfig
 	}
-	if err := nproxy.Mainloop(cfg.MaxConnections); err != nil {
+	if err := nproxy.Mainloop(cfg.maxConnections()); err != nil {
 		fmt.Fprintln(os.Stderr, "nproxy:", err)
 		if errors.As(err, new(*nproxy.ConfigError)) {
 			return exitConfig
 		}
 		return 1
 	}
-	return 0
+	return cfg.oneShotStatus()
 }
 
 var (
