@@ -85,12 +85,14 @@ func (ch *child) adopt(conn, stderr, pidfd int) error {
 	ch.stderr.s = es
 	l.WatchReader(es)
 	ch.pidfd, _ = l.Adopt(pidfd, ch)
+	ch.pidfd.Closer = ch
 	l.WatchReader(ch.pidfd)
 	return nil
 }
 
-// Readable is the pidfd's: the child exited. It is reaped, and the
-// connection ends once the child's last output is relayed.
+// Readable is the pidfd's: the child exited, and is reaped. The connection
+// ends by itself: the child's end of the socketpair is closed, so the relay
+// reads its last output, then EOF, then a hang-up.
 func (ch *child) Readable(s *loop.Socket) {
 	var info unix.Siginfo
 	if err := unix.Waitid(unix.P_PIDFD, s.Fd(), &info, unix.WEXITED|unix.WNOHANG, nil); err != nil {
@@ -99,9 +101,6 @@ func (ch *child) Readable(s *loop.Socket) {
 	ch.exited = true
 	ch.l.Logger().Debug(fmt.Sprintf("child %d of %s exited", ch.pid, ch.nick))
 	ch.l.Close(s)
-	if !ch.server.Closed() && ch.server.Peer != nil {
-		ch.l.EndInput(ch.server.Peer)
-	}
 	ch.releaseStderr()
 }
 
@@ -110,8 +109,16 @@ func (ch *child) Writable(*loop.Socket) {}
 
 // SocketClosed is the connection's end closing: the client is gone, or the
 // relay is over. A child still running is told to stop, and killed if it
-// has not within killTimeout.
-func (ch *child) SocketClosed(*loop.Socket) {
+// has not within killTimeout. It is also the pidfd closing: if the child
+// has not exited, the loop is shutting down, and the child is stopped and
+// reaped off the loop.
+func (ch *child) SocketClosed(s *loop.Socket) {
+	if s == ch.pidfd {
+		if !ch.exited {
+			go ch.reapAfterLoop()
+		}
+		return
+	}
 	ch.clientGone = true
 	if ch.exited {
 		ch.releaseStderr()
@@ -122,6 +129,21 @@ func (ch *child) SocketClosed(*loop.Socket) {
 		ch.l.Logger().Log(nil, loop.LevelNotice, fmt.Sprintf("child %d of %s ignored SIGTERM for %v: killing it", ch.pid, ch.nick, ch.killTimeout))
 		unix.Kill(-ch.pid, unix.SIGKILL)
 	})
+}
+
+// reapAfterLoop stops and reaps a child whose loop is gone, on a
+// goroutine of its own: waiting blocks. The pid cannot be reused before the
+// wait, so signalling it is safe.
+func (ch *child) reapAfterLoop() {
+	unix.Kill(-ch.pid, unix.SIGTERM)
+	kill := time.AfterFunc(ch.killTimeout, func() { unix.Kill(-ch.pid, unix.SIGKILL) })
+	defer kill.Stop()
+	var ws unix.WaitStatus
+	for {
+		if _, err := unix.Wait4(ch.pid, &ws, 0, nil); err != unix.EINTR {
+			return
+		}
+	}
 }
 
 // releaseStderr closes the stderr pipe once both the child and the
