@@ -65,8 +65,9 @@ func TestStdioProxyCommandSSH(t *testing.T) {
 					t.Fatalf("ssh %q printed %q, want %q", args, stdout.String(), want)
 				}
 			}
-			if log, _ := os.ReadFile(tp.Log); name == "connect" && !strings.Contains(string(log), "CONNECT") {
-				t.Errorf("tinyproxy logged no CONNECT:\n%s", log)
+			request := "CONNECT 127.0.0.1:" + port
+			if log, _ := os.ReadFile(tp.Log); name == "connect" && !strings.Contains(string(log), request) {
+				t.Errorf("tinyproxy did not log %q:\n%s", request, log)
 			}
 		})
 	}
