@@ -81,6 +81,7 @@ func (ch *child) adopt(conn, stderr, pidfd int) error {
 	ch.server.Raw = true // a unix stream socket splices
 	ch.server.Closer = ch
 	ch.stderr = &stderrLog{ch: ch}
+	ch.stderr.emit = ch.stderr.log
 	es, _ := l.Adopt(stderr, ch.stderr)
 	ch.stderr.s = es
 	l.WatchReader(es)

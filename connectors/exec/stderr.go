@@ -26,6 +26,7 @@ const (
 type stderrLog struct {
 	ch      *child
 	s       *loop.Socket
+	emit    func(line []byte, cut bool) // log, or a test's collector
 	buf     []byte // the line being read; allocated on first output
 	cutting bool   // dropping the rest of a line that was cut
 	tokens  float64
@@ -36,10 +37,7 @@ type stderrLog struct {
 // Readable reads what the child wrote, logs complete lines, and closes the
 // pipe at EOF (logging a last unterminated line).
 func (e *stderrLog) Readable(s *loop.Socket) {
-	if e.buf == nil {
-		e.buf = make([]byte, 0, MaxLineLength)
-		e.tokens, e.refill = lineBurst, time.Now()
-	}
+	e.start()
 	for range readRounds {
 		n, err := unix.Read(s.Fd(), e.buf[len(e.buf):cap(e.buf)])
 		if err == unix.EAGAIN || err == unix.EINTR {
@@ -54,6 +52,14 @@ func (e *stderrLog) Readable(s *loop.Socket) {
 	}
 }
 
+// start allocates the line buffer on the child's first output.
+func (e *stderrLog) start() {
+	if e.buf == nil {
+		e.buf = make([]byte, 0, MaxLineLength)
+		e.tokens, e.refill = lineBurst, time.Now()
+	}
+}
+
 // Writable is never watched on the stderr pipe.
 func (e *stderrLog) Writable(*loop.Socket) {}
 
@@ -65,7 +71,7 @@ func (e *stderrLog) lines() {
 			continue
 		}
 		if !e.cutting {
-			e.log(e.buf[start:i], false)
+			e.emit(e.buf[start:i], false)
 		}
 		e.cutting = false
 		start = i + 1
@@ -74,7 +80,7 @@ func (e *stderrLog) lines() {
 	e.buf = e.buf[:rest]
 	if rest == cap(e.buf) {
 		if !e.cutting {
-			e.log(e.buf, true)
+			e.emit(e.buf, true)
 		}
 		e.cutting = true
 		e.buf = e.buf[:0]
@@ -83,7 +89,7 @@ func (e *stderrLog) lines() {
 
 func (e *stderrLog) close() {
 	if len(e.buf) > 0 && !e.cutting {
-		e.log(e.buf, false)
+		e.emit(e.buf, false)
 	}
 	e.buf = e.buf[:0]
 	e.flushDropped()
