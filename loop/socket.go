@@ -77,7 +77,8 @@ type Socket struct {
 	Hook Hook
 	// Closer, if set, is told when the socket closes.
 	Closer Closer
-	// Raw says the socket is a plain TCP stream that may be spliced: no
+	// Raw says the socket is a plain stream that may be spliced (TCP, unix
+	// stream, a pipe): no
 	// transport and no protocol framing.
 	Raw bool
 
