@@ -78,8 +78,7 @@ type Socket struct {
 	// Closer, if set, is told when the socket closes.
 	Closer Closer
 	// Raw says the socket is a plain stream that may be spliced (TCP, unix
-	// stream, a pipe): no
-	// transport and no protocol framing.
+	// stream, a pipe): no transport and no protocol framing.
 	Raw bool
 
 	fd        int

@@ -27,8 +27,8 @@ type stderrLog struct {
 	ch      *child
 	s       *loop.Socket
 	emit    func(line []byte, cut bool) // log, or a test's collector
-	buf     []byte // the line being read; allocated on first output
-	cutting bool   // dropping the rest of a line that was cut
+	buf     []byte                      // the line being read; allocated on first output
+	cutting bool                        // dropping the rest of a line that was cut
 	tokens  float64
 	refill  time.Time
 	dropped int // lines not logged for the rate limit since the last one logged
