@@ -20,6 +20,9 @@ func (l *Loop) canSplice(src, dst *Socket) bool {
 
 // spliceIn moves one chunk from src into dst's pipe, then on to dst.
 func (l *Loop) spliceIn(src, dst *Socket) (n int, full bool, err error) {
+	if splicesDirect(src, dst) {
+		return l.spliceDirect(src, dst)
+	}
 	p := dst.pipe
 	if p == nil {
 		if p, err = l.takePipe(); err != nil {

@@ -16,6 +16,7 @@ type split struct {
 
 // fdWatch is one fd of a split socket as the poller knows it.
 type fdWatch struct {
+	pipe       bool // a pipe: splice needs no other
 	watched    bool // in the epoll set
 	unpollable bool // epoll refused it: served on every pass instead
 	closed     bool // the write fd, closed by a shutdown
@@ -32,6 +33,7 @@ func (l *Loop) AdoptSplit(r, w int, h Handler) (*Socket, error) {
 	}
 	s.wfd = w
 	s.split = &split{}
+	s.split.r.pipe, s.split.w.pipe = isPipe(r), isPipe(w)
 	for w >= len(l.sockets) {
 		l.sockets = append(l.sockets, make([]*Socket, len(l.sockets)+64)...)
 	}

@@ -63,7 +63,8 @@ func randomBytes(n int) []byte {
 }
 
 // A split socket made of two pipes (a process's stdin and stdout, as a
-// parent sees them) relays to a socket by splice both ways, byte-exact,
+// parent sees them) relays to a socket by splice both ways, byte-exact and
+// straight across (no pipe from the pool in the middle),
 // and carries each direction's EOF on its own: the socket's shutdown closes
 // the output pipe while the input pipe is still open, and the input pipe's
 // EOF is a shutdown of the socket.
@@ -92,6 +93,9 @@ func TestSplitPipesSplice(t *testing.T) {
 	expectAll(t, "pipe to socket", peerF, up, sendAndEnd(inF, up, inF.Close))
 	if n := l.Stats().Spliced.Load(); n < uint64(len(up)+len(down)) {
 		t.Fatalf("spliced %d bytes, want %d", n, len(up)+len(down))
+	}
+	if ino := pooledPipe(t, l); ino != 0 {
+		t.Fatal("a pipe from the pool was used between a pipe and a socket")
 	}
 }
 
