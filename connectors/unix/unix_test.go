@@ -247,3 +247,64 @@ func TestBuild(t *testing.T) {
 		t.Error("unlink is not on by default")
 	}
 }
+
+// The process holds the same fds before and after 1,000 connections
+// through a unix in (once the idle pipes are released).
+func TestNoFdLeak(t *testing.T) {
+	nproxytest.CaptureLog(t, 0)
+	echo := goEcho(t, "tcp", "127.0.0.1:0").(*net.TCPAddr)
+	in := sockPath(t, "in.sock")
+	p := nproxy.New(&In{Path: in}, &tcp.Out{Host: "127.0.0.1", Port: echo.Port})
+	start(t, 0, []string{in}, p)
+	roundTrip := func(msg []byte) error {
+		c, err := net.Dial("unix", in)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c.Write(msg)
+		c.(*net.UnixConn).CloseWrite()
+		got, err := io.ReadAll(c)
+		if err == nil && !bytes.Equal(got, msg) {
+			err = fmt.Errorf("got %q, want %q", got, msg)
+		}
+		return err
+	}
+	if err := roundTrip([]byte("warm-up")); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the warm-up to close", func() bool { return p.Closed() == 1 })
+	fds := countFds(t)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 125 {
+				if err := roundTrip(fmt.Appendf(nil, "worker %d message %d", w, i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	waitUntil(t, "1,001 connections to close", func() bool { return p.Closed() == 1001 })
+	waitUntil(t, fmt.Sprintf("the fd count to return to %d", fds), func() bool { return countFds(t) == fds })
+}
+
+func countFds(t *testing.T) int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
