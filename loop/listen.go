@@ -35,14 +35,22 @@ func (l *Loop) Listen(addr netip.AddrPort, accept AcceptFunc) (*Socket, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := l.Adopt(fd, &listener{accept: accept})
+	nick := ""
+	if sa, err := unix.Getsockname(fd); err == nil {
+		nick = sockaddrString(sa) // the real port when addr asked for any
+	}
+	return l.addListener(fd, &listener{accept: accept}, nick)
+}
+
+// addListener adds the bound socket fd to the listeners list, and listens
+// at once if the loop runs already. On error fd is closed.
+func (l *Loop) addListener(fd int, ln *listener, nick string) (*Socket, error) {
+	s, err := l.Adopt(fd, ln)
 	if err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
-	if sa, err := unix.Getsockname(fd); err == nil {
-		s.nick = sockaddrString(sa) // the real port when addr asked for any
-	}
+	s.nick = nick
 	l.WatchReader(s)
 	if l.started {
 		if err := startListening(s); err != nil {

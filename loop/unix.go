@@ -30,20 +30,7 @@ func (l *Loop) ListenUnix(path string, typ int, accept AcceptFunc) (*Socket, err
 		unix.Close(fd)
 		return nil, err
 	}
-	s, err := l.Adopt(fd, &listener{accept: accept, notTCP: true, packet: typ != unix.SOCK_STREAM})
-	if err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
-	s.nick = path
-	l.WatchReader(s)
-	if l.started {
-		if err := startListening(s); err != nil {
-			l.Close(s)
-			return nil, err
-		}
-	}
-	return s, nil
+	return l.addListener(fd, &listener{accept: accept, notTCP: true, packet: typ != unix.SOCK_STREAM}, path)
 }
 
 // unixDialer is one DialUnix in progress.
