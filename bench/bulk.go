@@ -29,7 +29,7 @@ func (sc scenario) peers(e *env) []*peer {
 	return peerSet(e)
 }
 
-var allScenarios = []string{"bulk", scLatency, scSlowRead, scIdle, scSSLH, "connect", scTLS, scRate}
+var allScenarios = []string{"bulk", scLatency, scSlowRead, scIdle, scSSLH, "connect", scTLS, "unix", scRate}
 
 // scenarios run in this order: the connection-rate scenario leaves tens of
 // thousands of sockets in TIME_WAIT on 127.0.0.1 for a minute, which slows
@@ -43,6 +43,7 @@ func scenarios() []scenario {
 		{name: scSSLH, run: runSSLH, cast: sslhCast},
 		{name: "connect", run: runConnect, cast: connectCast},
 		{name: scTLS, run: runTLS, cast: tlsCast},
+		{name: "unix", run: runUnix, cast: unixCast},
 		{name: scRate, run: runRate},
 	}
 }
