@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"errors"
 	"fmt"
 	"syscall"
 	"time"
@@ -23,54 +24,82 @@ type child struct {
 	clientGone  bool
 }
 
-// start runs path with argv, its standard input and output one end of a
-// socketpair and its standard error a pipe; it returns the other end of the
-// socketpair as a socket of l. fork (vfork, in Go) and exec block the loop
-// for the time of a vfork, as they would any fork-per-connection server.
-func start(l *loop.Loop, path string, argv, env []string, dir string, killTimeout time.Duration, nick string) (*loop.Socket, error) {
+// spawn starts c's command for a client off the loop, and calls done on
+// the loop with the connection's end of the socketpair as a socket of l, or
+// the reason there is none. The child's standard input and output are the
+// other end, its standard error a pipe. Off the loop, because a fork blocks
+// its thread until the child has run exec: Go forks with vfork, which
+// suspends the parent meanwhile, and on a busy machine the child may wait
+// for a CPU; the loop would wait with it.
+func spawn(l *loop.Loop, c *Out, nick string, done func(*loop.Socket, error)) {
+	loop.WillFork()
+	go func() {
+		p, err := forkExec(c)
+		l.Post(func() {
+			if err != nil {
+				done(nil, err)
+				return
+			}
+			ch := &child{l: l, pid: p.pid, nick: nick, killTimeout: c.killTimeout()}
+			if err := ch.adopt(p.conn, p.stderr, p.pidfd); err != nil {
+				unix.Kill(-p.pid, unix.SIGKILL)
+				done(nil, err)
+				return
+			}
+			done(ch.server, nil)
+		})
+	}()
+}
+
+// process is a child just started: its pid, pidfd, and the parent's ends of
+// its standard input/output (a socketpair) and error (a pipe).
+type process struct {
+	pid, pidfd, conn, stderr int
+}
+
+// forkExec starts c's command. It blocks, and runs off the loop.
+func forkExec(c *Out) (process, error) {
+	path, argv, err := c.program()
+	if err != nil {
+		return process{}, err
+	}
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return process{}, err
 	}
 	var errPipe [2]int
 	if err := unix.Pipe2(errPipe[:], unix.O_CLOEXEC); err != nil {
 		closeAll(pair[0], pair[1])
-		return nil, err
+		return process{}, err
 	}
-	pidfd := -1
-	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{
-		Dir:   dir,
-		Env:   env,
+	p := process{pidfd: -1, conn: pair[0], stderr: errPipe[0]}
+	p.pid, err = syscall.ForkExec(path, argv, &syscall.ProcAttr{
+		Dir:   c.Dir,
+		Env:   c.environ(),
 		Files: []uintptr{uintptr(pair[1]), uintptr(pair[1]), uintptr(errPipe[1])},
 		// A group of its own, so that a shell's children are killed
 		// with it; the pidfd, so that it is reaped from the loop.
-		Sys: &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd},
+		Sys: &syscall.SysProcAttr{Setpgid: true, PidFD: &p.pidfd},
 	})
 	closeAll(pair[1], errPipe[1]) // the child's ends
 	if err != nil {
 		closeAll(pair[0], errPipe[0])
-		return nil, err
+		return process{}, err
 	}
-	ch := &child{l: l, pid: pid, nick: nick, killTimeout: killTimeout}
-	if err := ch.adopt(pair[0], errPipe[0], pidfd); err != nil {
-		unix.Kill(-pid, unix.SIGKILL)
-		if pidfd < 0 {
-			var ws unix.WaitStatus
-			unix.Wait4(pid, &ws, 0, nil) // killed: this wait is short
-		}
-		return nil, err
+	if p.pidfd < 0 {
+		unix.Kill(-p.pid, unix.SIGKILL)
+		var ws unix.WaitStatus
+		unix.Wait4(p.pid, &ws, 0, nil) // killed: this wait is short
+		closeAll(pair[0], errPipe[0])
+		return process{}, errors.New("no pidfd for the child (Linux 5.3 or later is needed)")
 	}
-	return ch.server, nil
+	return p, nil
 }
 
 // adopt makes loop sockets of the connection's end, the stderr pipe and the
 // pidfd. On error every fd is closed.
 func (ch *child) adopt(conn, stderr, pidfd int) error {
 	l := ch.l
-	if pidfd < 0 {
-		closeAll(conn, stderr)
-		return fmt.Errorf("no pidfd for the child (Linux 5.3 or later is needed)")
-	}
 	for _, fd := range []int{conn, stderr, pidfd} {
 		if err := unix.SetNonblock(fd, true); err != nil {
 			closeAll(conn, stderr, pidfd)

@@ -77,26 +77,22 @@ func (c *Out) Validate() error {
 	return nil
 }
 
-// Open implements connectors.Out: the child starts now, and the client is
-// relayed to it at once. A command that cannot start fails this client
+// Open implements connectors.Out: the child is started (off the loop), and
+// the client relayed to it. A command that cannot start fails this client
 // only.
 func (c *Out) Open(l *loop.Loop, client *loop.Socket, h connectors.Handler) {
 	if err := c.Validate(); err != nil {
 		h.Failed(l, client, err)
 		return
 	}
-	path, argv, err := c.program()
-	if err != nil {
-		h.Failed(l, client, fmt.Errorf("can't run %s: %w", c.name(), err))
-		return
-	}
-	server, err := start(l, path, argv, c.environ(), c.Dir, c.killTimeout(), client.Nick())
-	if err != nil {
-		h.Failed(l, client, fmt.Errorf("can't run %s: %w", c.name(), err))
-		return
-	}
-	server.Connector, server.Hook = c, c.Hook
-	h.Connected(l, client, server)
+	spawn(l, c, client.Nick(), func(server *loop.Socket, err error) {
+		if err != nil {
+			h.Failed(l, client, fmt.Errorf("can't run %s: %w", c.name(), err))
+			return
+		}
+		server.Connector, server.Hook = c, c.Hook
+		h.Connected(l, client, server)
+	})
 }
 
 // program is the file to execute and its argv.
