@@ -19,10 +19,12 @@ var forking atomic.Bool
 // embeds nproxy and forks on other goroutines).
 func WillFork() { forking.Store(true) }
 
-// forgetIfForking takes s out of the epoll set before it is closed, when
-// the process forks.
-func (l *Loop) forgetIfForking(s *Socket) {
-	if forking.Load() {
+// forgetIfShared takes s out of the epoll set before it is closed when its
+// open file may outlive the close: the process forks, or s is a split
+// socket, whose fds (a standard input and output) are usually copies of
+// fds that other processes hold too.
+func (l *Loop) forgetIfShared(s *Socket) {
+	if forking.Load() || s.split != nil {
 		l.detach(s)
 	}
 }

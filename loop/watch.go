@@ -98,7 +98,7 @@ func (l *Loop) Close(s *Socket) {
 	if s.closed {
 		return
 	}
-	l.forgetIfForking(s)
+	l.forgetIfShared(s)
 	s.closed = true
 	s.StopTimer()
 	// No EPOLL_CTL_DEL: closing the fd (at the end of this pass, before the
