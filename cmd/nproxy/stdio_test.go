@@ -5,17 +5,20 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	ct "github.com/nproxy/nproxy/connectors/connect/connecttest"
 	"github.com/nproxy/nproxy/connectors/dual/dualtest"
 	"github.com/nproxy/nproxy/nproxytest"
+	"golang.org/x/sys/unix"
 )
 
 // runStdio runs nproxy with stdin as its standard input and returns its
@@ -139,5 +142,83 @@ func TestUnixInUse(t *testing.T) {
 		if _, err := os.Lstat(path); err != nil {
 			t.Errorf("%s was removed", path)
 		}
+	}
+}
+
+// openPty returns a pseudo-terminal's master and its slave, in raw mode
+// (no echo, no line editing), so that bytes cross it unchanged.
+func openPty(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		nproxytest.Unavailable(t, "no pseudo-terminals: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	tio, err := unix.IoctlGetTermios(int(s.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// cfmakeraw
+	tio.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	tio.Oflag &^= unix.OPOST
+	tio.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	tio.Cflag &^= unix.CSIZE | unix.PARENB
+	tio.Cflag |= unix.CS8
+	if err := unix.IoctlSetTermios(int(s.Fd()), unix.TCSETS, tio); err != nil {
+		t.Fatal(err)
+	}
+	return m, s
+}
+
+// stdio on a terminal (read and written, not spliced): bytes typed come
+// back from exec cat, and the terminal's hang-up ends nproxy; the terminal
+// gets its file flags back (no O_NONBLOCK left behind for the shell).
+func TestStdioTerminal(t *testing.T) {
+	master, slave := openPty(t)
+	cmd := exec.Command(nproxyBin, "--in", "type=stdio", "--out", "type=exec,argv=cat")
+	cmd.Env = environWithoutProxy()
+	cmd.Stdin, cmd.Stdout = slave, slave
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	master.SetDeadline(time.Now().Add(10 * time.Second))
+	for _, line := range []string{"hello\n", "through a terminal\n"} {
+		if _, err := master.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(line))
+		if _, err := io.ReadFull(master, got); err != nil || string(got) != line {
+			t.Fatalf("got %q (%v), want %q\n%s", got, err, line, stderr.String())
+		}
+	}
+	master.Close() // the terminal hangs up
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("nproxy did not exit after the terminal hung up\n%s", stderr.String())
+	}
+	// Not slave.Fd(): it would make the file blocking itself.
+	var flags int
+	rc, _ := slave.SyscallConn()
+	rc.Control(func(fd uintptr) { flags, _ = unix.FcntlInt(fd, unix.F_GETFL, 0) })
+	if flags&unix.O_NONBLOCK != 0 {
+		t.Error("the terminal was left non-blocking")
 	}
 }
