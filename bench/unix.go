@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 )
 
@@ -73,8 +74,10 @@ func runUnix(e *env, peers []*peer) ([]*table, error) {
 	rate, cpuConn := higher("connections", "conn/s"), lower("relay CPU", "µs/conn")
 	unixRate := newTable(scUnixRate, "unix: connection rate, TCP → unix → TCP", rateMethod(e), peers, scUnixRate, rate, cpuConn)
 	xrate, xcpu := higher("connections", "conn/s"), lower("relay CPU", "µs/conn")
+	// Its own peers only: a table's reference is its first nproxy peer.
+	execPeers := slices.DeleteFunc(slices.Clone(peers), func(p *peer) bool { return !p.in(scExecRate) })
 	execRate := newTable(scExecRate, "exec: connection rate, a cat per connection", rateMethod(e)+" The upstream is the child, cat.",
-		peers, scExecRate, xrate, xcpu)
+		execPeers, scExecRate, xrate, xcpu)
 
 	servers, err := startIperfServers(e, peers, scUnixBulk)
 	defer func() {
