@@ -29,7 +29,7 @@ func (sc scenario) peers(e *env) []*peer {
 	return peerSet(e)
 }
 
-var allScenarios = []string{"bulk", scLatency, scSlowRead, scIdle, scSSLH, "connect", scTLS, scUDP, "socks", scRate}
+var allScenarios = []string{"bulk", scLatency, scSlowRead, scIdle, scSSLH, "connect", scTLS, scUDP, "socks", "unix", scRate}
 
 // scenarios run in this order: the connection-rate scenario leaves tens of
 // thousands of sockets in TIME_WAIT on 127.0.0.1 for a minute, which slows
@@ -45,6 +45,7 @@ func scenarios() []scenario {
 		{name: scTLS, run: runTLS, cast: tlsCast},
 		{name: scUDP, run: runUDP, cast: udpCast},
 		{name: "socks", run: runSocks, cast: socksCast},
+		{name: "unix", run: runUnix, cast: unixCast},
 		{name: scRate, run: runRate},
 	}
 }

@@ -69,6 +69,24 @@ func eachRelay(e *env, peers []*peer, sc string, t *table, round, target int, f 
 	}
 }
 
+// rateRound measures the connection rate of each peer of sc once.
+func rateRound(e *env, peers []*peer, sc string, t *table, round, target int, rate, cpu *metric) {
+	eachRelay(e, peers, sc, t, round, target, func(r *running) error {
+		cpu0 := cpuSeconds(r.pid())
+		ok, fails, firstErr := connLoop(r.listen, e.cfg.concurrency, e.cfg.rateDur)
+		waitChildrenReaped(r.pid(), time.Second)
+		rate.add(r.p.name, float64(ok)/e.cfg.rateDur.Seconds())
+		if ok > 0 && r.proc != nil {
+			cpu.add(r.p.name, (cpuSeconds(r.pid())-cpu0)/float64(ok)*1e6)
+		}
+		logf("   %s round %d %-18s %8.0f conn/s  (%d failed)", sc, round+1, r.p.name, float64(ok)/e.cfg.rateDur.Seconds(), fails)
+		if fails > 0 {
+			return fmt.Errorf("%d connections failed in round %d, first: %v", fails, round+1, firstErr)
+		}
+		return nil
+	})
+}
+
 // echoOnce writes the 64-byte ping and reads it back.
 func echoOnce(c net.Conn, buf []byte) error {
 	if _, err := c.Write(ping); err != nil {
@@ -91,20 +109,7 @@ func runRate(e *env, peers []*peer) ([]*table, error) {
 	}
 	defer echo.stop()
 	for round := 0; round < e.cfg.rounds; round++ {
-		eachRelay(e, peers, scRate, t, round, echo.listen, func(r *running) error {
-			cpu0 := cpuSeconds(r.pid())
-			ok, fails, firstErr := connLoop(r.listen, e.cfg.concurrency, e.cfg.rateDur)
-			waitChildrenReaped(r.pid(), time.Second)
-			rate.add(r.p.name, float64(ok)/e.cfg.rateDur.Seconds())
-			if ok > 0 && r.proc != nil {
-				cpu.add(r.p.name, (cpuSeconds(r.pid())-cpu0)/float64(ok)*1e6)
-			}
-			logf("   connrate round %d %-18s %8.0f conn/s  (%d failed)", round+1, r.p.name, float64(ok)/e.cfg.rateDur.Seconds(), fails)
-			if fails > 0 {
-				return fmt.Errorf("%d connections failed in round %d, first: %v", fails, round+1, firstErr)
-			}
-			return nil
-		})
+		rateRound(e, peers, scRate, t, round, echo.listen, rate, cpu)
 	}
 	profile(e, peers, scRate, scRate, rateWorkload(e, echo.listen))
 	return []*table{t}, nil

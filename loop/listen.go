@@ -28,6 +28,8 @@ type listener struct {
 	// accept pauses and once when it resumes, not every acceptBackoff.
 	pauses   int
 	pausedAt time.Time
+	notTCP   bool // no TCP_NODELAY to set on its clients
+	packet   bool // its clients keep message boundaries: never spliced
 }
 
 // Listen opens a TCP listener on addr and adds it to the listeners list; it
@@ -38,14 +40,22 @@ func (l *Loop) Listen(addr netip.AddrPort, accept AcceptFunc) (*Socket, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := l.Adopt(fd, &listener{accept: accept})
+	nick := ""
+	if sa, err := unix.Getsockname(fd); err == nil {
+		nick = sockaddrString(sa) // the real port when addr asked for any
+	}
+	return l.addListener(fd, &listener{accept: accept}, nick)
+}
+
+// addListener adds the bound socket fd to the listeners list, and listens
+// at once if the loop runs already. On error fd is closed.
+func (l *Loop) addListener(fd int, ln *listener, nick string) (*Socket, error) {
+	s, err := l.Adopt(fd, ln)
 	if err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
-	if sa, err := unix.Getsockname(fd); err == nil {
-		s.nick = sockaddrString(sa) // the real port when addr asked for any
-	}
+	s.nick = nick
 	if l.noticing() {
 		l.notice("Add listener " + s.nick)
 	}
@@ -130,14 +140,16 @@ func (ln *listener) Readable(s *Socket) {
 			l.log.Error("accept failed", "listener", s.nick, "err", err)
 			return
 		}
-		setNoDelay(fd)
+		if !ln.notTCP {
+			setNoDelay(fd)
+		}
 		c, err := l.Adopt(fd, nil)
 		if err != nil {
 			unix.Close(fd)
 			l.log.Error("can't watch accepted socket", "err", err)
 			continue
 		}
-		c.Raw = true
+		c.Raw = !ln.packet
 		if l.noticing() {
 			l.notice("New connection on listener " + s.nick)
 		}

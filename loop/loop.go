@@ -92,6 +92,9 @@ type Loop struct {
 	scratch   []byte
 	closing   []int // fds closed during this pass, released at its end
 	passes    passCounters
+	// unpollable holds the split sockets with an fd that epoll refuses
+	// (a regular file): always ready, they are served on every pass.
+	unpollable []*Socket
 
 	resolvedNames map[string]resolved
 	troubles      map[string]*trouble // see Warn
@@ -195,7 +198,7 @@ func (l *Loop) Run() error {
 	l.started = true
 	for !l.stopping {
 		var err error
-		l.events, err = l.poll.wait(l.events[:0], l.timers.waitMs())
+		l.events, err = l.poll.wait(l.events[:0], l.waitMs())
 		if err != nil {
 			return err
 		}
@@ -203,6 +206,7 @@ func (l *Loop) Run() error {
 		for _, ev := range l.events {
 			l.dispatch(ev)
 		}
+		l.dispatchUnpollable()
 		l.timers.runExpired()
 		l.releaseClosed()
 		l.recordPass(start)
@@ -221,6 +225,9 @@ func (l *Loop) dispatch(ev event) {
 	s := l.socket(ev.fd)
 	if s == nil || s.closed {
 		return
+	}
+	if s.split != nil {
+		ev = s.split.route(s, ev)
 	}
 	if s.handler == nil {
 		// A socket parked without a handler (a client waiting for its

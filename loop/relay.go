@@ -243,9 +243,12 @@ func (l *Loop) shutdownWrite(s *Socket) {
 		return
 	}
 	s.writeDone = true
-	if s.transport != nil {
+	switch {
+	case s.transport != nil:
 		s.transport.CloseWrite()
-	} else {
+	case s.split != nil:
+		l.closeWriteFd(s) // a pipe has no shutdown: closing it is its EOF
+	default:
 		unix.Shutdown(s.fd, unix.SHUT_WR)
 	}
 	l.settle(s)

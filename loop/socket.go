@@ -77,11 +77,13 @@ type Socket struct {
 	Hook Hook
 	// Closer, if set, is told when the socket closes.
 	Closer Closer
-	// Raw says the socket is a plain TCP stream that may be spliced: no
-	// transport and no protocol framing.
+	// Raw says the socket is a plain stream that may be spliced (TCP, unix
+	// stream, a pipe): no transport and no protocol framing.
 	Raw bool
 
 	fd        int
+	wfd       int    // the fd written to: fd, except for a split socket
+	split     *split // the second fd's state, for a socket made of two fds
 	loop      *Loop
 	interest  uint32 // what the watch lists want
 	mask      uint32 // what the epoll set has; differs from interest only inside a hand-over
@@ -97,7 +99,7 @@ type Socket struct {
 	traffic   Traffic
 	end       End
 	dgram     *datagramState // set for datagram sockets (see SetDatagram)
-	orig      *origin // set by preambles: see addr.go
+	orig      *origin        // set by preambles: see addr.go
 
 	readDone     bool // EOF or error read: nothing more comes from this socket
 	writeDone    bool // shut down for writing
@@ -159,7 +161,7 @@ func (s *Socket) Write(p []byte) (int, error) {
 	if s.transport != nil {
 		return s.transport.Send(p)
 	}
-	return unix.Write(s.fd, p)
+	return unix.Write(s.wfd, p)
 }
 
 // Stash keeps data read from the socket before the relay started, as

@@ -20,6 +20,9 @@ func (l *Loop) canSplice(src, dst *Socket) bool {
 
 // spliceIn moves one chunk from src into dst's pipe, then on to dst.
 func (l *Loop) spliceIn(src, dst *Socket) (n int, full bool, err error) {
+	if splicesDirect(src, dst) {
+		return l.spliceDirect(src, dst)
+	}
 	p := dst.pipe
 	if p == nil {
 		if p, err = l.takePipe(); err != nil {
@@ -49,7 +52,7 @@ func (l *Loop) spliceIn(src, dst *Socket) (n int, full bool, err error) {
 func (l *Loop) spliceOut(dst *Socket) bool {
 	p := dst.pipe
 	for p.N > 0 {
-		n, err := unix.Splice(p.R, nil, dst.fd, nil, p.N, spliceFlags)
+		n, err := unix.Splice(p.R, nil, dst.wfd, nil, p.N, spliceFlags)
 		if err == unix.EAGAIN {
 			return false
 		}

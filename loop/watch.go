@@ -39,6 +39,10 @@ func (l *Loop) syncInterest(s *Socket) {
 	if s.closed || s.detached || s.interest == s.mask && s.registered {
 		return
 	}
+	if s.split != nil {
+		l.syncSplit(s)
+		return
+	}
 	var err error
 	if s.registered {
 		err = l.poll.modify(s.fd, s.interest)
@@ -61,7 +65,7 @@ func (l *Loop) syncInterest(s *Socket) {
 // server is reached costs no epoll_ctl, and is noticed gone when the relay
 // starts.
 func (l *Loop) Adopt(fd int, h Handler) (*Socket, error) {
-	s := &Socket{fd: fd, loop: l, handler: h, born: time.Now()}
+	s := &Socket{fd: fd, wfd: fd, loop: l, handler: h, born: time.Now()}
 	for fd >= len(l.sockets) {
 		l.sockets = append(l.sockets, make([]*Socket, len(l.sockets)+64)...)
 	}
@@ -79,6 +83,9 @@ func (l *Loop) socket(fd int) *Socket {
 // detach takes s out of the poller for good while keeping it open.
 func (l *Loop) detach(s *Socket) {
 	if !s.detached && !s.closed {
+		if s.split != nil {
+			l.detachSplit(s)
+		}
 		if s.registered {
 			l.poll.remove(s.fd)
 		}
@@ -95,6 +102,7 @@ func (l *Loop) Close(s *Socket) {
 	if s.closed {
 		return
 	}
+	l.forgetIfShared(s)
 	s.closed = true
 	if l.noticing() {
 		l.notice("Closing " + s.logName())
@@ -106,6 +114,9 @@ func (l *Loop) Close(s *Socket) {
 	if s.fd >= 0 { // a Virtual socket has no fd
 		l.sockets[s.fd] = nil
 		l.closing = append(l.closing, s.fd)
+	}
+	if s.split != nil {
+		l.closeWriteFd(s)
 	}
 	if s.pipe != nil {
 		s.pipe.Close() // it holds data no one will read

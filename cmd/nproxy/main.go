@@ -90,14 +90,14 @@ func run(args []string) int {
 		return exitConfig
 	}
 	defer stopMetrics()
-	if err := early.mainloop(s.MaxConnections); err != nil {
+	if err := early.mainloop(maxConnections(s, proxies)); err != nil {
 		fmt.Fprintln(os.Stderr, "nproxy:", err)
 		if errors.As(err, new(*nproxy.ConfigError)) {
 			return exitConfig
 		}
 		return 1
 	}
-	return 0
+	return oneShotStatus(proxies)
 }
 
 // configure reads the command line (and the files it names) into checked
