@@ -9,8 +9,8 @@ package tcp
 
 import (
 	"net"
-	"strconv"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/nproxy/nproxy/connectors"
