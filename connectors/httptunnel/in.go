@@ -1,0 +1,254 @@
+package httptunnel
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+
+	"github.com/nproxy/nproxy/connectors"
+	"github.com/nproxy/nproxy/loop"
+)
+
+// DefaultMaxTunnels bounds the tunnels an In serves at once on each loop.
+const DefaultMaxTunnels = 256
+
+// In is nproxy as hts: it listens on Host:Port for htc's requests, and
+// hands each tunnel to the proxy as a client once both its POST and its
+// GET have come.
+type In struct {
+	// Host is the address or name to listen on; empty means localhost and
+	// "*" every address.
+	Host string `param:"host"`
+	// Port is the TCP port to listen on.
+	Port int `param:"port,required,port"`
+	// MaxTunnels bounds the tunnels served at once per loop; 0 means
+	// DefaultMaxTunnels.
+	MaxTunnels int `param:"max_tunnels"`
+	// Options are the parameters hts shares with htc.
+	Options
+	// Hook, if set, sees the data read from tunnels.
+	Hook loop.Hook
+}
+
+// Validate implements connectors.Validator.
+func (c *In) Validate() error { return c.Options.validate() }
+
+// Listen implements connectors.In.
+func (c *In) Listen(l *loop.Loop, h connectors.Handler) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	srv := &server{c: c, l: l, h: h, byAddr: map[netip.Addr][]*hts{}}
+	return connectors.Listen(l, c.Host, c.Port, srv.accept)
+}
+
+// server routes one loop's HTTP requests to its tunnels. The protocol names
+// no tunnel in its requests, so a request goes to the oldest tunnel of the
+// same client address that waits for one (docs/httptunnel.md).
+type server struct {
+	c      *In
+	l      *loop.Loop
+	h      connectors.Handler
+	byAddr map[netip.Addr][]*hts
+	count  int
+}
+
+func (srv *server) accept(s *loop.Socket) {
+	s.Connector = srv.c
+	readHead(s, srv.c.timeout(), bodyNeed, func(s *loop.Socket, head, rest []byte, err error) {
+		if err == nil {
+			err = srv.route(s, head, rest)
+		}
+		if err != nil {
+			srv.l.Logger().Error(fmt.Sprintf("httptunnel in: request from %s: %v", s.Nick(), err))
+			srv.l.Close(s)
+		}
+	})
+}
+
+// bodyNeed asks for a POST's first byte, which says whether it opens a
+// tunnel.
+func bodyNeed(head []byte) int {
+	if bytes.HasPrefix(head, []byte("POST ")) || bytes.HasPrefix(head, []byte("PUT ")) {
+		return 1
+	}
+	return 0
+}
+
+func (srv *server) route(s *loop.Socket, head, rest []byte) error {
+	req, err := parseRequest(head)
+	if err != nil {
+		return err
+	}
+	addr := remoteAddr(s)
+	switch req.method {
+	case "POST", "PUT":
+		if req.contentLength <= 0 {
+			return errors.New("POST without a Content-Length")
+		}
+		if rest[0] == opOpen {
+			return srv.open(s, addr, req.contentLength, rest)
+		}
+		if e := srv.find(addr, (*hts).wantsRecv); e != nil {
+			e.takeRecv(s, req.contentLength, rest)
+			return nil
+		}
+		return errors.New("POST for no tunnel")
+	case "GET":
+		if e := srv.find(addr, (*hts).wantsSend); e != nil {
+			e.takeSend(s)
+			return nil
+		}
+		return errors.New("GET for no tunnel")
+	}
+	return fmt.Errorf("unexpected method %s", req.method)
+}
+
+// open starts a tunnel with its first POST; it waits for its GET.
+func (srv *server) open(s *loop.Socket, addr netip.Addr, length int64, rest []byte) error {
+	if max := srv.c.MaxTunnels; srv.count >= max && max > 0 || max == 0 && srv.count >= DefaultMaxTunnels {
+		return fmt.Errorf("too many tunnels (%d)", srv.count)
+	}
+	e := &hts{srv: srv, addr: addr}
+	t, err := newTunnel(srv.l, e, "from "+s.Nick(), &srv.c.Options)
+	if err != nil {
+		return err
+	}
+	e.t = t
+	t.vs.Connector, t.vs.Hook = srv.c, srv.c.Hook
+	t.maxAge = -1 // the client alone ends bodies for their age
+	t.openOK = true
+	srv.byAddr[addr] = append(srv.byAddr[addr], e)
+	srv.count++
+	e.waitSend()
+	t.attachRecv(s, length, rest)
+	return nil
+}
+
+// find returns the oldest tunnel of addr that ok accepts.
+func (srv *server) find(addr netip.Addr, ok func(*hts) bool) *hts {
+	for _, e := range srv.byAddr[addr] {
+		if ok(e) {
+			return e
+		}
+	}
+	return nil
+}
+
+func (srv *server) remove(e *hts) {
+	list := srv.byAddr[e.addr]
+	for i, x := range list {
+		if x == e {
+			list = append(list[:i], list[i+1:]...)
+			srv.count--
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(srv.byAddr, e.addr)
+	} else {
+		srv.byAddr[e.addr] = list
+	}
+}
+
+func remoteAddr(s *loop.Socket) netip.Addr {
+	ap, _ := netip.ParseAddrPort(s.Nick())
+	return ap.Addr()
+}
+
+// hts is the server end of one tunnel: it waits for the client's requests.
+type hts struct {
+	srv      *server
+	t        *tunnel
+	addr     netip.Addr
+	accepted bool         // the proxy has the tunnel
+	next     *loop.Socket // a POST that came before the current one ended
+	nextLen  int64
+	nextRest []byte
+	waitT    *loop.Timer // the deadline for the next GET
+}
+
+func (e *hts) wantsSend() bool { return e.t.err == nil && e.t.send == nil && !e.t.closeSent }
+
+func (e *hts) wantsRecv() bool {
+	return e.t.err == nil && !e.t.peerClose && (e.t.recv == nil || e.next == nil)
+}
+
+// takeSend answers a GET: its response body carries the server's data.
+func (e *hts) takeSend(s *loop.Socket) {
+	if e.waitT != nil {
+		e.waitT.Stop()
+		e.waitT = nil
+	}
+	e.t.attachSend(s, responseHead(e.t.contentLength))
+	if !e.accepted {
+		e.accepted = true
+		e.srv.h.Accepted(e.srv.l, e.t.vs)
+	}
+}
+
+// takeRecv reads a POST now, or once the current one ends: htc opens the
+// next POST as soon as it has written DISCONNECT, which may still wait
+// unread in the current one.
+func (e *hts) takeRecv(s *loop.Socket, length int64, rest []byte) {
+	if e.t.recv == nil {
+		e.t.attachRecv(s, length, rest)
+		return
+	}
+	e.next, e.nextLen, e.nextRest = s, length, append([]byte(nil), rest...)
+}
+
+func (e *hts) recvEnded(t *tunnel) {
+	if s := e.next; s != nil {
+		e.next = nil
+		if s.Closed() {
+			return
+		}
+		t.attachRecv(s, e.nextLen, e.nextRest)
+	}
+}
+
+// sendEnded closes the GET whose body is over and waits for the client's
+// next one, within the timeout.
+func (e *hts) sendEnded(t *tunnel, s *loop.Socket) {
+	if s != nil {
+		e.srv.l.Close(s)
+	}
+	e.waitSend()
+}
+
+func (e *hts) waitSend() {
+	timeout := e.srv.c.timeout()
+	e.waitT = e.srv.l.AfterFunc(timeout, func() {
+		e.waitT = nil
+		e.t.fail(fmt.Errorf("no GET within %v", timeout))
+	})
+}
+
+func (e *hts) closed(t *tunnel) {
+	if e.waitT != nil {
+		e.waitT.Stop()
+		e.waitT = nil
+	}
+	if e.next != nil {
+		e.srv.l.Close(e.next)
+		e.next = nil
+	}
+	e.srv.remove(e)
+	if !e.accepted {
+		e.srv.l.Close(t.vs)
+	}
+}
+
+// responseHead is hts's answer to a GET.
+func responseHead(contentLength int) []byte {
+	return []byte("HTTP/1.1 200 OK\r\n" +
+		"Content-Length: " + strconv.Itoa(contentLength) + "\r\n" +
+		"Connection: close\r\n" +
+		"Pragma: no-cache\r\n" +
+		"Cache-Control: no-cache, no-store, must-revalidate\r\n" +
+		"Expires: 0\r\n" +
+		"Content-Type: text/html\r\n\r\n")
+}
