@@ -31,8 +31,8 @@ type headReader struct {
 	buf    []byte
 	needFn func(head []byte) int
 	need   int
-	done func(s *loop.Socket, head, rest []byte, err error)
-	end  int // length of the head once found, 0 before
+	done   func(s *loop.Socket, head, rest []byte, err error)
+	end    int // length of the head once found, 0 before
 }
 
 // readHead starts reading a head on s.

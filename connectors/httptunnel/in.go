@@ -163,17 +163,28 @@ type hts struct {
 	srv      *server
 	t        *tunnel
 	addr     netip.Addr
-	accepted bool         // the proxy has the tunnel
-	next     *loop.Socket // a POST that came before the current one ended
-	nextLen  int64
-	nextRest []byte
+	accepted bool        // the proxy has the tunnel
+	next     []queued    // POSTs that came before the current one ended
 	waitT    *loop.Timer // the deadline for the next GET
 }
 
 func (e *hts) wantsSend() bool { return e.t.err == nil && e.t.send == nil && !e.t.closeSent }
 
 func (e *hts) wantsRecv() bool {
-	return e.t.err == nil && !e.t.peerClose && (e.t.recv == nil || e.next == nil)
+	return e.t.err == nil && !e.t.peerClose && len(e.next) < maxQueued
+}
+
+// maxQueued bounds the POSTs a tunnel holds unread. htc writes a body,
+// closes it and opens the next without waiting for the server to read it:
+// a web proxy in between accepts them all, and they arrive one after the
+// other while the first is still being read.
+const maxQueued = 8
+
+// queued is a POST waiting for its turn.
+type queued struct {
+	s      *loop.Socket
+	length int64
+	rest   []byte
 }
 
 // takeSend answers a GET: its response body carries the server's data.
@@ -197,16 +208,17 @@ func (e *hts) takeRecv(s *loop.Socket, length int64, rest []byte) {
 		e.t.attachRecv(s, length, rest)
 		return
 	}
-	e.next, e.nextLen, e.nextRest = s, length, append([]byte(nil), rest...)
+	e.next = append(e.next, queued{s, length, append([]byte(nil), rest...)})
 }
 
 func (e *hts) recvEnded(t *tunnel) {
-	if s := e.next; s != nil {
-		e.next = nil
-		if s.Closed() {
+	for len(e.next) > 0 {
+		q := e.next[0]
+		e.next = e.next[1:]
+		if !q.s.Closed() {
+			t.attachRecv(q.s, q.length, q.rest)
 			return
 		}
-		t.attachRecv(s, e.nextLen, e.nextRest)
 	}
 }
 
@@ -232,10 +244,10 @@ func (e *hts) closed(t *tunnel) {
 		e.waitT.Stop()
 		e.waitT = nil
 	}
-	if e.next != nil {
-		e.srv.l.Close(e.next)
-		e.next = nil
+	for _, q := range e.next {
+		e.srv.l.Close(q.s)
 	}
+	e.next = nil
 	e.srv.remove(e)
 	if !e.accepted {
 		e.srv.l.Close(t.vs)
