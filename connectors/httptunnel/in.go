@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/nproxy/nproxy/connectors"
@@ -53,13 +54,19 @@ type server struct {
 	h      connectors.Handler
 	byAddr map[netip.Addr][]*hts
 	count  int
+	// early holds GETs that came before their tunnel's POST: through a
+	// proxy the GET may overtake the POST's first body byte.
+	early map[netip.Addr][]*loop.Socket
+	seq   uint64 // accepted requests, numbered in order
 }
 
 func (srv *server) accept(s *loop.Socket) {
 	s.Connector = srv.c
+	srv.seq++
+	seq := srv.seq
 	readHead(s, srv.c.timeout(), bodyNeed, func(s *loop.Socket, head, rest []byte, err error) {
 		if err == nil {
-			err = srv.route(s, head, rest)
+			err = srv.route(s, seq, head, rest)
 		}
 		if err != nil {
 			srv.l.Logger().Error(fmt.Sprintf("httptunnel in: request from %s: %v", s.Nick(), err))
@@ -77,7 +84,7 @@ func bodyNeed(head []byte) int {
 	return 0
 }
 
-func (srv *server) route(s *loop.Socket, head, rest []byte) error {
+func (srv *server) route(s *loop.Socket, seq uint64, head, rest []byte) error {
 	req, err := parseRequest(head)
 	if err != nil {
 		return err
@@ -92,7 +99,7 @@ func (srv *server) route(s *loop.Socket, head, rest []byte) error {
 			return srv.open(s, addr, req.contentLength, rest)
 		}
 		if e := srv.find(addr, (*hts).wantsRecv); e != nil {
-			e.takeRecv(s, req.contentLength, rest)
+			e.takeRecv(queued{s, seq, req.contentLength, rest})
 			return nil
 		}
 		return errors.New("POST for no tunnel")
@@ -101,7 +108,7 @@ func (srv *server) route(s *loop.Socket, head, rest []byte) error {
 			e.takeSend(s)
 			return nil
 		}
-		return errors.New("GET for no tunnel")
+		return srv.park(s, addr)
 	}
 	return fmt.Errorf("unexpected method %s", req.method)
 }
@@ -124,7 +131,52 @@ func (srv *server) open(s *loop.Socket, addr netip.Addr, length int64, rest []by
 	srv.count++
 	e.waitSend()
 	t.attachRecv(s, length, rest)
+	if g := srv.unpark(addr); g != nil && e.wantsSend() {
+		e.takeSend(g)
+	}
 	return nil
+}
+
+// maxEarly bounds the GETs parked per client address.
+const maxEarly = 4
+
+// park keeps a GET for a tunnel whose POST has not come yet, within the
+// timeout.
+func (srv *server) park(s *loop.Socket, addr netip.Addr) error {
+	if len(srv.early[addr]) >= maxEarly {
+		return errors.New("GET for no tunnel")
+	}
+	if srv.early == nil {
+		srv.early = map[netip.Addr][]*loop.Socket{}
+	}
+	srv.early[addr] = append(srv.early[addr], s)
+	s.SetTimer(srv.c.timeout(), func() {
+		srv.drop(s, addr)
+		srv.l.Logger().Error(fmt.Sprintf("httptunnel in: request from %s: GET for no tunnel", s.Nick()))
+		srv.l.Close(s)
+	})
+	return nil
+}
+
+// unpark takes the oldest GET parked for addr, if any.
+func (srv *server) unpark(addr netip.Addr) *loop.Socket {
+	list := srv.early[addr]
+	if len(list) == 0 {
+		return nil
+	}
+	s := list[0]
+	srv.drop(s, addr)
+	s.StopTimer()
+	return s
+}
+
+func (srv *server) drop(s *loop.Socket, addr netip.Addr) {
+	list := slices.DeleteFunc(srv.early[addr], func(x *loop.Socket) bool { return x == s })
+	if len(list) == 0 {
+		delete(srv.early, addr)
+	} else {
+		srv.early[addr] = list
+	}
 }
 
 // find returns the oldest tunnel of addr that ok accepts.
@@ -183,6 +235,7 @@ const maxQueued = 8
 // queued is a POST waiting for its turn.
 type queued struct {
 	s      *loop.Socket
+	seq    uint64
 	length int64
 	rest   []byte
 }
@@ -203,12 +256,21 @@ func (e *hts) takeSend(s *loop.Socket) {
 // takeRecv reads a POST now, or once the current one ends: htc opens the
 // next POST as soon as it has written DISCONNECT, which may still wait
 // unread in the current one.
-func (e *hts) takeRecv(s *loop.Socket, length int64, rest []byte) {
+//
+// They are read in the order they were accepted, not the order their
+// heads were complete in: a proxy opens them in the client's order, but
+// one head may take longer to arrive than the next.
+func (e *hts) takeRecv(q queued) {
 	if e.t.recv == nil {
-		e.t.attachRecv(s, length, rest)
+		e.t.attachRecv(q.s, q.length, q.rest)
 		return
 	}
-	e.next = append(e.next, queued{s, length, append([]byte(nil), rest...)})
+	q.rest = append([]byte(nil), q.rest...)
+	i := len(e.next)
+	for i > 0 && e.next[i-1].seq > q.seq {
+		i--
+	}
+	e.next = slices.Insert(e.next, i, q)
 }
 
 func (e *hts) recvEnded(t *tunnel) {

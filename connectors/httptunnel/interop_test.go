@@ -33,9 +33,13 @@ func TestOutThroughTinyproxy(t *testing.T) {
 	exchange(t, in.Port, 10*mb)
 }
 
-// GNU htc through tinyproxy (htc --proxy) to nproxy as hts.
+// GNU htc through tinyproxy (htc --proxy) to nproxy as hts. htc's POST
+// bodies are made longer than the test's data: htc opens its next POST as
+// soon as it has written the last one, and a proxy in between may deliver
+// the two out of order, which the protocol cannot tell (GNU hts loses data
+// then too; docs/httptunnel.md). The GET side rotates every 100 KiB.
 func TestGNUHTCThroughTinyproxyToIn(t *testing.T) {
 	in := &In{Host: "127.0.0.1", Port: nproxytest.FreePort(t)}
 	start(t, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: echo(t)}))
-	exchange(t, gnuHTC(t, in.Port, "-P", "127.0.0.1:"+strconv.Itoa(tinyproxy(t))), 10*mb)
+	exchange(t, gnuHTC(t, in.Port, "-c", "32M", "-P", "127.0.0.1:"+strconv.Itoa(tinyproxy(t))), 10*mb)
 }
