@@ -386,6 +386,10 @@ func (c recvConn) Readable(s *loop.Socket) {
 			t.fail(fmt.Errorf("receiving: %w", err))
 			return
 		case n == 0:
+			if t.dec.state != 0 {
+				t.fail(errors.New("body ended inside a frame"))
+				return
+			}
 			t.recvDone()
 			return
 		}
