@@ -43,6 +43,23 @@ const (
 	getHead  = "GET /index.html?crap=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 )
 
+// refused dials port, writes data, and expects the connection to be closed
+// or reset, which may happen before the dial even returns.
+func refused(t *testing.T, port int, data string) {
+	t.Helper()
+	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		if !strings.Contains(err.Error(), "reset") {
+			t.Fatal(err)
+		}
+		return
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.Write([]byte(data))
+	expectClosed(t, c)
+}
+
 // expectClosed waits for the server to close c.
 func expectClosed(t *testing.T, c net.Conn) string {
 	t.Helper()

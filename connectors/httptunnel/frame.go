@@ -45,6 +45,7 @@ const (
 	evOpen             // an OPEN frame ended
 	evClose            // CLOSE: the peer sends no more data
 	evDisconnect       // DISCONNECT: this body is over
+	evMux              // an opMux frame ended: its payload is in msg
 )
 
 // decoder parses frames incrementally: bytes may arrive split anywhere.
@@ -79,7 +80,7 @@ func (d *decoder) decode(in, out []byte) (used, n int, ev event, err error) {
 				if ev, err = simpleEvent(b); err != nil || ev != evNone {
 					return used, n, ev, err
 				}
-			case b >= opOpen && b <= opError:
+			case b >= opOpen && b <= opError || b == opMux:
 				d.state = 1
 			default:
 				return used, n, evNone, fmt.Errorf("unknown opcode 0x%02x", b)
@@ -103,7 +104,7 @@ func (d *decoder) decode(in, out []byte) (used, n int, ev event, err error) {
 			switch d.op {
 			case opData:
 				n += copy(out[n:], in[used:used+k])
-			case opError:
+			case opError, opMux:
 				d.msgN += copy(d.msg[d.msgN:], in[used:used+k])
 			}
 			used += k
@@ -126,6 +127,8 @@ func (d *decoder) frameEnd() (event, error) {
 		return evOpen, nil
 	case opError:
 		return evNone, ErrorFrame(d.msg[:d.msgN])
+	case opMux:
+		return evMux, nil
 	}
 	return evNone, nil
 }

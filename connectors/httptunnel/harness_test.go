@@ -54,7 +54,7 @@ func waitListening(t *testing.T, port int) {
 // on EOF, then socat closes) and returns its port.
 func echo(t *testing.T) int {
 	port := nproxytest.FreePort(t)
-	peer(t, "socat", fmt.Sprintf("TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork", port), "EXEC:cat")
+	peer(t, "socat", fmt.Sprintf("TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork,backlog=512", port), "EXEC:cat")
 	waitListening(t, port)
 	return port
 }

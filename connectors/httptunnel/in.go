@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/nproxy/nproxy/connectors"
 	"github.com/nproxy/nproxy/loop"
@@ -57,7 +58,9 @@ type server struct {
 	// early holds GETs that came before their tunnel's POST: through a
 	// proxy the GET may overtake the POST's first body byte.
 	early map[netip.Addr][]*loop.Socket
-	seq   uint64 // accepted requests, numbered in order
+	// refused says when a tunnel from an address was last turned down.
+	refused map[netip.Addr]time.Time
+	seq     uint64 // accepted requests, numbered in order
 }
 
 func (srv *server) accept(s *loop.Socket) {
@@ -95,7 +98,12 @@ func (srv *server) route(s *loop.Socket, seq uint64, head, rest []byte) error {
 		if req.contentLength <= 0 {
 			return errors.New("POST without a Content-Length")
 		}
-		if rest[0] == opOpen {
+		switch {
+		case rest[0] == opOpen && srv.c.Mux:
+			return srv.refuse(addr, "a GNU httptunnel client, but this end is mux=1")
+		case rest[0] == opMux && !srv.c.Mux:
+			return srv.refuse(addr, "an nproxy mux client, but this end is not mux=1")
+		case rest[0] == opOpen || rest[0] == opMux:
 			return srv.open(s, addr, req.contentLength, rest)
 		}
 		if e := srv.find(addr, (*hts).wantsRecv); e != nil {
@@ -126,7 +134,6 @@ func (srv *server) open(s *loop.Socket, addr netip.Addr, length int64, rest []by
 	e.t = t
 	t.vs.Connector, t.vs.Hook = srv.c, srv.c.Hook
 	t.maxAge = -1 // the client alone ends bodies for their age
-	t.openOK = true
 	srv.byAddr[addr] = append(srv.byAddr[addr], e)
 	srv.count++
 	e.waitSend()
@@ -137,12 +144,36 @@ func (srv *server) open(s *loop.Socket, addr netip.Addr, length int64, rest []by
 	return nil
 }
 
+// refuse turns a tunnel down, with the GET that may have come for it
+// first, so that the client hears it at once.
+// A GET that comes just after (htc sends it without waiting) is turned
+// down too.
+func (srv *server) refuse(addr netip.Addr, why string) error {
+	if g := srv.unpark(addr); g != nil {
+		srv.l.Close(g)
+	}
+	if srv.refused == nil || len(srv.refused) > maxRefused {
+		srv.refused = map[netip.Addr]time.Time{}
+	}
+	srv.refused[addr] = time.Now()
+	return errors.New(why)
+}
+
+// maxRefused bounds the addresses remembered as just refused.
+const maxRefused = 1024
+
+// refusedLately is how long a refusal also covers GETs.
+const refusedLately = 2 * time.Second
+
 // maxEarly bounds the GETs parked per client address.
 const maxEarly = 4
 
 // park keeps a GET for a tunnel whose POST has not come yet, within the
 // timeout.
 func (srv *server) park(s *loop.Socket, addr netip.Addr) error {
+	if at, ok := srv.refused[addr]; ok && time.Since(at) < refusedLately {
+		return errors.New("GET for a refused tunnel")
+	}
 	if len(srv.early[addr]) >= maxEarly {
 		return errors.New("GET for no tunnel")
 	}
@@ -212,12 +243,25 @@ func remoteAddr(s *loop.Socket) netip.Addr {
 
 // hts is the server end of one tunnel: it waits for the client's requests.
 type hts struct {
-	srv      *server
-	t        *tunnel
-	addr     netip.Addr
-	accepted bool        // the proxy has the tunnel
-	next     []queued    // POSTs that came before the current one ended
-	waitT    *loop.Timer // the deadline for the next GET
+	srv       *server
+	t         *tunnel
+	addr      netip.Addr
+	accepted  bool        // the proxy has the tunnel
+	helloSeen bool        // OPEN or opMux was read
+	next      []queued    // POSTs that came before the current one ended
+	waitT     *loop.Timer // the deadline for the next GET
+}
+
+// hello checks the first frame: the mux client's key.
+func (e *hts) hello(ev event, p []byte) error {
+	if e.helloSeen {
+		return errors.New("a second OPEN in the tunnel")
+	}
+	e.helloSeen = true
+	if ev == evMux {
+		return checkHello(e.srv.c.Key, p)
+	}
+	return nil
 }
 
 func (e *hts) wantsSend() bool { return e.t.err == nil && e.t.send == nil && !e.t.closeSent }
@@ -249,7 +293,13 @@ func (e *hts) takeSend(s *loop.Socket) {
 	e.t.attachSend(s, responseHead(e.t.contentLength))
 	if !e.accepted {
 		e.accepted = true
-		e.srv.h.Accepted(e.srv.l, e.t.vs)
+		if e.srv.c.Mux {
+			m := newSession(e.srv.l, e.srv.c, &e.srv.c.Options, e.srv.h)
+			m.hook = e.srv.c.Hook
+			m.Connected(e.srv.l, nil, e.t.vs)
+		} else {
+			e.srv.h.Accepted(e.srv.l, e.t.vs)
+		}
 	}
 }
 

@@ -35,6 +35,24 @@ type Options struct {
 	// Timeout bounds each connect, each HTTP head, and the wait for a
 	// request the other end owes; 0 means DefaultTimeout.
 	Timeout time.Duration `param:"timeout"`
+	// Mux carries many connections over one session between two nproxies
+	// (docs/httptunnel-mux.md) instead of one per tunnel, GNU style.
+	Mux bool `param:"mux"`
+	// Key is the secret a mux client proves it knows; required with Mux.
+	Key string `param:"key"`
+	// MaxStreams bounds a mux session's open streams (the server's side);
+	// 0 means DefaultMaxStreams.
+	MaxStreams int `param:"max_streams"`
+}
+
+// DefaultMaxStreams bounds a mux session's streams unless MaxStreams says.
+const DefaultMaxStreams = 1024
+
+func (o *Options) maxStreams() int {
+	if o.MaxStreams <= 0 {
+		return DefaultMaxStreams
+	}
+	return o.MaxStreams
 }
 
 func (o *Options) contentLength() int {
@@ -69,6 +87,9 @@ func (o *Options) timeout() time.Duration {
 func (o *Options) validate() error {
 	if cl := o.contentLength(); cl < minContentLength || cl > maxContentLength {
 		return fmt.Errorf("content_length %d out of range (%d-%d)", cl, minContentLength, maxContentLength)
+	}
+	if o.Mux && o.Key == "" {
+		return fmt.Errorf("mux=1 needs a key")
 	}
 	return nil
 }

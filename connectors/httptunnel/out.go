@@ -2,9 +2,11 @@ package httptunnel
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nproxy/nproxy/connectors"
@@ -33,6 +35,9 @@ type Out struct {
 	Options
 	// Hook, if set, sees the data read from the tunnel.
 	Hook loop.Hook
+
+	mu       sync.Mutex
+	sessions map[*loop.Loop]*session // with Mux, each loop's session
 }
 
 // Validate implements connectors.Validator.
@@ -49,15 +54,57 @@ func (c *Out) Open(l *loop.Loop, client *loop.Socket, h connectors.Handler) {
 		h.Failed(l, client, err)
 		return
 	}
+	if c.Mux {
+		if m, err := c.session(l); err != nil {
+			h.Failed(l, client, err)
+		} else {
+			m.open(client, h)
+		}
+		return
+	}
+	if err := c.dialTunnel(l, client, h); err != nil {
+		h.Failed(l, client, err)
+	}
+}
+
+// dialTunnel starts a tunnel for client, whose progress goes to h.
+func (c *Out) dialTunnel(l *loop.Loop, client *loop.Socket, h connectors.Handler) error {
 	e := &htc{c: c, l: l, client: client, h: h}
 	t, err := newTunnel(l, e, fmt.Sprintf("to %s", net.JoinHostPort(c.Host, strconv.Itoa(c.Port))), &c.Options)
 	if err != nil {
-		h.Failed(l, client, err)
-		return
+		return err
 	}
 	e.t = t
 	t.vs.Connector, t.vs.Hook = c, c.Hook
 	e.dialSend()
+	return nil
+}
+
+// session returns l's mux session, starting one if there is none: every
+// client of the loop becomes a stream of it.
+func (c *Out) session(l *loop.Loop) (*session, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m := c.sessions[l]; m != nil {
+		return m, nil
+	}
+	m := newSession(l, c, &c.Options, nil)
+	m.hook = c.Hook
+	if err := c.dialTunnel(l, nil, m); err != nil {
+		return nil, err
+	}
+	if c.sessions == nil {
+		c.sessions = map[*loop.Loop]*session{}
+	}
+	c.sessions[l] = m
+	m.onEnd = func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.sessions[l] == m {
+			delete(c.sessions, l)
+		}
+	}
+	return m, nil
 }
 
 // htc is the client end of one tunnel: it dials every request.
@@ -103,8 +150,12 @@ func (e *htc) dialSend() {
 		e.t.attachSend(s, e.head("POST", cl))
 		if !e.opened {
 			e.opened = true
-			e.t.out = append(e.t.out, openFrame...)
-			e.t.room -= len(openFrame)
+			first := openFrame
+			if e.c.Mux {
+				first = muxHello(e.c.Key)
+			}
+			e.t.out = append(e.t.out, first...)
+			e.t.room -= len(first)
 			e.t.flush()
 			e.dialRecv()
 		}
@@ -172,9 +223,17 @@ func (e *htc) head(method string, length int) []byte {
 // hts closes a POST when it reads its DISCONNECT, and refuses a POST that
 // comes before (hts 3.3 rejects a second POST while it reads one; its
 // listen backlog is 1).
+// hello refuses OPEN and opMux: servers send neither.
+func (e *htc) hello(event, []byte) error { return errors.New("the server sent OPEN") }
+
 func (e *htc) sendEnded(t *tunnel, s *loop.Socket) {
-	if s == nil {
-		e.dialSend()
+	switch {
+	case s == nil && !e.started:
+		e.t.fail(errors.New("the server closed the first POST: it refused the tunnel (a wrong key?)"))
+		return
+	case s == nil:
+		// Servers close a POST only once they read its DISCONNECT.
+		e.t.fail(errors.New("the server closed a POST before its end"))
 		return
 	}
 	s.SetHandler(retired{e})

@@ -24,6 +24,9 @@ type ender interface {
 	recvEnded(t *tunnel)
 	// closed is told that the tunnel is over.
 	closed(t *tunnel)
+	// hello is told of the session's first frame, OPEN or opMux (with its
+	// payload); an error ends the tunnel.
+	hello(ev event, payload []byte) error
 }
 
 // tunnel is one GNU httptunnel session. To the relay it is the transport of
@@ -34,7 +37,7 @@ type ender interface {
 // their own, which come and go as bodies are used up.
 type tunnel struct {
 	l    *loop.Loop
-	vs   *loop.Socket
+	vs   *loop.Socket // vsock.s, for short
 	end  ender
 	name string
 
@@ -52,7 +55,6 @@ type tunnel struct {
 	paused    bool // recv is not read: in is full
 	peerClose bool // CLOSE read: after in drains, Recv reports EOF
 	eofSeen   bool // Recv reported EOF
-	openOK    bool // an OPEN frame is expected (the server's first body)
 
 	// Sending: frames waiting for send, which carries a body of
 	// contentLength bytes, the last kept for DISCONNECT.
@@ -66,25 +68,16 @@ type tunnel struct {
 	closeWant bool // the relay asked for CloseWrite
 	closeSent bool // CLOSE queued
 
-	signaled bool  // the eventfd is readable
-	err      error // the tunnel failed
-	done     bool  // the transport was closed
-	lingerT  *loop.Timer
+	vsock
+	err     error // the tunnel failed
+	done    bool  // the transport was closed
+	lingerT *loop.Timer
 }
 
 // newTunnel makes a tunnel and its socket for the relay.
 func newTunnel(l *loop.Loop, end ender, name string, o *Options) (*tunnel, error) {
-	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-	if err != nil {
-		return nil, err
-	}
-	vs, err := l.Adopt(fd, nil)
-	if err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
 	t := &tunnel{
-		l: l, vs: vs, end: end, name: name,
+		l: l, end: end, name: name,
 		contentLength: o.contentLength(),
 		strict:        o.Strict,
 		keepAlive:     o.keepAlive(),
@@ -93,8 +86,11 @@ func newTunnel(l *loop.Loop, end ender, name string, o *Options) (*tunnel, error
 		// decoded whatever payload is still waiting (see recvConn).
 		in: make([]byte, bufSize+maxHead+16),
 	}
-	vs.SetTransport(t)
-	vs.SetNick(name)
+	var err error
+	if t.vsock, err = newVsock(l, t, name); err != nil {
+		return nil, err
+	}
+	t.vs = t.vsock.s
 	t.armKeepAlive()
 	return t, nil
 }
@@ -171,6 +167,9 @@ func (t *tunnel) Close() error {
 	}
 	t.done = true
 	t.vs.StopTimer()
+	// The peer learns the end, whoever closes: GNU's tunnel_close sends
+	// CLOSE too.
+	t.queueClose()
 	if t.send != nil && t.err == nil && len(t.out) > t.outOff {
 		t.lingerT = t.l.AfterFunc(lingerTime, t.shutdown)
 		t.closeRecv()
@@ -420,12 +419,11 @@ func (t *tunnel) take(raw []byte) bool {
 			return false
 		}
 		switch ev {
-		case evOpen:
-			if !t.openOK {
-				t.fail(errors.New("OPEN in the middle of a tunnel"))
+		case evOpen, evMux:
+			if err := t.end.hello(ev, t.dec.msg[:t.dec.msgN]); err != nil {
+				t.fail(err)
 				return false
 			}
-			t.openOK = false
 		case evClose:
 			t.peerClose = true
 		case evDisconnect:
@@ -498,18 +496,7 @@ func (t *tunnel) sync() {
 	if t.done {
 		return
 	}
-	want := t.inW > t.inR || t.err != nil || t.peerClose && !t.eofSeen
-	if want == t.signaled {
-		return
-	}
-	if want {
-		var one = [8]byte{1}
-		unix.Write(t.vs.Fd(), one[:])
-	} else {
-		var buf [8]byte
-		unix.Read(t.vs.Fd(), buf[:])
-	}
-	t.signaled = want
+	t.signal(t.inW > t.inR || t.err != nil || t.peerClose && !t.eofSeen)
 }
 
 // fail ends the tunnel on an error: one log line, then the relay learns it
