@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nproxy/nproxy/loop"
@@ -102,6 +103,8 @@ func (h *headReader) finish(s *loop.Socket, err error) {
 type request struct {
 	method        string
 	contentLength int64
+	// A WebSocket upgrade's key and the mux client's hello (base64).
+	wsKey, wsHello string
 }
 
 // parseRequest parses a request head.
@@ -113,7 +116,11 @@ func parseRequest(head []byte) (request, error) {
 	if r.ContentLength > maxContentLength {
 		return request{}, fmt.Errorf("Content-Length %d out of range", r.ContentLength)
 	}
-	return request{method: r.Method, contentLength: r.ContentLength}, nil
+	req := request{method: r.Method, contentLength: r.ContentLength}
+	if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		req.wsKey, req.wsHello = r.Header.Get("Sec-WebSocket-Key"), r.Header.Get(helloHeader)
+	}
+	return req, nil
 }
 
 // parseResponse parses the head of the response to a GET: 200 and a

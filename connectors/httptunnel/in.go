@@ -112,6 +112,12 @@ func (srv *server) route(s *loop.Socket, seq uint64, head, rest []byte) error {
 		}
 		return errors.New("POST for no tunnel")
 	case "GET":
+		if req.wsKey != "" {
+			if !srv.c.Mux {
+				return errors.New("a WebSocket upgrade, but this end is not mux=1")
+			}
+			return srv.acceptWS(s, req, rest)
+		}
 		if e := srv.find(addr, (*hts).wantsSend); e != nil {
 			e.takeSend(s)
 			return nil

@@ -164,6 +164,13 @@ func (m *session) flush() {
 	if m.vs == nil || m.err != nil {
 		return
 	}
+	f, _ := m.vs.Transport().(loop.Flusher)
+	if f.Buffered() > 0 {
+		if err := f.Flush(); err != nil && err != unix.EAGAIN {
+			m.die(fmt.Errorf("tunnel: %w", err))
+			return
+		}
+	}
 	for m.outOff < len(m.out) {
 		n, err := m.vs.Write(m.out[m.outOff:])
 		if n > 0 {
@@ -176,6 +183,13 @@ func (m *session) flush() {
 			m.die(fmt.Errorf("tunnel: %w", err))
 			return
 		}
+	}
+	// A WebSocket holds what its fd did not take (a tunnel tells the
+	// session itself when it has room: Notify).
+	if f.Buffered() > 0 && f.FdBlocked() {
+		m.l.WatchWriter(m.vs)
+	} else {
+		m.l.UnwatchWriter(m.vs)
 	}
 	if m.outOff == len(m.out) {
 		m.out, m.outOff = m.out[:0], 0

@@ -109,3 +109,16 @@ func TestMuxBadClients(t *testing.T) {
 	wg.Wait()
 	logs.WaitFor(t, "mux client opened more than 20 streams")
 }
+
+// The same over a WebSocket.
+func TestMuxWebSocket(t *testing.T) {
+	out := &Out{WebSocket: true}
+	manyOverOne(t, muxPair(t, out), out)
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	for _, m := range out.sessions {
+		if _, ok := m.vs.Transport().(*wsConn); !ok {
+			t.Fatalf("session over %T, not a WebSocket", m.vs.Transport())
+		}
+	}
+}

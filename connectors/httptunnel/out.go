@@ -29,6 +29,10 @@ type Out struct {
 	// ProxyUser and ProxyPass, if set, authenticate with the proxy (htc -A).
 	ProxyUser string `param:"proxy_user"`
 	ProxyPass string `param:"proxy_pass"`
+	// WebSocket runs a mux session on one WebSocket (RFC 6455) rather than
+	// request pairs, falling back to them if the server does not upgrade.
+	// Not through ProxyHost, which may forward ordinary requests only.
+	WebSocket bool `param:"websocket"`
 	// UserAgent, if set, is sent with every request (htc -U).
 	UserAgent string `param:"user_agent"`
 	// Options are the parameters htc shares with hts.
@@ -90,7 +94,9 @@ func (c *Out) session(l *loop.Loop) (*session, error) {
 	}
 	m := newSession(l, c, &c.Options, nil)
 	m.hook = c.Hook
-	if err := c.dialTunnel(l, nil, m); err != nil {
+	if c.WebSocket && c.ProxyHost == "" {
+		c.dialWS(l, m)
+	} else if err := c.dialTunnel(l, nil, m); err != nil {
 		return nil, err
 	}
 	if c.sessions == nil {
