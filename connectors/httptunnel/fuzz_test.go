@@ -101,3 +101,51 @@ func TestAppendPadding(t *testing.T) {
 		}
 	}
 }
+
+// FuzzMux: the mux frame parser takes a frame or asks for more, never
+// reads beyond its input, and refuses what it does not know.
+func FuzzMux(f *testing.F) {
+	f.Add(appendMux(appendWindow(nil, 1, 4096), muxData, 3, []byte("hi")))
+	f.Add([]byte{muxData, 0, 0, 0, 1, 0xff, 0xff})
+	f.Add([]byte{9, 0, 0, 0, 1, 0, 0})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		for len(in) > 0 {
+			fr, size, ok, err := parseMux(in)
+			if err != nil || !ok {
+				return
+			}
+			if size > len(in) || len(fr.payload) > muxMaxData || fr.stream == 0 {
+				t.Fatalf("frame %+v of size %d from %d bytes", fr, size, len(in))
+			}
+			in = in[size:]
+		}
+	})
+}
+
+// FuzzWebSocket: any bytes from a peer decode to payload or an error,
+// and never more payload than bytes; ping frames queue pongs.
+func FuzzWebSocket(f *testing.F) {
+	c := &wsConn{client: true}
+	c.frame(wsBinary, []byte("hello"))
+	f.Add(false, c.out)
+	s := &wsConn{}
+	s.frame(wsPing, []byte("p"))
+	s.frame(wsBinary, make([]byte, 300))
+	s.frame(wsClose, nil)
+	f.Add(true, s.out)
+	f.Fuzz(func(t *testing.T, client bool, in []byte) {
+		w := &wsConn{client: client, raw: append([]byte(nil), in...)}
+		p := make([]byte, 100)
+		total := 0
+		for i := 0; i <= len(in); i++ {
+			n, err := w.decode(p)
+			total += n
+			if err != nil || n == 0 {
+				break
+			}
+		}
+		if total > len(in) {
+			t.Fatalf("%d bytes of payload from %d", total, len(in))
+		}
+	})
+}

@@ -81,6 +81,9 @@ func newWS(s *loop.Socket, client bool, rest []byte) *wsConn {
 func (w *wsConn) Recv(p []byte) (int, error) {
 	for {
 		n, err := w.decode(p)
+		if w.Buffered() > 0 {
+			w.Flush() // a pong
+		}
 		if n > 0 || err != nil {
 			return n, err
 		}
@@ -198,8 +201,7 @@ func (w *wsConn) endFrame() {
 	case wsClose:
 		w.eof = true
 	case wsPing:
-		w.frame(wsPong, w.ctl)
-		w.Flush()
+		w.frame(wsPong, w.ctl) // sent by Recv
 	}
 }
 
