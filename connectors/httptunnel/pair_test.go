@@ -26,7 +26,16 @@ func pair(t *testing.T, out *Out, in *In) int {
 // Between two nproxies half-close is exact: the client writes everything,
 // shuts its side, and only then reads the whole echo back.
 func TestPairHalfClose(t *testing.T) {
-	port := pair(t, &Out{Options: Options{ContentLength: 10000}}, &In{Options: Options{ContentLength: 7000}})
+	halfClose(t, pair(t, &Out{Options: Options{ContentLength: 10000}}, &In{Options: Options{ContentLength: 7000}}))
+}
+
+// A mux stream's FIN is a half-close too.
+func TestMuxHalfClose(t *testing.T) {
+	halfClose(t, muxPair(t, &Out{}))
+}
+
+// halfClose writes 2 MiB, shuts its side, then reads the echo to its end.
+func halfClose(t *testing.T, port int) {
 	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
 	if err != nil {
 		t.Fatal(err)
