@@ -149,3 +149,41 @@ func FuzzWebSocket(f *testing.F) {
 		}
 	})
 }
+
+// FuzzWebSocketRoundTrip: what a client frames, a server reads back
+// unchanged, however the bytes are split.
+func FuzzWebSocketRoundTrip(f *testing.F) {
+	f.Add([]byte("hello, world"), uint8(3))
+	f.Add([]byte("0123456789abcdefghij"), uint8(6))
+	f.Add(bytes.Repeat([]byte{7}, 70000), uint8(0))
+	f.Fuzz(func(t *testing.T, payload []byte, step uint8) {
+		c := &wsConn{client: true}
+		for p := payload; len(p) > 0; p = p[min(len(p), wsMaxFrame):] {
+			c.frame(wsBinary, p[:min(len(p), wsMaxFrame)])
+		}
+		w := &wsConn{}
+		var got []byte
+		buf := make([]byte, 1000)
+		for wire := c.out; len(wire) > 0 || len(w.raw) > w.rawOff; {
+			k := min(len(wire), int(step)+1)
+			w.raw = append(w.raw, wire[:k]...)
+			wire = wire[k:]
+			for {
+				n, err := w.decode(buf)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n == 0 {
+					break
+				}
+				got = append(got, buf[:n]...)
+			}
+			if k == 0 {
+				break
+			}
+		}
+		if !bytes.Equal(got, payload) {
+			t.Fatalf("read %d bytes back of %d, or different ones", len(got), len(payload))
+		}
+	})
+}

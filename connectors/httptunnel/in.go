@@ -140,6 +140,9 @@ func (srv *server) open(s *loop.Socket, addr netip.Addr, length int64, rest []by
 	e.t = t
 	t.vs.Connector, t.vs.Hook = srv.c, srv.c.Hook
 	t.maxAge = -1 // the client alone ends bodies for their age
+	if srv.c.Mux {
+		t.maxData = maxFrame // the peer is an nproxy, not GNU
+	}
 	srv.byAddr[addr] = append(srv.byAddr[addr], e)
 	srv.count++
 	e.waitSend()

@@ -230,9 +230,10 @@ type stream struct {
 	vsock
 	m       *session
 	id      uint32
-	in      []byte // payload its reader has not taken
-	unacked int    // bytes taken since the last WINDOW sent
-	credit  int    // bytes the peer still takes
+	in      []byte // payload its reader has not taken, from inOff
+	inOff   int
+	unacked int // bytes taken since the last WINDOW sent
+	credit  int // bytes the peer still takes
 	peerFin bool
 	eofSeen bool
 	rst     bool
@@ -254,16 +255,21 @@ func (m *session) newStream(id uint32) (*stream, error) {
 
 // receive takes DATA: a sender that exceeds the window breaks the protocol.
 func (st *stream) receive(p []byte) {
-	if len(st.in)+st.unacked+len(p) > muxWindowSize {
+	if len(st.in)-st.inOff+st.unacked+len(p) > muxWindowSize {
 		st.m.die(fmt.Errorf("mux stream %d sent beyond its window", st.id))
 		return
+	}
+	if st.inOff > len(st.in)/2 {
+		// Taken bytes go once they are half the buffer: the copy costs
+		// no more than the bytes taken.
+		st.in, st.inOff = st.in[:copy(st.in, st.in[st.inOff:])], 0
 	}
 	st.in = append(st.in, p...)
 	st.sync()
 }
 
 func (st *stream) sync() {
-	st.signal(len(st.in) > 0 || st.rst || st.peerFin && !st.eofSeen)
+	st.signal(len(st.in) > st.inOff || st.rst || st.peerFin && !st.eofSeen)
 }
 
 // reset ends the stream both ways; the relay learns it from Recv and Send.
@@ -287,11 +293,11 @@ func (st *stream) wake() {
 // sender once a quarter of the window was taken.
 func (st *stream) Recv(p []byte) (int, error) {
 	defer st.sync()
-	if len(st.in) > 0 {
-		n := copy(p, st.in)
-		st.in = st.in[:copy(st.in, st.in[n:])]
-		if len(st.in) == 0 {
-			st.in = nil // an idle stream holds no buffer
+	if len(st.in) > st.inOff {
+		n := copy(p, st.in[st.inOff:])
+		st.inOff += n
+		if st.inOff == len(st.in) {
+			st.in, st.inOff = nil, 0 // an idle stream holds no buffer
 		}
 		st.unacked += n
 		if st.unacked >= muxWindowSize/4 && !st.rst {

@@ -80,6 +80,9 @@ func (c *Out) dialTunnel(l *loop.Loop, client *loop.Socket, h connectors.Handler
 	}
 	e.t = t
 	t.vs.Connector, t.vs.Hook = c, c.Hook
+	if c.Mux {
+		t.maxData = maxFrame // the peer is an nproxy, not GNU
+	}
 	e.dialSend()
 	return nil
 }

@@ -42,6 +42,7 @@ type tunnel struct {
 	name string
 
 	contentLength int // of the bodies this side sends
+	maxData       int // the longest DATA frame sent
 	strict        bool
 	keepAlive     time.Duration
 	maxAge        time.Duration
@@ -82,6 +83,7 @@ func newTunnel(l *loop.Loop, end ender, name string, o *Options) (*tunnel, error
 		strict:        o.Strict,
 		keepAlive:     o.keepAlive(),
 		maxAge:        o.maxAge(),
+		maxData:       maxData,
 		// Slack beyond bufSize: the body bytes that came with a head are
 		// decoded whatever payload is still waiting (see recvConn).
 		in: make([]byte, bufSize+maxHead+16),
@@ -130,7 +132,7 @@ func (t *tunnel) Send(p []byte) (int, error) {
 		if t.maxAge > 0 && time.Since(t.sendStart) > t.maxAge {
 			t.endBody()
 		} else {
-			n := min(len(p)-taken, t.room-headerLen, maxData, bufSize-(len(t.out)-t.outOff))
+			n := min(len(p)-taken, t.room-headerLen, t.maxData, bufSize-(len(t.out)-t.outOff))
 			t.out = appendData(t.out, p[taken:taken+n])
 			t.room -= headerLen + n
 			taken += n

@@ -25,7 +25,7 @@ const wsPath = "/nproxy-mux"
 
 // wsMaxFrame bounds the frames nproxy sends; frames it reads may be any
 // length (they are read piecewise), but control frames at most 125 bytes.
-const wsMaxFrame = 16 << 10
+const wsMaxFrame = 64 << 10
 
 // WebSocket opcodes.
 const (
@@ -130,10 +130,7 @@ func (w *wsConn) decode(p []byte) (int, error) {
 		}
 		b := w.raw[w.rawOff : w.rawOff+k]
 		if w.masked {
-			for i := range b {
-				b[i] ^= w.mask[w.maskPos&3]
-				w.maskPos++
-			}
+			w.unmask(b)
 		}
 		w.rawOff += k
 		w.left -= uint64(k)
@@ -194,6 +191,25 @@ func (w *wsConn) header() (bool, error) {
 	return true, nil
 }
 
+// unmask unmasks b, the next bytes of the frame being read.
+func (w *wsConn) unmask(b []byte) {
+	for len(b) > 0 && w.maskPos&3 != 0 {
+		b[0] ^= w.mask[w.maskPos&3]
+		b = b[1:]
+		w.maskPos++
+	}
+	m := binary.LittleEndian.Uint32(w.mask[:])
+	for len(b) >= 4 {
+		binary.LittleEndian.PutUint32(b, binary.LittleEndian.Uint32(b)^m)
+		b = b[4:]
+		w.maskPos += 4
+	}
+	for i := range b {
+		b[i] ^= w.mask[w.maskPos&3]
+		w.maskPos++
+	}
+}
+
 // endFrame ends the frame being read, acting on a control frame.
 func (w *wsConn) endFrame() {
 	w.inFrame = false
@@ -226,8 +242,16 @@ func (w *wsConn) frame(op byte, p []byte) {
 	var mask [4]byte
 	rand.Read(mask[:])
 	w.out = append(append(w.out, h...), mask[:]...)
-	for i, c := range p {
-		w.out = append(w.out, c^mask[i&3])
+	start := len(w.out)
+	w.out = append(w.out, p...)
+	m := binary.LittleEndian.Uint32(mask[:])
+	b := w.out[start:]
+	for len(b) >= 4 {
+		binary.LittleEndian.PutUint32(b, binary.LittleEndian.Uint32(b)^m)
+		b = b[4:]
+	}
+	for i := range b {
+		b[i] ^= mask[i]
 	}
 }
 
