@@ -197,12 +197,17 @@ func (m *session) flush() {
 		m.out, m.outOff = m.out[:copy(m.out, m.out[m.outOff:])], 0
 	}
 	if m.room() >= muxOutCap/2 && len(m.waiting) > 0 {
+		// Woken from a posted function, not from here: flush runs inside
+		// a stream's Send, and a relay told to write to that stream
+		// before Send returned would not know what Send left it.
 		waiting := m.waiting
 		m.waiting = nil
-		for _, st := range waiting {
-			st.queued = false
-			st.wake()
-		}
+		m.l.Post(func() {
+			for _, st := range waiting {
+				st.queued = false
+				st.wake()
+			}
+		})
 	}
 }
 

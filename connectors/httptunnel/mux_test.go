@@ -36,6 +36,8 @@ func stalled(t *testing.T, port int) net.Conn {
 // one session, and checks every exchange finishes.
 func manyOverOne(t *testing.T, port int, out *Out) {
 	stalled(t, port)
+	timer := time.AfterFunc(15*time.Second, func() { dumpSessions(t, out) })
+	defer timer.Stop()
 	var wg sync.WaitGroup
 	for i := 0; i < 99; i++ {
 		wg.Add(1)
