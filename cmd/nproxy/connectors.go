@@ -7,6 +7,7 @@ import (
 	_ "github.com/nproxy/nproxy/connectors/dual"
 	_ "github.com/nproxy/nproxy/connectors/dummy"
 	_ "github.com/nproxy/nproxy/connectors/exec"
+	_ "github.com/nproxy/nproxy/connectors/httptunnel"
 	_ "github.com/nproxy/nproxy/connectors/socks5"
 	_ "github.com/nproxy/nproxy/connectors/ssl"
 	_ "github.com/nproxy/nproxy/connectors/starttls"

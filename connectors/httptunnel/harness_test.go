@@ -1,0 +1,148 @@
+package httptunnel
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nproxy/nproxy"
+	"github.com/nproxy/nproxy/connectors/tcp"
+	"github.com/nproxy/nproxy/nproxytest"
+)
+
+// mb is the size of the bulk exchanges: 10 MiB each way.
+const mb = 1 << 20
+
+// peer starts a program that runs until the test ends, its output in the
+// test's log on failure.
+func peer(t *testing.T, name string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(nproxytest.Command(t, name), args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() && out.Len() > 0 {
+			t.Logf("%s: %s", name, out.String())
+		}
+	})
+}
+
+// waitListening waits for something to listen on port.
+func waitListening(t *testing.T, port int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !nproxytest.Listening(port); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens on port %d", port)
+		}
+	}
+}
+
+// echo starts socat as an echo server that honours half-close (cat ends
+// on EOF, then socat closes) and returns its port.
+func echo(t *testing.T) int {
+	port := nproxytest.FreePort(t)
+	peer(t, "socat", fmt.Sprintf("TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork,backlog=512", port), "EXEC:cat")
+	waitListening(t, port)
+	return port
+}
+
+// gnuHTS starts GNU hts on a free port, forwarding to 127.0.0.1:to.
+func gnuHTS(t *testing.T, to int, args ...string) int {
+	port := nproxytest.FreePort(t)
+	args = append([]string{"-w", "-F", "127.0.0.1:" + strconv.Itoa(to)}, args...)
+	peer(t, "hts", append(args, "127.0.0.1:"+strconv.Itoa(port))...)
+	waitListening(t, port)
+	return port
+}
+
+// gnuHTC starts GNU htc on a free local port, tunnelling to 127.0.0.1:to.
+func gnuHTC(t *testing.T, to int, args ...string) int {
+	port := nproxytest.FreePort(t)
+	args = append([]string{"-w", "-F", strconv.Itoa(port)}, args...)
+	peer(t, "htc", append(args, "127.0.0.1:"+strconv.Itoa(to))...)
+	waitListening(t, port)
+	return port
+}
+
+// tinyproxy starts tinyproxy on a free port as a plain HTTP proxy (no
+// CONNECT needed: httptunnel sends ordinary requests).
+func tinyproxy(t *testing.T) int {
+	port := nproxytest.FreePort(t)
+	conf := filepath.Join(t.TempDir(), "tinyproxy.conf")
+	err := os.WriteFile(conf, []byte(fmt.Sprintf(
+		"Port %d\nListen 127.0.0.1\nTimeout 60\nAllow 127.0.0.1\nMaxClients 200\nLogLevel Error\n", port)), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer(t, "tinyproxy", "-d", "-c", conf)
+	waitListening(t, port)
+	return port
+}
+
+// relay starts nproxy with one proxy from tcp port to out and returns the
+// port, or with in as given.
+func start(t *testing.T, proxies ...*nproxy.Proxy) *nproxytest.LogBuffer {
+	logs := nproxytest.CaptureLog(t, 1)
+	nproxytest.Start(t, 0, proxies...)
+	return logs
+}
+
+// entry is a tcp in on a free port of 127.0.0.1.
+func entry(t *testing.T) *tcp.In {
+	return &tcp.In{Host: "127.0.0.1", Port: nproxytest.FreePort(t)}
+}
+
+// exchange sends size random bytes to port while reading them back, checks
+// they came back intact, then half-closes and expects EOF.
+func exchange(t *testing.T, port, size int) {
+	t.Helper()
+	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(40 * time.Second))
+	want := make([]byte, size)
+	rand.Read(want)
+	werr := make(chan error, 1)
+	go func() {
+		_, err := c.Write(want)
+		werr <- err
+	}()
+	got := make([]byte, size)
+	if n, err := io.ReadFull(c, got); err != nil {
+		t.Fatalf("read %d of %d bytes: %v", n, size, err)
+	}
+	if err := <-werr; err != nil {
+		t.Fatal(err)
+	}
+	if i := firstDiff(got, want); i >= 0 {
+		t.Fatalf("byte %d of %d differs", i, size)
+	}
+	c.(*net.TCPConn).CloseWrite()
+	if rest, err := io.ReadAll(c); err != nil || len(rest) > 0 {
+		t.Fatalf("after half-close: %d more bytes, %v", len(rest), err)
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range a {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return -1
+}

@@ -1,0 +1,378 @@
+package httptunnel
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/nproxy/nproxy/connectors"
+	"github.com/nproxy/nproxy/loop"
+	"golang.org/x/sys/unix"
+)
+
+// muxOutCap bounds the frames a session holds for its tunnel; streams wait
+// (their relay is told later) while it is full.
+const muxOutCap = 256 << 10
+
+// session multiplexes streams over one tunnel between two nproxies. It is
+// the handler of the tunnel's socket (vs), reading and writing payload
+// through the tunnel's transport as the relay would; each stream is a
+// socket of its own (a vsock) that the relay joins to a client or server.
+// A stream holds at most muxWindowSize bytes its reader has not taken, and
+// its sender sends no more than that (WINDOW frames give credit back), so a
+// stream whose reader stalls stops only its own sender.
+type session struct {
+	l         *loop.Loop
+	connector any
+	hook      loop.Hook // for the streams' sockets
+	opts      *Options
+	h         connectors.Handler // the server's proxy, for new streams
+	vs        *loop.Socket       // the tunnel; nil until it is up
+	streams   map[uint32]*stream
+	lastID    uint32
+	in        []byte
+	out       []byte
+	outOff    int
+	waiting   []*stream // streams refused for want of room in out
+	err       error
+	onEnd     func()
+}
+
+func newSession(l *loop.Loop, connector any, o *Options, h connectors.Handler) *session {
+	return &session{l: l, connector: connector, opts: o, h: h, streams: map[uint32]*stream{}, in: make([]byte, 0, 64<<10)}
+}
+
+// Accepted implements connectors.Handler for the tunnel under the session:
+// never called.
+func (m *session) Accepted(*loop.Loop, *loop.Socket) {}
+
+// Connected implements connectors.Handler: the tunnel is up, the session
+// runs on it.
+func (m *session) Connected(l *loop.Loop, _, vs *loop.Socket) {
+	m.vs = vs
+	vs.SetHandler(m)
+	l.WatchReader(vs)
+	m.flush()
+}
+
+// Failed implements connectors.Handler: the tunnel could not be set up.
+func (m *session) Failed(_ *loop.Loop, _ *loop.Socket, err error) { m.die(err) }
+
+// open starts a stream (the client's side) and hands it to the proxy.
+func (m *session) open(client *loop.Socket, h connectors.Handler) {
+	m.lastID += 1 + m.lastID%2 // odd ids: 1, 3, 5...
+	st, err := m.newStream(m.lastID)
+	if err != nil {
+		h.Failed(m.l, client, err)
+		return
+	}
+	m.out = appendMux(m.out, muxOpen, st.id, nil)
+	m.flush()
+	h.Connected(m.l, client, st.s)
+}
+
+// Readable reads the tunnel's payload and dispatches its frames.
+func (m *session) Readable(vs *loop.Socket) {
+	for m.err == nil {
+		if len(m.in) == cap(m.in) {
+			m.die(errors.New("mux frame longer than the read buffer"))
+			return
+		}
+		n, err := vs.Read(m.in[len(m.in):cap(m.in)])
+		switch {
+		case err == unix.EAGAIN:
+			return
+		case err != nil:
+			m.die(fmt.Errorf("tunnel: %w", err))
+			return
+		case n == 0:
+			m.die(errors.New("tunnel closed by the peer"))
+			return
+		}
+		m.in = m.in[:len(m.in)+n]
+		rest := m.in
+		for m.err == nil {
+			f, size, ok, err := parseMux(rest)
+			if err != nil {
+				m.die(err)
+				return
+			}
+			if !ok {
+				break
+			}
+			m.dispatch(f)
+			rest = rest[size:]
+		}
+		m.in = m.in[:copy(m.in, rest)]
+	}
+}
+
+// Writable sends what the session holds: the tunnel has room again.
+func (m *session) Writable(*loop.Socket) { m.flush() }
+
+func (m *session) dispatch(f muxFrame) {
+	st := m.streams[f.stream]
+	switch {
+	case f.typ == muxOpen:
+		m.accept(f.stream)
+	case st == nil:
+		// A stream closed here while its peer was still sending.
+	case f.typ == muxData:
+		st.receive(f.payload)
+	case f.typ == muxWindow:
+		st.credit += int(binary.BigEndian.Uint32(f.payload))
+		st.wake()
+	case f.typ == muxFin:
+		st.peerFin = true
+		st.sync()
+	case f.typ == muxRst:
+		st.reset()
+	}
+}
+
+// accept opens a stream the client asked for (the server's side).
+func (m *session) accept(id uint32) {
+	switch {
+	case m.h == nil || id%2 == 0 || id <= m.lastID:
+		m.die(fmt.Errorf("mux stream %d opened out of order", id))
+		return
+	case len(m.streams) >= m.opts.maxStreams():
+		m.die(fmt.Errorf("mux client opened more than %d streams", m.opts.maxStreams()))
+		return
+	}
+	m.lastID = id
+	st, err := m.newStream(id)
+	if err != nil {
+		m.die(err)
+		return
+	}
+	m.h.Accepted(m.l, st.s)
+}
+
+// send queues a frame and sends what it can.
+func (m *session) send(typ byte, id uint32, payload []byte) {
+	m.out = appendMux(m.out, typ, id, payload)
+	m.flush()
+}
+
+// room is how much more the session takes from streams now.
+func (m *session) room() int { return muxOutCap - (len(m.out) - m.outOff) }
+
+// flush writes held frames into the tunnel, then lets waiting streams go
+// on once half the room is free.
+func (m *session) flush() {
+	if m.vs == nil || m.err != nil {
+		return
+	}
+	f, _ := m.vs.Transport().(loop.Flusher)
+	if f.Buffered() > 0 {
+		if err := f.Flush(); err != nil && err != unix.EAGAIN {
+			m.die(fmt.Errorf("tunnel: %w", err))
+			return
+		}
+	}
+	for m.outOff < len(m.out) {
+		n, err := m.vs.Write(m.out[m.outOff:])
+		if n > 0 {
+			m.outOff += n
+		}
+		if err == unix.EAGAIN {
+			break
+		}
+		if err != nil {
+			m.die(fmt.Errorf("tunnel: %w", err))
+			return
+		}
+	}
+	// A WebSocket holds what its fd did not take (a tunnel tells the
+	// session itself when it has room: Notify).
+	if f.Buffered() > 0 && f.FdBlocked() {
+		m.l.WatchWriter(m.vs)
+	} else {
+		m.l.UnwatchWriter(m.vs)
+	}
+	if m.outOff == len(m.out) {
+		m.out, m.outOff = m.out[:0], 0
+	} else if m.outOff > muxOutCap {
+		m.out, m.outOff = m.out[:copy(m.out, m.out[m.outOff:])], 0
+	}
+	if m.room() >= muxOutCap/2 && len(m.waiting) > 0 {
+		// Woken from a posted function, not from here: flush runs inside
+		// a stream's Send, and a relay told to write to that stream
+		// before Send returned would not know what Send left it.
+		waiting := m.waiting
+		m.waiting = nil
+		m.l.Post(func() {
+			for _, st := range waiting {
+				st.queued = false
+				st.wake()
+			}
+		})
+	}
+}
+
+// die ends the session: one log line, every stream reset, the tunnel
+// closed.
+func (m *session) die(err error) {
+	if m.err != nil {
+		return
+	}
+	m.err = err
+	m.l.Logger().Error(fmt.Sprintf("httptunnel mux session: %v", err))
+	for _, st := range m.streams {
+		st.reset()
+	}
+	if m.vs != nil {
+		m.l.Close(m.vs)
+	}
+	if m.onEnd != nil {
+		m.onEnd()
+	}
+}
+
+// stream is one connection of a session, the transport of its vsock.
+type stream struct {
+	vsock
+	m       *session
+	id      uint32
+	in      []byte // payload its reader has not taken, from inOff
+	inOff   int
+	unacked int // bytes taken since the last WINDOW sent
+	credit  int // bytes the peer still takes
+	peerFin bool
+	eofSeen bool
+	rst     bool
+	finSent bool
+	queued  bool // in m.waiting
+}
+
+func (m *session) newStream(id uint32) (*stream, error) {
+	st := &stream{m: m, id: id, credit: muxWindowSize}
+	v, err := newVsock(m.l, st, fmt.Sprintf("mux stream %d", id))
+	if err != nil {
+		return nil, err
+	}
+	st.vsock = v
+	st.s.Connector, st.s.Hook = m.connector, m.hook
+	m.streams[id] = st
+	return st, nil
+}
+
+// receive takes DATA: a sender that exceeds the window breaks the protocol.
+func (st *stream) receive(p []byte) {
+	if len(st.in)-st.inOff+st.unacked+len(p) > muxWindowSize {
+		st.m.die(fmt.Errorf("mux stream %d sent beyond its window", st.id))
+		return
+	}
+	if st.inOff > len(st.in)/2 {
+		// Taken bytes go once they are half the buffer: the copy costs
+		// no more than the bytes taken.
+		st.in, st.inOff = st.in[:copy(st.in, st.in[st.inOff:])], 0
+	}
+	st.in = append(st.in, p...)
+	st.sync()
+}
+
+func (st *stream) sync() {
+	st.signal(len(st.in) > st.inOff || st.rst || st.peerFin && !st.eofSeen)
+}
+
+// reset ends the stream both ways; the relay learns it from Recv and Send.
+func (st *stream) reset() {
+	if st.rst {
+		return
+	}
+	st.rst = true
+	st.sync()
+	st.wake()
+}
+
+// wake tells the relay it may send again.
+func (st *stream) wake() {
+	if !st.s.Closed() {
+		st.m.l.Notify(st.s, false, true)
+	}
+}
+
+// Recv implements loop.Transport: payload, with credit given back to the
+// sender once a quarter of the window was taken.
+func (st *stream) Recv(p []byte) (int, error) {
+	defer st.sync()
+	if len(st.in) > st.inOff {
+		n := copy(p, st.in[st.inOff:])
+		st.inOff += n
+		if st.inOff == len(st.in) {
+			st.in, st.inOff = nil, 0 // an idle stream holds no buffer
+		}
+		st.unacked += n
+		if st.unacked >= muxWindowSize/4 && !st.rst {
+			st.m.out = appendWindow(st.m.out, st.id, st.unacked)
+			st.unacked = 0
+			st.m.flush()
+		}
+		return n, nil
+	}
+	switch {
+	case st.rst:
+		return 0, unix.ECONNRESET
+	case st.peerFin:
+		st.eofSeen = true
+		return 0, nil
+	}
+	return 0, unix.EAGAIN
+}
+
+// Send implements loop.Transport: DATA within the stream's credit and the
+// session's room.
+func (st *stream) Send(p []byte) (int, error) {
+	if st.rst || st.m.err != nil {
+		return 0, unix.ECONNRESET
+	}
+	taken := 0
+	for taken < len(p) && st.credit > 0 && st.m.room() > 0 {
+		n := min(len(p)-taken, st.credit, muxMaxData, st.m.room())
+		st.m.out = appendMux(st.m.out, muxData, st.id, p[taken:taken+n])
+		st.credit -= n
+		taken += n
+	}
+	if taken < len(p) && st.credit > 0 && !st.queued {
+		// Out of session room, not of credit: wait for the session.
+		st.queued = true
+		st.m.waiting = append(st.m.waiting, st)
+	}
+	st.m.flush()
+	if taken == 0 {
+		return 0, unix.EAGAIN
+	}
+	return taken, nil
+}
+
+// CloseWrite implements loop.Transport: FIN.
+func (st *stream) CloseWrite() error {
+	if !st.rst && !st.finSent {
+		st.finSent = true
+		st.m.send(muxFin, st.id, nil)
+	}
+	return nil
+}
+
+// Close implements loop.Transport: a stream closed before both ends said
+// FIN is reset.
+func (st *stream) Close() error {
+	if !st.rst && !(st.finSent && st.peerFin) && st.m.err == nil {
+		st.m.send(muxRst, st.id, nil)
+	}
+	st.rst = true
+	delete(st.m.streams, st.id)
+	return nil
+}
+
+// Flush implements loop.Flusher: the session holds the stream's frames.
+func (st *stream) Flush() error { return nil }
+
+// Buffered implements loop.Flusher.
+func (st *stream) Buffered() int { return 0 }
+
+// FdBlocked implements loop.Flusher: the eventfd takes nothing; the
+// session wakes the stream (wake).
+func (st *stream) FdBlocked() bool { return false }

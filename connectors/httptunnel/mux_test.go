@@ -1,0 +1,126 @@
+package httptunnel
+
+import (
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nproxy/nproxy"
+	"github.com/nproxy/nproxy/connectors/tcp"
+	"github.com/nproxy/nproxy/nproxytest"
+)
+
+// stalled opens a connection whose reader never reads, and keeps writing
+// into it until the tunnel stops taking its data.
+func stalled(t *testing.T, port int) net.Conn {
+	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		junk := make([]byte, 64<<10)
+		c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		for {
+			if _, err := c.Write(junk); err != nil {
+				return
+			}
+		}
+	}()
+	return c
+}
+
+// manyOverOne runs 99 exchanges next to one stalled connection, all over
+// one session, and checks every exchange finishes.
+func manyOverOne(t *testing.T, port int, out *Out) {
+	stalled(t, port)
+	timer := time.AfterFunc(15*time.Second, func() { dumpSessions(t, out) })
+	defer timer.Stop()
+	var wg sync.WaitGroup
+	for i := 0; i < 99; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			exchange(t, port, 256<<10)
+		}()
+	}
+	wg.Wait()
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	if len(out.sessions) != 1 {
+		t.Fatalf("%d sessions, want 1", len(out.sessions))
+	}
+}
+
+// muxPair is pair with mux on both ends.
+func muxPair(t *testing.T, out *Out) int {
+	out.Options = Options{Mux: true, Key: "sesame", ContentLength: 64 << 10}
+	return pair(t, out, &In{Options: Options{Mux: true, Key: "sesame", ContentLength: 64 << 10}})
+}
+
+// 100 connections over one session; one never reads; the other 99 finish.
+// The bodies are small, so the session outlives many HTTP requests.
+func TestMuxStalledStreamStallsNoOther(t *testing.T) {
+	out := &Out{}
+	manyOverOne(t, muxPair(t, out), out)
+}
+
+// The same through tinyproxy, which forwards ordinary requests only.
+func TestMuxThroughTinyproxy(t *testing.T) {
+	out := &Out{ProxyHost: "127.0.0.1", ProxyPort: tinyproxy(t)}
+	manyOverOne(t, muxPair(t, out), out)
+}
+
+// A mux client refuses GNU hts cleanly: hts drops the tunnel on the first
+// frame, and the client's connection is closed with one log line.
+func TestMuxRefusedByGNUHTS(t *testing.T) {
+	hts := gnuHTS(t, echo(t))
+	in := entry(t)
+	logs := start(t, nproxy.New(in, &Out{Host: "127.0.0.1", Port: hts, Options: Options{Mux: true, Key: "k"}}))
+	refused(t, in.Port, "hello")
+	logs.WaitFor(t, "httptunnel mux session")
+}
+
+// A wrong key, GNU htc at a mux server, too many streams: one log line and
+// a closed session.
+func TestMuxBadClients(t *testing.T) {
+	in := &In{Host: "127.0.0.1", Port: nproxytest.FreePort(t), Options: Options{Mux: true, Key: "right", MaxStreams: 20}}
+	wrong, many := entry(t), entry(t)
+	logs := start(t, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: echo(t)}),
+		nproxy.New(wrong, &Out{Host: "127.0.0.1", Port: in.Port, Options: Options{Mux: true, Key: "wrong"}}),
+		nproxy.New(many, &Out{Host: "127.0.0.1", Port: in.Port, Options: Options{Mux: true, Key: "right"}}))
+
+	refused(t, wrong.Port, "x")
+	logs.WaitFor(t, "mux client with a wrong key")
+
+	refused(t, gnuHTC(t, in.Port), "x")
+	logs.WaitFor(t, "a GNU httptunnel client, but this end is mux=1")
+
+	// 21 streams where 20 are allowed: the session ends, and every
+	// stream with it.
+	var wg sync.WaitGroup
+	for i := 0; i < 21; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			refused(t, many.Port, "x")
+		}()
+	}
+	wg.Wait()
+	logs.WaitFor(t, "mux client opened more than 20 streams")
+}
+
+// The same over a WebSocket.
+func TestMuxWebSocket(t *testing.T) {
+	out := &Out{WebSocket: true}
+	manyOverOne(t, muxPair(t, out), out)
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	for _, m := range out.sessions {
+		if _, ok := m.vs.Transport().(*wsConn); !ok {
+			t.Fatalf("session over %T, not a WebSocket", m.vs.Transport())
+		}
+	}
+}
