@@ -1,0 +1,142 @@
+//go:build soak
+
+package soak
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nproxy/nproxy/connectors/connect/connecttest"
+	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
+	"github.com/nproxy/nproxy/nproxytest"
+)
+
+// relay is one byte-exact case: nproxy started with args, listening on
+// port, and clients that dial it and plan their transfers.
+type relay struct {
+	args  []string
+	port  int
+	load  load
+	limit int // most clients at once
+}
+
+func tcpSpec(port int) string { return fmt.Sprintf("type=tcp,host=127.0.0.1,port=%d", port) }
+
+func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+func dialTCP(port int) func() (net.Conn, error) {
+	return func() (net.Conn, error) { return net.DialTimeout("tcp", addr(port), 10*time.Second) }
+}
+
+// run starts nproxy and runs the phases of d in two cycles of d/2: every
+// transfer must be byte-exact and none may fail, and nproxy's usage after
+// the second cycle must be what it was after the first (checkUsage). The
+// cycles are alike, each reaching the top concurrency with the same sizes,
+// so memory the first one needed at its peak is not taken for growth.
+func (rl relay) run(t *testing.T, r *row, d time.Duration) *tally {
+	p := startNproxy(t, []int{rl.port}, rl.args...)
+	idle := p.usage(t)
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	ps := phases(d/2, rl.limit)
+	tl := &tally{}
+	rl.load.run(ps, tl, seed)
+	warm := p.settled(t, idle)
+	rl.load.run(ps, tl, seed+1)
+	r.add(t, "%v (%d..%d clients at once, up to %s each)", tl, ps[0].conns, ps[len(ps)-1].conns, mib(ps[0].maxSize))
+	if tl.mismatches.Load() != 0 || tl.failed.Load() != 0 {
+		t.Errorf("%v; first errors: %s", tl, tl.errors())
+	}
+	checkUsage(t, r, p, idle, warm)
+	return tl
+}
+
+func relayTCP(t *testing.T, r *row, d time.Duration) {
+	echo := startEcho(t)
+	in := nproxytest.FreePort(t)
+	relay{args: []string{"--in", tcpSpec(in), "--out", tcpSpec(echo.port())}, port: in,
+		load: load{dial: dialTCP(in), plan: standard}, limit: 1000}.run(t, r, d)
+}
+
+func relayNoSplice(t *testing.T, r *row, d time.Duration) {
+	echo := startEcho(t)
+	in := nproxytest.FreePort(t)
+	relay{args: []string{"--no-splice", "--in", tcpSpec(in), "--out", tcpSpec(echo.port())}, port: in,
+		load: load{dial: dialTCP(in), plan: standard}, limit: 1000}.run(t, r, d)
+}
+
+// relaySSL terminates TLS: Go's TLS clients, verifying nproxy's certificate,
+// half-close with close_notify.
+func relaySSL(t *testing.T, r *row, d time.Duration) {
+	certs := ssltest.New(t)
+	echo := startEcho(t)
+	in := nproxytest.FreePort(t)
+	spec := fmt.Sprintf("type=ssl,host=127.0.0.1,port=%d,SSL_cert_file=%s,SSL_key_file=%s", in, certs.ServerCert, certs.ServerKey)
+	relay{args: []string{"--in", spec, "--out", tcpSpec(echo.port())}, port: in,
+		load: load{dial: dialTLS(t, certs.CA, in), plan: standard}, limit: 1000}.run(t, r, d)
+}
+
+func dialTLS(t *testing.T, caFile string, port int) func() (net.Conn, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}}
+	return func() (net.Conn, error) { return d.Dial("tcp", addr(port)) }
+}
+
+// relayConnect goes through tinyproxy with CONNECT. tinyproxy tears a tunnel
+// down at the client's EOF, so no client half-closes early; its MaxClients
+// (200) caps the clients at 150.
+func relayConnect(t *testing.T, r *row, d time.Duration) {
+	nproxytest.Command(t, "tinyproxy")
+	echo := startEcho(t)
+	tp := connecttest.StartTinyproxy(t, false, echo.port())
+	in := nproxytest.FreePort(t)
+	out := fmt.Sprintf("type=connect,host=127.0.0.1,port=%d,proxy_host=127.0.0.1,proxy_port=%d,timeout=10", echo.port(), tp.Port)
+	plan := func(rng *rand.Rand, maxSize int64) transfer {
+		tr := standard(rng, maxSize)
+		tr.early = false
+		return tr
+	}
+	relay{args: []string{"--in", tcpSpec(in), "--out", out}, port: in,
+		load: load{dial: dialTCP(in), plan: plan}, limit: 150}.run(t, r, d)
+}
+
+// relayDual runs dual with a 0.5 s timeout: one client in ten stays silent
+// for 1.5 s and must reach server_first's echo; the others speak at once
+// and must reach client_first's.
+func relayDual(t *testing.T, r *row, d time.Duration) {
+	talker, silent := startEcho(t), startEcho(t)
+	in := nproxytest.FreePort(t)
+	spec := fmt.Sprintf("type=dual,host=127.0.0.1,port=%d,timeout=0.5,client_first.type=tcp,client_first.host=127.0.0.1,client_first.port=%d,"+
+		"server_first.type=tcp,server_first.host=127.0.0.1,server_first.port=%d", in, talker.port(), silent.port())
+	var quiet, spoke atomic.Int64
+	plan := func(rng *rand.Rand, maxSize int64) transfer {
+		tr := standard(rng, maxSize)
+		if rng.IntN(10) == 0 {
+			tr.quiet = 1500 * time.Millisecond
+			quiet.Add(1)
+		} else {
+			spoke.Add(1)
+		}
+		return tr
+	}
+	relay{args: []string{"--in", spec, "--out", "type=dummy"}, port: in,
+		load: load{dial: dialTCP(in), plan: plan}, limit: 1000}.run(t, r, d)
+	r.add(t, "routed: %d of %d silent clients to server_first, %d of %d others to client_first",
+		silent.accepted.Load(), quiet.Load(), talker.accepted.Load(), spoke.Load())
+	if silent.accepted.Load() != quiet.Load() || talker.accepted.Load() != spoke.Load() {
+		t.Error("dual routed clients to the wrong server")
+	}
+}
