@@ -76,6 +76,11 @@ var cases = []soakCase{
 	{"ssl in", 0.08, relaySSL},
 	{"connect via tinyproxy", 0.07, relayConnect},
 	{"dual", 0.07, relayDual},
+	{"fault: resets by clients and server", 0.06, faultResets},
+	{"fault: backend killed and restarted", 0.06, faultBackendRestart},
+	{"fault: prlimit --nofile at the limit", 0.05, faultFileLimit},
+	{"fault: slowloris on dual+TLS+CONNECT", 0.03, faultSlowloris},
+	{"fault: web proxy stops answering", 0.05, faultProxyStops},
 }
 
 // budget is share of soakTime, at least 5 s so that a short run still

@@ -4,6 +4,7 @@ package soak
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"strconv"
@@ -18,10 +19,11 @@ import (
 // proc is a program the suite started: nproxy or a peer. It runs in a
 // process group of its own, killed with the group when the test ends.
 type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	stderr nproxytest.LogBuffer
-	done   chan struct{}
+	name     string
+	graceful bool // SIGTERM must stop it within 5 s (nproxy)
+	cmd      *exec.Cmd
+	stderr   nproxytest.LogBuffer
+	done     chan struct{}
 }
 
 // start runs name with args until the test ends. An nproxy gets SIGTERM
@@ -44,7 +46,16 @@ func start(t testing.TB, name string, args ...string) *proc {
 // on every port of 127.0.0.1 given.
 func startNproxy(t testing.TB, ports []int, args ...string) *proc {
 	t.Helper()
-	p := start(t, nproxyBin, args...)
+	return startNproxyVia(t, ports, nil, args...)
+}
+
+// startNproxyVia is startNproxy through a wrapper that execs it (prlimit,
+// ip netns exec): wrapper's words come first, nproxy keeps their pid.
+func startNproxyVia(t testing.TB, ports []int, wrapper []string, args ...string) *proc {
+	t.Helper()
+	argv := append(append(wrapper, nproxyBin), args...)
+	p := start(t, argv[0], argv[1:]...)
+	p.graceful = true
 	for _, port := range ports {
 		p.waitFor(t, fmt.Sprintf("port %d to listen", port), func() bool { return nproxytest.Listening(port) })
 	}
@@ -52,12 +63,12 @@ func startNproxy(t testing.TB, ports []int, args ...string) *proc {
 }
 
 func (p *proc) stop(t testing.TB) {
-	if p.name == nproxyBin && !p.exited() {
+	if p.graceful && !p.exited() {
 		p.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-p.done:
 		case <-time.After(5 * time.Second):
-			t.Errorf("nproxy ignored SIGTERM for 5 s")
+			t.Errorf("%s ignored SIGTERM for 5 s", p.name)
 		}
 	}
 	p.kill(t)
@@ -140,11 +151,25 @@ func usageOf(pid int) (usage, error) {
 
 func (p *proc) usage(t testing.TB) usage {
 	t.Helper()
+	if p.exited() {
+		t.Fatalf("%s exited (%v):\n%s", p.name, p.cmd.ProcessState, tail(p.stderr.String(), 4096))
+	}
 	u, err := usageOf(p.cmd.Process.Pid)
 	if err != nil {
 		t.Fatalf("%s: %v", p.name, err)
 	}
 	return u
+}
+
+// cycles runs f twice with fresh seeds and returns p's usage after the
+// first, for checkUsage after the second.
+func cycles(t *testing.T, p *proc, idle usage, f func(seed uint64)) (warm usage) {
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	f(seed)
+	warm = p.settled(t, idle)
+	f(seed + 1)
+	return warm
 }
 
 // settled waits until p holds no more fds than at idle (pooled pipes are

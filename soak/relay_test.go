@@ -44,17 +44,11 @@ func dialTCP(port int) func() (net.Conn, error) {
 func (rl relay) run(t *testing.T, r *row, d time.Duration) *tally {
 	p := startNproxy(t, []int{rl.port}, rl.args...)
 	idle := p.usage(t)
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
 	ps := phases(d/2, rl.limit)
 	tl := &tally{}
-	rl.load.run(ps, tl, seed)
-	warm := p.settled(t, idle)
-	rl.load.run(ps, tl, seed+1)
+	warm := cycles(t, p, idle, func(seed uint64) { rl.load.run(ps, tl, seed) })
 	r.add(t, "%v (%d..%d clients at once, up to %s each)", tl, ps[0].conns, ps[len(ps)-1].conns, mib(ps[0].maxSize))
-	if tl.mismatches.Load() != 0 || tl.failed.Load() != 0 {
-		t.Errorf("%v; first errors: %s", tl, tl.errors())
-	}
+	tl.exact(t)
 	checkUsage(t, r, p, idle, warm)
 	return tl
 }

@@ -12,12 +12,16 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 )
 
 // errMismatch marks an echo that differs from what was sent: the one
 // outcome no case tolerates.
 var errMismatch = errors.New("bytes differ")
+
+// errAborted marks a transfer the client itself reset midway, as planned.
+var errAborted = errors.New("reset by the client")
 
 // transfer is what one client connection does.
 type transfer struct {
@@ -26,6 +30,7 @@ type transfer struct {
 	early bool          // half-close as soon as everything is written, before the echo is read
 	quiet time.Duration // silence before the first byte (dual's server-first clients)
 	stall time.Duration // longest wait for progress before giving up
+	abort bool          // reset the connection once half the echo is back
 }
 
 // halfCloser is a connection that can end its sending side only:
@@ -47,6 +52,9 @@ func exchange(c net.Conn, tr transfer) (int64, error) {
 	if tr.quiet > 0 {
 		time.Sleep(tr.quiet)
 	}
+	if tr.abort {
+		return abort(hc, tr)
+	}
 	written := make(chan error, 1)
 	go func() { written <- send(hc, tr) }()
 	n, err := receive(c, tr)
@@ -63,6 +71,24 @@ func exchange(c net.Conn, tr transfer) (int64, error) {
 		err = fmt.Errorf("write: %w", werr)
 	}
 	return n, err
+}
+
+// abort sends the first half of the pattern, reads its echo, and resets
+// the connection.
+func abort(c halfCloser, tr transfer) (int64, error) {
+	tr.size /= 2
+	tr.early = false
+	if err := send(c, tr); err != nil {
+		return 0, fmt.Errorf("write: %w", err)
+	}
+	n, err := receive(c, tr)
+	if err != nil {
+		return n, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0) // close sends a reset
+	}
+	return n, errAborted
 }
 
 // send writes the pattern in chunks of random sizes up to 64 KiB.
@@ -135,7 +161,7 @@ func logUniform(rng *rand.Rand, max int64) int64 {
 
 // tally counts a load's outcomes; it is safe for concurrent use.
 type tally struct {
-	conns, ok, mismatches, failed, bytes atomic.Int64
+	conns, ok, mismatches, failed, aborted, bytes atomic.Int64
 
 	mu    sync.Mutex
 	first []string // the first few errors, for the log
@@ -147,6 +173,9 @@ func (tl *tally) note(n int64, err error) {
 	switch {
 	case err == nil:
 		tl.ok.Add(1)
+		return
+	case errors.Is(err, errAborted):
+		tl.aborted.Add(1)
 		return
 	case errors.Is(err, errMismatch):
 		tl.mismatches.Add(1)
@@ -168,7 +197,19 @@ func (tl *tally) errors() string {
 
 // String is the figure of a load: connections, bytes, outcomes.
 func (tl *tally) String() string {
-	return fmt.Sprintf("%d conns, %s echoed, %d mismatches, %d failed", tl.conns.Load(), mib(tl.bytes.Load()), tl.mismatches.Load(), tl.failed.Load())
+	s := fmt.Sprintf("%d conns, %s echoed, %d mismatches, %d failed", tl.conns.Load(), mib(tl.bytes.Load()), tl.mismatches.Load(), tl.failed.Load())
+	if n := tl.aborted.Load(); n > 0 {
+		s += fmt.Sprintf(", %d reset by their client", n)
+	}
+	return s
+}
+
+// exact fails t unless every transfer of tl was byte-exact and none failed.
+func (tl *tally) exact(t *testing.T) {
+	t.Helper()
+	if tl.mismatches.Load() != 0 || tl.failed.Load() != 0 {
+		t.Errorf("%v; first errors: %s", tl, tl.errors())
+	}
 }
 
 func mib(n int64) string {
@@ -210,6 +251,12 @@ type load struct {
 
 // run runs the phases in turn, noting every outcome in tl.
 func (l load) run(ps []phase, tl *tally, seed uint64) {
+	l.runEach(ps, seed, func(_ time.Time, _ time.Duration, n int64, err error) { tl.note(n, err) })
+}
+
+// runEach runs the phases in turn and gives each outcome to note with the
+// connection's start and duration.
+func (l load) runEach(ps []phase, seed uint64, note func(start time.Time, took time.Duration, n int64, err error)) {
 	for i, p := range ps {
 		deadline := time.Now().Add(p.d)
 		var wg sync.WaitGroup
@@ -217,7 +264,9 @@ func (l load) run(ps []phase, tl *tally, seed uint64) {
 			rng := rand.New(rand.NewPCG(seed, uint64(i<<20|w)))
 			wg.Go(func() {
 				for time.Now().Before(deadline) {
-					tl.note(l.once(rng, p.maxSize))
+					start := time.Now()
+					n, err := l.once(rng, p.maxSize)
+					note(start, time.Since(start), n, err)
 				}
 			})
 		}
