@@ -81,6 +81,7 @@ var cases = []soakCase{
 	{"fault: prlimit --nofile at the limit", 0.05, faultFileLimit},
 	{"fault: slowloris on dual+TLS+CONNECT", 0.03, faultSlowloris},
 	{"fault: web proxy stops answering", 0.05, faultProxyStops},
+	{"churn", 0, churn}, // runs churnCount connections, however long they take
 }
 
 // budget is share of soakTime, at least 5 s so that a short run still
