@@ -82,6 +82,7 @@ var cases = []soakCase{
 	{"fault: slowloris on dual+TLS+CONNECT", 0.03, faultSlowloris},
 	{"fault: web proxy stops answering", 0.05, faultProxyStops},
 	{"churn", 0, churn}, // runs churnCount connections, however long they take
+	{"WAN: netem between client and nproxy", 0.2, wanCase},
 }
 
 // budget is share of soakTime, at least 5 s so that a short run still
