@@ -256,7 +256,5 @@ func wanCase(t *testing.T, r *row, d time.Duration) {
 	}
 	end := p.settled(t, idle)
 	r.add(t, "nproxy idle %v; end %v", idle, end)
-	if end.fds != idle.fds {
-		t.Errorf("nproxy holds %d fds at the end, %d at idle", end.fds, idle.fds)
-	}
+	checkFDs(t, p, idle, end)
 }
