@@ -6,11 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -190,12 +186,10 @@ func faultFileLimit(t *testing.T, r *row, d time.Duration) {
 // must resume intact after SIGCONT, and connections started 1 s after it
 // must all succeed.
 func faultProxyStops(t *testing.T, r *row, d time.Duration) {
-	nproxytest.Command(t, "tinyproxy")
 	echo := startEcho(t)
-	tp := connecttest.StartTinyproxy(t, false, echo.port())
-	tpPid := tinyproxyPid(t, tp)
+	tp, tpPort := startTinyproxy(t, echo.port())
 	in := nproxytest.FreePort(t)
-	out := fmt.Sprintf("type=connect,host=127.0.0.1,port=%d,proxy_host=127.0.0.1,proxy_port=%d,timeout=2", echo.port(), tp.Port)
+	out := fmt.Sprintf("type=connect,host=127.0.0.1,port=%d,proxy_host=127.0.0.1,proxy_port=%d,timeout=2", echo.port(), tpPort)
 	p := startNproxy(t, []int{in}, "--in", tcpSpec(in), "--out", out)
 	idle := p.usage(t)
 	notEarly := func(rng *rand.Rand, maxSize int64) transfer {
@@ -214,9 +208,9 @@ func faultProxyStops(t *testing.T, r *row, d time.Duration) {
 			close(done)
 		}()
 		time.Sleep(cycle / 4) // the fault's schedule
-		syscall.Kill(tpPid, syscall.SIGSTOP)
+		tp.cmd.Process.Signal(syscall.SIGSTOP)
 		time.Sleep(5 * time.Second)
-		syscall.Kill(tpPid, syscall.SIGCONT)
+		tp.cmd.Process.Signal(syscall.SIGCONT)
 		w.end.Store(time.Now().UnixNano())
 		<-done
 	})
@@ -233,21 +227,6 @@ func faultProxyStops(t *testing.T, r *row, d time.Duration) {
 		t.Error("no tunnel after SIGCONT")
 	}
 	checkUsage(t, r, p, idle, warm)
-}
-
-// tinyproxyPid reads the pid file connecttest's configuration names, next
-// to the log.
-func tinyproxyPid(t *testing.T, tp *connecttest.Tinyproxy) int {
-	var pid int
-	file := filepath.Join(filepath.Dir(tp.Log), "tinyproxy.pid")
-	for deadline := time.Now().Add(5 * time.Second); pid == 0; time.Sleep(20 * time.Millisecond) {
-		b, _ := os.ReadFile(file)
-		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-		if pid == 0 && time.Now().After(deadline) {
-			t.Fatalf("no pid in %s", file)
-		}
-	}
-	return pid
 }
 
 // slowloris keeps n connections to port open until the deadline: each

@@ -9,13 +9,13 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/nproxy/nproxy/connectors/connect/connecttest"
 	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
 	"github.com/nproxy/nproxy/nproxytest"
 )
@@ -91,21 +91,21 @@ func dialTLS(t *testing.T, caFile string, port int) func() (net.Conn, error) {
 }
 
 // relayConnect goes through tinyproxy with CONNECT. tinyproxy tears a tunnel
-// down at the client's EOF, so no client half-closes early; its MaxClients
-// (200) caps the clients at 150.
+// down at the client's EOF, so no client half-closes early; the clients
+// stop at 256, a quarter of its MaxClients, since its threads outlive the
+// tunnels they served for a while.
 func relayConnect(t *testing.T, r *row, d time.Duration) {
-	nproxytest.Command(t, "tinyproxy")
 	echo := startEcho(t)
-	tp := connecttest.StartTinyproxy(t, false, echo.port())
+	_, tpPort := startTinyproxy(t, echo.port())
 	in := nproxytest.FreePort(t)
-	out := fmt.Sprintf("type=connect,host=127.0.0.1,port=%d,proxy_host=127.0.0.1,proxy_port=%d,timeout=10", echo.port(), tp.Port)
+	out := fmt.Sprintf("type=connect,host=127.0.0.1,port=%d,proxy_host=127.0.0.1,proxy_port=%d,timeout=10", echo.port(), tpPort)
 	plan := func(rng *rand.Rand, maxSize int64) transfer {
 		tr := standard(rng, maxSize)
 		tr.early = false
 		return tr
 	}
 	relay{args: []string{"--in", tcpSpec(in), "--out", out}, port: in,
-		load: load{dial: dialTCP(in), plan: plan}, limit: 150}.run(t, r, d)
+		load: load{dial: dialTCP(in), plan: plan}, limit: 256}.run(t, r, d)
 }
 
 // relayDual runs dual with a 0.5 s timeout: one client in ten stays silent
@@ -166,4 +166,22 @@ func (c *timedConn) Write(b []byte) (int, error) {
 		}
 	})
 	return c.TCPConn.Write(b)
+}
+
+// startTinyproxy runs tinyproxy in the foreground on a free port, allowing
+// CONNECT to port only, for up to 1024 clients at once, and returns it
+// with its port.
+func startTinyproxy(t *testing.T, port int) (*proc, int) {
+	bin := nproxytest.Command(t, "tinyproxy")
+	dir := t.TempDir()
+	listen := nproxytest.FreePort(t)
+	conf := fmt.Sprintf("Port %d\nListen 127.0.0.1\nTimeout 60\nMaxClients 1024\nLogLevel Warning\nLogFile %q\nPidFile %q\nDisableViaHeader Yes\nConnectPort %d\n",
+		listen, filepath.Join(dir, "tinyproxy.log"), filepath.Join(dir, "tinyproxy.pid"), port)
+	file := filepath.Join(dir, "tinyproxy.conf")
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, bin, "-d", "-c", file)
+	p.waitFor(t, "tinyproxy to listen", func() bool { return nproxytest.Listening(listen) })
+	return p, listen
 }
