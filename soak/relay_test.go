@@ -99,13 +99,8 @@ func relayConnect(t *testing.T, r *row, d time.Duration) {
 	_, tpPort := startTinyproxy(t, echo.port())
 	in := nproxytest.FreePort(t)
 	out := fmt.Sprintf("type=connect,host=127.0.0.1,port=%d,proxy_host=127.0.0.1,proxy_port=%d,timeout=10", echo.port(), tpPort)
-	plan := func(rng *rand.Rand, maxSize int64) transfer {
-		tr := standard(rng, maxSize)
-		tr.early = false
-		return tr
-	}
 	relay{args: []string{"--in", tcpSpec(in), "--out", out}, port: in,
-		load: load{dial: dialTCP(in), plan: plan}, limit: 256}.run(t, r, d)
+		load: load{dial: dialTCP(in), plan: notEarly}, limit: 256}.run(t, r, d)
 }
 
 // relayDual runs dual with a 0.5 s timeout: one client in ten stays silent
