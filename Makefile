@@ -4,7 +4,7 @@ BIN     := bin/nproxy
 IN_PORT ?= 6789
 UP_PORT ?= 9876
 
-.PHONY: build test deps run bench bench-full bench-deps fuzz clean
+.PHONY: build test deps run bench bench-full bench-deps fuzz soak clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/nproxy
@@ -59,6 +59,13 @@ bench-full:
 bench-deps:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y socat haproxy iperf3 perl linux-perf iproute2 \
 		sslh tinyproxy proxytunnel libwww-perl systemd stunnel4
+
+# The soak and fault suite (soak/, build tag soak; never part of make test):
+# about 10 minutes by default, `make soak SOAK=60s` for a short run. It ends
+# with a table of every case, its figures and its verdict.
+SOAK ?= 10m
+soak:
+	SOAK=$(SOAK) $(GO) test -tags soak -count=1 -v -timeout 90m ./soak/
 
 # Short runs of every fuzz target (go test runs their seed corpora anyway).
 FUZZTIME ?= 20s

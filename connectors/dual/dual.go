@@ -168,9 +168,10 @@ func (ls *listening) accept(client *loop.Socket) {
 // deciding is a client whose route is not chosen yet. It holds the bytes
 // read so far only while the probes need more of them.
 type deciding struct {
-	ls     *listening
-	client *loop.Socket
-	got    []byte
+	ls      *listening
+	client  *loop.Socket
+	got     []byte
+	decided bool // routed: the socket is the out connector's now
 }
 
 // readSize is the most read at once while deciding without probes: the
@@ -230,8 +231,16 @@ func (d *deciding) Readable(s *loop.Socket) {
 func (d *deciding) Writable(*loop.Socket) {}
 
 // expire is the deadline: a client that said nothing goes to ServerFirst; one
-// that spoke but left the probes undecided goes to ClientFirst.
+// that spoke but left the probes undecided goes to ClientFirst. The loop runs
+// timers after a pass's events, late when it is busy: a client accepted in
+// that pass was never polled, so what it sent in time is read first.
 func (d *deciding) expire() {
+	if len(d.got) == 0 {
+		d.Readable(d.client)
+		if d.decided || d.client.Closed() {
+			return
+		}
+	}
 	if len(d.got) == 0 {
 		d.route(d.ls.in.ServerFirst, d.ls.routed.serverFirst, "server_first (timeout)")
 		return
@@ -251,6 +260,7 @@ func (d *deciding) stash(data []byte) {
 func (d *deciding) route(out connectors.Out, decisions *atomic.Uint64, why string) {
 	decisions.Add(1)
 	s, l := d.client, d.ls.l
+	d.decided = true
 	s.StopTimer()
 	l.UnwatchReader(s)
 	s.SetHandler(nil)
