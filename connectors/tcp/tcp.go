@@ -8,6 +8,7 @@
 package tcp
 
 import (
+	"errors"
 	"time"
 
 	"github.com/nproxy/nproxy/connectors"
@@ -42,21 +43,40 @@ func (c *In) Listen(l *loop.Loop, h connectors.Handler) error {
 	})
 }
 
-// Out connects to Host:Port for each client.
+// Out connects to Host:Port for each client. With neither, it connects to
+// the destination the client asked for, when its in connector learned one
+// (connectors.Destination: icmp's tunnel requests).
 type Out struct {
 	// Host is the server's address or name; names are resolved off the loop.
-	Host string `param:"host,required"`
+	Host string `param:"host"`
 	// Port is the server's TCP port.
-	Port int `param:"port,required,port"`
+	Port int `param:"port,port"`
 	// Timeout bounds the connect; 0 means loop.DefaultDialTimeout.
 	Timeout time.Duration `param:"timeout"`
 	// Hook, if set, sees the data read from the server.
 	Hook loop.Hook
 }
 
+// Validate implements connectors.Validator: host and port go together.
+func (c *Out) Validate() error {
+	if (c.Host == "") != (c.Port == 0) {
+		return errors.New("host and port go together (neither: the destination the client asks for)")
+	}
+	return nil
+}
+
 // Open implements connectors.Out.
 func (c *Out) Open(l *loop.Loop, client *loop.Socket, h connectors.Handler) {
-	l.Dial(c.Host, c.Port, c.Timeout, func(server *loop.Socket, err error) {
+	host, port := c.Host, c.Port
+	if host == "" && port == 0 {
+		d, ok := client.State.(connectors.Destination)
+		if !ok {
+			h.Failed(l, client, errors.New("tcp out without host and port: the client asked for no destination"))
+			return
+		}
+		host, port = d.Destination()
+	}
+	l.Dial(host, port, c.Timeout, func(server *loop.Socket, err error) {
 		if err != nil {
 			h.Failed(l, client, err)
 			return
