@@ -6,6 +6,7 @@ import (
 	_ "github.com/nproxy/nproxy/connectors/connectssl"
 	_ "github.com/nproxy/nproxy/connectors/dual"
 	_ "github.com/nproxy/nproxy/connectors/dummy"
+	_ "github.com/nproxy/nproxy/connectors/icmp"
 	_ "github.com/nproxy/nproxy/connectors/ssl"
 	_ "github.com/nproxy/nproxy/connectors/starttls"
 	_ "github.com/nproxy/nproxy/connectors/tcp"

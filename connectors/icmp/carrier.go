@@ -140,6 +140,15 @@ func hasMagic(msg []byte) bool {
 	return len(msg) >= icmpHeader+4 && msg[icmpHeader] == 0xD5 && msg[icmpHeader+1] == 0x20 && msg[icmpHeader+2] == 0x08 && msg[icmpHeader+3] == 0x80
 }
 
+// refuse tells a client that its tunnel will not open, with the close a
+// session would end with, so that it need not wait for its timeout.
+func (c *carrier) refuse(p *packet, src [4]byte) {
+	close := packet{icmpType: c.role.icmpType, icmpID: p.icmpID, state: stateClose, flag: c.role.flag,
+		ack: p.seq, id: p.id}
+	to := unix.SockaddrInet4{Addr: src}
+	c.send(encode(c.ack[:], &close, 0), &to)
+}
+
 func (c *carrier) send(b []byte, to *unix.SockaddrInet4) {
 	// A full socket buffer or an unreachable peer loses the packet like the
 	// network would; the resend timer takes over.

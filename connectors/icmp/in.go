@@ -146,6 +146,7 @@ func (in *In) start(c *carrier, h connectors.Handler, p *packet, src [4]byte) {
 		return
 	case !in.allowed(p.dstIP, p.dstPort):
 		refuse("destination not allowed")
+		c.refuse(p, src)
 		return
 	}
 	s := newSession(c, p.id, p.icmpID, src, in.Password)
