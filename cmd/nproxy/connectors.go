@@ -4,6 +4,7 @@ package main
 import (
 	_ "github.com/nproxy/nproxy/connectors/connect"
 	_ "github.com/nproxy/nproxy/connectors/connectssl"
+	_ "github.com/nproxy/nproxy/connectors/dnstunnel"
 	_ "github.com/nproxy/nproxy/connectors/dual"
 	_ "github.com/nproxy/nproxy/connectors/dummy"
 	_ "github.com/nproxy/nproxy/connectors/icmp"

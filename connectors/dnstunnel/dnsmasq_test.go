@@ -1,0 +1,149 @@
+package dnstunnel
+
+import (
+	"bytes"
+	"io"
+	"math/rand"
+	"net"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nproxy/nproxy"
+	"github.com/nproxy/nproxy/connectors/tcp"
+	"github.com/nproxy/nproxy/nproxytest"
+)
+
+const (
+	testDomain = "t.example"
+	testKey    = "s3cret"
+)
+
+// dnsmasq starts a real dnsmasq on 127.0.0.1 that forwards testDomain to
+// 127.0.0.1#upstream, and returns its port.
+func dnsmasq(t *testing.T, upstream int) int {
+	path := nproxytest.Command(t, "dnsmasq")
+	port := nproxytest.FreePort(t)
+	var out nproxytest.LogBuffer
+	cmd := exec.Command(path, "-k", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+		"--port="+strconv.Itoa(port), "--listen-address=127.0.0.1", "--bind-interfaces",
+		"--server=/"+testDomain+"/127.0.0.1#"+strconv.Itoa(upstream), "--user=root", "--pid-file=")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("dnsmasq's output:\n%s", out.String())
+		}
+	})
+	waitListening(t, port)
+	return port
+}
+
+func waitListening(t *testing.T, port int) {
+	for deadline := time.Now().Add(5 * time.Second); !nproxytest.Listening(port); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens on port %d", port)
+		}
+	}
+}
+
+func echoServer(t *testing.T) int {
+	ln := nproxytest.Listener(t)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				io.Copy(c, c)
+				c.(*net.TCPConn).CloseWrite()
+				c.Close()
+			}()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func run(t *testing.T, proxies ...*nproxy.Proxy) {
+	for _, p := range proxies {
+		p.Register()
+	}
+	done := make(chan error, 1)
+	go func() { done <- nproxy.Mainloop(0) }()
+	t.Cleanup(func() {
+		nproxy.Stop()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("Mainloop did not return after Stop")
+		}
+		for _, p := range proxies {
+			p.Unregister()
+		}
+	})
+}
+
+// tunnel starts dns in (behind a UDP port that dnsmasq forwards to, through
+// shim if set) → tcp out to target, and tcp in → dns out through dnsmasq;
+// it returns the tcp in's port.
+func tunnel(t *testing.T, target int, shim func(t *testing.T, to int) int) (int, *In, *Out) {
+	inPort := nproxytest.FreePort(t)
+	forward := inPort
+	if shim != nil {
+		forward = shim(t, inPort)
+	}
+	resolver := dnsmasq(t, forward)
+	in := &In{Host: "127.0.0.1", Port: inPort, Domain: testDomain, Key: testKey}
+	out := &Out{Domain: testDomain, Key: testKey, Resolver: "127.0.0.1:" + strconv.Itoa(resolver)}
+	port := nproxytest.FreePort(t)
+	run(t, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: target}),
+		nproxy.New(&tcp.In{Host: "127.0.0.1", Port: port}, out))
+	waitListening(t, port)
+	return port, in, out
+}
+
+// echoThrough sends n random bytes to port while reading them back, then
+// half-closes and expects EOF: byte-exact both ways.
+func echoThrough(t *testing.T, port, n int) {
+	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(50 * time.Second))
+	payload := make([]byte, n)
+	rand.Read(payload)
+	werr := make(chan error, 1)
+	go func() {
+		_, err := c.Write(payload)
+		if err == nil {
+			err = c.(*net.TCPConn).CloseWrite()
+		}
+		werr <- err
+	}()
+	start := time.Now()
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read back after %d bytes: %v", len(got), err)
+	}
+	if err := <-werr; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatalf("the echo (%d bytes) differs from what was sent (%d bytes)", len(got), n)
+	}
+	d := time.Since(start)
+	t.Logf("%d bytes each way in %v (%.0f KiB/s)", n, d, float64(n)/1024/d.Seconds())
+}
+
+func TestThroughDnsmasq(t *testing.T) {
+	nproxytest.CaptureLog(t, 2)
+	port, _, _ := tunnel(t, echoServer(t), nil)
+	echoThrough(t, port, 1<<20)
+}
