@@ -116,7 +116,7 @@ func echoThrough(t *testing.T, port, n int) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(50 * time.Second))
+	c.SetDeadline(time.Now().Add(15 * time.Second))
 	payload := make([]byte, n)
 	rand.Read(payload)
 	werr := make(chan error, 1)

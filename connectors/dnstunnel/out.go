@@ -17,6 +17,7 @@ import (
 
 // Timings of the client (see docs/dns.md).
 const (
+	minRetry   = 30 * time.Millisecond // the retry timeout follows the round trip, from here
 	firstRetry = 500 * time.Millisecond
 	lastRetry  = 4 * time.Second
 	maxRetries = 20
@@ -132,7 +133,9 @@ type clientSession struct {
 	qID     uint16
 	waiting bool
 	retries int
-	retry   time.Duration
+	retry   time.Duration // this query's retry timeout
+	srtt    time.Duration // smoothed round trip, as TCP keeps it (RFC 6298)
+	sentAt  time.Time
 	poll    time.Duration
 	maxDown uint16
 	buf     [maxMessage]byte
@@ -166,6 +169,7 @@ func (c *clientSession) send() {
 		c.l.Logger().Debug("dns: sending a query", "err", err)
 	}
 	c.waiting = true
+	c.sentAt = time.Now()
 	c.udp.SetTimer(c.retry, c.timeout)
 }
 
@@ -182,6 +186,19 @@ func (c *clientSession) timeout() {
 	}
 	c.retry = min(2*c.retry, lastRetry)
 	c.send()
+}
+
+// measure updates the round-trip estimate with an answer to a query sent
+// once (Karn's rule: a retried query's answer says nothing), and the retry
+// timeout with it: a lost query or answer costs a few round trips, not half
+// a second.
+func (c *clientSession) measure(rtt time.Duration) {
+	if c.srtt == 0 {
+		c.srtt = rtt
+	} else {
+		c.srtt += (rtt - c.srtt) / 8
+	}
+	c.retry = min(max(3*c.srtt+10*time.Millisecond, minRetry), lastRetry)
 }
 
 // Readable reads the resolver's answers.
@@ -253,7 +270,10 @@ func (c *clientSession) receive(b []byte) {
 		c.o.Stats.BadMAC.Add(1)
 		return
 	}
-	c.waiting, c.retries, c.retry = false, 0, firstRetry
+	if c.retries == 0 {
+		c.measure(time.Since(c.sentAt))
+	}
+	c.waiting, c.retries = false, 0
 	c.apply(&a)
 }
 
