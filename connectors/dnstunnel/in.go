@@ -30,7 +30,8 @@ const (
 // tunnel a client opens becomes a client of the proxy, relayed to its out
 // connector.
 type In struct {
-	// Host is the address to listen on (default localhost).
+	// Host is the address to listen on: localhost by default, "*" for
+	// every address.
 	Host string `param:"host"`
 	// Port is the UDP port (53 for a real delegation).
 	Port int `param:"port,required,port"`
@@ -89,8 +90,11 @@ func (in *In) Listen(l *loop.Loop, h connectors.Handler) error {
 		return nil
 	}
 	host := in.Host
-	if host == "" || host == "localhost" {
+	switch host {
+	case "", "localhost":
 		host = "127.0.0.1"
+	case "*":
+		host = "::" // IPv4 too: Linux's IPV6_V6ONLY is off by default
 	}
 	ua, err := net.ResolveUDPAddr("udp", net.JoinHostPort(host, fmt.Sprint(in.Port)))
 	if err != nil {
