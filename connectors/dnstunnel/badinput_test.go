@@ -50,7 +50,7 @@ func TestServerBadInput(t *testing.T) {
 	nproxytest.CaptureLog(t, 0)
 	port := nproxytest.FreePort(t)
 	in := &In{Host: "127.0.0.1", Port: port, Domain: testDomain, Key: testKey, MaxSessions: 2}
-	run(t, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: echoServer(t)}))
+	nproxytest.Serve(t, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: nproxytest.EchoServer(t)}))
 	now := uint32(time.Now().Unix())
 	expect := func(what string, c *atomic.Uint64, want uint64) {
 		for deadline := time.Now().Add(3 * time.Second); c.Load() != want; time.Sleep(5 * time.Millisecond) {
@@ -166,8 +166,8 @@ func TestClientBadAnswers(t *testing.T) {
 	}()
 	port := nproxytest.FreePort(t)
 	out := &Out{Domain: testDomain, Key: testKey, Resolver: fake.LocalAddr().String()}
-	run(t, nproxy.New(&tcp.In{Host: "127.0.0.1", Port: port}, out))
-	waitListening(t, port)
+	nproxytest.Serve(t, nproxy.New(&tcp.In{Host: "127.0.0.1", Port: port}, out))
+	nproxytest.WaitListening(t, port)
 	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
 	if err != nil {
 		t.Fatal(err)

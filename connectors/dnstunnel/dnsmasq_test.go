@@ -40,59 +40,14 @@ func dnsmasq(t *testing.T, upstream int) int {
 			t.Logf("dnsmasq's output:\n%s", out.String())
 		}
 	})
-	waitListening(t, port)
+	nproxytest.WaitListening(t, port)
 	return port
 }
 
-func waitListening(t *testing.T, port int) {
-	for deadline := time.Now().Add(5 * time.Second); !nproxytest.Listening(port); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("nothing listens on port %d", port)
-		}
-	}
-}
-
-func echoServer(t *testing.T) int {
-	ln := nproxytest.Listener(t)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				io.Copy(c, c)
-				c.(*net.TCPConn).CloseWrite()
-				c.Close()
-			}()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func run(t *testing.T, proxies ...*nproxy.Proxy) {
-	for _, p := range proxies {
-		p.Register()
-	}
-	done := make(chan error, 1)
-	go func() { done <- nproxy.Mainloop(0) }()
-	t.Cleanup(func() {
-		nproxy.Stop()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Error("Mainloop did not return after Stop")
-		}
-		for _, p := range proxies {
-			p.Unregister()
-		}
-	})
-}
-
-// tunnel starts dns in (behind a UDP port that dnsmasq forwards to, through
+// startTunnel starts dns in (behind a UDP port that dnsmasq forwards to, through
 // shim if set) → tcp out to target, and tcp in → dns out through dnsmasq;
 // it returns the tcp in's port.
-func tunnel(t *testing.T, target int, shim func(t *testing.T, to int) int) (int, *In, *Out) {
+func startTunnel(t *testing.T, target int, shim func(t *testing.T, to int) int) (int, *In, *Out) {
 	inPort := nproxytest.FreePort(t)
 	forward := inPort
 	if shim != nil {
@@ -102,9 +57,9 @@ func tunnel(t *testing.T, target int, shim func(t *testing.T, to int) int) (int,
 	in := &In{Host: "127.0.0.1", Port: inPort, Domain: testDomain, Key: testKey}
 	out := &Out{Domain: testDomain, Key: testKey, Resolver: "127.0.0.1:" + strconv.Itoa(resolver)}
 	port := nproxytest.FreePort(t)
-	run(t, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: target}),
+	nproxytest.Serve(t, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: target}),
 		nproxy.New(&tcp.In{Host: "127.0.0.1", Port: port}, out))
-	waitListening(t, port)
+	nproxytest.WaitListening(t, port)
 	return port, in, out
 }
 
@@ -144,6 +99,6 @@ func echoThrough(t *testing.T, port, n int) {
 
 func TestThroughDnsmasq(t *testing.T) {
 	nproxytest.CaptureLog(t, 2)
-	port, _, _ := tunnel(t, echoServer(t), nil)
+	port, _, _ := startTunnel(t, nproxytest.EchoServer(t), nil)
 	echoThrough(t, port, 1<<20)
 }

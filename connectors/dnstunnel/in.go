@@ -6,12 +6,12 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
 	"github.com/nproxy/nproxy/connectors"
+	"github.com/nproxy/nproxy/connectors/internal/tunnel"
 	"github.com/nproxy/nproxy/loop"
 	"golang.org/x/sys/unix"
 )
@@ -48,8 +48,7 @@ type In struct {
 	Stats Stats
 
 	listening atomic.Bool
-	mu        sync.Mutex
-	recent    map[uint32]time.Time
+	recent    tunnel.Recent[uint32] // ended sessions' ids, against replays
 }
 
 // Stats counts the messages a dns connector dropped, by reason. The
@@ -106,6 +105,7 @@ func (in *In) Listen(l *loop.Loop, h connectors.Handler) error {
 		in.listening.Store(false)
 		return fmt.Errorf("can't listen on %s port %d (udp): %w", in.Host, in.Port, err)
 	}
+	in.recent.Window = replayWindow
 	srv := &server{in: in, l: l, h: h, domain: strings.ToLower(dns.Fqdn(in.Domain)), key: []byte(in.Key),
 		sessions: map[uint32]*serverSession{}}
 	s, _ := l.Adopt(fd, srv)
@@ -146,30 +146,6 @@ func (in *In) maxSessions() int {
 		return DefaultMaxSessions
 	}
 	return in.MaxSessions
-}
-
-func (in *In) ended(id uint32) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.recent == nil {
-		in.recent = map[uint32]time.Time{}
-	}
-	now := time.Now()
-	if len(in.recent) > 4096 {
-		for k, t := range in.recent {
-			if now.Sub(t) > replayWindow {
-				delete(in.recent, k)
-			}
-		}
-	}
-	in.recent[id] = now
-}
-
-func (in *In) recentlyEnded(id uint32) bool {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	t, ok := in.recent[id]
-	return ok && time.Since(t) < replayWindow
 }
 
 // server is an In's UDP socket on its loop.
@@ -303,7 +279,7 @@ func (srv *server) admit(q *query) bool {
 	switch {
 	case math.Abs(float64(skew)) > float64(clockSkew):
 		why = "clock out of window (a replay?)"
-	case srv.in.recentlyEnded(q.session):
+	case srv.in.recent.Has(q.session):
 		why = "session id recently used (a replay?)"
 	case len(srv.sessions) >= srv.in.maxSessions():
 		why = "too many sessions"
@@ -317,7 +293,7 @@ func (srv *server) admit(q *query) bool {
 
 func (srv *server) open(id uint32) *serverSession {
 	s := &serverSession{srv: srv, id: id, lastSeen: time.Now()}
-	relaySide, local, err := socketpair(srv.l, s)
+	relaySide, local, err := tunnel.Pair(srv.l, s)
 	if err != nil {
 		srv.l.Logger().Error("dns: socketpair", "err", err)
 		return nil
@@ -397,6 +373,6 @@ func (s *serverSession) end() {
 		return
 	}
 	delete(s.srv.sessions, s.id)
-	s.srv.in.ended(s.id)
+	s.srv.in.recent.Add(s.id)
 	s.srv.l.Close(s.st.sock)
 }

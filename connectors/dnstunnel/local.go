@@ -13,19 +13,6 @@ const maxPending = 64 << 10
 // chunk is the most one read from a local stream takes.
 const chunk = 16 << 10
 
-// socketpair makes the two ends of a session's local stream: the relay's
-// (no handler yet) and the tunnel's, handled by h.
-func socketpair(l *loop.Loop, h loop.Handler) (relaySide, tunnelSide *loop.Socket, err error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	relaySide, _ = l.Adopt(fds[0], nil)
-	tunnelSide, _ = l.Adopt(fds[1], h)
-	l.WatchReader(tunnelSide)
-	return relaySide, tunnelSide, nil
-}
-
 // stream is the tunnel's end of a local stream, with the bytes pending each
 // way.
 type stream struct {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/nproxy/nproxy/connectors"
+	"github.com/nproxy/nproxy/connectors/internal/tunnel"
 	"github.com/nproxy/nproxy/loop"
 	"golang.org/x/sys/unix"
 )
@@ -341,7 +342,7 @@ func (c *clientSession) next(progress bool) {
 
 // connect hands the tunnel to the relay once the server has the session.
 func (c *clientSession) connect() {
-	relaySide, local, err := socketpair(c.l, c)
+	relaySide, local, err := tunnel.Pair(c.l, c)
 	if err != nil {
 		c.fail(err)
 		return

@@ -95,7 +95,7 @@ type shimStats struct{ dropped, duplicated, delayed atomic.Int64 }
 func TestLossyPath(t *testing.T) {
 	nproxytest.CaptureLog(t, 2)
 	var stats shimStats
-	port, in, out := tunnel(t, echoServer(t), func(t *testing.T, to int) int { return lossShim(t, to, 0.10, &stats) })
+	port, in, out := startTunnel(t, nproxytest.EchoServer(t), func(t *testing.T, to int) int { return lossShim(t, to, 0.10, &stats) })
 	t.Cleanup(func() {
 		t.Logf("in: malformed %d badmac %d refused %d unknown %d; out: malformed %d badmac %d unknown %d",
 			in.Stats.Malformed.Load(), in.Stats.BadMAC.Load(), in.Stats.Refused.Load(), in.Stats.Unknown.Load(),

@@ -23,7 +23,7 @@ func TestSSHThroughTunnel(t *testing.T) {
 	sshd := dualtest.StartSSHD(t)
 	_, p, _ := net.SplitHostPort(sshd.Addr)
 	target, _ := strconv.Atoi(p)
-	port, _, _ := tunnel(t, target, nil)
+	port, _, _ := startTunnel(t, target, nil)
 	input := make([]byte, 64<<10)
 	rand.Read(input)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -25,9 +25,9 @@ func TestBadInput(t *testing.T) {
 		return
 	}
 	nproxytest.CaptureLog(t, 0)
-	echo := echoServer(t)
+	echo := nproxytest.EchoServer(t)
 	in := &In{Password: testPassword, MaxTunnels: 4}
-	run(t, nproxy.New(in, &tcp.Out{}))
+	nproxytest.Serve(t, nproxy.New(in, &tcp.Out{}))
 	conn, err := net.ListenPacket("ip4:icmp", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)

@@ -6,11 +6,10 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/nproxy/nproxy/connectors"
+	"github.com/nproxy/nproxy/connectors/internal/tunnel"
 	"github.com/nproxy/nproxy/loop"
 )
 
@@ -42,8 +41,7 @@ type In struct {
 	Stats Stats
 
 	listening atomic.Bool
-	mu        sync.Mutex
-	recent    map[uint16]time.Time // ended sessions' ids, against replays
+	recent    tunnel.Recent[uint16] // ended sessions' ids, against replays
 	allow     []allowRule
 }
 
@@ -114,6 +112,7 @@ func (in *In) Listen(l *loop.Loop, h connectors.Handler) error {
 	if in.listening.Swap(true) {
 		return nil
 	}
+	in.recent.Window = replayWindow
 	c, err := openCarrier(l, proxyRole, &in.Stats)
 	if err != nil {
 		in.listening.Store(false)
@@ -138,7 +137,7 @@ func (in *In) start(c *carrier, h connectors.Handler, p *packet, src [4]byte) {
 		c.log.Info("icmp: tunnel request refused", "from", ipString(src), "id", p.id, "to", dst.String(), "why", why)
 	}
 	switch {
-	case in.recentlyEnded(p.id):
+	case in.recent.Has(p.id):
 		refuse("id recently in use")
 		return
 	case len(c.sessions) >= in.max():
@@ -150,7 +149,7 @@ func (in *In) start(c *carrier, h connectors.Handler, p *packet, src [4]byte) {
 		return
 	}
 	s := newSession(c, p.id, p.icmpID, src, in.Password)
-	s.onEnd = in.ended
+	s.onEnd = func(s *session) { in.recent.Add(s.id) }
 	s.onAuth = func(s *session) { in.connect(c, h, s, dst) }
 	s.accept(p.seq, nil) // the start packet: its ack spares the client a resend
 	if in.Password == "" {
@@ -173,29 +172,4 @@ func (in *In) connect(c *carrier, h connectors.Handler, s *session, dst destinat
 	client.Connector, client.Hook, client.State = in, in.Hook, dst
 	client.SetNick(fmt.Sprintf("icmp %s id %d", ipString(s.peerIP), s.id))
 	h.Accepted(c.l, client)
-}
-
-func (in *In) ended(s *session) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.recent == nil {
-		in.recent = map[uint16]time.Time{}
-	}
-	now := time.Now()
-	// The map is bounded by the 65536 ids; old entries go as it is used.
-	if len(in.recent) > 1024 {
-		for id, t := range in.recent {
-			if now.Sub(t) > replayWindow {
-				delete(in.recent, id)
-			}
-		}
-	}
-	in.recent[s.id] = now
-}
-
-func (in *In) recentlyEnded(id uint16) bool {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	t, ok := in.recent[id]
-	return ok && time.Since(t) < replayWindow
 }

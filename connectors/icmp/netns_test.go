@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nproxy/nproxy"
 	"github.com/nproxy/nproxy/nproxytest"
 )
 
@@ -55,41 +54,6 @@ func inNetns(t *testing.T) bool {
 	return false
 }
 
-// echoServer serves TCP echo on 127.0.0.1 and returns its port.
-func echoServer(t *testing.T) int {
-	ln := nproxytest.Listener(t)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// run registers proxies and runs nproxy's main loop until the test ends.
-func run(t *testing.T, proxies ...*nproxy.Proxy) {
-	for _, p := range proxies {
-		p.Register()
-	}
-	done := make(chan error, 1)
-	go func() { done <- nproxy.Mainloop(0) }()
-	t.Cleanup(func() {
-		nproxy.Stop()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Error("Mainloop did not return after Stop")
-		}
-		for _, p := range proxies {
-			p.Unregister()
-		}
-	})
-}
-
 // startPeer starts a program whose output goes to the test's log on failure.
 func startPeer(t *testing.T, path string, args ...string) {
 	var out nproxytest.LogBuffer
@@ -105,14 +69,6 @@ func startPeer(t *testing.T, path string, args ...string) {
 			t.Logf("%s's output:\n%s", path, out.String())
 		}
 	})
-}
-
-func waitListening(t *testing.T, port int) {
-	for deadline := time.Now().Add(5 * time.Second); !nproxytest.Listening(port); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("nothing listens on port %d", port)
-		}
-	}
 }
 
 // echoThrough sends n random bytes to port while reading them back, and

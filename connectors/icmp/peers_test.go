@@ -20,15 +20,15 @@ func TestPtunnelClientToIn(t *testing.T) {
 		return
 	}
 	logs := nproxytest.CaptureLog(t, 2)
-	echo := echoServer(t)
+	echo := nproxytest.EchoServer(t)
 	in := &In{Password: testPassword, Allow: []string{"127.0.0.1:" + strconv.Itoa(echo)}}
 	if err := in.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	run(t, nproxy.New(in, &tcp.Out{}))
+	nproxytest.Serve(t, nproxy.New(in, &tcp.Out{}))
 	lp := nproxytest.FreePort(t)
 	startPeer(t, ptunnel, "-p", "127.0.0.1", "-lp", strconv.Itoa(lp), "-da", "127.0.0.1", "-dp", strconv.Itoa(echo), "-x", testPassword, "-v", "1")
-	waitListening(t, lp)
+	nproxytest.WaitListening(t, lp)
 	echoThrough(t, lp, 1<<20)
 	if n := in.Stats.AuthFailed.Load(); n != 0 {
 		t.Errorf("AuthFailed = %d", n)
@@ -44,11 +44,11 @@ func TestOutToPtunnelProxy(t *testing.T) {
 		return
 	}
 	nproxytest.CaptureLog(t, 2)
-	echo := echoServer(t)
+	echo := nproxytest.EchoServer(t)
 	startPeer(t, ptunnel, "-x", testPassword, "-v", "1")
 	port := nproxytest.FreePort(t)
 	out := &Out{ProxyHost: "127.0.0.1", Host: "127.0.0.1", Port: echo, Password: testPassword}
-	run(t, nproxy.New(&tcp.In{Host: "127.0.0.1", Port: port}, out))
-	waitListening(t, port)
+	nproxytest.Serve(t, nproxy.New(&tcp.In{Host: "127.0.0.1", Port: port}, out))
+	nproxytest.WaitListening(t, port)
 	echoThrough(t, port, 1<<20)
 }

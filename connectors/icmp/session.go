@@ -3,6 +3,7 @@ package icmp
 import (
 	"time"
 
+	"github.com/nproxy/nproxy/connectors/internal/tunnel"
 	"github.com/nproxy/nproxy/loop"
 	"golang.org/x/sys/unix"
 )
@@ -91,14 +92,13 @@ func newSession(c *carrier, id, icmpID uint16, peer [4]byte, password string) *s
 // attach gives the session its local stream: the tunnel's end of a new
 // socketpair. It returns the other end, for the relay.
 func (s *session) attach() (*loop.Socket, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	relaySide, local, err := tunnel.Pair(s.c.l, s)
 	if err != nil {
 		return nil, err
 	}
-	relaySide, _ := s.c.l.Adopt(fds[0], nil)
-	s.local, _ = s.c.l.Adopt(fds[1], s)
-	if s.authed {
-		s.c.l.WatchReader(s.local)
+	s.local = local
+	if !s.authed {
+		s.c.l.UnwatchReader(local) // nothing is sent before the challenge is answered
 	}
 	s.deliver()
 	return relaySide, nil

@@ -20,7 +20,7 @@ func TestNproxyToNproxy(t *testing.T) {
 		return
 	}
 	nproxytest.CaptureLog(t, 2)
-	echo := echoServer(t)
+	echo := nproxytest.EchoServer(t)
 	in := &In{Password: testPassword, Allow: []string{"127.0.0.1:" + strconv.Itoa(echo)}}
 	if err := in.Validate(); err != nil {
 		t.Fatal(err)
@@ -29,13 +29,13 @@ func TestNproxyToNproxy(t *testing.T) {
 	out := func(password string, port int) *Out {
 		return &Out{ProxyHost: "127.0.0.1", Host: "127.0.0.1", Port: port, Password: password}
 	}
-	run(t,
+	nproxytest.Serve(t,
 		nproxy.New(in, &tcp.Out{}),
 		nproxy.New(&tcp.In{Host: "127.0.0.1", Port: good}, out(testPassword, echo)),
 		nproxy.New(&tcp.In{Host: "127.0.0.1", Port: wrong}, out("wrong", echo)),
 		nproxy.New(&tcp.In{Host: "127.0.0.1", Port: refused}, out(testPassword, echo+1)),
 	)
-	waitListening(t, good)
+	nproxytest.WaitListening(t, good)
 	echoThrough(t, good, 1<<20)
 
 	expectEnd(t, wrong)
