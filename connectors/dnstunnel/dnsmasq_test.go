@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/nproxy/nproxy"
 	"github.com/nproxy/nproxy/connectors/tcp"
 	"github.com/nproxy/nproxy/nproxytest"
@@ -22,13 +23,14 @@ const (
 
 // dnsmasq starts a real dnsmasq on 127.0.0.1 that forwards testDomain to
 // 127.0.0.1#upstream, and returns its port.
-func dnsmasq(t *testing.T, upstream int) int {
+func dnsmasq(t *testing.T, upstream int, extra ...string) int {
 	path := nproxytest.Command(t, "dnsmasq")
 	port := nproxytest.FreePort(t)
 	var out nproxytest.LogBuffer
 	cmd := exec.Command(path, "-k", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
 		"--port="+strconv.Itoa(port), "--listen-address=127.0.0.1", "--bind-interfaces",
 		"--server=/"+testDomain+"/127.0.0.1#"+strconv.Itoa(upstream), "--user=root", "--pid-file=")
+	cmd.Args = append(cmd.Args, extra...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -101,4 +103,30 @@ func TestThroughDnsmasq(t *testing.T) {
 	nproxytest.CaptureLog(t, 2)
 	port, _, _ := startTunnel(t, nproxytest.EchoServer(t), nil)
 	echoThrough(t, port, 1<<20)
+}
+
+// A path that truncates answers beyond 512 bytes (a scripted middlebox
+// between dnsmasq and the server: it sets TC and drops the records, as a
+// server does for a client without EDNS0): the client asks again for less,
+// and the stream still arrives byte-exact.
+func TestTruncatingPath(t *testing.T) {
+	nproxytest.CaptureLog(t, 1)
+	truncate := func(b []byte) []byte {
+		m := new(dns.Msg)
+		if len(b) <= 512 || m.Unpack(b) != nil {
+			return b
+		}
+		m.Truncated, m.Answer = true, nil
+		out, _ := m.Pack()
+		return out
+	}
+	var stats shimStats
+	port, _, out := startTunnel(t, nproxytest.EchoServer(t), func(t *testing.T, to int) int { return lossShim(t, to, 0, &stats, truncate) })
+	t.Cleanup(func() {
+		t.Logf("client: truncated %d, malformed %d, unknown %d", out.Stats.Truncated.Load(), out.Stats.Malformed.Load(), out.Stats.Unknown.Load())
+	})
+	echoThrough(t, port, 64<<10)
+	if out.Stats.Truncated.Load() == 0 {
+		t.Fatal("no answer came back truncated: the fallback was not exercised")
+	}
 }

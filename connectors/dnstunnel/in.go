@@ -66,6 +66,9 @@ type Stats struct {
 	// Unknown counts queries for sessions that do not exist and answers
 	// that match no outstanding query.
 	Unknown atomic.Uint64
+	// Truncated counts answers that came back with TC set (a resolver
+	// with a smaller UDP size): the client then asks for less data.
+	Truncated atomic.Uint64
 }
 
 // Validate implements connectors.Validator.
@@ -229,6 +232,9 @@ func reply(m *dns.Msg, rcode int, answer []dns.RR) []byte {
 	r := new(dns.Msg)
 	r.SetRcode(m, rcode)
 	r.Authoritative = true
+	// The answer's owner is the question's long name: a pointer to it saves
+	// some 250 bytes for data.
+	r.Compress = true
 	r.Answer = answer
 	if opt := m.IsEdns0(); opt != nil {
 		r.SetEdns0(ednsSize, false)

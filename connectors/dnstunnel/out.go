@@ -252,9 +252,12 @@ func (c *clientSession) receive(b []byte) {
 		return
 	}
 	if m.Truncated {
-		c.maxDown = truncatedDown
-		c.send()
-		return
+		c.o.Stats.Truncated.Add(1)
+		if c.maxDown > truncatedDown {
+			c.maxDown = truncatedDown
+			c.send()
+		}
+		return // still too large: the retry timer paces what follows
 	}
 	var txt *dns.TXT
 	for _, rr := range m.Answer {

@@ -13,8 +13,9 @@ import (
 
 // lossShim relays UDP between the resolver and the server at to, dropping,
 // duplicating and delaying (so reordering) about rate of the datagrams each
-// way; it returns the port the resolver should forward to, and what it did.
-func lossShim(t *testing.T, to int, rate float64, stats *shimStats) int {
+// way, and passing the server's answers through rewrite if set; it returns
+// the port the resolver should forward to, and counts what it did.
+func lossShim(t *testing.T, to int, rate float64, stats *shimStats, rewrite func([]byte) []byte) int {
 	front, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +78,11 @@ func lossShim(t *testing.T, to int, rate float64, stats *shimStats) int {
 						if err != nil {
 							return
 						}
-						toResolver(b[:n])
+						p := b[:n]
+						if rewrite != nil {
+							p = rewrite(p)
+						}
+						toResolver(p)
 					}
 				}()
 			}
@@ -95,7 +100,7 @@ type shimStats struct{ dropped, duplicated, delayed atomic.Int64 }
 func TestLossyPath(t *testing.T) {
 	nproxytest.CaptureLog(t, 2)
 	var stats shimStats
-	port, in, out := startTunnel(t, nproxytest.EchoServer(t), func(t *testing.T, to int) int { return lossShim(t, to, 0.10, &stats) })
+	port, in, out := startTunnel(t, nproxytest.EchoServer(t), func(t *testing.T, to int) int { return lossShim(t, to, 0.10, &stats, nil) })
 	t.Cleanup(func() {
 		t.Logf("in: malformed %d badmac %d refused %d unknown %d; out: malformed %d badmac %d unknown %d",
 			in.Stats.Malformed.Load(), in.Stats.BadMAC.Load(), in.Stats.Refused.Load(), in.Stats.Unknown.Load(),
