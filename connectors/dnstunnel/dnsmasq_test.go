@@ -23,14 +23,13 @@ const (
 
 // dnsmasq starts a real dnsmasq on 127.0.0.1 that forwards testDomain to
 // 127.0.0.1#upstream, and returns its port.
-func dnsmasq(t *testing.T, upstream int, extra ...string) int {
+func dnsmasq(t testing.TB, upstream int) int {
 	path := nproxytest.Command(t, "dnsmasq")
 	port := nproxytest.FreePort(t)
 	var out nproxytest.LogBuffer
 	cmd := exec.Command(path, "-k", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
 		"--port="+strconv.Itoa(port), "--listen-address=127.0.0.1", "--bind-interfaces",
 		"--server=/"+testDomain+"/127.0.0.1#"+strconv.Itoa(upstream), "--user=root", "--pid-file=")
-	cmd.Args = append(cmd.Args, extra...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

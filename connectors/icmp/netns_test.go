@@ -26,36 +26,40 @@ var netnsCount atomic.Int32
 // namespace (its loopback up, the kernel's echo replies off, so that a
 // ptunnel client and proxy can share it), runs the test binary there on
 // this test alone, reports its outcome and removes the namespace.
-func inNetns(t *testing.T) bool {
+func inNetns(tb testing.TB) bool {
 	if os.Getenv(netnsEnv) != "" {
 		return true
 	}
-	ip := nproxytest.Command(t, "ip")
+	ip := nproxytest.Command(tb, "ip")
 	name := fmt.Sprintf("nproxy-icmp-%d-%d", os.Getpid(), netnsCount.Add(1))
 	if out, err := exec.Command(ip, "netns", "add", name).CombinedOutput(); err != nil {
-		nproxytest.Unavailable(t, "cannot make a network namespace (root needed): %v: %s", err, out)
+		nproxytest.Unavailable(tb, "cannot make a network namespace (root needed): %v: %s", err, out)
 	}
-	t.Cleanup(func() { exec.Command(ip, "netns", "delete", name).Run() })
+	tb.Cleanup(func() { exec.Command(ip, "netns", "delete", name).Run() })
 	for _, args := range [][]string{
 		{"ip", "link", "set", "lo", "up"},
 		{"sysctl", "-qw", "net.ipv4.icmp_echo_ignore_all=1"},
 	} {
 		if out, err := exec.Command(ip, append([]string{"netns", "exec", name}, args...)...).CombinedOutput(); err != nil {
-			t.Fatalf("%v in namespace %s: %v: %s", args, name, err, out)
+			tb.Fatalf("%v in namespace %s: %v: %s", args, name, err, out)
 		}
 	}
-	cmd := exec.Command(ip, "netns", "exec", name, os.Args[0], "-test.run", "^"+t.Name()+"$", "-test.v", "-test.timeout=90s")
+	only := []string{"-test.run", "^" + tb.Name() + "$", "-test.v", "-test.timeout=90s"}
+	if _, ok := tb.(*testing.B); ok {
+		only = []string{"-test.run", "^$", "-test.bench", "^" + tb.Name() + "$", "-test.benchtime", "1x", "-test.timeout=300s"}
+	}
+	cmd := exec.Command(ip, append([]string{"netns", "exec", name, os.Args[0]}, only...)...)
 	cmd.Env = append(os.Environ(), netnsEnv+"="+name)
 	out, err := cmd.CombinedOutput()
-	if err != nil || !bytes.Contains(out, []byte("--- PASS: "+t.Name())) {
-		t.Fatalf("in namespace %s: %v\n%s", name, err, out)
+	if err != nil || !bytes.Contains(out, []byte("PASS")) || bytes.Contains(out, []byte("FAIL")) {
+		tb.Fatalf("in namespace %s: %v\n%s", name, err, out)
 	}
-	t.Logf("in namespace %s:\n%s", name, out)
+	tb.Logf("in namespace %s:\n%s", name, out)
 	return false
 }
 
 // startPeer starts a program whose output goes to the test's log on failure.
-func startPeer(t *testing.T, path string, args ...string) {
+func startPeer(t testing.TB, path string, args ...string) {
 	var out nproxytest.LogBuffer
 	cmd := exec.Command(path, args...)
 	cmd.Stdout, cmd.Stderr = &out, &out
