@@ -295,7 +295,10 @@ func (c *clientSession) apply(a *answer) {
 	case kind == kindStart:
 		c.started = true
 		c.connect()
-		if c.ended {
+		if c.st.sock == nil { // the client left meanwhile
+			if !c.ended {
+				c.send()
+			}
 			return
 		}
 	}
@@ -345,6 +348,11 @@ func (c *clientSession) next(progress bool) {
 
 // connect hands the tunnel to the relay once the server has the session.
 func (c *clientSession) connect() {
+	if c.client.Closed() {
+		c.client = nil
+		c.closing = true // tell the server, which opened the session already
+		return
+	}
 	relaySide, local, err := tunnel.Pair(c.l, c)
 	if err != nil {
 		c.fail(err)

@@ -2,6 +2,7 @@ package icmp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -52,8 +53,12 @@ func (o *Out) Open(l *loop.Loop, client *loop.Socket, h connectors.Handler) {
 			h.Failed(l, client, err)
 			return
 		}
-		s := newSession(c, freeID(c), 0, proxy, o.Password)
-		s.icmpID = s.id
+		id, ok := freeID(c)
+		if !ok {
+			h.Failed(l, client, errors.New("icmp: no free session id"))
+			return
+		}
+		s := newSession(c, id, id, proxy, o.Password)
 		s.dstIP, s.dstPort = dst, uint32(o.Port)
 		server, err := s.attach()
 		if err != nil {
@@ -87,14 +92,15 @@ func (o *Out) carrier(l *loop.Loop) (*carrier, error) {
 }
 
 // freeID picks a random session id that the carrier does not use, as
-// ptunnel's client does.
-func freeID(c *carrier) uint16 {
-	for {
+// ptunnel's client does; with most ids taken it may give up.
+func freeID(c *carrier) (uint16, bool) {
+	for range 64 {
 		id := uint16(rand.Uint32())
 		if c.sessions[id] == nil {
-			return id
+			return id, true
 		}
 	}
+	return 0, false
 }
 
 // resolveIPv4 finds the IPv4 addresses of two hosts, off the loop when they

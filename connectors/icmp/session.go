@@ -83,7 +83,6 @@ func newSession(c *carrier, id, icmpID uint16, peer [4]byte, password string) *s
 	s := &session{c: c, id: id, icmpID: icmpID, peerIP: peer, password: password,
 		started: now, lastRecv: now, lastSend: now, authed: password == ""}
 	s.peer.Addr = peer
-	s.nextRemote = 0
 	c.sessions[id] = s
 	s.timer = c.l.AfterFunc(tick, s.check)
 	return s
