@@ -121,7 +121,7 @@ func TestBuildErrors(t *testing.T) {
 		{base(map[string]any{"probes": probes(map[string]any{"type": "regex", "out": "server_first"})}), "probes[0] (regex): pattern parameter is required"},
 		{base(map[string]any{"probes": probes(map[string]any{"type": "regex", "pattern": "(", "out": "server_first"})}), "probes[0] (regex): pattern: error parsing regexp"},
 		{base(map[string]any{"probes": probes(map[string]any{"type": "regex", "pattern": "x", "min": 99999, "out": "server_first"})}), "min 99999 out of range"},
-		{base(map[string]any{"probes": probes(map[string]any{"type": "tls", "out": map[string]any{"type": "tcp"}})}), "probes[0] (tls) out"},
+		{base(map[string]any{"probes": probes(map[string]any{"type": "tls", "out": map[string]any{"type": "tcp", "host": "localhost"}})}), "probes[0] (tls) out"},
 		{base(map[string]any{"probes": "ssh"}), "probes must be a list of maps"},
 	}
 	for _, c := range cases {

@@ -59,8 +59,11 @@ type Out struct {
 
 // Validate implements connectors.Validator: host and port go together.
 func (c *Out) Validate() error {
-	if (c.Host == "") != (c.Port == 0) {
-		return errors.New("host and port go together (neither: the destination the client asks for)")
+	switch {
+	case c.Host == "" && c.Port != 0:
+		return errors.New("host parameter is required with port (with neither, the destination the client asks for)")
+	case c.Port == 0 && c.Host != "":
+		return errors.New("port parameter is required with host (with neither, the destination the client asks for)")
 	}
 	return nil
 }
