@@ -1,8 +1,12 @@
 package nproxytest
 
 import (
+	"bytes"
+	"crypto/rand"
 	"io"
+	mrand "math/rand/v2"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -61,4 +65,56 @@ func WaitListening(t testing.TB, port int) {
 			t.Fatalf("nothing listens on port %d", port)
 		}
 	}
+}
+
+// EchoThrough sends n random bytes in chunks of random sizes to port, in
+// front of an EchoServer, while reading them back, and fails t unless they
+// come back byte-exact within d. With halfClose it then shuts its write side
+// and expects EOF after the echo; without, it reads exactly the echo, for
+// tunnels that end a session at their client's EOF whatever is in flight
+// (ptunnel). It logs the time taken.
+func EchoThrough(t testing.TB, port, n int, halfClose bool, d time.Duration) {
+	t.Helper()
+	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(d))
+	payload := make([]byte, n)
+	rand.Read(payload)
+	werr := make(chan error, 1)
+	go func() {
+		for p := payload; len(p) > 0; {
+			k := min(len(p), 1+mrand.IntN(32<<10))
+			if _, err := c.Write(p[:k]); err != nil {
+				werr <- err
+				return
+			}
+			p = p[k:]
+		}
+		if halfClose {
+			werr <- c.(*net.TCPConn).CloseWrite()
+			return
+		}
+		werr <- nil
+	}()
+	start := time.Now()
+	got := make([]byte, n)
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatalf("read back: %v", err)
+	}
+	if halfClose {
+		if rest, err := io.ReadAll(c); err != nil || len(rest) > 0 {
+			t.Fatalf("after the echo: %d more bytes, %v; want EOF", len(rest), err)
+		}
+	}
+	if err := <-werr; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatal("the echo differs from what was sent")
+	}
+	took := time.Since(start)
+	t.Logf("%d bytes each way in %v (%.0f KiB/s)", n, took, float64(n)/1024/took.Seconds())
 }

@@ -1,10 +1,6 @@
 package dnstunnel
 
 import (
-	"bytes"
-	"io"
-	"math/rand"
-	"net"
 	"os/exec"
 	"strconv"
 	"testing"
@@ -64,44 +60,10 @@ func startTunnel(t *testing.T, target int, shim func(t *testing.T, to int) int) 
 	return port, in, out
 }
 
-// echoThrough sends n random bytes to port while reading them back, then
-// half-closes and expects EOF: byte-exact both ways.
-func echoThrough(t *testing.T, port, n int) {
-	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(15 * time.Second))
-	payload := make([]byte, n)
-	rand.Read(payload)
-	werr := make(chan error, 1)
-	go func() {
-		_, err := c.Write(payload)
-		if err == nil {
-			err = c.(*net.TCPConn).CloseWrite()
-		}
-		werr <- err
-	}()
-	start := time.Now()
-	got, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatalf("read back after %d bytes: %v", len(got), err)
-	}
-	if err := <-werr; err != nil {
-		t.Fatalf("write: %v", err)
-	}
-	if !bytes.Equal(got, payload) {
-		t.Fatalf("the echo (%d bytes) differs from what was sent (%d bytes)", len(got), n)
-	}
-	d := time.Since(start)
-	t.Logf("%d bytes each way in %v (%.0f KiB/s)", n, d, float64(n)/1024/d.Seconds())
-}
-
 func TestThroughDnsmasq(t *testing.T) {
 	nproxytest.CaptureLog(t, 2)
 	port, _, _ := startTunnel(t, nproxytest.EchoServer(t), nil)
-	echoThrough(t, port, 1<<20)
+	nproxytest.EchoThrough(t, port, 1<<20, true, 30*time.Second)
 }
 
 // A path that truncates answers beyond 512 bytes (a scripted middlebox
@@ -124,7 +86,7 @@ func TestTruncatingPath(t *testing.T) {
 	t.Cleanup(func() {
 		t.Logf("client: truncated %d, malformed %d, unknown %d", out.Stats.Truncated.Load(), out.Stats.Malformed.Load(), out.Stats.Unknown.Load())
 	})
-	echoThrough(t, port, 64<<10)
+	nproxytest.EchoThrough(t, port, 64<<10, true, 30*time.Second)
 	if out.Stats.Truncated.Load() == 0 {
 		t.Fatal("no answer came back truncated: the fallback was not exercised")
 	}

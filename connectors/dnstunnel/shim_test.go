@@ -106,7 +106,7 @@ func TestLossyPath(t *testing.T) {
 			in.Stats.Malformed.Load(), in.Stats.BadMAC.Load(), in.Stats.Refused.Load(), in.Stats.Unknown.Load(),
 			out.Stats.Malformed.Load(), out.Stats.BadMAC.Load(), out.Stats.Unknown.Load())
 	})
-	echoThrough(t, port, 256<<10)
+	nproxytest.EchoThrough(t, port, 256<<10, true, 30*time.Second)
 	t.Logf("shim: %d dropped, %d duplicated, %d delayed", stats.dropped.Load(), stats.duplicated.Load(), stats.delayed.Load())
 	if stats.dropped.Load() == 0 || stats.duplicated.Load() == 0 || stats.delayed.Load() == 0 {
 		t.Fatal("the shim did not disturb the path")

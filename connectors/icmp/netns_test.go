@@ -3,15 +3,10 @@ package icmp
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"math/rand"
-	"net"
 	"os"
 	"os/exec"
-	"strconv"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/nproxy/nproxy/nproxytest"
 )
@@ -73,42 +68,4 @@ func startPeer(t testing.TB, path string, args ...string) {
 			t.Logf("%s's output:\n%s", path, out.String())
 		}
 	})
-}
-
-// echoThrough sends n random bytes to port while reading them back, and
-// checks they come back byte-exact. It does not half-close: ptunnel ends a
-// session at its client's EOF, whatever is still in flight.
-func echoThrough(t *testing.T, port, n int) {
-	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(60 * time.Second))
-	payload := make([]byte, n)
-	rand.Read(payload)
-	werr := make(chan error, 1)
-	go func() {
-		for p := payload; len(p) > 0; {
-			k := min(len(p), 1+rand.Intn(32<<10))
-			if _, err := c.Write(p[:k]); err != nil {
-				werr <- err
-				return
-			}
-			p = p[k:]
-		}
-		werr <- nil
-	}()
-	got := make([]byte, n)
-	start := time.Now()
-	if _, err := io.ReadFull(c, got); err != nil {
-		t.Fatalf("read back %v", err)
-	}
-	if err := <-werr; err != nil {
-		t.Fatalf("write: %v", err)
-	}
-	if !bytes.Equal(got, payload) {
-		t.Fatal("the echo differs from what was sent")
-	}
-	t.Logf("%d bytes each way in %v", n, time.Since(start))
 }

@@ -3,6 +3,7 @@ package icmp
 import (
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/nproxy/nproxy"
 	"github.com/nproxy/nproxy/connectors/tcp"
@@ -29,7 +30,7 @@ func TestPtunnelClientToIn(t *testing.T) {
 	lp := nproxytest.FreePort(t)
 	startPeer(t, ptunnel, "-p", "127.0.0.1", "-lp", strconv.Itoa(lp), "-da", "127.0.0.1", "-dp", strconv.Itoa(echo), "-x", testPassword, "-v", "1")
 	nproxytest.WaitListening(t, lp)
-	echoThrough(t, lp, 1<<20)
+	nproxytest.EchoThrough(t, lp, 1<<20, false, 60*time.Second)
 	if n := in.Stats.AuthFailed.Load(); n != 0 {
 		t.Errorf("AuthFailed = %d", n)
 	}
@@ -50,5 +51,5 @@ func TestOutToPtunnelProxy(t *testing.T) {
 	out := &Out{ProxyHost: "127.0.0.1", Host: "127.0.0.1", Port: echo, Password: testPassword}
 	nproxytest.Serve(t, nproxy.New(&tcp.In{Host: "127.0.0.1", Port: port}, out))
 	nproxytest.WaitListening(t, port)
-	echoThrough(t, port, 1<<20)
+	nproxytest.EchoThrough(t, port, 1<<20, false, 60*time.Second)
 }

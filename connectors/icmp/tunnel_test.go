@@ -36,7 +36,7 @@ func TestNproxyToNproxy(t *testing.T) {
 		nproxy.New(&tcp.In{Host: "127.0.0.1", Port: refused}, out(testPassword, echo+1)),
 	)
 	nproxytest.WaitListening(t, good)
-	echoThrough(t, good, 1<<20)
+	nproxytest.EchoThrough(t, good, 1<<20, false, 60*time.Second)
 
 	expectEnd(t, wrong)
 	if in.Stats.AuthFailed.Load() != 1 {
