@@ -6,6 +6,7 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"net"
+	"os/exec"
 	"strconv"
 	"testing"
 	"time"
@@ -117,4 +118,23 @@ func EchoThrough(t testing.TB, port, n int, halfClose bool, d time.Duration) {
 	}
 	took := time.Since(start)
 	t.Logf("%d bytes each way in %v (%.0f KiB/s)", n, took, float64(n)/1024/took.Seconds())
+}
+
+// StartPeer starts the program at path with args until the test ends (then
+// it is killed by pid); its output is shown if the test failed.
+func StartPeer(t testing.TB, path string, args ...string) {
+	t.Helper()
+	var out LogBuffer
+	cmd := exec.Command(path, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s's output:\n%s", path, out.String())
+		}
+	})
 }

@@ -1,7 +1,6 @@
 package dnstunnel
 
 import (
-	"os/exec"
 	"strconv"
 	"testing"
 	"time"
@@ -22,21 +21,9 @@ const (
 func dnsmasq(t testing.TB, upstream int) int {
 	path := nproxytest.Command(t, "dnsmasq")
 	port := nproxytest.FreePort(t)
-	var out nproxytest.LogBuffer
-	cmd := exec.Command(path, "-k", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+	nproxytest.StartPeer(t, path, "-k", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
 		"--port="+strconv.Itoa(port), "--listen-address=127.0.0.1", "--bind-interfaces",
 		"--server=/"+testDomain+"/127.0.0.1#"+strconv.Itoa(upstream), "--user=root", "--pid-file=")
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("dnsmasq's output:\n%s", out.String())
-		}
-	})
 	nproxytest.WaitListening(t, port)
 	return port
 }

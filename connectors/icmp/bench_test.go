@@ -37,8 +37,8 @@ func BenchmarkTunnels(b *testing.B) {
 	report("tcp", relay)
 	nproxyM := report("nproxy-icmp", icmpPort)
 	nproxy.Stop() // ptunnel's proxy and nproxy's in would both answer ptunnel's client
-	startPeer(b, ptunnel, "-x", testPassword, "-v", "-1")
-	startPeer(b, ptunnel, "-p", "127.0.0.1", "-lp", strconv.Itoa(ptunnelPort), "-da", "127.0.0.1", "-dp", strconv.Itoa(server), "-x", testPassword, "-v", "-1")
+	nproxytest.StartPeer(b, ptunnel, "-x", testPassword, "-v", "-1")
+	nproxytest.StartPeer(b, ptunnel, "-p", "127.0.0.1", "-lp", strconv.Itoa(ptunnelPort), "-da", "127.0.0.1", "-dp", strconv.Itoa(server), "-x", testPassword, "-v", "-1")
 	nproxytest.WaitListening(b, ptunnelPort)
 	ptunnelM := report("ptunnel", ptunnelPort)
 	b.ReportMetric(nproxyM.Up/ptunnelM.Up, "up-x-ptunnel")

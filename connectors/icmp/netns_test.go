@@ -52,20 +52,3 @@ func inNetns(tb testing.TB) bool {
 	tb.Logf("in namespace %s:\n%s", name, out)
 	return false
 }
-
-// startPeer starts a program whose output goes to the test's log on failure.
-func startPeer(t testing.TB, path string, args ...string) {
-	var out nproxytest.LogBuffer
-	cmd := exec.Command(path, args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s's output:\n%s", path, out.String())
-		}
-	})
-}

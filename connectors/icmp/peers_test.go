@@ -28,7 +28,7 @@ func TestPtunnelClientToIn(t *testing.T) {
 	}
 	nproxytest.Serve(t, nproxy.New(in, &tcp.Out{}))
 	lp := nproxytest.FreePort(t)
-	startPeer(t, ptunnel, "-p", "127.0.0.1", "-lp", strconv.Itoa(lp), "-da", "127.0.0.1", "-dp", strconv.Itoa(echo), "-x", testPassword, "-v", "1")
+	nproxytest.StartPeer(t, ptunnel, "-p", "127.0.0.1", "-lp", strconv.Itoa(lp), "-da", "127.0.0.1", "-dp", strconv.Itoa(echo), "-x", testPassword, "-v", "1")
 	nproxytest.WaitListening(t, lp)
 	nproxytest.EchoThrough(t, lp, 1<<20, false, 60*time.Second)
 	if n := in.Stats.AuthFailed.Load(); n != 0 {
@@ -46,7 +46,7 @@ func TestOutToPtunnelProxy(t *testing.T) {
 	}
 	nproxytest.CaptureLog(t, 2)
 	echo := nproxytest.EchoServer(t)
-	startPeer(t, ptunnel, "-x", testPassword, "-v", "1")
+	nproxytest.StartPeer(t, ptunnel, "-x", testPassword, "-v", "1")
 	port := nproxytest.FreePort(t)
 	out := &Out{ProxyHost: "127.0.0.1", Host: "127.0.0.1", Port: echo, Password: testPassword}
 	nproxytest.Serve(t, nproxy.New(&tcp.In{Host: "127.0.0.1", Port: port}, out))
