@@ -5,7 +5,7 @@
 // ptunnel. Crossing a fence that lets pings through, with nproxy on both
 // sides:
 //
-//	# inside: local port 2222 to ssh.example.com:22 through the proxy
+//	# inside: local port 2222 to 10.0.0.5:22 through the proxy at gw.example.com
 //	nproxy --in type=tcp,port=2222 --out type=icmp,proxy_host=gw.example.com,host=10.0.0.5,port=22,password=s3cret
 //	# outside (gw.example.com): the proxy connects what clients ask for
 //	nproxy --in type=icmp,password=s3cret,allow=10.0.0.5:22 --out type=tcp
