@@ -4,10 +4,12 @@ package main
 import (
 	_ "github.com/nproxy/nproxy/connectors/connect"
 	_ "github.com/nproxy/nproxy/connectors/connectssl"
+	_ "github.com/nproxy/nproxy/connectors/dnstunnel"
 	_ "github.com/nproxy/nproxy/connectors/dual"
 	_ "github.com/nproxy/nproxy/connectors/dummy"
 	_ "github.com/nproxy/nproxy/connectors/exec"
 	_ "github.com/nproxy/nproxy/connectors/httptunnel"
+	_ "github.com/nproxy/nproxy/connectors/icmp"
 	_ "github.com/nproxy/nproxy/connectors/socks5"
 	_ "github.com/nproxy/nproxy/connectors/ssl"
 	_ "github.com/nproxy/nproxy/connectors/starttls"

@@ -1,0 +1,140 @@
+package nproxytest
+
+import (
+	"bytes"
+	"crypto/rand"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nproxy/nproxy"
+)
+
+// Serve registers proxies and runs nproxy.Mainloop(0) until the test ends,
+// for in connectors that Start cannot wait for (no TCP port: icmp, dns).
+func Serve(t testing.TB, proxies ...*nproxy.Proxy) {
+	t.Helper()
+	for _, p := range proxies {
+		p.Register()
+	}
+	done := make(chan error, 1)
+	go func() { done <- nproxy.Mainloop(0) }()
+	t.Cleanup(func() {
+		nproxy.Stop()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("Mainloop did not return after Stop")
+		}
+		for _, p := range proxies {
+			p.Unregister()
+		}
+	})
+}
+
+// EchoServer serves TCP echo on 127.0.0.1 until the test ends, half-closing
+// after the client's EOF, and returns its port.
+func EchoServer(t testing.TB) int {
+	t.Helper()
+	ln := Listener(t)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				io.Copy(c, c)
+				c.(*net.TCPConn).CloseWrite()
+				c.Close()
+			}()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// WaitListening waits up to 5 s for something to listen on port of
+// 127.0.0.1, and fails t if nothing does.
+func WaitListening(t testing.TB, port int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !Listening(port); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens on port %d", port)
+		}
+	}
+}
+
+// EchoThrough sends n random bytes in chunks of random sizes to port, in
+// front of an EchoServer, while reading them back, and fails t unless they
+// come back byte-exact within d. With halfClose it then shuts its write side
+// and expects EOF after the echo; without, it reads exactly the echo, for
+// tunnels that end a session at their client's EOF whatever is in flight
+// (ptunnel). It logs the time taken.
+func EchoThrough(t testing.TB, port, n int, halfClose bool, d time.Duration) {
+	t.Helper()
+	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(d))
+	payload := make([]byte, n)
+	rand.Read(payload)
+	werr := make(chan error, 1)
+	go func() {
+		for p := payload; len(p) > 0; {
+			k := min(len(p), 1+mrand.IntN(32<<10))
+			if _, err := c.Write(p[:k]); err != nil {
+				werr <- err
+				return
+			}
+			p = p[k:]
+		}
+		if halfClose {
+			werr <- c.(*net.TCPConn).CloseWrite()
+			return
+		}
+		werr <- nil
+	}()
+	start := time.Now()
+	got := make([]byte, n)
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatalf("read back: %v", err)
+	}
+	if halfClose {
+		if rest, err := io.ReadAll(c); err != nil || len(rest) > 0 {
+			t.Fatalf("after the echo: %d more bytes, %v; want EOF", len(rest), err)
+		}
+	}
+	if err := <-werr; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatal("the echo differs from what was sent")
+	}
+	took := time.Since(start)
+	t.Logf("%d bytes each way in %v (%.0f KiB/s)", n, took, float64(n)/1024/took.Seconds())
+}
+
+// StartPeer starts the program at path with args until the test ends (then
+// it is killed by pid); its output is shown if the test failed.
+func StartPeer(t testing.TB, path string, args ...string) {
+	t.Helper()
+	var out LogBuffer
+	cmd := exec.Command(path, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s's output:\n%s", path, out.String())
+		}
+	})
+}
