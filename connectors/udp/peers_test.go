@@ -179,6 +179,7 @@ func TestIperf3UDP(t *testing.T) {
 	port := udpPort(t, "127.0.0.1")
 	control := nproxy.New(&tcp.In{Host: "127.0.0.1", Port: port}, &tcp.Out{Host: "127.0.0.1", Port: server})
 	r := startRelay(t, &In{Port: port}, out(server), control)
+	nproxytest.WaitListening(t, port) // the loop listens once it runs
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	got, err := exec.CommandContext(ctx, iperf, "-c", "127.0.0.1", "-p", strconv.Itoa(port),
