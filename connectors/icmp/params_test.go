@@ -34,7 +34,7 @@ func TestParams(t *testing.T) {
 	}{
 		{connectors.SideIn, map[string]any{"type": "icmp", "allow": "::1"}, "IPv4"},
 		{connectors.SideIn, map[string]any{"type": "icmp", "allow": "1.2.3.4:0"}, "bad port"},
-		{connectors.SideIn, map[string]any{"type": "icmp", "max_tunnels": -1}, "negative"},
+		{connectors.SideIn, map[string]any{"type": "icmp", "max_tunnels": -1}, "max_tunnels -1 out of range"},
 		{connectors.SideOut, map[string]any{"type": "icmp", "host": "h", "port": "1"}, "proxy_host parameter is required"},
 	} {
 		if _, err := connectors.Build(bad.side, string(bad.side), bad.params); err == nil || !strings.Contains(err.Error(), bad.want) {
