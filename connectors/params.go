@@ -18,11 +18,11 @@ import (
 // both pass the same checks and fail with the same messages.
 //
 // Field types: string, integers (int, uint and their sized kinds), bool,
-// float64, time.Duration (seconds,
-// fractional: "0.5"), []string (a list, or a string of items separated by
-// spaces or commas: SSL_alpn="h2,http/1.1"), []map[string]any and map[string]any (passed through), and In or
-// Out (a nested connector: a map with its own "type"). The fields of an
-// embedded struct count as the connector's own, so connectors share a set of
+// float64, time.Duration (seconds, fractional: "0.5"), []string (a list, or
+// a string of items separated by spaces or commas: "h2,http/1.1"),
+// []map[string]any and map[string]any (passed through), and In or Out (a
+// nested connector: a map with its own "type"). The fields of an embedded
+// struct count as the connector's own, so connectors share a set of
 // parameters by embedding it (ssl.Params).
 //
 // Every value is bounded, so that no configuration can ask for the absurd:

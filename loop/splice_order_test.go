@@ -9,24 +9,40 @@ import (
 )
 
 // fillSocket writes into the non-blocking fd until the kernel takes no more
-// (its peer does not read), and returns what it wrote. It is
-// nproxytest.FillSocket, which loop's own tests cannot import (nproxytest
-// imports loop).
+// (its peer does not read) and the send queue has settled, and returns
+// what it wrote. It is nproxytest.FillSocket, which loop's own tests cannot
+// import (nproxytest imports loop); see there why one EAGAIN is not enough.
 func fillSocket(t *testing.T, fd int) []byte {
 	t.Helper()
 	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096)
 	var filler []byte
 	chunk := bytes.Repeat([]byte("filler.."), 512)
-	for {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
 		n, err := unix.Write(fd, chunk)
-		if err == unix.EAGAIN {
-			return filler
-		}
-		if err != nil {
+		switch {
+		case err == unix.EAGAIN:
+			if sendQueueSettled(fd) {
+				return filler
+			}
+		case err != nil:
 			t.Fatal(err)
+		default:
+			filler = append(filler, chunk[:n]...)
 		}
-		filler = append(filler, chunk[:n]...)
 	}
+	t.Fatal("the send queue did not settle within 5 s")
+	return nil
+}
+
+func sendQueueSettled(fd int) bool {
+	before, _ := unix.IoctlGetInt(fd, unix.SIOCOUTQ)
+	for range 50 {
+		time.Sleep(time.Millisecond)
+		if now, _ := unix.IoctlGetInt(fd, unix.SIOCOUTQ); now != before {
+			return false
+		}
+	}
+	return true
 }
 
 // unread returns the bytes queued in fd's receive buffer.

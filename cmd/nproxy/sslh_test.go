@@ -135,14 +135,15 @@ func TestSSLHRealServers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for range 2 {
-		if d := sshEcho(t, sshd.Client(ctx, addr, "echo", "zlonk"), "zlonk"); d > 1500*time.Millisecond {
-			t.Errorf("ssh through sslh took %v: the probe should not wait for the 2 s timeout", d)
-		}
+		sshEcho(t, sshd.Client(ctx, addr, "echo", "zlonk"), "zlonk")
 		if got := dualtest.TLSRoundTrip(t, addr, "zowie"); got != "eiwoz" {
 			t.Errorf("openssl s_client through sslh got %q", got)
 		}
 	}
-	if log := nproxy.stderr.String(); !strings.Contains(log, "goes to probe ssh") || !strings.Contains(log, "goes to client_first") {
+	// The probe, not the 2 s timeout, sent both ssh clients to sshd (the
+	// log says so; a time bound would not hold on a loaded machine).
+	if log := nproxy.stderr.String(); strings.Count(log, "goes to probe ssh") != 2 || strings.Contains(log, "(timeout)") ||
+		!strings.Contains(log, "goes to client_first") {
 		t.Errorf("the log does not show both routes:\n%s", log)
 	}
 }
@@ -257,14 +258,17 @@ func TestDualFromConfig(t *testing.T) {
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	startNproxy(t, nil, []int{port}, "-c", file)
-	// Both reach their servers through probes: neither waits 5 s, and
-	// client_first, where nothing listens, is never used.
-	if d := sshEcho(t, sshd.Client(ctx, addr, "echo", "zlonk"), "zlonk"); d > 3*time.Second {
-		t.Errorf("ssh took %v", d)
-	}
+	p := startNproxy(t, nil, []int{port}, "-vvv", "-c", file)
+	// Both reach their servers through probes: neither waits 5 s (the log
+	// says which route each took; a time bound would not hold on a loaded
+	// machine), and client_first, where nothing listens, is never used.
+	sshEcho(t, sshd.Client(ctx, addr, "echo", "zlonk"), "zlonk")
 	if got := dualtest.TLSRoundTrip(t, addr, "zowie"); got != "eiwoz" {
 		t.Errorf("s_client got %q", got)
+	}
+	if log := p.stderr.String(); !strings.Contains(log, "goes to probe ssh") || !strings.Contains(log, "goes to probe tls") ||
+		strings.Contains(log, "(timeout)") {
+		t.Errorf("the log does not show both probes' routes:\n%s", log)
 	}
 
 	port = dualtest.FreePort(t)

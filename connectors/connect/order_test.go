@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,6 +45,8 @@ func TestBytesAfterReplyAreNotOvertaken(t *testing.T) {
 	early := bytes.Repeat([]byte("after-200."), 300) // one read of the handshake
 	later := bytes.Repeat([]byte("later..."), 2048)
 	send := make(chan struct{})
+	release := sync.OnceFunc(func() { close(send) })
+	defer release() // a failed test must not leave the script waiting
 	sp := ct.StartScriptedProxy(t, func(c *net.TCPConn, _ ct.Request) {
 		c.Write(append([]byte("HTTP/1.1 200 Connection established\r\n\r\n"), early...))
 		<-send
@@ -61,7 +64,7 @@ func TestBytesAfterReplyAreNotOvertaken(t *testing.T) {
 	nproxytest.AwaitOnLoop(t, f.l, "the bytes after the reply to wait for the client", func() bool {
 		return f.client.Peer != nil && f.client.Pending() >= len(early)
 	})
-	close(send)
+	release()
 	nproxytest.AwaitOnLoop(t, f.l, "the relay to read what the server sent next", func() bool {
 		return f.client.Pending() >= len(early)+len(later)
 	})

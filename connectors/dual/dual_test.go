@@ -181,7 +181,8 @@ func TestBackendDown(t *testing.T) {
 		defer l.Close()
 		return &tcp.Out{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port}
 	}
-	r := startDual(t, &In{Timeout: 200 * time.Millisecond, ServerFirst: refused(), ClientFirst: refused()}, 2)
+	serverFirst, clientFirst := refused(), refused()
+	r := startDual(t, &In{Timeout: 200 * time.Millisecond, ServerFirst: serverFirst, ClientFirst: clientFirst}, 2)
 	talker := r.dial(t)
 	talker.Write([]byte("zlonk\n"))
 	silent := r.dial(t)
@@ -191,7 +192,13 @@ func TestBackendDown(t *testing.T) {
 	if r.proxy.Opened() != 2 || r.proxy.Closed() != 2 {
 		t.Errorf("opened %d closed %d, want 2 and 2", r.proxy.Opened(), r.proxy.Closed())
 	}
-	if log := r.logs.String(); strings.Count(log, "connection refused") != 2 {
-		t.Errorf("want two refusals in the log:\n%s", log)
+	// One warning per refusing backend (a burst of refusals from one is
+	// summarized); the two closed listeners may have had the same port.
+	backends := 2
+	if serverFirst.Port == clientFirst.Port {
+		backends = 1
+	}
+	if log := r.logs.String(); strings.Count(log, "connection refused") != backends {
+		t.Errorf("want %d refusals in the log:\n%s", backends, log)
 	}
 }

@@ -77,7 +77,9 @@ func openings(t *testing.T) map[string]string {
 // checks that the right backend gets exactly those bytes first and that its
 // answer comes back.
 func TestProbeRoutes(t *testing.T) {
-	r := startRouted(t, 3*time.Second, nil)
+	// Byte by byte, a ClientHello takes over a thousand writes: on a loaded
+	// machine under -race, more than the 3 s this once allowed.
+	r := startRouted(t, 10*time.Second, nil)
 	for in, want := range openings(t) {
 		for _, byteByByte := range []bool{false, true} {
 			c := r.dial(t)
@@ -257,8 +259,11 @@ func TestMixedLoad(t *testing.T) {
 }
 
 func mixedLoad(t *testing.T, clients int) {
-	// The timeout leaves client-first clients time to write under -race.
-	r := startRouted(t, time.Second, bannerEcho)
+	// The timeout leaves client-first clients time to write under -race on
+	// a loaded machine (at 1 s, 400 clients on 2 busy cores were routed by
+	// the timeout before their first bytes came); silent ones wait it out
+	// all at once.
+	r := startRouted(t, 5*time.Second, bannerEcho)
 	var kinds []string
 	var want []string
 	for in, backend := range openings(t) {
