@@ -266,7 +266,7 @@ func TestPortUnreachableClosesFlow(t *testing.T) {
 func TestDualStack(t *testing.T) {
 	t.Parallel()
 	if c, err := net.ListenPacket("udp6", "[::1]:0"); err != nil {
-		t.Skip("no IPv6 on this machine")
+		nproxytest.Unavailable(t, "no IPv6 loopback on this machine: %v", err)
 	} else {
 		c.Close()
 	}
