@@ -31,6 +31,14 @@ func socksUDP(t *testing.T, params map[string]any) (port int, in *socks5.In, log
 	if err != nil {
 		t.Fatal(err)
 	}
+	in = built.(*socks5.In)
+	return port, in, runSocks(t, in)
+}
+
+// runSocks runs in in front of a tcp out without host, on a Server of its
+// own, and returns its log.
+func runSocks(t *testing.T, in *socks5.In) *nproxytest.LogBuffer {
+	t.Helper()
 	out, err := connectors.BuildOut("out", map[string]any{"type": "tcp"})
 	if err != nil {
 		t.Fatal(err)
@@ -43,8 +51,8 @@ func socksUDP(t *testing.T, params map[string]any) (port int, in *socks5.In, log
 			t.Logf("nproxy's log:\n%s", logs)
 		}
 	})
-	nproxytest.StartServer(t, srv, 0, nproxy.New(built, out))
-	return port, built.(*socks5.In), logs
+	nproxytest.StartServer(t, srv, 0, nproxy.New(in, out))
+	return logs
 }
 
 // udpClient is a SOCKS5 UDP client (RFC 1928 §7): a control connection and

@@ -10,10 +10,13 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/nproxy/nproxy/connectors/socks5"
+	"github.com/nproxy/nproxy/loop"
 	"github.com/nproxy/nproxy/nproxytest"
 )
 
@@ -247,4 +250,40 @@ func TestUDPAssociateEnds(t *testing.T) {
 		t.Fatalf("idle association: read %d, %v; want the connection closed", n, err)
 	}
 	waitFor(t, "the idle association to end", func() bool { return st.Associations.Load() == 0 })
+}
+
+// TestUDPAssociateHook: the hook sees each datagram's data (no header), one
+// datagram per call; what it returns is sent, and nothing drops it.
+func TestUDPAssociateHook(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var seen []string
+	in := &socks5.In{Host: "127.0.0.1", Port: nproxytest.FreePort(t), Hook: func(d []byte, _ *loop.Socket) []byte {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, string(d))
+		if string(d) == "drop" {
+			return nil
+		}
+		return bytes.ToUpper(d)
+	}}
+	runSocks(t, in)
+	echo, got, _ := countingEcho(t, "127.0.0.1")
+	c := associate(t, in.Port, false)
+	for _, msg := range []string{"one", "drop", "three"} {
+		c.send(addr(echo), []byte(msg))
+	}
+	for _, want := range []string{"ONE", "THREE"} {
+		if _, d := c.recv(); string(d) != want {
+			t.Fatalf("got %q, want %q", d, want)
+		}
+	}
+	if n := got.Load(); n != 2 {
+		t.Errorf("the echo got %d datagrams, want 2", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(seen, ",") != "one,drop,three" {
+		t.Errorf("the hook saw %q", seen)
+	}
 }
