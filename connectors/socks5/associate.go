@@ -98,14 +98,37 @@ const nameRetry = 10 * time.Second
 // one it sends from (0: any), and answers it.
 func (u *udpLoop) open(client *loop.Socket, port uint16) {
 	in, l := u.in, client.Loop()
-	if n := in.udp.Associations.Load(); n >= int64(in.maxAssociations()) {
-		in.fail(client, &replyError{repFailure, fmt.Sprintf("UDP ASSOCIATE refused: %d associations open (max_associations)", n)})
+	// Taken first, so that loops opening at once cannot pass the bound.
+	if n := in.udp.Associations.Add(1); n > int64(in.maxAssociations()) {
+		in.udp.Associations.Add(-1)
+		in.fail(client, &replyError{repFailure, fmt.Sprintf("UDP ASSOCIATE refused: %d associations open (max_associations)", n-1)})
 		return
 	}
+	a, err := u.sockets(client, port)
+	if err != nil {
+		in.udp.Associations.Add(-1)
+		in.fail(client, &replyError{repFailure, err.Error()})
+		return
+	}
+	relayed, _ := boundAddr(a.relay.Fd())
+	in.udp.Opened.Add(1)
+	client.SetHandler(a)
+	client.Closer = a
+	client.SetTimer(in.udpTimeout(), a.expire)
+	l.WatchReader(client)
+	l.Logger().Debug(fmt.Sprintf("socks5 in: %s: UDP association, relay %s", client.Nick(), relayed))
+	if err := writeReply(client, repSucceeded, relayed); err != nil {
+		l.Close(client)
+	}
+}
+
+// sockets makes the association of client, with its relay socket on the
+// address the client reached and its outgoing socket.
+func (u *udpLoop) sockets(client *loop.Socket, port uint16) (*association, error) {
+	l := client.Loop()
 	local, err := boundAddr(client.Fd())
 	if err != nil {
-		in.fail(client, err)
-		return
+		return nil, err
 	}
 	if u.batch == nil {
 		// One byte more than the longest datagram, so that none is truncated
@@ -116,25 +139,13 @@ func (u *udpLoop) open(client *loop.Socket, port uint16) {
 	a := &association{u: u, l: l, control: client, clientIP: client.RemoteAddr().Addr().Unmap(),
 		clientPort: port, dests: map[netip.AddrPort]dest{}, names: map[string]*name{}, last: time.Now()}
 	if a.relay, err = l.ListenPacket(netip.AddrPortFrom(local.Addr(), 0), a); err != nil {
-		in.fail(client, fmt.Errorf("can't open a UDP relay on %s: %w", local.Addr(), err))
-		return
+		return nil, fmt.Errorf("can't open a UDP relay on %s: %w", local.Addr(), err)
 	}
 	if a.out, a.out6, err = listenAny(l, a); err != nil {
 		l.Close(a.relay)
-		in.fail(client, fmt.Errorf("can't open a UDP socket: %w", err))
-		return
+		return nil, fmt.Errorf("can't open a UDP socket: %w", err)
 	}
-	relayed, _ := boundAddr(a.relay.Fd())
-	in.udp.Associations.Add(1)
-	in.udp.Opened.Add(1)
-	client.SetHandler(a)
-	client.Closer = a
-	client.SetTimer(in.udpTimeout(), a.expire)
-	l.WatchReader(client)
-	l.Logger().Debug(fmt.Sprintf("socks5 in: %s: UDP association, relay %s", client.Nick(), relayed))
-	if err := writeReply(client, repSucceeded, relayed); err != nil {
-		l.Close(client)
-	}
+	return a, nil
 }
 
 // listenAny opens the socket an association sends to destinations from:
