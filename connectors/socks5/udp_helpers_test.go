@@ -12,37 +12,23 @@ import (
 	"time"
 
 	"github.com/nproxy/nproxy"
-	"github.com/nproxy/nproxy/connectors"
 	"github.com/nproxy/nproxy/connectors/socks5"
 	"github.com/nproxy/nproxy/nproxytest"
 )
 
 // socksUDP runs a socks5 in built from params, as socksIn does but on a
-// Server of its own (tests run in parallel) logging at info level to logs,
-// and returns its port and the connector (for its UDP counters).
+// Server of its own (tests run in parallel) logging at info level, and
+// returns its port, the connector (for its UDP counters) and the log.
 func socksUDP(t *testing.T, params map[string]any) (port int, in *socks5.In, logs *nproxytest.LogBuffer) {
 	t.Helper()
-	port = nproxytest.FreePort(t)
-	all := map[string]any{"type": "socks5", "host": "127.0.0.1", "port": port}
-	for k, v := range params {
-		all[k] = v
-	}
-	built, err := connectors.BuildIn("in", all)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in = built.(*socks5.In)
-	return port, in, runSocks(t, in)
+	in = buildSocks(t, params)
+	return in.Port, in, runSocks(t, in)
 }
 
 // runSocks runs in in front of a tcp out without host, on a Server of its
 // own, and returns its log.
 func runSocks(t *testing.T, in *socks5.In) *nproxytest.LogBuffer {
 	t.Helper()
-	out, err := connectors.BuildOut("out", map[string]any{"type": "tcp"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv, logs := &nproxy.Server{}, &nproxytest.LogBuffer{}
 	srv.SetLogOutput(logs)
 	srv.SetVerbosity(2)
@@ -51,7 +37,7 @@ func runSocks(t *testing.T, in *socks5.In) *nproxytest.LogBuffer {
 			t.Logf("nproxy's log:\n%s", logs)
 		}
 	})
-	nproxytest.StartServer(t, srv, 0, nproxy.New(in, out))
+	nproxytest.StartServer(t, srv, 0, nproxy.New(in, tcpOut(t)))
 	return logs
 }
 
