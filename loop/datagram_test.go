@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -158,4 +159,29 @@ func FuzzDatagramQueue(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestListenPacketOwnPort: a UDP socket on port 0 gets a port no other
+// socket holds, even with ReusePort on (SO_REUSEADDR on both would let the
+// kernel pick a port already taken).
+func TestListenPacketOwnPort(t *testing.T) {
+	t.Parallel()
+	l, err := New(Config{ReusePort: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Discard()
+	seen := map[int]bool{}
+	for range 2000 {
+		s, err := l.ListenPacket(netip.MustParseAddrPort("127.0.0.1:0"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sa, _ := unix.Getsockname(s.Fd())
+		port := sa.(*unix.SockaddrInet4).Port
+		if seen[port] {
+			t.Fatalf("port %d handed out twice", port)
+		}
+		seen[port] = true
+	}
 }

@@ -89,34 +89,44 @@ func (l *Loop) dial(sotype int, opt DialOptions, host string, port int, timeout 
 		d.start([]netip.Addr{a})
 		return
 	}
-	if r, ok := l.resolvedNames[host]; ok && time.Now().Before(r.expires) {
-		d.start(r.addrs)
-		return
-	}
-	go d.resolve(timeout)
+	l.Resolve(host, timeout, func(addrs []netip.Addr, err error) {
+		switch {
+		case d.done == nil:
+			// timed out meanwhile
+		case err != nil:
+			d.finish(nil, fmt.Errorf("can't resolve %s: %w", d.host, err))
+		default:
+			d.start(addrs)
+		}
+	})
 }
 
-func (d *dialer) resolve(timeout time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", d.host)
-	d.l.Post(func() {
-		if d.done == nil {
-			return // timed out meanwhile
-		}
-		if err != nil {
-			d.finish(nil, fmt.Errorf("can't resolve %s: %w", d.host, err))
-			return
-		}
-		for i, a := range addrs {
-			addrs[i] = a.Unmap()
-		}
-		if d.l.resolvedNames == nil {
-			d.l.resolvedNames = map[string]resolved{}
-		}
-		d.l.resolvedNames[d.host] = resolved{addrs, time.Now().Add(resolveTTL)}
-		d.start(addrs)
-	})
+// Resolve looks host up on another goroutine, within timeout, and calls done
+// on the loop with its addresses (IPv4-mapped ones unmapped) or the error.
+// Answers are cached for resolveTTL, as Dial's are (it uses Resolve); a
+// cached answer calls done at once.
+func (l *Loop) Resolve(host string, timeout time.Duration, done func(addrs []netip.Addr, err error)) {
+	if r, ok := l.resolvedNames[host]; ok && time.Now().Before(r.expires) {
+		done(r.addrs, nil)
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		l.Post(func() {
+			if err == nil {
+				for i, a := range addrs {
+					addrs[i] = a.Unmap()
+				}
+				if l.resolvedNames == nil {
+					l.resolvedNames = map[string]resolved{}
+				}
+				l.resolvedNames[host] = resolved{addrs, time.Now().Add(resolveTTL)}
+			}
+			done(addrs, err)
+		})
+	}()
 }
 
 func (d *dialer) start(addrs []netip.Addr) {

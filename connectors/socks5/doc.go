@@ -18,6 +18,8 @@
 // The negotiation runs on the loop within Timeout and a few hundred bytes
 // (connectors.Preamble); names are resolved off the loop by the out
 // connector; the client hears the outcome (connectors.Answerer) before the
-// relay starts. UDP ASSOCIATE is refused with reply 07 (command not
-// supported) until nproxy has a udp connector. docs/socks5.md is the spec.
+// relay starts. UDP ASSOCIATE opens a UDP relay socket per association on
+// the loop; each datagram's destination passes the same allow rules, and the
+// association ends with its TCP connection or after UDPTimeout idle
+// (UDPStats counts its datagrams and drops). docs/socks5.md is the spec.
 package socks5

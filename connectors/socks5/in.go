@@ -51,15 +51,29 @@ type In struct {
 	Hook loop.Hook
 	// Accept reads a PROXY protocol header first, if configured.
 	proxyproto.Accept
+	// UDPTimeout ends a UDP association that long without a datagram
+	// either way; DefaultUDPTimeout when 0.
+	UDPTimeout time.Duration `param:"udp_timeout"`
+	// MaxAssociations bounds the UDP associations open at once, on all
+	// loops; DefaultMaxAssociations when 0.
+	MaxAssociations int `param:"max_associations"`
+	// MaxDestinations bounds the destinations (addresses, and name:port
+	// pairs) of one UDP association; DefaultMaxDestinations when 0.
+	MaxDestinations int `param:"max_destinations"`
 
 	once sync.Once
 	err  error
+	udp  UDPStats
 }
 
 // Validate implements connectors.Validator: users and rules load.
 func (c *In) Validate() error {
 	c.once.Do(func() {
 		if c.err = c.Accept.Validate(); c.err != nil {
+			return
+		}
+		if c.MaxAssociations < 0 || c.MaxDestinations < 0 {
+			c.err = fmt.Errorf("max_associations and max_destinations must not be negative")
 			return
 		}
 		c.err = c.Load("*:*")
@@ -72,13 +86,16 @@ func (c *In) Listen(l *loop.Loop, h connectors.Handler) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	timeout := c.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	pre := &connectors.Preamble{Limit: negotiationLimit, Timeout: timeout,
+	udp := &udpLoop{in: c}
+	pre := &connectors.Preamble{Limit: negotiationLimit, Timeout: c.timeout(),
 		Step: c.step,
-		Done: func(client *loop.Socket) { h.Accepted(l, client) },
+		Done: func(client *loop.Socket) {
+			if ss := client.State.(*session); ss.associate {
+				udp.open(client, ss.from)
+				return
+			}
+			h.Accepted(l, client)
+		},
 		Fail: c.fail,
 	}
 	return c.Accept.Listen(l, c.Host, c.Port, func(client *loop.Socket) {
@@ -88,10 +105,38 @@ func (c *In) Listen(l *loop.Loop, h connectors.Handler) error {
 	})
 }
 
+func (c *In) timeout() time.Duration {
+	if c.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return c.Timeout
+}
+
+func (c *In) udpTimeout() time.Duration {
+	if c.UDPTimeout <= 0 {
+		return DefaultUDPTimeout
+	}
+	return c.UDPTimeout
+}
+
+func (c *In) maxAssociations() int {
+	if c.MaxAssociations <= 0 {
+		return DefaultMaxAssociations
+	}
+	return c.MaxAssociations
+}
+
+func (c *In) maxDestinations() int {
+	if c.MaxDestinations <= 0 {
+		return DefaultMaxDestinations
+	}
+	return c.MaxDestinations
+}
+
 func (c *In) fail(client *loop.Socket, err error) {
 	var re *replyError
 	if errors.As(err, &re) {
-		connectors.WriteAll(client, reply(re.code, netip.AddrPort{}))
+		writeReply(client, re.code, netip.AddrPort{})
 	}
 	client.Loop().Logger().Error(fmt.Sprintf("socks5 in: client %s: %v", client.Nick(), err))
 	client.Loop().Close(client)
@@ -111,9 +156,11 @@ func (c *In) step(client *loop.Socket, data []byte) (int, bool, error) {
 
 // session is one client's negotiation, then its pending answer.
 type session struct {
-	in       *In
-	state    int
-	answered bool
+	in        *In
+	state     int
+	answered  bool
+	associate bool   // the request is UDP ASSOCIATE
+	from      uint16 // its DST.PORT: the port the client sends datagrams from, 0 if not known
 }
 
 const (
@@ -161,7 +208,8 @@ func (ss *session) request(client *loop.Socket, data []byte) (int, bool, error) 
 	}
 	switch {
 	case req.cmd == cmdAssociate:
-		return 0, false, &replyError{repCmdNotSupported, "UDP ASSOCIATE is not supported yet"}
+		ss.associate, ss.from = true, uint16(req.port)
+		return n, true, nil
 	case req.cmd != cmdConnect:
 		return 0, false, &replyError{repCmdNotSupported, fmt.Sprintf("command %d not supported", req.cmd)}
 	case !ss.in.Permit(req.host, req.port):
@@ -181,9 +229,14 @@ func (ss *session) Answer(client, server *loop.Socket, err error) error {
 	}
 	ss.answered = true
 	if err != nil {
-		return connectors.WriteAll(client, reply(replyCode(err), netip.AddrPort{}))
+		return writeReply(client, replyCode(err), netip.AddrPort{})
 	}
-	return connectors.WriteAll(client, reply(repSucceeded, server.LocalAddr()))
+	return writeReply(client, repSucceeded, server.LocalAddr())
+}
+
+// writeReply sends a reply to the client.
+func writeReply(client *loop.Socket, code byte, bound netip.AddrPort) error {
+	return connectors.WriteAll(client, reply(code, bound))
 }
 
 // replyCode maps why the server could not be reached to RFC 1928's codes.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/nproxy/nproxy"
 	"github.com/nproxy/nproxy/connectors"
-	_ "github.com/nproxy/nproxy/connectors/socks5"
+	"github.com/nproxy/nproxy/connectors/socks5"
 	_ "github.com/nproxy/nproxy/connectors/tcp"
 	"github.com/nproxy/nproxy/nproxytest"
 )
@@ -18,8 +18,16 @@ import (
 // front of a tcp out without host, and returns its port.
 func socksIn(t *testing.T, params map[string]any) int {
 	t.Helper()
-	port := nproxytest.FreePort(t)
-	all := map[string]any{"type": "socks5", "host": "127.0.0.1", "port": port}
+	in := buildSocks(t, params)
+	nproxytest.Start(t, 0, nproxy.New(in, tcpOut(t)))
+	return in.Port
+}
+
+// buildSocks builds a socks5 in from params plus type, host (127.0.0.1) and
+// a free port.
+func buildSocks(t *testing.T, params map[string]any) *socks5.In {
+	t.Helper()
+	all := map[string]any{"type": "socks5", "host": "127.0.0.1", "port": nproxytest.FreePort(t)}
 	for k, v := range params {
 		all[k] = v
 	}
@@ -27,12 +35,17 @@ func socksIn(t *testing.T, params map[string]any) int {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return in.(*socks5.In)
+}
+
+// tcpOut is a tcp out without host: it goes where the client asked.
+func tcpOut(t *testing.T) connectors.Out {
+	t.Helper()
 	out, err := connectors.BuildOut("out", map[string]any{"type": "tcp"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	nproxytest.Start(t, 0, nproxy.New(in, out))
-	return port
+	return out
 }
 
 // TestCurl: curl --socks5-hostname (names resolved by nproxy) and --socks5

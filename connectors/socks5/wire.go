@@ -119,26 +119,9 @@ func parseRequest(data []byte) (req request, n int, err error) {
 
 // parseAddr reads ATYP ADDR PORT; n counts them all, 0 while incomplete.
 func parseAddr(data []byte) (host string, n int, err error) {
-	var alen int
-	switch data[0] {
-	case atypIPv4:
-		alen = 4
-	case atypIPv6:
-		alen = 16
-	case atypDomain:
-		if len(data) < 2 {
-			return "", 0, nil
-		}
-		alen = 1 + int(data[1])
-		if alen == 1 {
-			return "", 0, &replyError{repFailure, "empty domain name"}
-		}
-	default:
-		return "", 0, &replyError{repAtypNotSupported, fmt.Sprintf("address type %d not supported", data[0])}
-	}
-	n = 1 + alen + 2
-	if len(data) < n {
-		return "", 0, nil
+	n, err = addrSpan(data)
+	if n == 0 || err != nil || len(data) < n {
+		return "", 0, err
 	}
 	switch data[0] {
 	case atypIPv4:
@@ -146,12 +129,35 @@ func parseAddr(data []byte) (host string, n int, err error) {
 	case atypIPv6:
 		host = netip.AddrFrom16([16]byte(data[1:17])).Unmap().String()
 	default:
-		host = string(data[2 : 1+alen])
+		host = string(data[2 : n-2])
 		if !validName(host) {
 			return "", 0, &replyError{repFailure, fmt.Sprintf("bad domain name %q", host)}
 		}
 	}
 	return host, n, nil
+}
+
+// addrSpan returns the length of the ATYP ADDR PORT at the start of data
+// (which may be shorter), 0 while ATYP or a name's length is missing.
+func addrSpan(data []byte) (int, error) {
+	if len(data) == 0 {
+		return 0, nil
+	}
+	switch data[0] {
+	case atypIPv4:
+		return 1 + 4 + 2, nil
+	case atypIPv6:
+		return 1 + 16 + 2, nil
+	case atypDomain:
+		if len(data) < 2 {
+			return 0, nil
+		}
+		if data[1] == 0 {
+			return 0, &replyError{repFailure, "empty domain name"}
+		}
+		return 1 + 1 + int(data[1]) + 2, nil
+	}
+	return 0, &replyError{repAtypNotSupported, fmt.Sprintf("address type %d not supported", data[0])}
 }
 
 // validName accepts what may be a host name: printable, no spaces, no
@@ -168,19 +174,26 @@ func validName(s string) bool {
 // appendAddr appends ATYP ADDR PORT for host:port; a name goes as a name.
 func appendAddr(b []byte, host string, port int) ([]byte, error) {
 	if a, err := netip.ParseAddr(host); err == nil {
-		a = a.Unmap()
-		if a.Is4() {
-			b = append(append(b, atypIPv4), a.AsSlice()...)
-		} else {
-			b = append(append(b, atypIPv6), a.AsSlice()...)
-		}
-	} else {
-		if len(host) == 0 || len(host) > 255 {
-			return nil, fmt.Errorf("host name %q cannot go in a SOCKS5 request (1 to 255 bytes)", host)
-		}
-		b = append(append(b, atypDomain, byte(len(host))), host...)
+		return appendAddrPort(b, netip.AddrPortFrom(a, uint16(port))), nil
 	}
+	if len(host) == 0 || len(host) > 255 {
+		return nil, fmt.Errorf("host name %q cannot go in a SOCKS5 request (1 to 255 bytes)", host)
+	}
+	b = append(append(b, atypDomain, byte(len(host))), host...)
 	return binary.BigEndian.AppendUint16(b, uint16(port)), nil
+}
+
+// appendAddrPort appends ATYP ADDR PORT for an IP address, without
+// allocating (an IPv4-mapped address goes as IPv4).
+func appendAddrPort(b []byte, ap netip.AddrPort) []byte {
+	if a := ap.Addr().Unmap(); a.Is4() {
+		a4 := a.As4()
+		b = append(append(b, atypIPv4), a4[:]...)
+	} else {
+		a16 := a.As16()
+		b = append(append(b, atypIPv6), a16[:]...)
+	}
+	return binary.BigEndian.AppendUint16(b, ap.Port())
 }
 
 // reply is a server's reply: VER REP RSV ATYP BND.ADDR BND.PORT.
