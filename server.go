@@ -116,6 +116,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	return s.serve(ctx, 0, false)
 }
 
+// ServeMax is Serve with Mainloop's connection budget: with max > 0 the
+// listeners close once max connections were opened and it returns once
+// max were fully processed. The command runs its proxies with it, and
+// handles the signals itself (drain, reload).
+func (s *Server) ServeMax(ctx context.Context, max int) error {
+	return s.serve(ctx, max, false)
+}
+
 // Stop makes a running Mainloop or Serve close everything and return. It is
 // safe to call from any goroutine, and does nothing when the Server is not
 // running.
@@ -145,7 +153,7 @@ func (s *Server) serve(ctx context.Context, max int, signals bool) error {
 	if len(proxies) == 0 {
 		return errors.New("no proxy registered")
 	}
-	r := &run{srv: s, max: int64(max)}
+	r := &run{srv: s, max: int64(max), drainState: newDrainState()}
 	if err := r.start(o, proxies); err != nil {
 		return err
 	}
@@ -175,6 +183,7 @@ type run struct {
 	listening  atomic.Int64 // loops whose listeners listen
 	stopOnce   sync.Once
 	listenOnce sync.Once
+	drainState
 }
 
 func (r *run) start(o Options, proxies []*Proxy) error {
@@ -254,6 +263,7 @@ func (r *run) wait() error {
 
 func (r *run) stop() {
 	r.stopOnce.Do(func() {
+		close(r.stopped)
 		for _, l := range r.loops {
 			l.Stop()
 		}
@@ -279,6 +289,7 @@ func (r *run) closed() {
 	if r.ends.Add(1) == r.max {
 		r.stop()
 	}
+	r.checkIdle()
 }
 
 // ConfigError says that a proxy cannot run as configured, found at start:

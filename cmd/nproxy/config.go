@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/nproxy/nproxy"
 	"github.com/nproxy/nproxy/connectors"
@@ -27,9 +28,11 @@ type settings struct {
 	BufferSize int `param:"buffer_size,max=1073741824"`
 	// PipeSize is asked of the kernel, which caps unprivileged pipes at
 	// /proc/sys/fs/pipe-max-size (1 MiB) and any pipe far below 256 MiB.
-	PipeSize int              `param:"pipe_size,max=268435456"`
-	NoSplice bool             `param:"no_splice"`
-	Proxies  []map[string]any `param:"proxies,max=4096"`
+	PipeSize int  `param:"pipe_size,max=268435456"`
+	NoSplice bool `param:"no_splice"`
+	// Grace bounds a drain (SIGTERM, SIGUSR1): 0 means defaultGrace.
+	Grace   time.Duration    `param:"grace"`
+	Proxies []map[string]any `param:"proxies,max=4096"`
 }
 
 // proxyParams is one entry of proxies.

@@ -703,7 +703,9 @@ func TestSignals(t *testing.T) {
 			t.Parallel()
 			server := newGoServer(t, "127.0.0.1:0")
 			in := unusedPort(t, "127.0.0.1")
-			p := startProxy(t, "127.0.0.1", in, server.port(), "-v")
+			// A drain (TERM, USR1) cuts the connection the test holds
+			// after the grace period.
+			p := startProxy(t, "127.0.0.1", in, server.port(), "-v", "--grace", "0.5")
 			client := dialClient(t, addrOf("127.0.0.1", in))
 			sc := server.accept(t)
 			sendLine(t, client, sc, "before the signal\n")
