@@ -22,6 +22,7 @@ type Proxy struct {
 	opened atomic.Int64
 	closed atomic.Int64
 	counts proxyCounters
+	limits Limits
 	run    *run // the run the proxy is serving, if any
 	id     int  // the proxy's position in its Server, from 1, while it runs
 }
@@ -92,6 +93,9 @@ func (p *Proxy) Connected(l *loop.Loop, client, server *loop.Socket) {
 		loop.Log(log, LevelDebug, "relaying "+client.Nick()+" <-> "+server.Nick())
 	}
 	l.Relay(client, server)
+	if d := p.idleTimeout(); d > 0 {
+		l.IdleTimeout(client, d)
+	}
 }
 
 // Failed implements connectors.Handler: the error is counted by kind and

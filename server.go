@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/nproxy/nproxy/loop"
 )
@@ -46,6 +47,12 @@ type Options struct {
 	PipeSize int
 	// NoSplice relays everything through buffers.
 	NoSplice bool
+	// ConnectTimeout bounds the connects of out connectors that set no
+	// timeout of their own; 0 means loop.DefaultDialTimeout.
+	ConnectTimeout time.Duration
+	// Limits bound the clients of all the proxies together; a proxy's own
+	// IdleTimeout overrides this one.
+	Limits Limits
 }
 
 // Register includes p in the Server's next Mainloop or Serve.
@@ -153,7 +160,7 @@ func (s *Server) serve(ctx context.Context, max int, signals bool) error {
 	if len(proxies) == 0 {
 		return errors.New("no proxy registered")
 	}
-	r := &run{srv: s, max: int64(max), drainState: newDrainState()}
+	r := &run{srv: s, max: int64(max), drainState: newDrainState(), limits: o.Limits}
 	if err := r.start(o, proxies); err != nil {
 		return err
 	}
@@ -181,6 +188,7 @@ type run struct {
 	accepts    atomic.Int64 // connections opened in this run
 	ends       atomic.Int64 // connections closed in this run
 	listening  atomic.Int64 // loops whose listeners listen
+	limits     Limits       // the Server's own
 	stopOnce   sync.Once
 	listenOnce sync.Once
 	drainState
@@ -193,24 +201,29 @@ func (r *run) start(o Options, proxies []*Proxy) error {
 		}
 	}
 	n := max(o.Loops, 1)
+	if o.Limits.MaxConn == 0 {
+		o.Limits.MaxConn = defaultMaxConn()
+	}
 	for i := 0; i < n; i++ {
 		l, err := loop.New(loop.Config{
-			BufferSize: o.BufferSize,
-			PipeSize:   o.PipeSize,
-			NoSplice:   o.NoSplice,
-			ReusePort:  n > 1,
-			Logger:     r.srv.Logger(),
-			Stats:      &r.srv.stats,
-			AfterPass:  r.srv.log.flush,
+			BufferSize:  o.BufferSize,
+			PipeSize:    o.PipeSize,
+			NoSplice:    o.NoSplice,
+			ReusePort:   n > 1,
+			Logger:      r.srv.Logger(),
+			Stats:       &r.srv.stats,
+			DialTimeout: o.ConnectTimeout,
+			AfterPass:   r.srv.log.flush,
 		})
 		if err != nil {
 			r.closeLoops()
 			return err
 		}
 		r.loops = append(r.loops, l)
+		global := o.Limits.gate(n, nil)
 		for j, p := range proxies {
 			p.run, p.id = r, j+1
-			if err := p.in.Listen(l, p); err != nil {
+			if err := p.listenGated(l, n, global); err != nil {
 				r.closeLoops()
 				return &ConfigError{Proxy: j + 1, Err: fmt.Errorf("'in' connector: %w", err)}
 			}

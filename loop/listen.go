@@ -23,6 +23,7 @@ type AcceptFunc func(client *Socket)
 
 type listener struct {
 	accept AcceptFunc
+	gate   *Gate // nil: every client is admitted
 	// pauses counts the backoffs of the current shortage of fds (0 while
 	// accepting), pausedAt is when it began: the operator is told once when
 	// accept pauses and once when it resumes, not every acceptBackoff.
@@ -112,6 +113,11 @@ func configureListener(fd int, addr netip.AddrPort, reusePort bool) error {
 func (ln *listener) Readable(s *Socket) {
 	l := s.loop
 	for i := 0; i < acceptBatch && !s.closed; i++ {
+		if ln.gate != nil && ln.gate.full() {
+			l.UnwatchReader(s) // level-triggered: a readable listener left watched would spin
+			ln.gate.pause(l)
+			return
+		}
 		fd, err := accept(s.fd)
 		switch err {
 		case nil:
@@ -138,6 +144,10 @@ func (ln *listener) Readable(s *Socket) {
 			continue
 		}
 		c.Raw = true
+		if ln.gate != nil && !ln.gate.admit(c) {
+			l.Close(c)
+			continue
+		}
 		if l.noticing() {
 			l.notice("New connection on listener " + s.nick)
 		}
@@ -176,7 +186,11 @@ func (ln *listener) pause(s *Socket, err error) {
 	ln.pauses++
 	l.UnwatchReader(s)
 	l.AfterFunc(acceptBackoff, func() {
-		if !s.closed {
+		switch {
+		case s.closed:
+		case ln.gate != nil && ln.gate.full():
+			ln.gate.pause(l) // its leave watches the listener again
+		default:
 			l.WatchReader(s)
 		}
 	})

@@ -62,6 +62,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Stats, if set, receives the byte counts; loops may share one.
 	Stats *Stats
+	// DialTimeout bounds a Dial whose timeout is 0; 0 means
+	// DefaultDialTimeout.
+	DialTimeout time.Duration
 	// AfterPass, if set, runs on the loop after each pass: a logger that
 	// gathers the pass's lines writes them there in one go.
 	AfterPass func()
@@ -91,6 +94,7 @@ type Loop struct {
 	pipesUsed bool
 	scratch   []byte
 	closing   []int // fds closed during this pass, released at its end
+	passStart time.Time
 	passes    passCounters
 
 	resolvedNames map[string]resolved
@@ -200,6 +204,7 @@ func (l *Loop) Run() error {
 			return err
 		}
 		start := time.Now()
+		l.passStart = start
 		for _, ev := range l.events {
 			l.dispatch(ev)
 		}

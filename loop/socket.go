@@ -96,6 +96,9 @@ type Socket struct {
 	target    string    // the server's name, for the access log
 	traffic   Traffic
 	end       End
+	gate      *Gate      // the gate that admitted the client, counted until it closes
+	source    netip.Addr // the client's address, when its gate needed it
+	lastRead  time.Time  // the pass that last read from the socket (IdleTimeout)
 
 	readDone     bool // EOF or error read: nothing more comes from this socket
 	writeDone    bool // shut down for writing
