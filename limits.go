@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/nproxy/nproxy/connectors"
 	"github.com/nproxy/nproxy/loop"
 )
 
@@ -63,6 +64,9 @@ func (p *Proxy) listenGated(l *loop.Loop, loops int, parent *loop.Gate) error {
 	}
 	if err := p.in.Listen(l, p); err != nil {
 		return err
+	}
+	if s, ok := p.out.(connectors.Starter); ok {
+		s.Start(l)
 	}
 	if g := p.limits.gate(loops, parent); g != nil {
 		for _, s := range l.Listeners() {

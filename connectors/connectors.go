@@ -34,6 +34,13 @@ type Out interface {
 	Open(l *loop.Loop, client *loop.Socket, h Handler)
 }
 
+// Starter is implemented by out connectors that keep state per loop and
+// have work of their own on it, such as health checks: Start runs once per
+// loop, before the loop runs.
+type Starter interface {
+	Start(l *loop.Loop)
+}
+
 // Router is implemented by in connectors that pick the server for each
 // client themselves, as dual does. The proxy then leaves its out connector,
 // which must be dummy, alone.

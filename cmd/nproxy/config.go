@@ -221,7 +221,7 @@ func (s *settings) build() ([]*nproxy.Proxy, error) {
 		if err != nil {
 			return nil, fmt.Errorf("proxy #%d: %w", i+1, err)
 		}
-		out, err := connectors.BuildOut("out", p["out"].(map[string]any))
+		out, err := buildOut(p["out"].(map[string]any))
 		if err != nil {
 			return nil, fmt.Errorf("proxy #%d: %w", i+1, err)
 		}
