@@ -40,7 +40,7 @@ func (p *Proxy) target(client *loop.Socket) string {
 	if t := client.Target(); t != "" {
 		return t
 	}
-	if s, ok := p.out.(fmt.Stringer); ok {
+	if s, ok := p.current().out.(fmt.Stringer); ok {
 		return s.String()
 	}
 	return "-"

@@ -57,7 +57,7 @@ func share(n, loops int) int { return (n + loops - 1) / loops }
 
 // listenGated opens p's listeners on l behind their gate: the listeners
 // its in connector opened are the loop's new ones.
-func (p *Proxy) listenGated(l *loop.Loop, loops int, parent *loop.Gate) error {
+func (p *Proxy) listenGated(l *loop.Loop, i int, parent *loop.Gate) error {
 	before := map[*loop.Socket]bool{}
 	for _, s := range l.Listeners() {
 		before[s] = true
@@ -68,9 +68,11 @@ func (p *Proxy) listenGated(l *loop.Loop, loops int, parent *loop.Gate) error {
 	if s, ok := p.out.(connectors.Starter); ok {
 		s.Start(l)
 	}
-	if g := p.limits.gate(loops, parent); g != nil {
-		for _, s := range l.Listeners() {
-			if !before[s] {
+	g := p.limits.gate(len(p.listening), parent)
+	for _, s := range l.Listeners() {
+		if !before[s] {
+			p.listening[i] = append(p.listening[i], s)
+			if g != nil {
 				l.SetGate(s, g)
 			}
 		}
@@ -80,8 +82,8 @@ func (p *Proxy) listenGated(l *loop.Loop, loops int, parent *loop.Gate) error {
 
 // idleTimeout is the proxy's own, or else the Server's.
 func (p *Proxy) idleTimeout() time.Duration {
-	if p.limits.IdleTimeout > 0 {
-		return p.limits.IdleTimeout
+	if d := p.current().limits.IdleTimeout; d > 0 {
+		return d
 	}
 	return p.run.limits.IdleTimeout
 }

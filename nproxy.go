@@ -23,8 +23,14 @@ type Proxy struct {
 	closed atomic.Int64
 	counts proxyCounters
 	limits Limits
-	run    *run // the run the proxy is serving, if any
-	id     int  // the proxy's position in its Server, from 1, while it runs
+	// listening are the proxy's listeners, by loop (each touched by its
+	// own loop only).
+	listening [][]*loop.Socket
+	// swapped is the proxy whose connectors and limits serve the next
+	// clients, since a Reload.
+	swapped atomic.Pointer[Proxy]
+	run     *run // the run the proxy is serving, if any
+	id      int  // the proxy's position in its Server, from 1, while it runs
 }
 
 // New returns a proxy from in to out; it serves once registered.
@@ -75,7 +81,7 @@ func (p *Proxy) Accepted(l *loop.Loop, client *loop.Socket) {
 		loop.Log(log, LevelInfo, "connection from "+client.Nick())
 	}
 	if _, picks := p.in.(connectors.Router); !picks {
-		p.out.Open(l, client, p)
+		p.current().out.Open(l, client, p)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -174,9 +175,11 @@ func (s *Server) serve(ctx context.Context, max int, signals bool) error {
 	go r.stopOn(ctx, signals, done)
 	err := r.wait()
 	close(done)
-	for _, p := range proxies {
+	r.reloadMu.Lock()
+	for _, p := range r.all {
 		p.run = nil
 	}
+	r.reloadMu.Unlock()
 	return err
 }
 
@@ -189,6 +192,11 @@ type run struct {
 	ends       atomic.Int64 // connections closed in this run
 	listening  atomic.Int64 // loops whose listeners listen
 	limits     Limits       // the Server's own
+	globals    []*loop.Gate // each loop's share of limits
+	reloadMu   sync.Mutex   // one Reload at a time
+	proxies    []*Proxy     // the proxies serving now (under reloadMu)
+	all        []*Proxy     // every proxy that served in the run
+	lastID     int          // the highest proxy number given
 	stopOnce   sync.Once
 	listenOnce sync.Once
 	drainState
@@ -203,6 +211,12 @@ func (r *run) start(o Options, proxies []*Proxy) error {
 	n := max(o.Loops, 1)
 	if o.Limits.MaxConn == 0 {
 		o.Limits.MaxConn = defaultMaxConn()
+	}
+	r.proxies, r.all, r.lastID = proxies, slices.Clone(proxies), len(proxies)
+	for j, p := range proxies {
+		p.run, p.id = r, j+1
+		p.listening = make([][]*loop.Socket, n)
+		p.swapped.Store(nil)
 	}
 	for i := 0; i < n; i++ {
 		l, err := loop.New(loop.Config{
@@ -221,9 +235,9 @@ func (r *run) start(o Options, proxies []*Proxy) error {
 		}
 		r.loops = append(r.loops, l)
 		global := o.Limits.gate(n, nil)
+		r.globals = append(r.globals, global)
 		for j, p := range proxies {
-			p.run, p.id = r, j+1
-			if err := p.listenGated(l, n, global); err != nil {
+			if err := p.listenGated(l, i, global); err != nil {
 				r.closeLoops()
 				return &ConfigError{Proxy: j + 1, Err: fmt.Errorf("'in' connector: %w", err)}
 			}

@@ -36,9 +36,11 @@ type Out interface {
 
 // Starter is implemented by out connectors that keep state per loop and
 // have work of their own on it, such as health checks: Start runs once per
-// loop, before the loop runs.
+// loop, before the loop runs or on it; Stop, on the loop, ends that work
+// when a reload retires the connector.
 type Starter interface {
 	Start(l *loop.Loop)
+	Stop(l *loop.Loop)
 }
 
 // Router is implemented by in connectors that pick the server for each

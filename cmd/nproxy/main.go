@@ -92,6 +92,7 @@ func run(args []string) int {
 		return exitConfig
 	}
 	defer stopMetrics()
+	early.onReload(reloader(args))
 	if err := early.mainloop(s.MaxConnections, s.Grace); err != nil {
 		fmt.Fprintln(os.Stderr, "nproxy:", err)
 		if errors.As(err, new(*nproxy.ConfigError)) {

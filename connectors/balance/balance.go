@@ -119,6 +119,10 @@ func (o *Out) Open(l *loop.Loop, client *loop.Socket, h connectors.Handler) {
 // checks, begin with the loop rather than with its first client.
 func (o *Out) Start(l *loop.Loop) { o.state(l) }
 
+// Stop implements connectors.Starter: the loop's checks end (the
+// connections open go on).
+func (o *Out) Stop(l *loop.Loop) { o.state(l).stopped = true }
+
 // state is the loop's own, made by Start or on its first client.
 func (o *Out) state(l *loop.Loop) *state {
 	if st, ok := o.loops.Load(l); ok {

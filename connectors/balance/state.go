@@ -20,7 +20,8 @@ type state struct {
 	servers []Server
 	server  []serverState
 	cfg     Config
-	current int // round-robin: the last server picked
+	current int  // round-robin: the last server picked
+	stopped bool // no more checks: a reload retired the connector
 }
 
 type serverState struct {
@@ -171,6 +172,9 @@ func (st *state) setDown(i int, down bool, why string) {
 // the loop, and counts the result towards rise or fall.
 func (st *state) scheduleCheck(i int) {
 	st.l.AfterFunc(st.cfg.Interval, func() {
+		if st.stopped {
+			return
+		}
 		srv := st.servers[i]
 		st.l.Dial(srv.Host, srv.Port, st.cfg.Interval, func(s *loop.Socket, err error) {
 			if s != nil {
