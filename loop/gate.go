@@ -175,13 +175,8 @@ func peerAddr(fd int) netip.Addr {
 	if err != nil {
 		return netip.Addr{}
 	}
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrFrom4(a.Addr)
-	case *unix.SockaddrInet6:
-		return netip.AddrFrom16(a.Addr).Unmap()
-	}
-	return netip.Addr{}
+	ap, _ := addrPortOf(sa)
+	return ap.Addr().Unmap()
 }
 
 // IdleTimeout closes s and its peer once no byte was read from either for

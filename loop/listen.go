@@ -35,9 +35,12 @@ type listener struct {
 // starts accepting when the loop runs. An IPv6 unspecified address also
 // accepts IPv4 clients.
 func (l *Loop) Listen(addr netip.AddrPort, accept AcceptFunc) (*Socket, error) {
-	fd, err := listenSocket(addr, l.cfg.ReusePort)
-	if err != nil {
-		return nil, err
+	fd, ok := takeInherited(addr)
+	if !ok {
+		var err error
+		if fd, err = listenSocket(addr, l.cfg.ReusePort); err != nil {
+			return nil, err
+		}
 	}
 	s, err := l.Adopt(fd, &listener{accept: accept})
 	if err != nil {

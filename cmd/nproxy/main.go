@@ -72,6 +72,10 @@ func main() {
 const exitConfig = 2
 
 func run(args []string) int {
+	if err := inheritListeners(); err != nil {
+		fmt.Fprintln(os.Stderr, "nproxy:", err)
+		return exitConfig
+	}
 	s, proxies, err := configure(args)
 	if errors.Is(err, errHelp) {
 		fmt.Printf(usage, subcommandNames(), strings.Join(connectors.Types(), ", "))
@@ -92,6 +96,7 @@ func run(args []string) int {
 		return exitConfig
 	}
 	defer stopMetrics()
+	announceReady()
 	early.onReload(reloader(args))
 	if err := early.mainloop(s.MaxConnections, s.Grace); err != nil {
 		fmt.Fprintln(os.Stderr, "nproxy:", err)

@@ -25,15 +25,17 @@ import (
 //     listeners closed, connections in flight finish within the grace
 //     period, then exit 0;
 //   - SIGINT, or a second SIGTERM during a drain: stop at once;
-//   - SIGHUP: reload the configuration (see reload.go).
+//   - SIGHUP: reload the configuration (see reload.go);
+//   - SIGUSR2: binary upgrade (see upgrade.go).
 var early *signalCatcher
 
 type signalCatcher struct {
-	caught   atomic.Value  // the first os.Signal that ends the process
-	finished chan struct{} // closed once the proxies stopped
-	grace    atomic.Int64  // the drain's bound, a time.Duration
-	reload   func()        // SIGHUP's work once running; nil before
-	mu       sync.Mutex    // guards reload
+	caught    atomic.Value  // the first os.Signal that ends the process
+	finished  chan struct{} // closed once the proxies stopped
+	grace     atomic.Int64  // the drain's bound, a time.Duration
+	upgrading atomic.Bool   // SIGUSR2's work is under way
+	reload    func()        // SIGHUP's work once running; nil before
+	mu        sync.Mutex    // guards reload
 }
 
 // stopPoll is how often a signal caught here asks a Server that may be
@@ -48,7 +50,7 @@ func catchSignals() *signalCatcher {
 	c := &signalCatcher{finished: make(chan struct{})}
 	c.grace.Store(int64(defaultGrace))
 	ch := make(chan os.Signal, 4)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	go c.handle(ch)
 	return c
 }
@@ -60,6 +62,12 @@ func (c *signalCatcher) handle(ch <-chan os.Signal) {
 	for sig := range ch {
 		if sig == syscall.SIGHUP {
 			c.onHangup()
+			continue
+		}
+		if sig == syscall.SIGUSR2 {
+			if c.upgrading.CompareAndSwap(false, true) {
+				go c.upgrade()
+			}
 			continue
 		}
 		c.caught.CompareAndSwap(nil, sig)
