@@ -11,7 +11,8 @@ import "golang.org/x/sys/unix"
 const fdsPerConn = 4
 
 // fdReserve is kept for what is not a connection: each loop's epoll,
-// eventfd, listeners and pooled pipes, the metrics server, the log.
+// eventfd, listeners and pooled pipes, the metrics server, the log; a
+// quarter of the fds at most, for tiny limits.
 const fdReserve = 64
 
 // defaultMaxConn is the global maxconn when none is set: what the fd limit
@@ -22,6 +23,6 @@ func defaultMaxConn() int {
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<30 {
 		return 0
 	}
-	n := (int(rl.Cur) - fdReserve) / fdsPerConn
+	n := (int(rl.Cur) - min(fdReserve, int(rl.Cur)/4)) / fdsPerConn
 	return max(n, 1)
 }
