@@ -33,6 +33,16 @@ func noMoreConnections(t *testing.T, b *backend, why string) {
 	}
 }
 
+// dialFrom connects to 127.0.0.1:port from the address src.
+func dialFrom(t *testing.T, src net.IP, port int) {
+	t.Helper()
+	c, err := net.DialTCP("tcp", &net.TCPAddr{IP: src}, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+}
+
 // reset ends a backend connection with a reset, which ends its client's too.
 func reset(c *net.TCPConn) {
 	c.SetLinger(0)
@@ -73,12 +83,7 @@ func TestMaxPerSource(t *testing.T) {
 	third := dial(t, port)
 	expectEOF(t, third)
 	noMoreConnections(t, b, "the third client of 127.0.0.1")
-	other, err := net.DialTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)},
-		&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	dialFrom(t, net.IPv4(127, 0, 0, 2), port)
 	b.accept(t)
 }
 
@@ -94,12 +99,7 @@ func TestAllowDeny(t *testing.T) {
 	expectEOF(t, denied)
 	noMoreConnections(t, b, "127.0.0.1 is denied")
 	logs.WaitFor(t, "client 127.0.0.1 refused by the allow/deny lists")
-	ok, err := net.DialTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 3)},
-		&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ok.Close()
+	dialFrom(t, net.IPv4(127, 0, 0, 3), port)
 	b.accept(t)
 }
 

@@ -36,15 +36,8 @@ func buildOut(out map[string]any) (connectors.Out, error) {
 		return connectors.BuildOut("out", out)
 	}
 	base := maps.Clone(out)
-	keys := map[string]any{}
-	for _, k := range balanceKeys {
-		if v, ok := base[k]; ok {
-			keys[k] = v
-			delete(base, k)
-		}
-	}
 	var bp balanceParams
-	if err := connectors.Decode(&bp, keys, "'out' connector"); err != nil {
+	if err := connectors.Decode(&bp, takeKeys(base, balanceKeys), "'out' connector"); err != nil {
 		return nil, err
 	}
 	servers := make([]balance.Server, len(bp.Servers))

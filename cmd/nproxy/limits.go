@@ -23,17 +23,23 @@ type limitParams struct {
 // limitKeys are limitParams' keys, which the in connector does not see.
 var limitKeys = []string{"maxconn", "max_per_source", "idle_timeout", "allow", "deny"}
 
-// takeLimits removes the limit keys from in and decodes them.
-func takeLimits(in map[string]any, where string) (nproxy.Limits, error) {
-	keys := map[string]any{}
-	for _, k := range limitKeys {
-		if v, ok := in[k]; ok {
-			keys[k] = v
-			delete(in, k)
+// takeKeys moves the keys named from m to the map it returns: keys of
+// nproxy's own, which the connector would refuse as unknown.
+func takeKeys(m map[string]any, names []string) map[string]any {
+	taken := map[string]any{}
+	for _, k := range names {
+		if v, ok := m[k]; ok {
+			taken[k] = v
+			delete(m, k)
 		}
 	}
+	return taken
+}
+
+// takeLimits removes the limit keys from in and decodes them.
+func takeLimits(in map[string]any, where string) (nproxy.Limits, error) {
 	var p limitParams
-	if err := connectors.Decode(&p, keys, where); err != nil {
+	if err := connectors.Decode(&p, takeKeys(in, limitKeys), where); err != nil {
 		return nproxy.Limits{}, err
 	}
 	return p.limits(where)
