@@ -43,9 +43,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 type drainState struct {
 	drainOnce sync.Once
 	draining  atomic.Bool // every listener is closed
-	idleOnce  sync.Once
-	idle      chan struct{}
-	stopped   chan struct{} // closed by stop
+	// drainStarted refuses Reloads from the drain's start (under reloadMu).
+	drainStarted bool
+	idleOnce     sync.Once
+	idle         chan struct{}
+	stopped      chan struct{} // closed by stop
 }
 
 func newDrainState() drainState {
@@ -57,6 +59,10 @@ func newDrainState() drainState {
 // count only falls.
 func (r *run) drain() {
 	r.drainOnce.Do(func() {
+		// No Reload may open listeners once these close.
+		r.reloadMu.Lock()
+		r.drainStarted = true
+		r.reloadMu.Unlock()
 		var wg sync.WaitGroup
 		for _, l := range r.loops {
 			wg.Add(1)

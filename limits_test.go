@@ -128,3 +128,26 @@ func TestIdleTimeout(t *testing.T) {
 		t.Errorf("idle connection closed after %v, before idle_timeout %v", took, idle)
 	}
 }
+
+// The Server's maxconn bounds all its proxies together: with 2, a client of
+// either proxy waits while two are relayed, and comes in once one leaves.
+func TestGlobalMaxConn(t *testing.T) {
+	t.Parallel()
+	srv, _ := newServer(t, 0)
+	srv.SetOptions(nproxy.Options{Limits: nproxy.Limits{MaxConn: 2}})
+	b := newBackend(t)
+	p1, port1 := tcpProxy(t, b.port)
+	p2, port2 := tcpProxy(t, b.port)
+	nproxytest.StartServer(t, srv, 0, p1, p2)
+	dial(t, port1)
+	first := b.accept(t)
+	dial(t, port2)
+	b.accept(t)
+	dial(t, port1)
+	noMoreConnections(t, b, "the Server's maxconn 2 is reached")
+	dial(t, port2)
+	noMoreConnections(t, b, "the Server's maxconn 2 is reached")
+	reset(first)
+	b.accept(t)
+	noMoreConnections(t, b, "one left, one came in")
+}

@@ -25,9 +25,6 @@ func (s *Server) Reload(proxies []*Proxy) error {
 	if r == nil {
 		return ErrNotRunning
 	}
-	if r.draining.Load() {
-		return errors.New("nproxy: draining, not reloading")
-	}
 	for i, p := range proxies {
 		if err := p.check(); err != nil {
 			return &ConfigError{Proxy: i + 1, Err: err}
@@ -35,6 +32,9 @@ func (s *Server) Reload(proxies []*Proxy) error {
 	}
 	r.reloadMu.Lock()
 	defer r.reloadMu.Unlock()
+	if r.drainStarted {
+		return errors.New("nproxy: draining, not reloading")
+	}
 	retired := r.outs()
 	next, added, removed := r.plan(proxies)
 	err := r.onEveryLoop(func(i int, l *loop.Loop) error {

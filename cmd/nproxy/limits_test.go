@@ -86,3 +86,21 @@ func TestLimitKeys(t *testing.T) {
 		}
 	}
 }
+
+// connect_timeout at the top level bounds the connects of out connectors
+// that set no timeout: here against a server that never answers.
+func TestConnectTimeoutKey(t *testing.T) {
+	t.Parallel()
+	_, hole := fullListener(t)
+	in := unusedPort(t, "127.0.0.1")
+	p := startChild(t, nproxyBin, "-v", "-c", yamlFile(t, "connect_timeout: 0.5\n"),
+		"--in", tcpSpec("127.0.0.1", in), "--out", tcpSpec("127.0.0.1", hole))
+	waitListening(t, p, in)
+	c := dialClient(t, addrOf("127.0.0.1", in))
+	begin := time.Now()
+	expectEOF(t, c, 5*time.Second, "client of a server that never answers, connect_timeout 0.5")
+	if took := time.Since(begin); took < 400*time.Millisecond || took > 4*time.Second {
+		t.Errorf("client closed after %v, want about the 0.5 s connect_timeout", took)
+	}
+	waitStderr(t, p, "connection timed out")
+}
