@@ -7,7 +7,7 @@
 //	}, balance.Config{Balance: balance.LeastConn})
 //	p := nproxy.New(&tcp.In{Port: 8080}, out)
 //
-// The command makes one from an out side with a servers list:
+// (ExampleNew runs it.) The command makes one from an out side with a servers list:
 //
 //	out: {type: tcp, balance: leastconn, check: tcp, interval: 2, rise: 2, fall: 3,
 //	      servers: [{host: 10.0.0.1, port: 80}, {host: 10.0.0.2, port: 80, weight: 2}]}
@@ -58,6 +58,7 @@ type Server struct {
 // Config tunes the balancing and the checks. The zero value is round-robin
 // without checks.
 type Config struct {
+	// Balance is the policy; "" means RoundRobin.
 	Balance Policy
 	// Check is "tcp" for a connect every Interval, "" for none.
 	Check string
