@@ -41,9 +41,12 @@ func (s *Server) Reload(proxies []*Proxy) error {
 		for _, out := range retired {
 			out.Stop(l)
 		}
+		// A removed proxy's socket goes to an added one on the same
+		// address (its in side changed), else it closes.
+		defer l.EndHandover()
 		for _, p := range removed {
 			for _, ls := range p.listening[i] {
-				l.Close(ls)
+				l.Handover(ls)
 			}
 			p.listening[i] = nil
 		}

@@ -91,6 +91,45 @@ func addrPortOf(sa unix.Sockaddr) (netip.AddrPort, bool) {
 	return netip.AddrPort{}, false
 }
 
+// Handover keeps the listening socket of s, which closes, for the next
+// Listen on its address on this loop, until EndHandover: a listener
+// reopened with new parameters (a reload) is then the same socket, and the
+// clients in its backlog are not reset.
+func (l *Loop) Handover(s *Socket) {
+	sa, err := unix.Getsockname(s.fd)
+	addr, ok := addrPortOf(sa)
+	if err != nil || !ok {
+		l.Close(s)
+		return
+	}
+	fd, err := unix.FcntlInt(uintptr(s.fd), unix.F_DUPFD_CLOEXEC, 0)
+	l.Close(s)
+	if err != nil {
+		return
+	}
+	if l.handedOver == nil {
+		l.handedOver = map[netip.AddrPort]int{}
+	}
+	l.handedOver[addr] = fd
+}
+
+// EndHandover closes the sockets Handover kept that no Listen took.
+func (l *Loop) EndHandover() {
+	for addr, fd := range l.handedOver {
+		unix.Close(fd)
+		delete(l.handedOver, addr)
+	}
+}
+
+// takeHandedOver is the socket Handover kept for addr, if any.
+func (l *Loop) takeHandedOver(addr netip.AddrPort) (int, bool) {
+	fd, ok := l.handedOver[addr]
+	if ok {
+		delete(l.handedOver, addr)
+	}
+	return fd, ok
+}
+
 // ListenerFds returns the fds of the loop's listeners, to hand to another
 // process (see Inherit). Call it on the loop.
 func (l *Loop) ListenerFds() []int {

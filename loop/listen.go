@@ -35,7 +35,10 @@ type listener struct {
 // starts accepting when the loop runs. An IPv6 unspecified address also
 // accepts IPv4 clients.
 func (l *Loop) Listen(addr netip.AddrPort, accept AcceptFunc) (*Socket, error) {
-	fd, ok := takeInherited(addr)
+	fd, ok := l.takeHandedOver(addr)
+	if !ok {
+		fd, ok = takeInherited(addr)
+	}
 	if !ok {
 		var err error
 		if fd, err = listenSocket(addr, l.cfg.ReusePort); err != nil {

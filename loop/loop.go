@@ -29,6 +29,7 @@ package loop
 import (
 	"errors"
 	"log/slog"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -98,7 +99,8 @@ type Loop struct {
 	passes    passCounters
 
 	resolvedNames map[string]resolved
-	troubles      map[string]*trouble // see Warn
+	handedOver    map[netip.AddrPort]int // see Handover
+	troubles      map[string]*trouble    // see Warn
 
 	wake     int // eventfd
 	wakeSent atomic.Bool

@@ -132,3 +132,43 @@ func TestReload(t *testing.T) {
 		t.Errorf("client failed: %v", err)
 	}
 }
+
+// A reload that changes a proxy's in side (here its limits) on the same
+// address hands the listening socket over to the new proxy: no client is
+// refused or reset, and the new limits apply.
+func TestReloadChangedInSide(t *testing.T) {
+	t.Parallel()
+	a := taggedEcho(t, 'A')
+	port := unusedPort(t, "127.0.0.1")
+	doc := func(limits string) string {
+		return fmt.Sprintf("proxies: [{in: {type: tcp, host: 127.0.0.1, port: %d%s}, out: {type: tcp, host: 127.0.0.1, port: %d}}]\n", port, limits, a)
+	}
+	file := yamlFile(t, doc(""))
+	p := startNproxy(t, nil, []int{port}, "-v", "-c", file)
+	stop := loadClients(port)
+	for i, limits := range []string{", maxconn: 1000", "", ", deny: [10.0.0.0/8]"} {
+		time.Sleep(500 * time.Millisecond)
+		if err := os.WriteFile(file, []byte(doc(limits)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		p.signal(t, syscall.SIGHUP)
+		mustEventually(t, 10*time.Second, "the reload", func() bool {
+			return strings.Count(p.stderr.String(), "reloaded: ") > i
+		})
+	}
+	time.Sleep(500 * time.Millisecond)
+	opened, errs := stop()
+	for _, err := range errs {
+		t.Errorf("client failed: %v", err)
+	}
+	t.Logf("%d connections, %d failed", opened, len(errs))
+	if strings.Contains(p.stderr.String(), "reload: ") {
+		t.Errorf("a reload failed:\n%s", p.stderr.String())
+	}
+	// The last configuration denies 10.0.0.0/8 only: 127.0.0.1 still served.
+	if _, c, err := tagOf(port); err != nil {
+		t.Errorf("after the reloads: %v", err)
+	} else {
+		c.Close()
+	}
+}
