@@ -183,14 +183,17 @@ func peerAddr(fd int) netip.Addr {
 // d: one timer per connection, re-armed once per d from the time of the
 // last read (recorded per read as a plain store of the pass's clock), not
 // reset per byte.
-func (l *Loop) IdleTimeout(s *Socket, d time.Duration) {
-	s.SetTimer(d, func() {
+func (l *Loop) IdleTimeout(s *Socket, d time.Duration) { l.idleCheck(s, d, d) }
+
+// idleCheck runs after wait, and checks the idleness against d.
+func (l *Loop) idleCheck(s *Socket, d, wait time.Duration) {
+	s.SetTimer(wait, func() {
 		last := s.lastRead
 		if s.Peer != nil && s.Peer.lastRead.After(last) {
 			last = s.Peer.lastRead
 		}
 		if left := d - time.Since(last); left > 0 {
-			l.IdleTimeout(s, left)
+			l.idleCheck(s, d, left)
 			return
 		}
 		s.SetEnd(EndTimeout)
