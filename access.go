@@ -43,7 +43,7 @@ func (p *Proxy) target(client *loop.Socket) string {
 	if host, port, ok := client.Destination(); ok {
 		return net.JoinHostPort(host, strconv.Itoa(port)) // asked by a socks5 or CONNECT client
 	}
-	if s, ok := p.out.(fmt.Stringer); ok && s.String() != "" {
+	if s, ok := p.current().out.(fmt.Stringer); ok && s.String() != "" {
 		return s.String()
 	}
 	return "-"

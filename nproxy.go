@@ -22,8 +22,15 @@ type Proxy struct {
 	opened atomic.Int64
 	closed atomic.Int64
 	counts proxyCounters
-	run    *run // the run the proxy is serving, if any
-	id     int  // the proxy's position in its Server, from 1, while it runs
+	limits Limits
+	// listening are the proxy's listeners, by loop (each touched by its
+	// own loop only).
+	listening [][]*loop.Socket
+	// swapped is the proxy whose connectors and limits serve the next
+	// clients, since a Reload.
+	swapped atomic.Pointer[Proxy]
+	run     *run // the run the proxy is serving, if any
+	id      int  // the proxy's position in its Server, from 1, while it runs
 }
 
 // New returns a proxy from in to out; it serves once registered.
@@ -74,7 +81,7 @@ func (p *Proxy) Accepted(l *loop.Loop, client *loop.Socket) {
 		loop.Log(log, LevelInfo, "connection from "+client.Nick())
 	}
 	if _, picks := p.in.(connectors.Router); !picks {
-		p.out.Open(l, client, p)
+		p.current().out.Open(l, client, p)
 	}
 }
 
@@ -97,6 +104,9 @@ func (p *Proxy) Connected(l *loop.Loop, client, server *loop.Socket) {
 		loop.Log(log, LevelDebug, "relaying "+client.Nick()+" <-> "+server.Nick())
 	}
 	l.Relay(client, server)
+	if d := p.idleTimeout(); d > 0 {
+		l.IdleTimeout(client, d)
+	}
 }
 
 // Failed implements connectors.Handler: the error is counted by kind and

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/nproxy/nproxy/loop"
 )
@@ -46,6 +48,12 @@ type Options struct {
 	PipeSize int
 	// NoSplice relays everything through buffers.
 	NoSplice bool
+	// ConnectTimeout bounds the connects of out connectors that set no
+	// timeout of their own; 0 means loop.DefaultDialTimeout.
+	ConnectTimeout time.Duration
+	// Limits bound the clients of all the proxies together; a proxy's own
+	// IdleTimeout overrides this one.
+	Limits Limits
 }
 
 // Register includes p in the Server's next Mainloop or Serve.
@@ -116,6 +124,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	return s.serve(ctx, 0, false)
 }
 
+// ServeMax is Serve with Mainloop's connection budget: with max > 0 the
+// listeners close once max connections were opened and it returns once
+// max were fully processed. The command runs its proxies with it, and
+// handles the signals itself (drain, reload).
+func (s *Server) ServeMax(ctx context.Context, max int) error {
+	return s.serve(ctx, max, false)
+}
+
 // Stop makes a running Mainloop or Serve close everything and return. It is
 // safe to call from any goroutine, and does nothing when the Server is not
 // running.
@@ -145,7 +161,7 @@ func (s *Server) serve(ctx context.Context, max int, signals bool) error {
 	if len(proxies) == 0 {
 		return errors.New("no proxy registered")
 	}
-	r := &run{srv: s, max: int64(max)}
+	r := &run{srv: s, max: int64(max), drainState: newDrainState(), limits: o.Limits}
 	if err := r.start(o, proxies); err != nil {
 		return err
 	}
@@ -159,9 +175,11 @@ func (s *Server) serve(ctx context.Context, max int, signals bool) error {
 	go r.stopOn(ctx, signals, done)
 	err := r.wait()
 	close(done)
-	for _, p := range proxies {
+	r.reloadMu.Lock()
+	for _, p := range r.all {
 		p.run = nil
 	}
+	r.reloadMu.Unlock()
 	return err
 }
 
@@ -173,8 +191,15 @@ type run struct {
 	accepts    atomic.Int64 // connections opened in this run
 	ends       atomic.Int64 // connections closed in this run
 	listening  atomic.Int64 // loops whose listeners listen
+	limits     Limits       // the Server's own
+	globals    []*loop.Gate // each loop's share of limits
+	reloadMu   sync.Mutex   // one Reload at a time
+	proxies    []*Proxy     // the proxies serving now (under reloadMu)
+	all        []*Proxy     // every proxy that served in the run
+	lastID     int          // the highest proxy number given
 	stopOnce   sync.Once
 	listenOnce sync.Once
+	drainState
 }
 
 func (r *run) start(o Options, proxies []*Proxy) error {
@@ -184,24 +209,35 @@ func (r *run) start(o Options, proxies []*Proxy) error {
 		}
 	}
 	n := max(o.Loops, 1)
+	if o.Limits.MaxConn == 0 {
+		o.Limits.MaxConn = defaultMaxConn()
+	}
+	r.proxies, r.all, r.lastID = proxies, slices.Clone(proxies), len(proxies)
+	for j, p := range proxies {
+		p.run, p.id = r, j+1
+		p.listening = make([][]*loop.Socket, n)
+		p.swapped.Store(nil)
+	}
 	for i := 0; i < n; i++ {
 		l, err := loop.New(loop.Config{
-			BufferSize: o.BufferSize,
-			PipeSize:   o.PipeSize,
-			NoSplice:   o.NoSplice,
-			ReusePort:  n > 1,
-			Logger:     r.srv.Logger(),
-			Stats:      &r.srv.stats,
-			AfterPass:  r.srv.log.flush,
+			BufferSize:  o.BufferSize,
+			PipeSize:    o.PipeSize,
+			NoSplice:    o.NoSplice,
+			ReusePort:   n > 1,
+			Logger:      r.srv.Logger(),
+			Stats:       &r.srv.stats,
+			DialTimeout: o.ConnectTimeout,
+			AfterPass:   r.srv.log.flush,
 		})
 		if err != nil {
 			r.closeLoops()
 			return err
 		}
 		r.loops = append(r.loops, l)
+		global := o.Limits.gate(n, nil)
+		r.globals = append(r.globals, global)
 		for j, p := range proxies {
-			p.run, p.id = r, j+1
-			if err := p.in.Listen(l, p); err != nil {
+			if err := p.listenGated(l, i, global); err != nil {
 				r.closeLoops()
 				return &ConfigError{Proxy: j + 1, Err: fmt.Errorf("'in' connector: %w", err)}
 			}
@@ -254,6 +290,7 @@ func (r *run) wait() error {
 
 func (r *run) stop() {
 	r.stopOnce.Do(func() {
+		close(r.stopped)
 		for _, l := range r.loops {
 			l.Stop()
 		}
@@ -286,6 +323,7 @@ func (r *run) closed() {
 	if r.ends.Add(1) == r.max {
 		r.stop()
 	}
+	r.checkIdle()
 }
 
 // ConfigError says that a proxy cannot run as configured, found at start:

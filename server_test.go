@@ -308,3 +308,72 @@ func TestLogFlush(t *testing.T) {
 	srv.Logger().Log(context.Background(), nproxy.LevelNotice, "off the loops")
 	logs.WaitFor(t, "off the loops")
 }
+
+// Shutdown lets a connection in flight finish, refuses new clients from
+// its start, turns Ready false, and returns nil once the last one ended;
+// Serve then returns.
+func TestShutdown(t *testing.T) {
+	t.Parallel()
+	srv, _ := newServer(t, 0)
+	b := newBackend(t)
+	p, port := tcpProxy(t, b.port)
+	served := make(chan error, 1)
+	srv.Register(p)
+	go func() { served <- srv.Serve(context.Background()) }()
+	waitFor(t, srv.Ready)
+	c := dial(t, port)
+	sc := b.accept(t)
+
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(context.Background()) }()
+	waitFor(t, func() bool { return !srv.Ready() })
+	waitFor(t, func() bool {
+		refused, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
+			refused.Close()
+		}
+		return err != nil
+	})
+	io.WriteString(c, "still relayed\n")
+	if got := readLine(t, sc, bufio.NewReader(sc)); got != "still relayed\n" {
+		t.Fatalf("during the drain the server got %q", got)
+	}
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned %v with a connection open", err)
+	default:
+	}
+	c.Close()
+	sc.Close()
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v, want nil once every connection ended", err)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+}
+
+// Shutdown's context bounds the drain: past it, the connections left are
+// cut and Shutdown says so.
+func TestShutdownDeadline(t *testing.T) {
+	t.Parallel()
+	srv, _ := newServer(t, 0)
+	b := newBackend(t)
+	p, port := tcpProxy(t, b.port)
+	srv.Register(p)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(context.Background()) }()
+	waitFor(t, srv.Ready)
+	c := dial(t, port)
+	b.accept(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != context.DeadlineExceeded {
+		t.Errorf("Shutdown: %v, want context.DeadlineExceeded", err)
+	}
+	expectEOF(t, c)
+	<-served
+	if err := srv.Shutdown(context.Background()); err != nproxy.ErrNotRunning {
+		t.Errorf("Shutdown of a stopped Server: %v, want ErrNotRunning", err)
+	}
+}

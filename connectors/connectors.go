@@ -34,6 +34,15 @@ type Out interface {
 	Open(l *loop.Loop, client *loop.Socket, h Handler)
 }
 
+// Starter is implemented by out connectors that keep state per loop and
+// have work of their own on it, such as health checks: Start runs once per
+// loop, before the loop runs or on it; Stop, on the loop, ends that work
+// when a reload retires the connector.
+type Starter interface {
+	Start(l *loop.Loop)
+	Stop(l *loop.Loop)
+}
+
 // Router is implemented by in connectors that pick the server for each
 // client themselves, as dual does. The proxy then leaves its out connector,
 // which must be dummy, alone.

@@ -58,7 +58,7 @@ type DialOptions struct {
 // Dial connects to host:port without blocking the loop: a name is resolved on
 // another goroutine (answers are cached briefly), the connect is
 // non-blocking, and done runs on the loop when it succeeds, fails, or times
-// out (0 means DefaultDialTimeout). host may be an IPv6 address in brackets
+// out (0 means Config.DialTimeout, or else DefaultDialTimeout). host may be an IPv6 address in brackets
 // ("[::1]"), as URLs and most tools write it.
 func (l *Loop) Dial(host string, port int, timeout time.Duration, done DialFunc) {
 	l.dial(unix.SOCK_STREAM, DialOptions{}, host, port, timeout, done)
@@ -79,6 +79,9 @@ func (l *Loop) DialDatagram(host string, port int, timeout time.Duration, done D
 }
 
 func (l *Loop) dial(sotype int, opt DialOptions, host string, port int, timeout time.Duration, done DialFunc) {
+	if timeout <= 0 {
+		timeout = l.cfg.DialTimeout
+	}
 	if timeout <= 0 {
 		timeout = DefaultDialTimeout
 	}

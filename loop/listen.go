@@ -23,6 +23,7 @@ type AcceptFunc func(client *Socket)
 
 type listener struct {
 	accept AcceptFunc
+	gate   *Gate // nil: every client is admitted
 	// pauses counts the backoffs of the current shortage of fds (0 while
 	// accepting), pausedAt is when it began: the operator is told once when
 	// accept pauses and once when it resumes, not every acceptBackoff.
@@ -36,9 +37,15 @@ type listener struct {
 // starts accepting when the loop runs. An IPv6 unspecified address also
 // accepts IPv4 clients.
 func (l *Loop) Listen(addr netip.AddrPort, accept AcceptFunc) (*Socket, error) {
-	fd, err := listenSocket(addr, l.cfg.ReusePort)
-	if err != nil {
-		return nil, err
+	fd, ok := l.takeHandedOver(addr)
+	if !ok {
+		fd, ok = takeInherited(addr)
+	}
+	if !ok {
+		var err error
+		if fd, err = listenSocket(addr, l.cfg.ReusePort); err != nil {
+			return nil, err
+		}
 	}
 	nick := ""
 	if sa, err := unix.Getsockname(fd); err == nil {
@@ -122,6 +129,11 @@ func configureListener(fd int, addr netip.AddrPort, reusePort bool) error {
 func (ln *listener) Readable(s *Socket) {
 	l := s.loop
 	for i := 0; i < acceptBatch && !s.closed; i++ {
+		if ln.gate != nil && ln.gate.full() {
+			l.UnwatchReader(s) // level-triggered: a readable listener left watched would spin
+			ln.gate.pause(l)
+			return
+		}
 		fd, err := accept(s.fd)
 		switch err {
 		case nil:
@@ -150,6 +162,10 @@ func (ln *listener) Readable(s *Socket) {
 			continue
 		}
 		c.Raw = !ln.packet
+		if ln.gate != nil && !ln.gate.admit(c) {
+			l.Close(c)
+			continue
+		}
 		if l.noticing() {
 			l.notice("New connection on listener " + s.nick)
 		}
@@ -188,7 +204,11 @@ func (ln *listener) pause(s *Socket, err error) {
 	ln.pauses++
 	l.UnwatchReader(s)
 	l.AfterFunc(acceptBackoff, func() {
-		if !s.closed {
+		switch {
+		case s.closed:
+		case ln.gate != nil && ln.gate.full():
+			ln.gate.pause(l) // its leave watches the listener again
+		default:
 			l.WatchReader(s)
 		}
 	})

@@ -29,6 +29,7 @@ package loop
 import (
 	"errors"
 	"log/slog"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Stats, if set, receives the byte counts; loops may share one.
 	Stats *Stats
+	// DialTimeout bounds a Dial whose timeout is 0; 0 means
+	// DefaultDialTimeout.
+	DialTimeout time.Duration
 	// AfterPass, if set, runs on the loop after each pass: a logger that
 	// gathers the pass's lines writes them there in one go.
 	AfterPass func()
@@ -91,13 +95,15 @@ type Loop struct {
 	pipesUsed bool
 	scratch   []byte
 	closing   []int // fds closed during this pass, released at its end
+	passStart time.Time
 	passes    passCounters
 	// unpollable holds the split sockets with an fd that epoll refuses
 	// (a regular file): always ready, they are served on every pass.
 	unpollable []*Socket
 
 	resolvedNames map[string]resolved
-	troubles      map[string]*trouble // see Warn
+	handedOver    map[netip.AddrPort]int // see Handover
+	troubles      map[string]*trouble    // see Warn
 
 	wake     int // eventfd
 	wakeSent atomic.Bool
@@ -203,6 +209,7 @@ func (l *Loop) Run() error {
 			return err
 		}
 		start := time.Now()
+		l.passStart = start
 		for _, ev := range l.events {
 			l.dispatch(ev)
 		}

@@ -1,6 +1,10 @@
 package loop
 
-import "golang.org/x/sys/unix"
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
 
 // relay is the handler of joined sockets. It is stateless: all state lives in
 // the two sockets, so one value serves every pair.
@@ -29,6 +33,7 @@ func (l *Loop) Relay(client, server *Socket) {
 	client.Peer, server.Peer = server, client
 	for _, s := range [2]*Socket{client, server} {
 		s.handler = relay{}
+		s.lastRead = time.Now()
 		countCopied(s, s.Peer, s.early.Len())
 		s.early.MoveTo(&s.Peer.out)
 	}
@@ -57,6 +62,7 @@ func (relay) Readable(s *Socket) {
 		}
 		return
 	}
+	s.lastRead = l.passStart // a store per event, for IdleTimeout
 	peer := s.Peer
 	if peer == nil || peer.closed || peer.writeDone || peer.closePending {
 		// Nowhere for the data to go: the other side is gone.

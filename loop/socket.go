@@ -100,6 +100,9 @@ type Socket struct {
 	end       End
 	dgram     *datagramState // set for datagram sockets (see SetDatagram)
 	orig      *origin        // set by preambles: see addr.go
+	gate      *Gate          // the gate that admitted the client, counted until it closes
+	source    netip.Addr     // the client's address, when its gate needed it
+	lastRead  time.Time      // the pass that last read from the socket (IdleTimeout)
 
 	readDone     bool // EOF or error read: nothing more comes from this socket
 	writeDone    bool // shut down for writing

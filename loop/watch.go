@@ -108,6 +108,10 @@ func (l *Loop) Close(s *Socket) {
 		l.notice("Closing " + s.logName())
 	}
 	s.StopTimer()
+	if g := s.gate; g != nil {
+		s.gate = nil
+		g.leave(s)
+	}
 	// No EPOLL_CTL_DEL: closing the fd (at the end of this pass, before the
 	// next epoll_wait) removes it from the set, and events already
 	// collected for it find no socket.

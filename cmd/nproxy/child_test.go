@@ -15,13 +15,14 @@ import (
 
 // child is a process started by a test. When the test ends it is killed
 // with its process group (socat forks a child per connection); an nproxy
-// started by startNproxy must first stop by itself on SIGTERM.
+// started by startNproxy must first stop by itself on SIGINT (SIGTERM
+// drains, and may wait for the test's connections).
 type child struct {
 	name           string
 	cmd            *exec.Cmd
 	stdout, stderr nproxytest.LogBuffer // what it writes, read while it runs
 	done           chan struct{}        // closed once the process has exited
-	graceful       bool                 // SIGTERM must stop it within 5 s
+	graceful       bool                 // SIGINT must stop it within 5 s
 }
 
 // startChild runs name with args until the test ends.
@@ -32,7 +33,7 @@ func startChild(t *testing.T, name string, args ...string) *child {
 
 // startNproxy runs the nproxy binary with args, in the test's environment
 // without HTTP_PROXY plus env, and waits until it listens on every port of
-// listen. When the test ends, SIGTERM must stop it within 5 s.
+// listen. When the test ends, SIGINT must stop it within 5 s.
 func startNproxy(t *testing.T, env []string, listen []int, args ...string) *child {
 	t.Helper()
 	cmd := exec.Command(nproxyBin, args...)
@@ -83,11 +84,11 @@ func startCmd(t testing.TB, cmd *exec.Cmd, graceful bool) *child {
 
 func (p *child) stop(t testing.TB) {
 	if p.graceful && !p.exited() {
-		p.cmd.Process.Signal(syscall.SIGTERM)
+		p.cmd.Process.Signal(syscall.SIGINT)
 		select {
 		case <-p.done:
 		case <-time.After(5 * time.Second):
-			t.Errorf("%s ignored SIGTERM for 5 s", p.name)
+			t.Errorf("%s ignored SIGINT for 5 s", p.name)
 		}
 	}
 	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)

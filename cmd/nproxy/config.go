@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/nproxy/nproxy"
 	"github.com/nproxy/nproxy/connectors"
@@ -27,9 +29,18 @@ type settings struct {
 	BufferSize int `param:"buffer_size,max=1073741824"`
 	// PipeSize is asked of the kernel, which caps unprivileged pipes at
 	// /proc/sys/fs/pipe-max-size (1 MiB) and any pipe far below 256 MiB.
-	PipeSize int              `param:"pipe_size,max=268435456"`
-	NoSplice bool             `param:"no_splice"`
-	Proxies  []map[string]any `param:"proxies,max=4096"`
+	PipeSize int  `param:"pipe_size,max=268435456"`
+	NoSplice bool `param:"no_splice"`
+	// Grace bounds a drain (SIGTERM, SIGUSR1): 0 means defaultGrace.
+	Grace time.Duration `param:"grace"`
+	// ConnectTimeout bounds the out connectors' connects that set no
+	// timeout of their own.
+	ConnectTimeout time.Duration `param:"connect_timeout"`
+	// The limits of every proxy together.
+	limitParams
+	Proxies []map[string]any `param:"proxies,max=4096"`
+
+	global nproxy.Limits // limitParams, checked
 }
 
 // proxyParams is one entry of proxies.
@@ -187,6 +198,10 @@ func (c *config) decode() (*settings, error) {
 	if _, set := c.keys["buffer_size"]; set && s.BufferSize == 0 {
 		s.BufferSize = -1 // Net::Proxy 0.13: 0 is unlimited
 	}
+	var err error
+	if s.global, err = s.limitParams.limits(""); err != nil {
+		return nil, err
+	}
 	if len(s.Proxies) == 0 {
 		return nil, errors.New("no proxy: give --in SPEC --out SPEC or -c FILE (see --help)")
 	}
@@ -197,15 +212,21 @@ func (c *config) decode() (*settings, error) {
 func (s *settings) build() ([]*nproxy.Proxy, error) {
 	proxies := make([]*nproxy.Proxy, len(s.Proxies))
 	for i, p := range s.Proxies {
-		in, err := connectors.BuildIn("in", p["in"].(map[string]any))
+		inKeys := maps.Clone(p["in"].(map[string]any))
+		limits, err := takeLimits(inKeys, "'in' connector")
 		if err != nil {
 			return nil, fmt.Errorf("proxy #%d: %w", i+1, err)
 		}
-		out, err := connectors.BuildOut("out", p["out"].(map[string]any))
+		in, err := connectors.BuildIn("in", inKeys)
+		if err != nil {
+			return nil, fmt.Errorf("proxy #%d: %w", i+1, err)
+		}
+		out, err := buildOut(p["out"].(map[string]any))
 		if err != nil {
 			return nil, fmt.Errorf("proxy #%d: %w", i+1, err)
 		}
 		proxies[i] = nproxy.New(in, out)
+		proxies[i].SetLimits(limits)
 	}
 	return proxies, nil
 }
@@ -214,7 +235,7 @@ func (s *settings) build() ([]*nproxy.Proxy, error) {
 func (s *settings) apply(proxies []*nproxy.Proxy) {
 	nproxy.SetVerbosity(s.Verbosity)
 	nproxy.SetOptions(nproxy.Options{Loops: s.Loops, BufferSize: s.BufferSize,
-		PipeSize: s.PipeSize, NoSplice: s.NoSplice})
+		PipeSize: s.PipeSize, NoSplice: s.NoSplice, ConnectTimeout: s.ConnectTimeout, Limits: s.global})
 	for _, p := range proxies {
 		p.Register()
 	}

@@ -260,6 +260,8 @@ func FuzzConfigYAML(f *testing.F) {
 		"proxies: [{in: {type: dual, port: 1, server_first: {type: tcp, host: '[::1]', port: 2}, client_first: {type: tcp, host: a, port: 3}, probes: [{type: tls, sni: ['*.x'], out: server_first}]}, out: {type: dummy}}]",
 		"a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: [*d,*d,*d,*d,*d,*d,*d,*d,*d]",
 		"proxies: [{in: {type: tcp, port: 1, 1: 2}, out: {type: tcp, host: {a: b}, port: 2}}]",
+		"maxconn: 5\nallow: ['10.0.0.0/8', '::1']\nproxies: [{in: {type: tcp, port: 1, deny: [1.2.3.4/33], idle_timeout: 1}, out: {type: tcp, host: a, port: 2}}]",
+		"proxies: [{in: {type: tcp, port: 1}, out: {type: tcp, balance: source, check: tcp, rise: 2, servers: [{host: a, port: 2, weight: 3}, {port: x}]}}]",
 	} {
 		f.Add(seed)
 	}

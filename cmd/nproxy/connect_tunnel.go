@@ -38,7 +38,7 @@ func connectTunnel(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return exitConfig
 	}
-	if err := early.mainloop(0); err != nil {
+	if err := early.mainloop(0, 0); err != nil {
 		fmt.Fprintln(os.Stderr, "connect-tunnel:", err)
 		if errors.As(err, new(*nproxy.ConfigError)) {
 			return exitConfig

@@ -37,7 +37,7 @@ Connector types: %s.
 
 options:
   -c, --config FILE        YAML configuration (verbosity, max_connections, loops,
-                           force_loops, buffer_size, pipe_size, no_splice,
+                           force_loops, buffer_size, pipe_size, no_splice, grace,
                            proxies: [{in: {...}, out: {...}}])
   -v, --verbose            more messages (repeat: notice, info, debug)
       --max-connections N  stop after N connections were fully processed
@@ -49,6 +49,8 @@ options:
       --pipe-size N        capacity asked of the kernel for splice's pipes
                            (default 1048576; the kernel may grant less)
       --no-splice          relay plain TCP through buffers too, never splice
+      --grace SECONDS      how long SIGTERM/SIGUSR1 let connections finish after
+                           the listeners close (default 30)
       --log-format FORMAT  text (Net::Proxy's lines, the default) or json
       --metrics HOST:PORT  serve /metrics (Prometheus), /healthz and /readyz
       --version            print the version
@@ -70,6 +72,10 @@ func main() {
 const exitConfig = 2
 
 func run(args []string) int {
+	if err := inheritListeners(); err != nil {
+		fmt.Fprintln(os.Stderr, "nproxy:", err)
+		return exitConfig
+	}
 	s, proxies, err := configure(args)
 	if errors.Is(err, errHelp) {
 		fmt.Printf(usage, subcommandNames(), strings.Join(connectors.Types(), ", "))
@@ -90,7 +96,9 @@ func run(args []string) int {
 		return exitConfig
 	}
 	defer stopMetrics()
-	if err := early.mainloop(maxConnections(s, proxies)); err != nil {
+	announceReady()
+	early.onReload(reloader(args))
+	if err := early.mainloop(maxConnections(s, proxies), s.Grace); err != nil {
 		fmt.Fprintln(os.Stderr, "nproxy:", err)
 		if errors.As(err, new(*nproxy.ConfigError)) {
 			return exitConfig
@@ -130,6 +138,7 @@ var optionKeys = map[string]string{
 	"--loops":           "loops",
 	"--buffer-size":     "buffer_size",
 	"--pipe-size":       "pipe_size",
+	"--grace":           "grace",
 }
 
 // parseArgs reads the command line. Options override the file whatever

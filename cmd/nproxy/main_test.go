@@ -703,7 +703,9 @@ func TestSignals(t *testing.T) {
 			t.Parallel()
 			server := newGoServer(t, "127.0.0.1:0")
 			in := unusedPort(t, "127.0.0.1")
-			p := startProxy(t, "127.0.0.1", in, server.port(), "-v")
+			// A drain (TERM, USR1) cuts the connection the test holds
+			// after the grace period.
+			p := startProxy(t, "127.0.0.1", in, server.port(), "-v", "--grace", "0.5")
 			client := dialClient(t, addrOf("127.0.0.1", in))
 			sc := server.accept(t)
 			sendLine(t, client, sc, "before the signal\n")
@@ -851,8 +853,9 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 	in := unusedPort(t, "127.0.0.1")
 	addr := addrOf("127.0.0.1", in)
 	// At the default verbosity: an operator must learn that nproxy is at
-	// its fd limit without asking for more messages.
-	p := startChild(t, prlimit, "--nofile=40:40", nproxyBin,
+	// its fd limit without asking for more messages. A maxconn above what
+	// 40 fds allow (the default is sized on them) lets the shortage happen.
+	p := startChild(t, prlimit, "--nofile=40:40", nproxyBin, "-c", yamlFile(t, "maxconn: 100000\n"),
 		"--in", tcpSpec("127.0.0.1", in), "--out", tcpSpec("127.0.0.1", echo))
 	waitListening(t, p, in)
 	rng := newRand(t)

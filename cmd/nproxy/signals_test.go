@@ -13,11 +13,11 @@ import (
 )
 
 // stopSignals are the signals that stop nproxy cleanly, by Net::Proxy's
-// names.
+// names: INT at once, TERM and USR1 after a drain (SIGHUP reloads).
 var stopSignals = []struct {
 	name string
 	sig  syscall.Signal
-}{{"INT", syscall.SIGINT}, {"TERM", syscall.SIGTERM}, {"HUP", syscall.SIGHUP}}
+}{{"INT", syscall.SIGINT}, {"TERM", syscall.SIGTERM}, {"USR1", syscall.SIGUSR1}}
 
 // A signal while nproxy is still starting (here: reading its configuration
 // from a FIFO the test holds) stops it cleanly, with status 0 and nothing

@@ -41,7 +41,7 @@ func sslh(args []string) int {
 	}
 	nproxy.SetVerbosity(o.Verbosity)
 	nproxy.New(o.in(), dummy.Connector{}).Register()
-	if err := early.mainloop(0); err != nil {
+	if err := early.mainloop(0, 0); err != nil {
 		fmt.Fprintln(os.Stderr, "sslh:", err)
 		if errors.As(err, new(*nproxy.ConfigError)) {
 			return exitConfig
