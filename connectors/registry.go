@@ -2,6 +2,7 @@ package connectors
 
 import (
 	"fmt"
+	"reflect"
 	"sort"
 	"sync"
 )
@@ -104,4 +105,24 @@ func BuildOut(role string, params map[string]any) (Out, error) {
 		return nil, fmt.Errorf("'%s' connector cannot connect out", role)
 	}
 	return out, nil
+}
+
+// HasParam reports whether the connector type typ, on side, has a
+// parameter named key: the command leaves such a key to the connector
+// rather than reading it as a setting of its own (socks5's allow rules are
+// destinations, the in side's allow limit is client addresses).
+func HasParam(side Side, typ, key string) bool {
+	mu.RLock()
+	f := factories[typ]
+	mu.RUnlock()
+	if f == nil {
+		return false
+	}
+	c := f(side)
+	if c == nil {
+		return false
+	}
+	fields, err := paramFields(reflect.TypeOf(c).Elem())
+	_, ok := fields[key]
+	return err == nil && ok
 }

@@ -36,10 +36,18 @@ func takeKeys(m map[string]any, names []string) map[string]any {
 	return taken
 }
 
-// takeLimits removes the limit keys from in and decodes them.
+// takeLimits removes the limit keys from in and decodes them, but for a
+// key the connector has itself (socks5's and connect's allow rules).
 func takeLimits(in map[string]any, where string) (nproxy.Limits, error) {
 	var p limitParams
-	if err := connectors.Decode(&p, takeKeys(in, limitKeys), where); err != nil {
+	typ, _ := in["type"].(string)
+	var keys []string
+	for _, k := range limitKeys {
+		if !connectors.HasParam(connectors.SideIn, typ, k) {
+			keys = append(keys, k)
+		}
+	}
+	if err := connectors.Decode(&p, takeKeys(in, keys), where); err != nil {
 		return nproxy.Limits{}, err
 	}
 	return p.limits(where)
