@@ -80,10 +80,14 @@ func (p *Proxy) listenGated(l *loop.Loop, i int, parent *loop.Gate) error {
 	return nil
 }
 
-// idleTimeout is the proxy's own, or else the Server's.
+// idleTimeout is the proxy's own, or else the Server's (none for a proxy
+// driven on a loop of its own, outside any Server).
 func (p *Proxy) idleTimeout() time.Duration {
 	if d := p.current().limits.IdleTimeout; d > 0 {
 		return d
+	}
+	if p.run == nil {
+		return 0
 	}
 	return p.run.limits.IdleTimeout
 }
