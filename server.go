@@ -25,6 +25,7 @@ type Server struct {
 	proxies  []*Proxy
 	options  Options
 	log      logConfig
+	access   atomic.Pointer[accessOutput] // nil: no access log
 	stats    loop.Stats
 	opened   atomic.Int64
 	closed   atomic.Int64
@@ -158,6 +159,7 @@ func (s *Server) serve(ctx context.Context, max int, signals bool) error {
 	done := make(chan struct{})
 	go r.stopOn(ctx, signals, done)
 	err := r.wait()
+	r.flushAccess() // the lines of connections closed as the loops ended
 	close(done)
 	for _, p := range proxies {
 		p.run = nil
@@ -169,6 +171,7 @@ func (s *Server) serve(ctx context.Context, max int, signals bool) error {
 type run struct {
 	srv        *Server
 	loops      []*loop.Loop
+	access     map[*loop.Loop]*accessBuffer // each loop's; fixed before the loops run
 	max        int64
 	accepts    atomic.Int64 // connections opened in this run
 	ends       atomic.Int64 // connections closed in this run
@@ -184,7 +187,9 @@ func (r *run) start(o Options, proxies []*Proxy) error {
 		}
 	}
 	n := max(o.Loops, 1)
+	r.access = make(map[*loop.Loop]*accessBuffer, n)
 	for i := 0; i < n; i++ {
+		access := &accessBuffer{srv: r.srv}
 		l, err := loop.New(loop.Config{
 			BufferSize: o.BufferSize,
 			PipeSize:   o.PipeSize,
@@ -192,13 +197,17 @@ func (r *run) start(o Options, proxies []*Proxy) error {
 			ReusePort:  n > 1,
 			Logger:     r.srv.Logger(),
 			Stats:      &r.srv.stats,
-			AfterPass:  r.srv.log.flush,
+			AfterPass: func() {
+				r.srv.log.flush()
+				access.flush()
+			},
 		})
 		if err != nil {
 			r.closeLoops()
 			return err
 		}
 		r.loops = append(r.loops, l)
+		r.access[l] = access
 		for j, p := range proxies {
 			p.run, p.id = r, j+1
 			if err := p.in.Listen(l, p); err != nil {
@@ -275,6 +284,26 @@ func (r *run) accepted() {
 				l.Post(l.CloseListeners)
 			}
 		})
+	}
+}
+
+// logAccess adds client's access line to its loop's buffer, if the Server
+// has an access log: a map read and an append, no lock.
+func (r *run) logAccess(p *Proxy, client *loop.Socket) {
+	if r == nil || r.srv.access.Load() == nil {
+		return
+	}
+	r.access[client.Loop()].add(p, client)
+}
+
+// accessLogging says whether client's target must be kept for an access
+// line.
+func (r *run) accessLogging() bool { return r != nil && r.srv.access.Load() != nil }
+
+// flushAccess writes what the loops' access buffers hold, once they ended.
+func (r *run) flushAccess() {
+	for _, b := range r.access {
+		b.flush()
 	}
 }
 
