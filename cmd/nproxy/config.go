@@ -30,6 +30,9 @@ type settings struct {
 	PipeSize int              `param:"pipe_size,max=268435456"`
 	NoSplice bool             `param:"no_splice"`
 	Proxies  []map[string]any `param:"proxies,max=4096"`
+	// AccessLog is a file that gets the access lines alone, whatever the
+	// verbosity; "-" is standard error.
+	AccessLog string `param:"access_log"`
 }
 
 // proxyParams is one entry of proxies.
