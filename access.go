@@ -93,9 +93,9 @@ func accessEnd(e loop.End) string {
 // SetAccessLog sends the Server's access lines, one per finished
 // connection, to w, whatever the verbosity; nil (the default) sends them
 // nowhere but to the main log at notice. The lines are in the log format
-// (SetLogFormat). Each loop gathers its lines and writes them once per pass,
-// in one Write, so w needs no buffering; writes from several loops are
-// serialized.
+// (SetLogFormat). Each loop gathers its lines and writes them within 100 ms,
+// 64 KiB at most in one Write, so w needs no buffering; writes from several
+// loops are serialized.
 func (s *Server) SetAccessLog(w io.Writer) {
 	if w == nil {
 		s.access.Store(nil)
@@ -110,15 +110,29 @@ type accessOutput struct {
 	w  io.Writer
 }
 
-// accessBuffer holds one loop's access lines until the end of its pass. It
-// is the loop's alone, so appending takes no lock.
+// accessBuffer holds one loop's access lines until maxPending of them are
+// pending or flushDelay has passed since the first, as nginx's access_log
+// buffer= and flush= do: a write(2) per pass would be one per connection or
+// two at a high connection rate, and cost more than formatting the lines.
+// It is the loop's alone, so appending takes no lock.
 type accessBuffer struct {
 	srv     *Server
+	loop    *loop.Loop
 	pending []byte
+	armed   bool   // a flush timer runs
+	onTimer func() // flushes; made once, so that arming allocates no closure
 }
 
-// add appends the access line of a finished connection; the buffer is
-// written at the end of the pass, or at once past maxPending.
+func newAccessBuffer(srv *Server, l *loop.Loop) *accessBuffer {
+	b := &accessBuffer{srv: srv, loop: l}
+	b.onTimer = func() {
+		b.armed = false
+		b.flush()
+	}
+	return b
+}
+
+// add appends the access line of a finished connection.
 func (b *accessBuffer) add(p *Proxy, client *loop.Socket) {
 	f := p.accessFields(client)
 	if LogFormat(b.srv.log.format.Load()) == LogJSON {
@@ -126,8 +140,12 @@ func (b *accessBuffer) add(p *Proxy, client *loop.Socket) {
 	} else {
 		b.pending = f.appendText(b.pending, time.Now())
 	}
-	if len(b.pending) >= maxPending {
+	switch {
+	case len(b.pending) >= maxPending:
 		b.flush()
+	case !b.armed:
+		b.armed = true
+		b.loop.AfterFunc(flushDelay, b.onTimer)
 	}
 }
 

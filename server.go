@@ -189,7 +189,6 @@ func (r *run) start(o Options, proxies []*Proxy) error {
 	n := max(o.Loops, 1)
 	r.access = make(map[*loop.Loop]*accessBuffer, n)
 	for i := 0; i < n; i++ {
-		access := &accessBuffer{srv: r.srv}
 		l, err := loop.New(loop.Config{
 			BufferSize: o.BufferSize,
 			PipeSize:   o.PipeSize,
@@ -197,17 +196,14 @@ func (r *run) start(o Options, proxies []*Proxy) error {
 			ReusePort:  n > 1,
 			Logger:     r.srv.Logger(),
 			Stats:      &r.srv.stats,
-			AfterPass: func() {
-				r.srv.log.flush()
-				access.flush()
-			},
+			AfterPass:  r.srv.log.flush,
 		})
 		if err != nil {
 			r.closeLoops()
 			return err
 		}
 		r.loops = append(r.loops, l)
-		r.access[l] = access
+		r.access[l] = newAccessBuffer(r.srv, l)
 		for j, p := range proxies {
 			p.run, p.id = r, j+1
 			if err := p.in.Listen(l, p); err != nil {
@@ -293,7 +289,9 @@ func (r *run) logAccess(p *Proxy, client *loop.Socket) {
 	if r == nil || r.srv.access.Load() == nil {
 		return
 	}
-	r.access[client.Loop()].add(p, client)
+	if b := r.access[client.Loop()]; b != nil { // nil for a socket moved to a loop of another run
+		b.add(p, client)
+	}
 }
 
 // accessLogging says whether client's target must be kept for an access

@@ -98,6 +98,12 @@ func TestAccessLog(t *testing.T) {
 				}
 				c.Close()
 			}
+			// The lines are written within 100 ms of the first; a SIGTERM
+			// sent before both connections ended would end them "closed".
+			mustEventually(t, 5*time.Second, "two access lines", func() bool {
+				data, _ := os.ReadFile(path)
+				return strings.Count(string(data), "\n") >= 2
+			})
 			p.signal(t, syscall.SIGTERM)
 			if code := p.exitCode(t, 5*time.Second); code != 0 || strings.Contains(p.stderr.String(), "access") {
 				t.Errorf("exit %d, stderr:\n%s", code, p.stderr.String())
@@ -133,6 +139,24 @@ func checkAccessLine(t *testing.T, isJSON bool, line string) {
 	if rec["msg"] != "access" || rec["proxy"] != "#1" || rec["in"] != 6.0 || rec["out"] != 6.0 || rec["end"] != "eof" {
 		t.Errorf("access record %v", rec)
 	}
+}
+
+// --access-log - writes the access lines to standard error, the only
+// lines there at the default verbosity.
+func TestAccessLogStderr(t *testing.T) {
+	t.Parallel()
+	echo := goEcho(t, "127.0.0.1:0")
+	in := unusedPort(t, "127.0.0.1")
+	p := startProxy(t, "127.0.0.1", in, echo, "--access-log", "-")
+	c := dialClient(t, addrOf("127.0.0.1", in))
+	if err := echoRoundTrip(c, []byte("zlonk\n"), newRand(t)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	mustEventually(t, 5*time.Second, "the access line", func() bool { return strings.Contains(p.stderr.String(), "\n") })
+	p.signal(t, syscall.SIGTERM)
+	p.exitCode(t, 5*time.Second)
+	checkAccessLine(t, false, strings.TrimSuffix(p.stderr.String(), "\n"))
 }
 
 func yamlSpec(port int) string { return fmt.Sprintf("type: tcp, host: 127.0.0.1, port: %d", port) }
