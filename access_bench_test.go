@@ -4,26 +4,33 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 
 	"github.com/nproxy/nproxy"
 	"github.com/nproxy/nproxy/nproxytest"
 )
 
-// The cost per connection of Net::Proxy's notice lines and the access line,
-// written to a file: compare with verbosity 0.
+// The cost per connection of Net::Proxy's notice lines and the access line
+// (verbosity=1), or of the access line alone in an access log at verbosity
+// 0 (access-log), written to a file: compare with verbosity 0.
 func BenchmarkConnectionLog(b *testing.B) {
-	for _, v := range []int{0, 1} {
-		b.Run("verbosity="+strconv.Itoa(v), func(b *testing.B) {
+	for _, tc := range []struct {
+		name      string
+		verbosity int
+		accessLog bool
+	}{{"verbosity=0", 0, false}, {"verbosity=1", 1, false}, {"access-log", 0, true}} {
+		b.Run(tc.name, func(b *testing.B) {
 			f, err := os.Create(filepath.Join(b.TempDir(), "log"))
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer f.Close()
 			srv := &nproxy.Server{}
-			srv.SetVerbosity(v)
+			srv.SetVerbosity(tc.verbosity)
 			srv.SetLogOutput(f)
+			if tc.accessLog {
+				srv.SetAccessLog(f)
+			}
 			echo := newBackend(b)
 			go func() {
 				for c := range echo.conns {

@@ -48,3 +48,7 @@ func SetLogFormat(f LogFormat) { DefaultServer.SetLogFormat(f) }
 
 // Logger returns the logger DefaultServer writes to.
 func Logger() *slog.Logger { return DefaultServer.Logger() }
+
+// SetAccessLog sends DefaultServer's access lines to w (see
+// Server.SetAccessLog).
+func SetAccessLog(w io.Writer) { DefaultServer.SetAccessLog(w) }

@@ -37,6 +37,8 @@
 //
 // where end is eof, "client reset", "server reset", timeout, refused, error
 // or closed. SetLogFormat(LogJSON) writes the same records as JSON objects.
+// SetAccessLog sends the access lines alone to a writer of their own,
+// whatever the verbosity, at a fraction of the cost of notice.
 // Package metrics serves a Server's counters to Prometheus.
 //
 // # Net::Proxy's methods in Go

@@ -76,6 +76,9 @@ func (p *Proxy) Accepted(l *loop.Loop, client *loop.Socket) {
 	client.Closer = p
 	p.opened.Add(1)
 	p.run.accepted()
+	if p.run.accessLogging() {
+		client.Nick() // now: getpeername fails once the client reset
+	}
 	if log := l.Logger(); log.Enabled(context.Background(), LevelNotice) {
 		loop.Log(log, LevelNotice, "Accepted "+client.Nick()+" -> "+client.LocalName())
 		loop.Log(log, LevelInfo, "connection from "+client.Nick())
@@ -97,8 +100,12 @@ func (p *Proxy) Connected(l *loop.Loop, client, server *loop.Socket) {
 		p.Failed(l, client, err)
 		return
 	}
-	if log := l.Logger(); log.Enabled(context.Background(), LevelNotice) {
+	log := l.Logger()
+	noticing := log.Enabled(context.Background(), LevelNotice)
+	if noticing || p.run.accessLogging() {
 		client.SetTarget(server.Nick())
+	}
+	if noticing {
 		loop.Log(log, LevelNotice, "Connected "+server.LocalName()+" -> "+server.Nick())
 		loop.Log(log, LevelNotice, "Peered "+client.Nick()+" with "+server.Nick())
 		loop.Log(log, LevelDebug, "relaying "+client.Nick()+" <-> "+server.Nick())
@@ -146,5 +153,6 @@ func (p *Proxy) SocketClosed(client *loop.Socket) {
 	if log := client.Loop().Logger(); log.Enabled(context.Background(), LevelNotice) {
 		p.logAccess(log, client)
 	}
+	p.run.logAccess(p, client)
 	p.run.closed()
 }

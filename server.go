@@ -27,6 +27,7 @@ type Server struct {
 	proxies  []*Proxy
 	options  Options
 	log      logConfig
+	access   atomic.Pointer[accessOutput] // nil: no access log
 	stats    loop.Stats
 	opened   atomic.Int64
 	closed   atomic.Int64
@@ -174,6 +175,7 @@ func (s *Server) serve(ctx context.Context, max int, signals bool) error {
 	done := make(chan struct{})
 	go r.stopOn(ctx, signals, done)
 	err := r.wait()
+	r.flushAccess() // the lines of connections closed as the loops ended
 	close(done)
 	r.reloadMu.Lock()
 	for _, p := range r.all {
@@ -187,6 +189,7 @@ func (s *Server) serve(ctx context.Context, max int, signals bool) error {
 type run struct {
 	srv        *Server
 	loops      []*loop.Loop
+	access     map[*loop.Loop]*accessBuffer // each loop's; fixed before the loops run
 	max        int64
 	accepts    atomic.Int64 // connections opened in this run
 	ends       atomic.Int64 // connections closed in this run
@@ -218,6 +221,7 @@ func (r *run) start(o Options, proxies []*Proxy) error {
 		p.listening = make([][]*loop.Socket, n)
 		p.swapped.Store(nil)
 	}
+	r.access = make(map[*loop.Loop]*accessBuffer, n)
 	for i := 0; i < n; i++ {
 		l, err := loop.New(loop.Config{
 			BufferSize:  o.BufferSize,
@@ -236,6 +240,7 @@ func (r *run) start(o Options, proxies []*Proxy) error {
 		r.loops = append(r.loops, l)
 		global := o.Limits.gate(n, nil)
 		r.globals = append(r.globals, global)
+		r.access[l] = newAccessBuffer(r.srv, l)
 		for j, p := range proxies {
 			if err := p.listenGated(l, i, global); err != nil {
 				r.closeLoops()
@@ -312,6 +317,28 @@ func (r *run) accepted() {
 				l.Post(l.CloseListeners)
 			}
 		})
+	}
+}
+
+// logAccess adds client's access line to its loop's buffer, if the Server
+// has an access log: a map read and an append, no lock.
+func (r *run) logAccess(p *Proxy, client *loop.Socket) {
+	if r == nil || r.srv.access.Load() == nil {
+		return
+	}
+	if b := r.access[client.Loop()]; b != nil { // nil for a socket moved to a loop of another run
+		b.add(p, client)
+	}
+}
+
+// accessLogging says whether client's target must be kept for an access
+// line.
+func (r *run) accessLogging() bool { return r != nil && r.srv.access.Load() != nil }
+
+// flushAccess writes what the loops' access buffers hold, once they ended.
+func (r *run) flushAccess() {
+	for _, b := range r.access {
+		b.flush()
 	}
 }
 

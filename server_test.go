@@ -122,19 +122,60 @@ func serveEcho(t *testing.T) (*nproxy.Server, *nproxytest.LogBuffer, int) {
 	return srv, logs, port
 }
 
-// serveBackend runs a Server at notice with a proxy to a new backend, and
-// returns the Server's log, the backend and the proxy's port.
-func serveBackend(t *testing.T) (*nproxytest.LogBuffer, *backend, int) {
-	srv, logs := newServer(t, 1)
+// serveBackend runs a Server whose access lines go where says (see
+// accessServer) with a proxy to a new backend, and returns those lines,
+// the backend and the proxy's port.
+func serveBackend(t *testing.T, where string) (*nproxytest.LogBuffer, *backend, int) {
+	srv, logs := accessServer(t, where)
 	b := newBackend(t)
 	p, port := tcpProxy(t, b.port)
 	nproxytest.StartServer(t, srv, 0, p)
 	return logs, b, port
 }
 
+// accessDestinations are where the access line goes: the main log at
+// notice, or the access log at verbosity 0.
+var accessDestinations = []string{"log", "access log"}
+
+// accessServer makes a Server that writes its access lines where says,
+// and returns the buffer they go to. An access log must hold, once the
+// Server stopped, exactly one line: the tests make one connection each.
+func accessServer(t *testing.T, where string) (*nproxy.Server, *nproxytest.LogBuffer) {
+	if where == "log" {
+		return newServer(t, 1)
+	}
+	srv, logs := newServer(t, 0)
+	accessLog := &nproxytest.LogBuffer{}
+	srv.SetAccessLog(accessLog)
+	t.Cleanup(func() { // after StartServer's, which stops the Server
+		if n := strings.Count(accessLog.String(), "\n"); n != 1 {
+			t.Errorf("%d lines in the access log, want 1:\n%s", n, accessLog)
+		}
+		if strings.Contains(logs.String(), "access") {
+			t.Errorf("access line in the main log at verbosity 0:\n%s", logs)
+		}
+	})
+	return srv, accessLog
+}
+
 func TestAccessLineCleanClose(t *testing.T) {
 	t.Parallel()
-	logs, b, port := serveBackend(t)
+	forEachAccessDestination(t, testAccessLineCleanClose)
+}
+
+// forEachAccessDestination runs test, in parallel, for each of
+// accessDestinations.
+func forEachAccessDestination(t *testing.T, test func(t *testing.T, where string)) {
+	for _, where := range accessDestinations {
+		t.Run(where, func(t *testing.T) {
+			t.Parallel()
+			test(t, where)
+		})
+	}
+}
+
+func testAccessLineCleanClose(t *testing.T, where string) {
+	logs, b, port := serveBackend(t, where)
 	c := dial(t, port)
 	io.WriteString(c, "hello")
 	c.CloseWrite()
@@ -152,10 +193,14 @@ func TestAccessLineCleanClose(t *testing.T) {
 
 func TestAccessLineResets(t *testing.T) {
 	t.Parallel()
+	forEachAccessDestination(t, testAccessLineResets)
+}
+
+func testAccessLineResets(t *testing.T, where string) {
 	for _, side := range []string{"client", "server"} {
 		t.Run(side, func(t *testing.T) {
 			t.Parallel()
-			logs, b, port := serveBackend(t)
+			logs, b, port := serveBackend(t, where)
 			c := dial(t, port)
 			io.WriteString(c, "abc\n")
 			s := b.accept(t)
@@ -176,7 +221,11 @@ func TestAccessLineResets(t *testing.T) {
 
 func TestAccessLineRefused(t *testing.T) {
 	t.Parallel()
-	srv, logs := newServer(t, 1)
+	forEachAccessDestination(t, testAccessLineRefused)
+}
+
+func testAccessLineRefused(t *testing.T, where string) {
+	srv, logs := accessServer(t, where)
 	closed := nproxytest.FreePort(t) // nothing listens there
 	p, port := tcpProxy(t, closed)
 	nproxytest.StartServer(t, srv, 0, p)
@@ -193,7 +242,11 @@ func TestAccessLineRefused(t *testing.T) {
 // A server whose accept queue is full drops SYNs: the connect times out.
 func TestAccessLineTimeout(t *testing.T) {
 	t.Parallel()
-	srv, logs := newServer(t, 1)
+	forEachAccessDestination(t, testAccessLineTimeout)
+}
+
+func testAccessLineTimeout(t *testing.T, where string) {
+	srv, logs := accessServer(t, where)
 	full := fullListener(t)
 	port := nproxytest.FreePort(t)
 	p := nproxy.New(&tcp.In{Host: "127.0.0.1", Port: port}, &tcp.Out{Host: "127.0.0.1", Port: full, Timeout: 200 * time.Millisecond})
@@ -262,6 +315,47 @@ func TestJSONLog(t *testing.T) {
 			t.Errorf("access record %v", rec)
 		}
 	}
+}
+
+// The access log in JSON: one object per line, with the fields and values
+// of the main log's access record (log/slog's), time included.
+func TestJSONAccessLog(t *testing.T) {
+	t.Parallel()
+	srv, logs := newServer(t, 1)
+	srv.SetLogFormat(nproxy.LogJSON)
+	accessLog := &nproxytest.LogBuffer{}
+	srv.SetAccessLog(accessLog)
+	p, port := tcpProxy(t, echoServer(t))
+	nproxytest.StartServer(t, srv, 0, p)
+	echoOnce(t, port, "json")
+	logs.WaitFor(t, `"msg":"access"`)
+	got := jsonRecord(t, accessLog.WaitFor(t, "\n"))
+	var want map[string]any
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, `"msg":"access"`) {
+			want = jsonRecord(t, line)
+		}
+	}
+	for _, k := range []string{"level", "msg", "proxy", "client", "target", "in", "out", "end"} {
+		if got[k] != want[k] {
+			t.Errorf("%s: %v in the access log, %v in the log", k, got[k], want[k])
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("access log record %v, log record %v", got, want)
+	}
+	if _, err := time.Parse(time.RFC3339, got["time"].(string)); err != nil || got["duration"].(float64) <= 0 {
+		t.Errorf("time %v, duration %v", got["time"], got["duration"])
+	}
+}
+
+func jsonRecord(t *testing.T, line string) map[string]any {
+	t.Helper()
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(line), &rec); err != nil {
+		t.Fatalf("not JSON: %q: %v", line, err)
+	}
+	return rec
 }
 
 // SetLogOutput, SetVerbosity and SetLogFormat may change while the loops

@@ -128,9 +128,10 @@ func peerSet(e *env) []*peer {
 		{name: nproxyName, desc: "nproxy, one loop (default)", argv: nproxy()},
 		{name: "nproxy-loops2", desc: "nproxy --loops 2 (SO_REUSEPORT, one loop per core)",
 			argv: nproxy("--loops", "2"), only: set(scBulk8, scRate, scLatency)},
-		{name: "nproxy-observed", desc: "nproxy -v --metrics: Net::Proxy's notice lines and the access line to the log file, Prometheus metrics served",
+		{name: "nproxy-observed", desc: "nproxy --metrics --access-log FILE: one access line per connection to a file, Prometheus metrics served, default verbosity",
 			argv: func(l, t int) []string {
-				return nproxy("-v", "--metrics", "127.0.0.1:"+strconv.Itoa(freePort()))(l, t)
+				return nproxy("--metrics", "127.0.0.1:"+strconv.Itoa(freePort()),
+					"--access-log", filepath.Join(e.logDir, "nproxy-access.log"))(l, t)
 			}, only: set(scBulk1, scBulk8, scRate, scLatency)},
 		{name: "haproxy-nbthread1", desc: "haproxy 2.6 tcp mode, nbthread 1, splice forced (bench/peers/haproxy-nbthread1.cfg)",
 			argv: haproxy("haproxy-nbthread1.cfg"), env: haproxyEnv},

@@ -40,6 +40,10 @@ type settings struct {
 	limitParams
 	Proxies []map[string]any `param:"proxies,max=4096"`
 
+	// AccessLog is a file that gets the access lines alone, whatever the
+	// verbosity; "-" is standard error.
+	AccessLog string `param:"access_log"`
+
 	global nproxy.Limits // limitParams, checked
 }
 

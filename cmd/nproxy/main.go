@@ -38,7 +38,7 @@ Connector types: %s.
 options:
   -c, --config FILE        YAML configuration (verbosity, max_connections, loops,
                            force_loops, buffer_size, pipe_size, no_splice, grace,
-                           proxies: [{in: {...}, out: {...}}])
+                           access_log, proxies: [{in: {...}, out: {...}}])
   -v, --verbose            more messages (repeat: notice, info, debug)
       --max-connections N  stop after N connections were fully processed
       --loops N            event loops (threads), with SO_REUSEPORT listeners
@@ -53,6 +53,8 @@ options:
                            the listeners close (default 30)
       --log-format FORMAT  text (Net::Proxy's lines, the default) or json
       --metrics HOST:PORT  serve /metrics (Prometheus), /healthz and /readyz
+      --access-log PATH    append one line per finished connection to PATH
+                           ('-' is stderr), whatever the verbosity
       --version            print the version
   -h, --help               this help
 `
@@ -89,6 +91,12 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "nproxy:", err)
 		return exitConfig
 	}
+	closeAccessLog, err := openAccessLog(s.AccessLog)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nproxy:", err)
+		return exitConfig
+	}
+	defer closeAccessLog()
 	s.apply(proxies)
 	stopMetrics, err := startMetrics()
 	if err != nil {
@@ -139,6 +147,7 @@ var optionKeys = map[string]string{
 	"--buffer-size":     "buffer_size",
 	"--pipe-size":       "pipe_size",
 	"--grace":           "grace",
+	"--access-log":      "access_log",
 }
 
 // parseArgs reads the command line. Options override the file whatever

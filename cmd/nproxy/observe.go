@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"os"
 
 	"github.com/nproxy/nproxy"
 	"github.com/nproxy/nproxy/metrics"
@@ -42,4 +43,24 @@ func startMetrics() (stop func(), err error) {
 		return nil, fmt.Errorf("--metrics: %w", err)
 	}
 	return func() { ep.Close() }, nil
+}
+
+// openAccessLog sends the access lines to path (appended to, created if
+// need be; "-" is standard error), if set. A path that cannot be opened is
+// a configuration error, found before anything listens. The returned
+// function closes the file, once Mainloop has written its last lines.
+func openAccessLog(path string) (closeLog func(), err error) {
+	switch path {
+	case "":
+		return func() {}, nil
+	case "-":
+		nproxy.SetAccessLog(os.Stderr)
+		return func() {}, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("access_log: %w", err)
+	}
+	nproxy.SetAccessLog(f)
+	return func() { f.Close() }, nil
 }
