@@ -47,7 +47,7 @@ func FuzzServerFeed(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		wake := make(chan struct{}, 1)
-		e := tlsengine.NewServer(cfg, tlsengine.Options{HandshakeTimeout: 3 * time.Second, QueueSize: 512}, func() {
+		e := tlsengine.NewServer(cfg, tlsengine.Options{HandshakeTimeout: 30 * time.Second, QueueSize: 512}, func() {
 			select {
 			case wake <- struct{}{}:
 			default:
