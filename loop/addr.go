@@ -23,6 +23,13 @@ func (s *Socket) origin() *origin {
 	return s.orig
 }
 
+// RemoteAddresser is implemented by the transport of a Virtual socket that
+// knows the address of its remote end (a UDP flow's client): RemoteAddr and
+// Nick ask it, only when they are called, so that a flow keeps no name.
+type RemoteAddresser interface {
+	RemoteAddr() netip.AddrPort
+}
+
 // SetRemoteAddr replaces the client's address: a PROXY protocol header
 // carries the real client's, and from then on it is the address logs, hooks,
 // the access log and send_proxy see (RemoteAddr), and the socket's nick.
@@ -32,11 +39,17 @@ func (s *Socket) SetRemoteAddr(a netip.AddrPort) {
 }
 
 // RemoteAddr returns the client's address: the one set with SetRemoteAddr,
-// or else the socket's peer address (invalid for a unix socket, and for a
+// or else the socket's peer address (its transport's, for a Virtual socket
+// whose transport is a RemoteAddresser; invalid for a unix socket, and for a
 // closed socket, whose fd number may belong to another by now).
 func (s *Socket) RemoteAddr() netip.AddrPort {
 	if s.orig != nil && s.orig.remote.IsValid() {
 		return s.orig.remote
+	}
+	if s.fd < 0 {
+		if a, ok := s.transport.(RemoteAddresser); ok {
+			return a.RemoteAddr()
+		}
 	}
 	if s.closed {
 		return netip.AddrPort{}

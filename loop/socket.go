@@ -130,8 +130,8 @@ func (s *Socket) SetNick(nick string) { s.nick = nick }
 // accepted connection would cost connections per second.
 func (s *Socket) Nick() string {
 	if s.nick == "" {
-		if s.orig != nil && s.orig.remote.IsValid() {
-			s.nick = s.orig.remote.String()
+		if a := s.RemoteAddr(); a.IsValid() && (s.orig != nil || s.fd < 0) {
+			s.nick = a.String()
 		} else {
 			s.nick = remoteName(s.fd)
 		}

@@ -3,7 +3,6 @@ package udp
 import (
 	"bytes"
 	"net/netip"
-	"time"
 
 	"github.com/nproxy/nproxy/loop"
 	"golang.org/x/sys/unix"
@@ -19,18 +18,21 @@ const maxHeld = batchRounds * batchSize
 // flow is one client address of a listening socket: the transport of its
 // Virtual client socket. Datagrams from the client arrive through the
 // table; replies leave from the listening socket to the client's address.
+//
+// An idle flow costs memory as long as it lives (up to MaxFlows of them, and
+// the goal is 1 KiB each besides the server's socket), so it keeps only what
+// it must: no timer of its own (the table's sweep expires it, see
+// table.sweep), no copy of its address as a map key, and nothing of a
+// datagram once delivered.
 type flow struct {
 	t      *table
 	client *loop.Socket
 	addr   loop.PacketAddr // as the kernel gave it, to answer without conversion
-	key    netip.AddrPort
+	held   [][]byte        // datagrams that came while the server was being opened
+	last   int64           // when the flow last saw a datagram (table.now)
 
-	current []byte   // the datagram being delivered (see deliver)
-	held    [][]byte // datagrams that came while the server was being opened
-	last    time.Time
-	blocked bool // in t.blocked
-
-	prev, next *flow // LRU ring
+	prev, next *flow // LRU ring: the least recently used is expired first
+	blocked    bool  // in t.blocked
 }
 
 // deliver passes a datagram from the client to the relay, without a copy
@@ -44,14 +46,14 @@ func (f *flow) deliver(data []byte) {
 		f.held = append(f.held, bytes.Clone(data))
 		return
 	}
-	f.current = data
+	f.t.current, f.t.delivering = data, f
 	f.t.l.Notify(f.client, true, false)
-	f.current = nil
+	f.t.current, f.t.delivering = nil, nil
 }
 
 // touch restarts the idle clock and makes f the most recently used.
 func (f *flow) touch() {
-	f.last = time.Now()
+	f.last = f.t.now()
 	if f.t.lru.next != f {
 		f.unlink()
 		f.t.pushFront(f)
@@ -65,16 +67,9 @@ func (f *flow) unlink() {
 	}
 }
 
-// expire ends the flow once it has been idle for the timeout; the timer is
-// armed once per timeout rather than moved on every datagram.
-func (f *flow) expire() {
-	if rest := f.t.in.timeout() - time.Since(f.last); rest > 0 {
-		f.client.SetTimer(rest, f.expire)
-		return
-	}
-	f.t.l.Logger().Debug("udp flow expired", "client", f.key)
-	f.end()
-}
+// RemoteAddr tells the loop the client's address (loop.RemoteAddresser):
+// its socket's nick and the access log's address, computed only if asked.
+func (f *flow) RemoteAddr() netip.AddrPort { return f.addr.AddrPort() }
 
 // end closes the flow: its server socket, if open, and its client socket,
 // which counts the connection closed.
@@ -97,9 +92,9 @@ func (f *flow) Recv(p []byte) (int, error) {
 		}
 		return n, nil
 	}
-	if f.current != nil {
-		n := copy(p, f.current)
-		f.current = nil
+	if t := f.t; t.delivering == f && t.current != nil {
+		n := copy(p, t.current)
+		t.current = nil
 		return n, nil
 	}
 	return 0, unix.EAGAIN

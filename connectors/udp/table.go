@@ -2,6 +2,7 @@ package udp
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/nproxy/nproxy/connectors"
 	"github.com/nproxy/nproxy/loop"
@@ -25,11 +26,29 @@ type table struct {
 	h       connectors.Handler
 	ln      *loop.Socket
 	batch   *loop.DatagramBatch
-	flows   map[netip.AddrPort]*flow
+	flows   map[flowKey]*flow
 	lru     flow    // sentinel of the LRU ring: lru.next is the most recent
 	blocked []*flow // flows whose replies wait for ln to be writable
 	stats   *Stats
+
+	epoch time.Time   // the origin of flow.last, on the monotonic clock
+	sweep *loop.Timer // the next expiry sweep, nil while no flow is open
+
+	// The datagram being delivered to the relay (see flow.deliver), here
+	// rather than in every flow since only one is at a time.
+	current    []byte
+	delivering *flow
 }
+
+// flowKey is a client address as a map key: the IPv6 form of its address
+// and the port, 18 bytes with no pointer for the collector to follow (a
+// netip.AddrPort takes 32 with one).
+type flowKey struct {
+	ip   [16]byte
+	port uint16
+}
+
+func keyOf(a netip.AddrPort) flowKey { return flowKey{a.Addr().As16(), a.Port()} }
 
 func newTable(in *In, l *loop.Loop, h connectors.Handler) *table {
 	t := &table{
@@ -37,8 +56,9 @@ func newTable(in *In, l *loop.Loop, h connectors.Handler) *table {
 		// One byte more than the longest datagram accepted, so that a
 		// longer one shows as such rather than as a truncated good one.
 		batch: loop.NewDatagramBatch(batchSize, min(in.maxDatagram()+1, loop.MaxDatagram+1)),
-		flows: map[netip.AddrPort]*flow{},
+		flows: map[flowKey]*flow{},
 		stats: new(Stats),
+		epoch: time.Now(),
 	}
 	t.lru.next, t.lru.prev = &t.lru, &t.lru
 	return t
@@ -75,7 +95,7 @@ func (t *table) receive(data []byte, from *loop.PacketAddr, truncated bool) {
 		t.l.Logger().Debug("datagram too long, dropped", "client", from.AddrPort(), "size", len(data), "max", t.in.maxDatagram())
 		return
 	}
-	key := from.AddrPort()
+	key := keyOf(from.AddrPort())
 	f := t.flows[key]
 	if f == nil {
 		if f = t.open(key, from); f == nil {
@@ -91,13 +111,12 @@ func (t *table) receive(data []byte, from *loop.PacketAddr, truncated bool) {
 // open makes the flow of a new client address, evicting the least recently
 // used flow if the table is full, and hands it to the proxy as a new
 // client. It returns nil if the flow ended at once.
-func (t *table) open(key netip.AddrPort, from *loop.PacketAddr) *flow {
+func (t *table) open(key flowKey, from *loop.PacketAddr) *flow {
 	if len(t.flows) >= t.in.maxFlows() {
 		t.evict()
 	}
-	f := &flow{t: t, addr: *from, key: key}
+	f := &flow{t: t, addr: *from}
 	c := t.l.Virtual(f)
-	c.SetNick(key.String())
 	c.Connector, c.Hook = t.in, t.in.Hook
 	c.SetDatagram(loop.DatagramOptions{Max: t.in.maxDatagram(), Dropped: &t.stats.Dropped})
 	f.client = c
@@ -105,7 +124,9 @@ func (t *table) open(key netip.AddrPort, from *loop.PacketAddr) *flow {
 	t.pushFront(f)
 	t.stats.FlowsOpened.Add(1)
 	f.touch()
-	c.SetTimer(t.in.timeout(), f.expire)
+	if t.sweep == nil {
+		t.sweep = t.l.AfterFunc(t.sweepEvery(), t.expire)
+	}
 	t.h.Accepted(t.l, c)
 	if c.Closed() {
 		return nil
@@ -117,13 +138,13 @@ func (t *table) open(key netip.AddrPort, from *loop.PacketAddr) *flow {
 func (t *table) evict() {
 	f := t.lru.prev
 	t.stats.FlowsEvicted.Add(1)
-	t.l.Logger().Debug("udp flow evicted", "client", f.key, "max_flows", t.in.maxFlows())
+	t.l.Logger().Debug("udp flow evicted", "client", f.RemoteAddr(), "max_flows", t.in.maxFlows())
 	f.end()
 }
 
 // remove forgets a flow whose client socket is closing.
 func (t *table) remove(f *flow) {
-	delete(t.flows, f.key)
+	delete(t.flows, keyOf(f.RemoteAddr()))
 	f.unlink()
 	t.stats.FlowsClosed.Add(1)
 }
@@ -162,5 +183,36 @@ func (t *table) Writable(ln *loop.Socket) {
 func (t *table) SocketClosed(*loop.Socket) {
 	for t.lru.next != &t.lru {
 		t.lru.next.end()
+	}
+	t.stopSweep()
+}
+
+// now is the table's clock for flow.last: monotonic, in nanoseconds.
+func (t *table) now() int64 { return int64(time.Since(t.epoch)) }
+
+// sweepEvery is the period of the expiry sweep: a flow ends between
+// timeout and 1.25 × timeout after its last datagram. One timer per table
+// rather than one per flow, which would cost every idle flow a timer, its
+// heap slot and a closure.
+func (t *table) sweepEvery() time.Duration { return t.in.timeout() / 4 }
+
+// expire ends the flows idle for the timeout. They are the tail of the LRU
+// ring, so the sweep visits only those it ends, and the next one.
+func (t *table) expire() {
+	t.sweep = nil
+	idle := t.now() - int64(t.in.timeout())
+	for f := t.lru.prev; f != &t.lru && f.last <= idle; f = t.lru.prev {
+		t.l.Logger().Debug("udp flow expired", "client", f.RemoteAddr())
+		f.end()
+	}
+	if t.lru.next != &t.lru {
+		t.sweep = t.l.AfterFunc(t.sweepEvery(), t.expire)
+	}
+}
+
+func (t *table) stopSweep() {
+	if t.sweep != nil {
+		t.sweep.Stop()
+		t.sweep = nil
 	}
 }
