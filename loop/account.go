@@ -58,14 +58,23 @@ func (s *Socket) SetEnd(e End) {
 }
 
 // Born returns when the socket joined the loop (accepted or dialed).
-func (s *Socket) Born() time.Time { return s.born }
+func (s *Socket) Born() time.Time { return s.loop.epoch.Add(time.Duration(s.born)) }
+
+// now is the loop's clock for Socket.born: 8 bytes a socket rather than a
+// time.Time's 24, still monotonic.
+func (l *Loop) now() int64 { return int64(time.Since(l.epoch)) }
 
 // SetTarget records the name of the server a client is relayed to, so that
 // it can still be logged when the server's socket is gone.
-func (s *Socket) SetTarget(target string) { s.target = target }
+func (s *Socket) SetTarget(target string) { s.extra().target = target }
 
 // Target returns what SetTarget recorded.
-func (s *Socket) Target() string { return s.target }
+func (s *Socket) Target() string {
+	if s.ext == nil {
+		return ""
+	}
+	return s.ext.target
+}
 
 // LocalName returns the socket's own address, as Net::Proxy's nicknames
 // show it ("peer -> local" for an accepted socket).

@@ -3,24 +3,33 @@ package loop
 import (
 	"net/netip"
 
+	"github.com/nproxy/nproxy/buffer"
+
 	"golang.org/x/sys/unix"
 )
 
-// origin holds what a preamble learned about a client: the address a PROXY
-// header carried, and the destination a SOCKS5 or CONNECT request named. It
-// is allocated only for the sockets that have one, so that a plain relayed
-// socket pays a pointer for it.
-type origin struct {
+// extra holds the slots of a socket that few sockets use: what a preamble
+// learned about a client (the address a PROXY header carried, the
+// destination a SOCKS5 or CONNECT request named), the data stashed before
+// a relay (dual, connect), and the names for logs, which a socket gets only
+// when something is logged about it. It is
+// allocated only for the sockets that have one, so that a plain relayed
+// socket, and each of an idle UDP flow's two, pays a pointer for it.
+type extra struct {
 	remote, local netip.AddrPort
 	destHost      string
 	destPort      int
+	nick          string       // the socket's name in logs (Socket.Nick)
+	target        string       // the server's name, for the access log
+	early         buffer.Queue // data read from this socket before it had a peer
+	source        netip.Addr   // the client's address, when its gate needed it
 }
 
-func (s *Socket) origin() *origin {
-	if s.orig == nil {
-		s.orig = new(origin)
+func (s *Socket) extra() *extra {
+	if s.ext == nil {
+		s.ext = new(extra)
 	}
-	return s.orig
+	return s.ext
 }
 
 // RemoteAddresser is implemented by the transport of a Virtual socket that
@@ -34,8 +43,8 @@ type RemoteAddresser interface {
 // carries the real client's, and from then on it is the address logs, hooks,
 // the access log and send_proxy see (RemoteAddr), and the socket's nick.
 func (s *Socket) SetRemoteAddr(a netip.AddrPort) {
-	s.origin().remote = a
-	s.nick = ""
+	x := s.extra()
+	x.remote, x.nick = a, ""
 }
 
 // RemoteAddr returns the client's address: the one set with SetRemoteAddr,
@@ -43,8 +52,8 @@ func (s *Socket) SetRemoteAddr(a netip.AddrPort) {
 // whose transport is a RemoteAddresser; invalid for a unix socket, and for a
 // closed socket, whose fd number may belong to another by now).
 func (s *Socket) RemoteAddr() netip.AddrPort {
-	if s.orig != nil && s.orig.remote.IsValid() {
-		return s.orig.remote
+	if s.ext != nil && s.ext.remote.IsValid() {
+		return s.ext.remote
 	}
 	if s.fd < 0 {
 		if a, ok := s.transport.(RemoteAddresser); ok {
@@ -63,13 +72,13 @@ func (s *Socket) RemoteAddr() netip.AddrPort {
 
 // SetLocalAddr replaces the address the client connected to, as a PROXY
 // header's destination does.
-func (s *Socket) SetLocalAddr(a netip.AddrPort) { s.origin().local = a }
+func (s *Socket) SetLocalAddr(a netip.AddrPort) { s.extra().local = a }
 
 // LocalAddr returns the address the client connected to: the one set with
 // SetLocalAddr, or else the socket's own address (invalid once closed).
 func (s *Socket) LocalAddr() netip.AddrPort {
-	if s.orig != nil && s.orig.local.IsValid() {
-		return s.orig.local
+	if s.ext != nil && s.ext.local.IsValid() {
+		return s.ext.local
 	}
 	if s.closed {
 		return netip.AddrPort{}
@@ -86,17 +95,17 @@ func (s *Socket) LocalAddr() netip.AddrPort {
 // host) connects there, and one that chains through an upstream proxy (socks5,
 // connect) asks that proxy for it.
 func (s *Socket) SetDestination(host string, port int) {
-	o := s.origin()
+	o := s.extra()
 	o.destHost, o.destPort = host, port
 }
 
 // Destination returns the destination recorded with SetDestination; ok is
 // false when the client named none.
 func (s *Socket) Destination() (host string, port int, ok bool) {
-	if s.orig == nil || s.orig.destHost == "" {
+	if s.ext == nil || s.ext.destHost == "" {
 		return "", 0, false
 	}
-	return s.orig.destHost, s.orig.destPort, true
+	return s.ext.destHost, s.ext.destPort, true
 }
 
 func sockaddrAddrPort(sa unix.Sockaddr) netip.AddrPort {

@@ -28,10 +28,20 @@ type DatagramOptions struct {
 	Dropped *atomic.Uint64
 }
 
-// datagramState is what a datagram socket adds to a Socket.
+// datagramState is what a datagram socket adds to a Socket. The queue is
+// allocated the first time the socket cannot take a datagram: most flows
+// never need one, and an idle flow keeps two datagram sockets.
 type datagramState struct {
 	opts  DatagramOptions
-	queue datagramQueue // datagrams waiting to be written to the socket
+	queue *datagramQueue // datagrams waiting to be written to the socket
+}
+
+// queued reports the datagrams waiting to be written.
+func (d *datagramState) queued() int {
+	if d.queue == nil {
+		return 0
+	}
+	return d.queue.len()
 }
 
 // SetDatagram makes s a datagram socket: the relay moves one datagram per
@@ -52,7 +62,7 @@ func (s *Socket) Datagram() bool { return s.dgram != nil }
 // (writable) follows once it can send again. For a datagram socket, t.Recv
 // returns one datagram per call, and (0, nil) is an empty datagram, not EOF.
 func (l *Loop) Virtual(t Transport) *Socket {
-	return &Socket{fd: -1, loop: l, transport: t, detached: true}
+	return &Socket{fd: -1, loop: l, transport: t, detached: true, born: l.now()}
 }
 
 // ListenPacket opens a UDP socket bound to addr whose readiness goes to h;
@@ -73,7 +83,7 @@ func (l *Loop) ListenPacket(addr netip.AddrPort, h Handler) (*Socket, error) {
 	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, listenPacketBuffer)
 	s, _ := l.Adopt(fd, h)
 	if sa, err := unix.Getsockname(fd); err == nil {
-		s.nick = sockaddrString(sa)
+		s.SetNick(sockaddrString(sa))
 	}
 	l.WatchReader(s)
 	return s, nil
@@ -162,7 +172,7 @@ func (l *Loop) relayDatagram(src *Socket, data []byte) {
 	}
 	l.stats.Copied.Add(uint64(len(data)))
 	dst := src.Peer
-	if dst.dgram.queue.len() == 0 {
+	if dst.dgram.queued() == 0 {
 		_, err := dst.Write(data)
 		switch err {
 		case nil:
@@ -177,6 +187,9 @@ func (l *Loop) relayDatagram(src *Socket, data []byte) {
 			return
 		}
 	}
+	if dst.dgram.queue == nil {
+		dst.dgram.queue = new(datagramQueue)
+	}
 	if !dst.dgram.queue.push(data) {
 		src.dgram.dropped()
 		return
@@ -189,8 +202,8 @@ func (l *Loop) relayDatagram(src *Socket, data []byte) {
 // Writable writes the datagrams queued for s.
 func (datagramRelay) Writable(s *Socket) {
 	l := s.loop
-	q := &s.dgram.queue
-	for q.len() > 0 {
+	q := s.dgram.queue
+	for q != nil && q.len() > 0 {
 		_, err := s.Write(q.peek())
 		if err == unix.EAGAIN {
 			return

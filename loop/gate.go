@@ -122,7 +122,10 @@ func (g *Gate) admit(c *Socket) bool {
 			p.bySource[src]++
 		}
 	}
-	c.gate, c.source = g, src
+	c.gate = g
+	if src.IsValid() {
+		c.extra().source = src
+	}
 	return true
 }
 
@@ -149,8 +152,8 @@ func (g *Gate) leave(c *Socket) {
 	for p := g; p != nil; p = p.Parent {
 		p.open--
 		if p.MaxPerSource > 0 {
-			if p.bySource[c.source]--; p.bySource[c.source] <= 0 {
-				delete(p.bySource, c.source)
+			if p.bySource[c.ext.source]--; p.bySource[c.ext.source] <= 0 {
+				delete(p.bySource, c.ext.source)
 			}
 		}
 	}
@@ -189,10 +192,10 @@ func (l *Loop) IdleTimeout(s *Socket, d time.Duration) { l.idleCheck(s, d, d) }
 func (l *Loop) idleCheck(s *Socket, d, wait time.Duration) {
 	s.SetTimer(wait, func() {
 		last := s.lastRead
-		if s.Peer != nil && s.Peer.lastRead.After(last) {
-			last = s.Peer.lastRead
+		if s.Peer != nil {
+			last = max(last, s.Peer.lastRead)
 		}
-		if left := d - time.Since(last); left > 0 {
+		if left := d - time.Duration(l.now()-last); left > 0 {
 			l.idleCheck(s, d, left)
 			return
 		}

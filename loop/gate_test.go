@@ -24,7 +24,7 @@ func TestIdleTimeoutKeepsItsPeriod(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.Closer = closerFunc(func() { closed <- time.Now() })
-		s.lastRead = time.Now()
+		s.lastRead = l.now()
 		l.IdleTimeout(s, idle)
 		begin := time.Now()
 		var touch func()
@@ -33,7 +33,7 @@ func TestIdleTimeoutKeepsItsPeriod(t *testing.T) {
 				stopped = time.Now()
 				return
 			}
-			s.lastRead = time.Now()
+			s.lastRead = l.now()
 			l.AfterFunc(pace, touch)
 		}
 		l.AfterFunc(pace, touch)

@@ -62,9 +62,9 @@ func (l *Loop) addListener(fd int, ln *listener, nick string) (*Socket, error) {
 		unix.Close(fd)
 		return nil, err
 	}
-	s.nick = nick
+	s.SetNick(nick)
 	if l.noticing() {
-		l.notice("Add listener " + s.nick)
+		l.notice("Add listener " + s.Nick())
 	}
 	l.WatchReader(s)
 	if l.started {
@@ -92,7 +92,7 @@ func (l *Loop) startListeners() error {
 		}
 		if _, ok := s.handler.(*listener); ok {
 			if err := startListening(s); err != nil {
-				return fmt.Errorf("listen on %s: %w", s.nick, err)
+				return fmt.Errorf("listen on %s: %w", s.Nick(), err)
 			}
 		}
 	}
@@ -149,7 +149,7 @@ func (ln *listener) Readable(s *Socket) {
 				ln.pause(s, err)
 				return
 			}
-			l.log.Error("accept failed", "listener", s.nick, "err", err)
+			l.log.Error("accept failed", "listener", s.Nick(), "err", err)
 			return
 		}
 		if !ln.notTCP {
@@ -167,7 +167,7 @@ func (ln *listener) Readable(s *Socket) {
 			continue
 		}
 		if l.noticing() {
-			l.notice("New connection on listener " + s.nick)
+			l.notice("New connection on listener " + s.Nick())
 		}
 		ln.accept(c)
 	}
@@ -199,7 +199,7 @@ func (ln *listener) pause(s *Socket, err error) {
 	l := s.loop
 	if ln.pauses == 0 {
 		ln.pausedAt = time.Now()
-		l.log.Log(nil, LevelWarning, fmt.Sprintf("accept paused on %s: %v (retrying every %v)", s.nick, err, acceptBackoff))
+		l.log.Log(nil, LevelWarning, fmt.Sprintf("accept paused on %s: %v (retrying every %v)", s.Nick(), err, acceptBackoff))
 	}
 	ln.pauses++
 	l.UnwatchReader(s)
@@ -219,7 +219,7 @@ func (ln *listener) pause(s *Socket, err error) {
 // lets one client in), in one line with its length.
 func (ln *listener) resume(s *Socket) {
 	s.loop.log.Log(nil, LevelWarning, fmt.Sprintf("accept resumed on %s after %d pauses in %v",
-		s.nick, ln.pauses, time.Since(ln.pausedAt).Round(time.Millisecond)))
+		s.Nick(), ln.pauses, time.Since(ln.pausedAt).Round(time.Millisecond)))
 	ln.pauses = 0
 }
 

@@ -87,6 +87,7 @@ type Loop struct {
 	sockets []*Socket // indexed by fd: fds are small, dense integers
 	events  []event
 	timers  timerHeap
+	epoch   time.Time // the origin of Socket.born, on the monotonic clock
 	rings   *buffer.Pool
 	pipes   *buffer.PipePool
 	// pipeTrim is armed while the pool may hold pipes; pipesUsed says a
@@ -95,7 +96,7 @@ type Loop struct {
 	pipesUsed bool
 	scratch   []byte
 	closing   []int // fds closed during this pass, released at its end
-	passStart time.Time
+	passStart int64 // when the pass began, on the clock of Loop.now
 	passes    passCounters
 	// unpollable holds the split sockets with an fd that epoll refuses
 	// (a regular file): always ready, they are served on every pass.
@@ -160,6 +161,7 @@ func New(cfg Config) (*Loop, error) {
 		rings:   buffer.NewPool(ringSize, 256),
 		pipes:   buffer.NewPipePool(cfg.PipeSize, 32),
 		scratch: make([]byte, cfg.ChunkSize),
+		epoch:   time.Now(),
 	}, nil
 }
 
@@ -209,7 +211,7 @@ func (l *Loop) Run() error {
 			return err
 		}
 		start := time.Now()
-		l.passStart = start
+		l.passStart = int64(start.Sub(l.epoch))
 		for _, ev := range l.events {
 			l.dispatch(ev)
 		}

@@ -170,12 +170,12 @@ type countingPoller struct {
 	calls int
 }
 
-func (c *countingPoller) add(fd int, interest uint32) error {
+func (c *countingPoller) add(fd int, interest uint8) error {
 	c.calls++
 	return c.poller.add(fd, interest)
 }
 
-func (c *countingPoller) modify(fd int, interest uint32) error {
+func (c *countingPoller) modify(fd int, interest uint8) error {
 	c.calls++
 	return c.poller.modify(fd, interest)
 }

@@ -2,8 +2,8 @@ package loop
 
 // Interest bits, as the watch lists translate them for the poller.
 const (
-	watchRead  uint32 = 1 << iota // the socket is in the readers list (or the listeners list)
-	watchWrite                    // the socket is in the writers list
+	watchRead  uint8 = 1 << iota // the socket is in the readers list (or the listeners list)
+	watchWrite                   // the socket is in the writers list
 )
 
 // event is one readiness report from the poller.
@@ -18,9 +18,9 @@ type event struct {
 // small is what lets the loop above stay free of epoll details.
 type poller interface {
 	// add starts watching fd with the given interest.
-	add(fd int, interest uint32) error
+	add(fd int, interest uint8) error
 	// modify changes fd's interest.
-	modify(fd int, interest uint32) error
+	modify(fd int, interest uint8) error
 	// remove stops watching fd.
 	remove(fd int) error
 	// wait blocks up to timeoutMs (-1: forever) and appends ready events to evs.

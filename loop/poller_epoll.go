@@ -18,7 +18,7 @@ func newEpoller() (*epoller, error) {
 	return &epoller{epfd: fd, raw: make([]unix.EpollEvent, 256)}, nil
 }
 
-func epollMask(interest uint32) uint32 {
+func epollMask(interest uint8) uint32 {
 	var m uint32
 	if interest&watchRead != 0 {
 		// RDHUP reports a peer's FIN even when no read is pending, so a
@@ -31,12 +31,12 @@ func epollMask(interest uint32) uint32 {
 	return m
 }
 
-func (p *epoller) add(fd int, interest uint32) error {
+func (p *epoller) add(fd int, interest uint8) error {
 	ev := unix.EpollEvent{Events: epollMask(interest), Fd: int32(fd)}
 	return unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev)
 }
 
-func (p *epoller) modify(fd int, interest uint32) error {
+func (p *epoller) modify(fd int, interest uint8) error {
 	ev := unix.EpollEvent{Events: epollMask(interest), Fd: int32(fd)}
 	return unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, fd, &ev)
 }

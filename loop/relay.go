@@ -1,8 +1,6 @@
 package loop
 
 import (
-	"time"
-
 	"golang.org/x/sys/unix"
 )
 
@@ -33,9 +31,11 @@ func (l *Loop) Relay(client, server *Socket) {
 	client.Peer, server.Peer = server, client
 	for _, s := range [2]*Socket{client, server} {
 		s.handler = relay{}
-		s.lastRead = time.Now()
-		countCopied(s, s.Peer, s.early.Len())
-		s.early.MoveTo(&s.Peer.out)
+		s.lastRead = l.now()
+		if s.ext != nil {
+			countCopied(s, s.Peer, s.ext.early.Len())
+			s.ext.early.MoveTo(&s.Peer.out)
+		}
 	}
 	for _, s := range [2]*Socket{client, server} {
 		if !s.closed {

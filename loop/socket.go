@@ -77,33 +77,32 @@ type Socket struct {
 	Hook Hook
 	// Closer, if set, is told when the socket closes.
 	Closer Closer
-	// Raw says the socket is a plain stream that may be spliced (TCP, unix
-	// stream, a pipe): no transport and no protocol framing.
-	Raw bool
 
 	fd        int
 	wfd       int    // the fd written to: fd, except for a split socket
 	split     *split // the second fd's state, for a socket made of two fds
 	loop      *Loop
-	interest  uint32 // what the watch lists want
-	mask      uint32 // what the epoll set has; differs from interest only inside a hand-over
 	handler   Handler
 	transport Transport
-	nick      string
 	out       buffer.Queue // Net::Proxy's buffer: data waiting to be written to this socket
-	early     buffer.Queue // data read from this socket before it had a peer
 	pipe      *buffer.Pipe // spliced data waiting to be written to this socket
 	timer     *Timer
-	born      time.Time // for the access log's duration
-	target    string    // the server's name, for the access log
+	born      int64 // for the access log's duration (Loop.now)
+	lastRead  int64 // the pass that last read from the socket (IdleTimeout; Loop.now)
+	gate      *Gate // the gate that admitted the client, counted until it closes
 	traffic   Traffic
-	end       End
 	dgram     *datagramState // set for datagram sockets (see SetDatagram)
-	orig      *origin        // set by preambles: see addr.go
-	gate      *Gate          // the gate that admitted the client, counted until it closes
-	source    netip.Addr     // the client's address, when its gate needed it
-	lastRead  time.Time      // the pass that last read from the socket (IdleTimeout)
+	ext       *extra         // the slots few sockets use: see addr.go
 
+	// Raw says the socket is a plain stream that may be spliced (TCP, unix
+	// stream, a pipe): no transport and no protocol framing.
+	Raw bool
+
+	// The small fields, together so that no padding follows each: a socket
+	// lives as long as its connection, and an idle UDP flow is two of them.
+	interest     uint8 // what the watch lists want
+	mask         uint8 // what the epoll set has; differs from interest only inside a hand-over
+	end          End
 	readDone     bool // EOF or error read: nothing more comes from this socket
 	writeDone    bool // shut down for writing
 	shutPending  bool // shut down for writing once out drains
@@ -123,20 +122,21 @@ func (s *Socket) Loop() *Loop { return s.loop }
 func (s *Socket) Closed() bool { return s.closed }
 
 // SetNick sets the name used for the socket in log messages.
-func (s *Socket) SetNick(nick string) { s.nick = nick }
+func (s *Socket) SetNick(nick string) { s.extra().nick = nick }
 
 // Nick returns the socket's name for log messages. Unless set, it is the
 // remote address, computed on first use because formatting a name for every
 // accepted connection would cost connections per second.
 func (s *Socket) Nick() string {
-	if s.nick == "" {
-		if a := s.RemoteAddr(); a.IsValid() && (s.orig != nil || s.fd < 0) {
-			s.nick = a.String()
+	x := s.extra()
+	if x.nick == "" {
+		if a := s.RemoteAddr(); a.IsValid() && (x.remote.IsValid() || s.fd < 0) {
+			x.nick = a.String()
 		} else {
-			s.nick = remoteName(s.fd)
+			x.nick = remoteName(s.fd)
 		}
 	}
-	return s.nick
+	return x.nick
 }
 
 // SetHandler makes h receive the socket's events.
@@ -175,7 +175,7 @@ func (s *Socket) Stash(data []byte) {
 	if s.Hook != nil {
 		data = s.Hook(data, s)
 	}
-	s.early.Push(s.loop.rings, data)
+	s.extra().early.Push(s.loop.rings, data)
 }
 
 // Pending reports the bytes waiting to be written to the socket.

@@ -65,7 +65,7 @@ func (l *Loop) syncSplit(s *Socket) {
 	s.mask = s.interest
 }
 
-func (l *Loop) syncFd(s *Socket, fd int, fw *fdWatch, want uint32) {
+func (l *Loop) syncFd(s *Socket, fd int, fw *fdWatch, want uint8) {
 	switch {
 	case fw.unpollable || fw.watched == (want != 0):
 		return

@@ -71,7 +71,7 @@ func (d *unixDialer) try() {
 			return
 		}
 		s.Raw = d.typ == unix.SOCK_STREAM
-		s.nick = d.path
+		s.SetNick(d.path)
 		d.done(s, nil)
 		return
 	}

@@ -1,8 +1,6 @@
 package loop
 
 import (
-	"time"
-
 	"golang.org/x/sys/unix"
 )
 
@@ -28,7 +26,7 @@ func (s *Socket) Reading() bool { return s.interest&watchRead != 0 }
 // Writing reports whether s is in the writers list.
 func (s *Socket) Writing() bool { return s.interest&watchWrite != 0 }
 
-func (l *Loop) setInterest(s *Socket, interest uint32) {
+func (l *Loop) setInterest(s *Socket, interest uint8) {
 	s.interest = interest
 	l.syncInterest(s)
 }
@@ -65,7 +63,7 @@ func (l *Loop) syncInterest(s *Socket) {
 // server is reached costs no epoll_ctl, and is noticed gone when the relay
 // starts.
 func (l *Loop) Adopt(fd int, h Handler) (*Socket, error) {
-	s := &Socket{fd: fd, wfd: fd, loop: l, handler: h, born: time.Now()}
+	s := &Socket{fd: fd, wfd: fd, loop: l, handler: h, born: l.now()}
 	for fd >= len(l.sockets) {
 		l.sockets = append(l.sockets, make([]*Socket, len(l.sockets)+64)...)
 	}
@@ -127,7 +125,9 @@ func (l *Loop) Close(s *Socket) {
 		s.pipe = nil
 	}
 	s.out.Reset(l.rings)
-	s.early.Reset(l.rings)
+	if s.ext != nil {
+		s.ext.early.Reset(l.rings)
+	}
 	if s.transport != nil {
 		s.transport.Close()
 	}
