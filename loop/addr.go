@@ -23,6 +23,16 @@ type extra struct {
 	target        string       // the server's name, for the access log
 	early         buffer.Queue // data read from this socket before it had a peer
 	source        netip.Addr   // the client's address, when its gate needed it
+	split         *split       // the second fd's state, for a socket made of two fds
+}
+
+// splitState returns the state of a split socket's second fd, nil for a
+// socket of one fd.
+func (s *Socket) splitState() *split {
+	if s.ext == nil {
+		return nil
+	}
+	return s.ext.split
 }
 
 func (s *Socket) extra() *extra {

@@ -24,7 +24,7 @@ func WillFork() { forking.Store(true) }
 // socket, whose fds (a standard input and output) are usually copies of
 // fds that other processes hold too.
 func (l *Loop) forgetIfShared(s *Socket) {
-	if forking.Load() || s.split != nil {
+	if forking.Load() || s.splitState() != nil {
 		l.detach(s)
 	}
 }

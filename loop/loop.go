@@ -235,8 +235,8 @@ func (l *Loop) dispatch(ev event) {
 	if s == nil || s.closed {
 		return
 	}
-	if s.split != nil {
-		ev = s.split.route(s, ev)
+	if sp := s.splitState(); sp != nil {
+		ev = sp.route(s, ev)
 	}
 	if s.handler == nil {
 		// A socket parked without a handler (a client waiting for its

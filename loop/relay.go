@@ -252,7 +252,7 @@ func (l *Loop) shutdownWrite(s *Socket) {
 	switch {
 	case s.transport != nil:
 		s.transport.CloseWrite()
-	case s.split != nil:
+	case s.splitState() != nil:
 		l.closeWriteFd(s) // a pipe has no shutdown: closing it is its EOF
 	default:
 		unix.Shutdown(s.fd, unix.SHUT_WR)

@@ -79,8 +79,7 @@ type Socket struct {
 	Closer Closer
 
 	fd        int
-	wfd       int    // the fd written to: fd, except for a split socket
-	split     *split // the second fd's state, for a socket made of two fds
+	wfd       int // the fd written to: fd, except for a split socket
 	loop      *Loop
 	handler   Handler
 	transport Transport

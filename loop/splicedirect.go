@@ -21,7 +21,11 @@ func isPipe(fd int) bool {
 // splicesDirect says whether src's bytes can go to dst in one splice: one
 // of the two fds is a pipe, and no pipe from the pool holds dst's data.
 func splicesDirect(src, dst *Socket) bool {
-	return dst.pipe == nil && (src.split != nil && src.split.r.pipe || dst.split != nil && dst.split.w.pipe)
+	if dst.pipe != nil {
+		return false
+	}
+	from, to := src.splitState(), dst.splitState()
+	return from != nil && from.r.pipe || to != nil && to.w.pipe
 }
 
 // spliceDirect moves one chunk from src to dst in one splice.

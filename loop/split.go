@@ -32,8 +32,9 @@ func (l *Loop) AdoptSplit(r, w int, h Handler) (*Socket, error) {
 		return nil, err
 	}
 	s.wfd = w
-	s.split = &split{}
-	s.split.r.pipe, s.split.w.pipe = isPipe(r), isPipe(w)
+	sp := &split{}
+	sp.r.pipe, sp.w.pipe = isPipe(r), isPipe(w)
+	s.extra().split = sp
 	for w >= len(l.sockets) {
 		l.sockets = append(l.sockets, make([]*Socket, len(l.sockets)+64)...)
 	}
@@ -57,7 +58,7 @@ func (sp *split) route(s *Socket, ev event) event {
 
 // syncSplit makes the epoll set agree with the watch lists, fd by fd.
 func (l *Loop) syncSplit(s *Socket) {
-	sp := s.split
+	sp := s.splitState()
 	l.syncFd(s, s.fd, &sp.r, s.interest&watchRead)
 	if !sp.w.closed {
 		l.syncFd(s, s.wfd, &sp.w, s.interest&watchWrite)
@@ -79,7 +80,7 @@ func (l *Loop) syncFd(s *Socket, fd int, fw *fdWatch, want uint8) {
 	case nil:
 		fw.watched = true
 	case unix.EPERM:
-		if !s.split.r.unpollable && !s.split.w.unpollable {
+		if sp := s.splitState(); !sp.r.unpollable && !sp.w.unpollable {
 			l.unpollable = append(l.unpollable, s)
 		}
 		fw.unpollable = true
@@ -91,7 +92,7 @@ func (l *Loop) syncFd(s *Socket, fd int, fw *fdWatch, want uint8) {
 // closeWriteFd closes a split socket's write fd now (its reader sees EOF);
 // the read fd stays open.
 func (l *Loop) closeWriteFd(s *Socket) {
-	sp := s.split
+	sp := s.splitState()
 	if sp.w.closed {
 		return
 	}
@@ -105,7 +106,7 @@ func (l *Loop) closeWriteFd(s *Socket) {
 
 // detachSplit takes a split socket's fds out of the poller.
 func (l *Loop) detachSplit(s *Socket) {
-	sp := s.split
+	sp := s.splitState()
 	if sp.r.watched {
 		l.poll.remove(s.fd)
 	}
@@ -133,7 +134,7 @@ func (l *Loop) unpollableReady(s *Socket) event {
 	if s.closed || s.detached || s.handler == nil {
 		return event{}
 	}
-	sp := s.split
+	sp := s.splitState()
 	return event{
 		fd:       s.fd,
 		readable: sp.r.unpollable && s.interest&watchRead != 0,

@@ -37,7 +37,7 @@ func (l *Loop) syncInterest(s *Socket) {
 	if s.closed || s.detached || s.interest == s.mask && s.registered {
 		return
 	}
-	if s.split != nil {
+	if s.splitState() != nil {
 		l.syncSplit(s)
 		return
 	}
@@ -81,7 +81,7 @@ func (l *Loop) socket(fd int) *Socket {
 // detach takes s out of the poller for good while keeping it open.
 func (l *Loop) detach(s *Socket) {
 	if !s.detached && !s.closed {
-		if s.split != nil {
+		if s.splitState() != nil {
 			l.detachSplit(s)
 		}
 		if s.registered {
@@ -117,7 +117,7 @@ func (l *Loop) Close(s *Socket) {
 		l.sockets[s.fd] = nil
 		l.closing = append(l.closing, s.fd)
 	}
-	if s.split != nil {
+	if s.splitState() != nil {
 		l.closeWriteFd(s)
 	}
 	if s.pipe != nil {
