@@ -19,7 +19,7 @@
 // the proxy's out connector opens the server for it; Connected starts the
 // relay and Failed logs why the flow could not be served and ends it. A flow
 // ends, and counts as a closed connection, when it has been idle for
-// Timeout, when it is evicted because MaxFlows are open (the least recently
+// Timeout (a sweep every Timeout/4 finds it), when it is evicted because MaxFlows are open (the least recently
 // used goes), or when the server's host answers with an ICMP port
 // unreachable. Replies go back to the client from the listening socket.
 //

@@ -28,7 +28,7 @@ type flow struct {
 	t      *table
 	client *loop.Socket
 	addr   loop.PacketAddr // as the kernel gave it, to answer without conversion
-	held   [][]byte        // datagrams that came while the server was being opened
+	held   *[][]byte       // datagrams that came while the server was being opened, if any
 	last   int64           // when the flow last saw a datagram (table.now)
 
 	prev, next *flow // LRU ring: the least recently used is expired first
@@ -39,11 +39,14 @@ type flow struct {
 // once the flow is relayed: the relay reads it at once through Recv.
 func (f *flow) deliver(data []byte) {
 	if f.client.Peer == nil {
-		if len(f.held) == maxHeld {
+		if f.held == nil {
+			f.held = new([][]byte)
+		}
+		if len(*f.held) == maxHeld {
 			f.t.stats.Dropped.Add(1)
 			return
 		}
-		f.held = append(f.held, bytes.Clone(data))
+		*f.held = append(*f.held, bytes.Clone(data))
 		return
 	}
 	f.t.current, f.t.delivering = data, f
@@ -84,10 +87,10 @@ func (f *flow) end() {
 // Recv implements loop.Transport: the datagrams held, then the one being
 // delivered.
 func (f *flow) Recv(p []byte) (int, error) {
-	if len(f.held) > 0 {
-		n := copy(p, f.held[0])
-		f.held[0] = nil
-		if f.held = f.held[1:]; len(f.held) == 0 {
+	if f.held != nil {
+		held := *f.held
+		n := copy(p, held[0])
+		if *f.held = held[1:]; len(*f.held) == 0 {
 			f.held = nil
 		}
 		return n, nil
