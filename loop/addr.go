@@ -11,8 +11,8 @@ import (
 // extra holds the slots of a socket that few sockets use: what a preamble
 // learned about a client (the address a PROXY header carried, the
 // destination a SOCKS5 or CONNECT request named), the data stashed before
-// a relay (dual, connect), and the names for logs, which a socket gets only
-// when something is logged about it. It is
+// a relay (dual, connect), the names for logs (which a socket gets only when
+// something is logged about it), and a split socket's second fd. It is
 // allocated only for the sockets that have one, so that a plain relayed
 // socket, and each of an idle UDP flow's two, pays a pointer for it.
 type extra struct {

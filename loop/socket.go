@@ -129,7 +129,11 @@ func (s *Socket) SetNick(nick string) { s.extra().nick = nick }
 func (s *Socket) Nick() string {
 	x := s.extra()
 	if x.nick == "" {
-		if a := s.RemoteAddr(); a.IsValid() && (x.remote.IsValid() || s.fd < 0) {
+		a := x.remote
+		if !a.IsValid() && s.fd < 0 {
+			a = s.RemoteAddr() // a Virtual socket's, from its transport
+		}
+		if a.IsValid() {
 			x.nick = a.String()
 		} else {
 			x.nick = remoteName(s.fd)

@@ -335,3 +335,25 @@ func TestFirstBurstHeld(t *testing.T) {
 		}
 	}
 }
+
+// TestFlowNamedByClient: a flow's client socket keeps no name, yet its nick
+// and RemoteAddr (what logs, hooks and the access log see) are the client's
+// address, asked of the flow when needed.
+func TestFlowNamedByClient(t *testing.T) {
+	t.Parallel()
+	names := make(chan string, 1)
+	hook := func(data []byte, s *loop.Socket) []byte {
+		select {
+		case names <- s.Nick() + " " + s.RemoteAddr().String():
+		default:
+		}
+		return data
+	}
+	r := startRelay(t, &In{Hook: hook}, out(nproxytest.UDPEcho(t, "127.0.0.1")))
+	c := client(t, r.addr)
+	exchange(t, c, []byte("who am I"))
+	me := c.LocalAddr().String()
+	if got := <-names; got != me+" "+me {
+		t.Fatalf("nick and remote address %q, want %q twice", got, me)
+	}
+}
