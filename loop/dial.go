@@ -74,8 +74,24 @@ func (l *Loop) DialWith(opt DialOptions, host string, port int, timeout time.Dur
 // name resolved off the loop), and hands it to done as a datagram socket
 // (see SetDatagram). A connected UDP socket receives only from its server,
 // and learns from an ICMP port unreachable (ECONNREFUSED on its next read).
+// For an IP address, done runs before DialDatagram returns: connect(2) on UDP
+// only sets the peer, at once, so the socket is handed over without a
+// dialer, a timer and a wait for writability, which every UDP flow would pay
+// for (the udp in connector opens a socket per client).
 func (l *Loop) DialDatagram(host string, port int, timeout time.Duration, done DialFunc) {
-	l.dial(unix.SOCK_DGRAM, DialOptions{}, host, port, timeout, done)
+	a, err := netip.ParseAddr(unbracket(host))
+	if err != nil {
+		l.dial(unix.SOCK_DGRAM, DialOptions{}, host, port, timeout, done)
+		return
+	}
+	fd, err := connectedSocket(unix.SOCK_DGRAM, DialOptions{}, netip.AddrPortFrom(a, uint16(port)))
+	if err != nil {
+		done(nil, dialFailure(host, port, err))
+		return
+	}
+	s, _ := l.Adopt(fd, nil)
+	s.SetDatagram(DatagramOptions{})
+	done(s, nil)
 }
 
 func (l *Loop) dial(sotype int, opt DialOptions, host string, port int, timeout time.Duration, done DialFunc) {
@@ -153,20 +169,8 @@ func (d *dialer) next() {
 }
 
 func (d *dialer) connect(ap netip.AddrPort) (*Socket, error) {
-	fd, err := unix.Socket(family(ap.Addr()), d.sotype|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := connectedSocket(d.sotype, d.opt, ap)
 	if err != nil {
-		return nil, err
-	}
-	if d.sotype == unix.SOCK_STREAM {
-		setNoDelay(fd)
-	}
-	if err := d.bind(fd, ap.Addr()); err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
-	err = unix.Connect(fd, sockaddr(ap))
-	if err != nil && err != unix.EINPROGRESS {
-		unix.Close(fd)
 		return nil, err
 	}
 	s, err := d.l.Adopt(fd, d)
@@ -184,17 +188,39 @@ func (d *dialer) connect(ap netip.AddrPort) (*Socket, error) {
 	return s, nil
 }
 
-// bind applies the options' local address, if any, to fd before its
+// connectedSocket opens a non-blocking socket of sotype and starts its
+// connect to ap (a UDP one is connected on return), bound as opt says.
+func connectedSocket(sotype int, opt DialOptions, ap netip.AddrPort) (int, error) {
+	fd, err := unix.Socket(family(ap.Addr()), sotype|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	if sotype == unix.SOCK_STREAM {
+		setNoDelay(fd)
+	}
+	if err := bindLocal(fd, opt, ap.Addr()); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	err = unix.Connect(fd, sockaddr(ap))
+	if err != nil && err != unix.EINPROGRESS {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// bindLocal applies the options' local address, if any, to fd before its
 // connect to an address of to's family.
-func (d *dialer) bind(fd int, to netip.Addr) error {
-	local := d.opt.Local
+func bindLocal(fd int, opt DialOptions, to netip.Addr) error {
+	local := opt.Local
 	if !local.IsValid() {
 		return nil
 	}
 	if local.Addr().Is4() != to.Is4() {
 		return fmt.Errorf("can't bind %s to reach %s: not the same address family", local, to)
 	}
-	if d.opt.Transparent {
+	if opt.Transparent {
 		var err error
 		if to.Is4() {
 			err = unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_TRANSPARENT, 1)
@@ -246,8 +272,10 @@ func (d *dialer) expire() {
 	d.finish(nil, d.failure(unix.ETIMEDOUT))
 }
 
-func (d *dialer) failure(err error) error {
-	return fmt.Errorf("can't connect to %s: %w", net.JoinHostPort(d.host, strconv.Itoa(d.port)), err)
+func (d *dialer) failure(err error) error { return dialFailure(d.host, d.port, err) }
+
+func dialFailure(host string, port int, err error) error {
+	return fmt.Errorf("can't connect to %s: %w", net.JoinHostPort(host, strconv.Itoa(port)), err)
 }
 
 func (d *dialer) finish(s *Socket, err error) {

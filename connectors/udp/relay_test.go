@@ -318,9 +318,12 @@ func TestHookSeesOneDatagram(t *testing.T) {
 
 // TestFirstBurstHeld: a client's first 64 datagrams, sent back to back
 // before its flow has a server socket, are held and all delivered, in order.
+// The server is named, so that its socket is opened after a resolution off
+// the loop (an IP address is connected at once: nothing would be held), and
+// listens on every address, so that localhost reaches it as 127.0.0.1 or ::1.
 func TestFirstBurstHeld(t *testing.T) {
 	t.Parallel()
-	r := startRelay(t, &In{}, out(nproxytest.UDPEcho(t, "127.0.0.1")))
+	r := startRelay(t, &In{}, &Out{Host: "localhost", Port: nproxytest.UDPEcho(t, "::")})
 	c := client(t, r.addr)
 	const n = batchRounds * batchSize
 	for i := range n {
