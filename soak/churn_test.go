@@ -56,6 +56,23 @@ func settledSelf(start inProcess) inProcess {
 	}
 }
 
+// quietSelf measures this process once its fds and goroutines stop
+// falling: the warm-up's last connections are still closing when its
+// clients return, and a baseline taken then would hide a leak of as many.
+func quietSelf() inProcess {
+	prev := measureSelf()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		u := measureSelf()
+		if u.fds >= prev.fds && u.goroutines >= prev.goroutines {
+			return u
+		}
+		prev = u
+	}
+	return prev
+}
+
 // churnHeapSlack is the heap growth allowed over a churn: 2 MiB, 20 bytes
 // per connection of 100,000. nproxy's per-loop tables already reached the
 // churn's concurrency in the warm-up, so a leak of anything a connection
@@ -93,7 +110,7 @@ func churn(t *testing.T, r *row, _ time.Duration) {
 		return time.Since(begin)
 	}
 	round(2000)
-	start := settledSelf(measureSelf())
+	start := quietSelf()
 	n := churnCount()
 	took := round(n)
 	end := settledSelf(start)
