@@ -2,6 +2,7 @@ package nproxytest
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -30,14 +31,32 @@ func Dial(t testing.TB, port int) *net.TCPConn {
 	return c.(*net.TCPConn)
 }
 
+// ErrDataBeforeEOF is what ReadEOF returns when bytes came where the end of
+// the stream was due.
+var ErrDataBeforeEOF = errors.New("bytes where the end of stream was due")
+
+// ReadEOF reads c for up to d and returns nil if the stream ends cleanly
+// there; it returns ErrDataBeforeEOF if a byte comes first, and the read's
+// error for a reset or a timeout, which are no clean end.
+func ReadEOF(c net.Conn, d time.Duration) error {
+	c.SetReadDeadline(time.Now().Add(d))
+	var b [1]byte
+	n, err := c.Read(b[:])
+	switch {
+	case n > 0:
+		return ErrDataBeforeEOF
+	case err != io.EOF:
+		return fmt.Errorf("want EOF within %v: %w", d, err)
+	}
+	return nil
+}
+
 // ExpectEOF fails t unless c reads a clean end of stream within d, with no
 // byte before it: a reset or a timeout is not an EOF.
 func ExpectEOF(t testing.TB, c net.Conn, d time.Duration) {
 	t.Helper()
-	c.SetReadDeadline(time.Now().Add(d))
-	var b [1]byte
-	if n, err := c.Read(b[:]); n != 0 || err != io.EOF {
-		t.Fatalf("want EOF within %v, got %d bytes, %v", d, n, err)
+	if err := ReadEOF(c, d); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -52,6 +71,15 @@ func ExpectClosed(t testing.TB, c net.Conn, d time.Duration) []byte {
 		t.Fatalf("not closed within %v: %v (read %q)", d, err, got)
 	}
 	return got
+}
+
+// ExpectEnd fails t unless the far side closes c, with a FIN or a reset,
+// within d and without a byte before.
+func ExpectEnd(t testing.TB, c net.Conn, d time.Duration) {
+	t.Helper()
+	if got := ExpectClosed(t, c, d); len(got) > 0 {
+		t.Fatalf("read %q where the connection should have ended", got)
+	}
 }
 
 // IsReset reports whether err says that the peer reset the connection.
@@ -77,9 +105,7 @@ func DialClosed(t testing.TB, port int, send []byte, d time.Duration) {
 	}
 	defer c.Close()
 	c.Write(send) // the far side may have closed already: the read says
-	if got := ExpectClosed(t, c, d); len(got) > 0 {
-		t.Fatalf("port %d: read %q before the close", port, got)
-	}
+	ExpectEnd(t, c, d)
 }
 
 // ClosedOnDial reports whether a dial error says that the far side closed

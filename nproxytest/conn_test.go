@@ -1,6 +1,7 @@
 package nproxytest_test
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -65,6 +66,15 @@ func TestExpectEOF(t *testing.T) {
 	}
 }
 
+// ReadEOF tells bytes before the end from other failures.
+func TestReadEOFData(t *testing.T) {
+	t.Parallel()
+	c := nproxytest.Dial(t, server(t, answers))
+	if err := nproxytest.ReadEOF(c, 5*time.Second); !errors.Is(err, nproxytest.ErrDataBeforeEOF) {
+		t.Errorf("ReadEOF after data: %v, want ErrDataBeforeEOF", err)
+	}
+}
+
 // ExpectClosed takes a close or a reset and returns what came before.
 func TestExpectClosed(t *testing.T) {
 	t.Parallel()
@@ -79,6 +89,22 @@ func TestExpectClosed(t *testing.T) {
 		var got []byte
 		if failed := fails(t, func(tb testing.TB) { got = nproxytest.ExpectClosed(tb, c, 300*time.Millisecond) }); failed != tc.fail || string(got) != tc.got {
 			t.Errorf("%s: ExpectClosed failed: %v, returned %q; want %v, %q", tc.name, failed, got, tc.fail, tc.got)
+		}
+	}
+}
+
+// ExpectEnd takes a close or a reset without data, and nothing else.
+func TestExpectEnd(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		serve func(*net.TCPConn)
+		fail  bool
+	}{{"close", closes, false}, {"reset", resets, false}, {"data", answers, true}, {"open", stays, true}} {
+		c := nproxytest.Dial(t, server(t, tc.serve))
+		c.Write([]byte("hello"))
+		if got := fails(t, func(tb testing.TB) { nproxytest.ExpectEnd(tb, c, 300*time.Millisecond) }); got != tc.fail {
+			t.Errorf("%s: ExpectEnd failed: %v, want %v", tc.name, got, tc.fail)
 		}
 	}
 }
