@@ -50,18 +50,41 @@ var (
 	stays   = func(c *net.TCPConn) {}
 )
 
-// ExpectEOF takes a clean close and nothing else.
-func TestExpectEOF(t *testing.T) {
+// Each helper that waits for a connection's end passes or fails on each way
+// a server can end it (or not): a FIN, a reset, data then a FIN, nothing.
+func TestEndHelpers(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
+	const d = 300 * time.Millisecond
+	dialed := func(check func(testing.TB, net.Conn)) func(testing.TB, int) {
+		return func(tb testing.TB, port int) {
+			c := nproxytest.Dial(t, port)
+			c.Write([]byte("hello"))
+			check(tb, c)
+		}
+	}
+	var got []byte // what ExpectClosed returned
+	helpers := []struct {
 		name  string
-		serve func(*net.TCPConn)
-		fail  bool
-	}{{"close", closes, false}, {"reset", resets, true}, {"data", answers, true}, {"open", stays, true}} {
-		c := nproxytest.Dial(t, server(t, tc.serve))
-		c.Write([]byte("hello"))
-		if got := fails(t, func(tb testing.TB) { nproxytest.ExpectEOF(tb, c, 300*time.Millisecond) }); got != tc.fail {
-			t.Errorf("%s: ExpectEOF failed: %v, want %v", tc.name, got, tc.fail)
+		check func(tb testing.TB, port int)
+		fails [4]bool // closes, resets, answers, stays
+		got   string  // from ExpectClosed, after answers
+	}{
+		{"ExpectEOF", dialed(func(tb testing.TB, c net.Conn) { nproxytest.ExpectEOF(tb, c, d) }), [4]bool{false, true, true, true}, ""},
+		{"ExpectEnd", dialed(func(tb testing.TB, c net.Conn) { nproxytest.ExpectEnd(tb, c, d) }), [4]bool{false, false, true, true}, ""},
+		{"ExpectClosed", dialed(func(tb testing.TB, c net.Conn) { got = nproxytest.ExpectClosed(tb, c, d) }), [4]bool{false, false, false, true}, "no"},
+		{"DialClosed", func(tb testing.TB, port int) { nproxytest.DialClosed(tb, port, []byte("hello"), d) }, [4]bool{false, false, true, true}, ""},
+	}
+	serves := []func(*net.TCPConn){closes, resets, answers, stays}
+	for _, h := range helpers {
+		for i, serve := range serves {
+			got = nil
+			port := server(t, serve)
+			if failed := fails(t, func(tb testing.TB) { h.check(tb, port) }); failed != h.fails[i] {
+				t.Errorf("%s failed on server %d: %v, want %v", h.name, i, failed, h.fails[i])
+			}
+			if h.name == "ExpectClosed" && i == 2 && string(got) != h.got {
+				t.Errorf("ExpectClosed returned %q, want %q", got, h.got)
+			}
 		}
 	}
 }
@@ -72,55 +95,6 @@ func TestReadEOFData(t *testing.T) {
 	c := nproxytest.Dial(t, server(t, answers))
 	if err := nproxytest.ReadEOF(c, 5*time.Second); !errors.Is(err, nproxytest.ErrDataBeforeEOF) {
 		t.Errorf("ReadEOF after data: %v, want ErrDataBeforeEOF", err)
-	}
-}
-
-// ExpectClosed takes a close or a reset and returns what came before.
-func TestExpectClosed(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		name  string
-		serve func(*net.TCPConn)
-		fail  bool
-		got   string
-	}{{"close", closes, false, ""}, {"reset", resets, false, ""}, {"data", answers, false, "no"}, {"open", stays, true, ""}} {
-		c := nproxytest.Dial(t, server(t, tc.serve))
-		c.Write([]byte("hello"))
-		var got []byte
-		if failed := fails(t, func(tb testing.TB) { got = nproxytest.ExpectClosed(tb, c, 300*time.Millisecond) }); failed != tc.fail || string(got) != tc.got {
-			t.Errorf("%s: ExpectClosed failed: %v, returned %q; want %v, %q", tc.name, failed, got, tc.fail, tc.got)
-		}
-	}
-}
-
-// ExpectEnd takes a close or a reset without data, and nothing else.
-func TestExpectEnd(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		name  string
-		serve func(*net.TCPConn)
-		fail  bool
-	}{{"close", closes, false}, {"reset", resets, false}, {"data", answers, true}, {"open", stays, true}} {
-		c := nproxytest.Dial(t, server(t, tc.serve))
-		c.Write([]byte("hello"))
-		if got := fails(t, func(tb testing.TB) { nproxytest.ExpectEnd(tb, c, 300*time.Millisecond) }); got != tc.fail {
-			t.Errorf("%s: ExpectEnd failed: %v, want %v", tc.name, got, tc.fail)
-		}
-	}
-}
-
-// DialClosed takes a close or a reset without data, and nothing else.
-func TestDialClosed(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		name  string
-		serve func(*net.TCPConn)
-		fail  bool
-	}{{"close", closes, false}, {"reset", resets, false}, {"data", answers, true}, {"open", stays, true}} {
-		port := server(t, tc.serve)
-		if got := fails(t, func(tb testing.TB) { nproxytest.DialClosed(tb, port, []byte("hello"), 300*time.Millisecond) }); got != tc.fail {
-			t.Errorf("%s: DialClosed failed: %v, want %v", tc.name, got, tc.fail)
-		}
 	}
 }
 
