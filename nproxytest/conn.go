@@ -73,6 +73,12 @@ func ExpectClosed(t testing.TB, c net.Conn, d time.Duration) []byte {
 	return got
 }
 
+// IsTimeout reports whether err is a deadline that passed.
+func IsTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // ExpectEnd fails t unless the far side closes c, with a FIN or a reset,
 // within d and without a byte before.
 func ExpectEnd(t testing.TB, c net.Conn, d time.Duration) {

@@ -242,15 +242,10 @@ func TestSlowProxyDoesNotStall(t *testing.T) {
 	}
 	for _, c := range stuck {
 		c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
-		if n, err := c.Read(make([]byte, 1)); n != 0 || !isTimeout(err) {
+		if n, err := c.Read(make([]byte, 1)); n != 0 || !nproxytest.IsTimeout(err) {
 			t.Errorf("a client of the slow proxy got %d bytes, %v", n, err)
 		}
 	}
-}
-
-func isTimeout(err error) bool {
-	ne, ok := err.(net.Error)
-	return ok && ne.Timeout()
 }
 
 // TestNetProxyTcpConnect is Net::Proxy's t/tcp_connect scenario: a
