@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"regexp"
 	"runtime"
 	"strings"
@@ -411,7 +410,7 @@ func TestUnflushedSocketClosesWhenItsRemoteGoes(t *testing.T) {
 // Many connections leave no file descriptor and no goroutine behind.
 func TestNoLeaks(t *testing.T) {
 	srv := &nproxy.Server{}
-	fdsBefore, gBefore := openFds(t), runtime.NumGoroutine()
+	fdsBefore, gBefore := nproxytest.OpenFDs(t), runtime.NumGoroutine()
 	func() {
 		b := newBackend(t)
 		p, port := tcpProxy(t, b.port)
@@ -439,7 +438,7 @@ func TestNoLeaks(t *testing.T) {
 	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		fds, gs := openFds(t), runtime.NumGoroutine()
+		fds, gs := nproxytest.OpenFDs(t), runtime.NumGoroutine()
 		if fds <= fdsBefore && gs <= gBefore+2 {
 			return
 		}
@@ -448,14 +447,6 @@ func TestNoLeaks(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func openFds(t testing.TB) int {
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		nproxytest.Unavailable(t, "no /proc/self/fd: %v", err)
-	}
-	return len(entries)
 }
 
 // Several loops share the port through SO_REUSEPORT and relay every

@@ -120,11 +120,7 @@ func exists(pid int) bool {
 func TestCommandNotFound(t *testing.T) {
 	port, logs, _ := proxyTo(t, &Out{Argv: []string{"/nonexistent/program"}})
 	for range 2 {
-		c := nproxytest.Dial(t, port)
-		got, err := io.ReadAll(c) // EOF, or a reset
-		if len(got) != 0 || err != nil && !strings.Contains(err.Error(), "reset") {
-			t.Fatalf("got %q (%v) from a command that does not exist", got, err)
-		}
+		nproxytest.DialClosed(t, port, nil, 5*time.Second)
 	}
 	logs.WaitFor(t, `can't run ["/nonexistent/program"]`)
 }
@@ -190,7 +186,7 @@ func TestNoLeaks(t *testing.T) {
 		}
 		return countChildren(t) == 0
 	})
-	fds := countFds(t)
+	fds := nproxytest.OpenFDs(t)
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Add(1)
@@ -211,7 +207,7 @@ func TestNoLeaks(t *testing.T) {
 	wg.Wait()
 	waitFor(t, "1,000 connections to close", func() bool { return p.Closed() == 1000 })
 	waitFor(t, "the fd and child counts to return", func() bool {
-		f, k := countFds(t), countChildren(t)
+		f, k := nproxytest.OpenFDs(t), countChildren(t)
 		if f != fds {
 			kinds := map[string]int{}
 			entries, _ := os.ReadDir("/proc/self/fd")
@@ -223,14 +219,6 @@ func TestNoLeaks(t *testing.T) {
 		}
 		return f == fds && k == 0
 	})
-}
-
-func countFds(t *testing.T) int {
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(entries)
 }
 
 // countChildren counts the test process's children, zombies included.

@@ -3,7 +3,6 @@ package udp
 import (
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -140,16 +139,6 @@ func waitCounts(t testing.TB, in *In, what string, ok func(Counts) bool) Counts 
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// openFds counts the process's open file descriptors.
-func openFds(t testing.TB) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
 }
 
 func out(port int) *Out { return &Out{Host: "127.0.0.1", Port: port} }

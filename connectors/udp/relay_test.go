@@ -118,12 +118,12 @@ func TestIdleFlowsExpireAndFdsReturn(t *testing.T) {
 	for range 50 {
 		clients = append(clients, client(t, r.addr))
 	}
-	base := openFds(t)
+	base := nproxytest.OpenFDs(t)
 	for _, c := range clients {
 		c.Write([]byte("anyone?"))
 	}
 	waitCounts(t, r.in, "50 flows open", func(c Counts) bool { return c.FlowsOpened == 50 })
-	if n := openFds(t); n < base+50 {
+	if n := nproxytest.OpenFDs(t); n < base+50 {
 		t.Fatalf("%d fds with 50 flows open, %d before: no socket per flow?", n, base)
 	}
 	start := time.Now()
@@ -135,9 +135,9 @@ func TestIdleFlowsExpireAndFdsReturn(t *testing.T) {
 		t.Fatalf("counts %+v, proxy opened %d closed %d", got, r.proxy.Opened(), r.proxy.Closed())
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for openFds(t) > base {
+	for nproxytest.OpenFDs(t) > base {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d fds after every flow expired, %d before", openFds(t), base)
+			t.Fatalf("%d fds after every flow expired, %d before", nproxytest.OpenFDs(t), base)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
