@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -129,5 +130,31 @@ func TestFirstDiff(t *testing.T) {
 		if got := nproxytest.FirstDiff([]byte(tc.a), []byte(tc.b)); got != tc.want {
 			t.Errorf("FirstDiff(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
 		}
+	}
+}
+
+// ServeTCP's handlers see their connections closed when the test ends, and
+// the test waits for them: none outlives it.
+func TestServeTCPEndsHandlers(t *testing.T) {
+	t.Parallel()
+	started, returned := make(chan struct{}), make(chan struct{})
+	var client net.Conn
+	t.Run("serve", func(t *testing.T) {
+		port := nproxytest.ServeTCP(t, func(c net.Conn) {
+			defer close(returned)
+			close(started)
+			io.Copy(io.Discard, c) // until the connection closes
+		})
+		var err error
+		if client, err = net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err != nil {
+			t.Fatal(err)
+		}
+		<-started
+	})
+	defer client.Close() // open until the subtest's cleanup is over
+	select {
+	case <-returned:
+	default:
+		t.Fatal("a handler still ran after its test ended")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os/exec"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,25 +37,84 @@ func Serve(t testing.TB, proxies ...*nproxy.Proxy) {
 	})
 }
 
-// EchoServer serves TCP echo on 127.0.0.1 until the test ends, half-closing
-// after the client's EOF, and returns its port.
+// EchoServer serves TCP echo (see Echo) on 127.0.0.1 until the test ends,
+// and returns its port.
 func EchoServer(t testing.TB) int {
 	t.Helper()
+	return ServeTCP(t, Echo)
+}
+
+// Echo sends back what c reads until EOF, then half-closes c. It copies
+// through user space: Go's own splice would take pipes from a pool that
+// only the garbage collector closes, and a test counting descriptors would
+// see them.
+func Echo(c net.Conn) {
+	io.Copy(struct{ io.Writer }{c}, struct{ io.Reader }{c})
+	c.(interface{ CloseWrite() error }).CloseWrite()
+}
+
+// ServeTCP runs ServeOn on a new listener of 127.0.0.1 (see Listener), and
+// returns its port.
+func ServeTCP(t testing.TB, handle func(net.Conn)) int {
+	t.Helper()
 	ln := Listener(t)
-	go func() {
+	ServeOn(t, ln, handle)
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// ServeOn accepts on ln until the test ends, running handle on a goroutine
+// of its own for each connection, which is closed when handle returns.
+// When the test ends it closes ln and the connections still open, and
+// fails t if a handler still runs 5 s later.
+func ServeOn(t testing.TB, ln net.Listener, handle func(net.Conn)) {
+	t.Helper()
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		open   = map[net.Conn]bool{}
+		closed bool
+	)
+	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			go func() {
-				io.Copy(c, c)
-				c.(*net.TCPConn).CloseWrite()
+			mu.Lock()
+			if closed {
+				mu.Unlock()
 				c.Close()
-			}()
+				return
+			}
+			open[c] = true
+			mu.Unlock()
+			wg.Go(func() {
+				defer func() {
+					mu.Lock()
+					delete(open, c)
+					mu.Unlock()
+					c.Close()
+				}()
+				handle(c)
+			})
 		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		closed = true
+		for c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		ended := make(chan struct{})
+		go func() { wg.Wait(); close(ended) }()
+		select {
+		case <-ended:
+		case <-time.After(5 * time.Second):
+			t.Error("connection handlers still running 5 s after their connections closed")
+		}
+	})
 }
 
 // WaitListening waits up to 5 s for something to listen on port of
