@@ -22,6 +22,17 @@ func tcpProxy(t testing.TB, backend int) (*nproxy.Proxy, int) {
 	return nproxy.New(&tcp.In{Host: "127.0.0.1", Port: port}, &tcp.Out{Host: "127.0.0.1", Port: backend}), port
 }
 
+// relayPair runs Mainloop(max) on a Server of its own, relaying a fresh
+// port to a new backend, and returns a client connected through it, the
+// backend's end of that connection, and the run.
+func relayPair(t testing.TB, max int) (c, s *net.TCPConn, run *nproxytest.Run) {
+	t.Helper()
+	b := newBackend(t)
+	p, port := tcpProxy(t, b.port)
+	run = nproxytest.StartServer(t, &nproxy.Server{}, max, p)
+	return nproxytest.Dial(t, port), b.accept(t), run
+}
+
 // backend is a real TCP server on 127.0.0.1 whose connections are handed to
 // the test one by one.
 type backend struct {

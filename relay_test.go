@@ -370,11 +370,7 @@ func TestHookGrowth(t *testing.T) {
 // A reset from the server reaches the client as a reset or EOF at once.
 func TestResetPropagates(t *testing.T) {
 	t.Parallel()
-	srv := &nproxy.Server{}
-	b := newBackend(t)
-	p, port := tcpProxy(t, b.port)
-	nproxytest.StartServer(t, srv, 0, p)
-	c, s := nproxytest.Dial(t, port), b.accept(t)
+	c, s, _ := relayPair(t, 0)
 	io.WriteString(c, "hello\n")
 	sr := bufio.NewReader(s)
 	readLine(t, s, sr)
@@ -387,11 +383,7 @@ func TestResetPropagates(t *testing.T) {
 // own remote end goes away is still closed, and so is its peer.
 func TestUnflushedSocketClosesWhenItsRemoteGoes(t *testing.T) {
 	t.Parallel()
-	srv := &nproxy.Server{}
-	b := newBackend(t)
-	p, port := tcpProxy(t, b.port)
-	done := nproxytest.StartServer(t, srv, 1, p)
-	c, s := nproxytest.Dial(t, port), b.accept(t)
+	c, s, done := relayPair(t, 1)
 	s.SetReadBuffer(16 << 10)
 	// Fill everything between the client and the server that does not read.
 	chunk := make([]byte, 64<<10)

@@ -181,12 +181,13 @@ func EchoThrough(t testing.TB, port, n int, halfClose bool, d time.Duration) {
 }
 
 // StartPeer starts the program at path with args until the test ends (then
-// it is killed by pid); its output is shown if the test failed.
-func StartPeer(t testing.TB, path string, args ...string) {
+// it is killed by pid), and returns its output so far; the output is shown
+// if the test failed.
+func StartPeer(t testing.TB, path string, args ...string) *LogBuffer {
 	t.Helper()
-	var out LogBuffer
+	out := &LogBuffer{}
 	cmd := exec.Command(path, args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -197,4 +198,5 @@ func StartPeer(t testing.TB, path string, args ...string) {
 			t.Logf("%s's output:\n%s", path, out.String())
 		}
 	})
+	return out
 }

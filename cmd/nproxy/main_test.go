@@ -228,37 +228,12 @@ func (b *goServer) accept(t *testing.T) net.Conn {
 // faster than socat forks. It returns the port.
 func goEcho(t *testing.T, addr string) int {
 	t.Helper()
-	b := newGoServer(t, addr)
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	wg.Go(func() {
-		for {
-			select {
-			case c := <-b.conns:
-				wg.Go(func() {
-					io.Copy(c, c)
-					c.(*net.TCPConn).CloseWrite()
-				})
-			case <-stop:
-				return
-			}
-		}
-	})
-	t.Cleanup(func() {
-		close(stop)
-		b.close()
-		ended := make(chan struct{})
-		go func() {
-			wg.Wait()
-			close(ended)
-		}()
-		select {
-		case <-ended:
-		case <-time.After(5 * time.Second):
-			t.Error("echo goroutines still running 5 s after their connections closed")
-		}
-	})
-	return b.port()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nproxytest.ServeOn(t, ln, nproxytest.Echo)
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // dialClient connects a client, closed at the end of the test; every

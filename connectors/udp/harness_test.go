@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +21,35 @@ type relay struct {
 	proxy *nproxy.Proxy
 	logs  *nproxytest.LogBuffer
 	addr  string // where clients send
+}
+
+// expectFlows fails t unless the relay counted flows flows of each
+// datagrams both ways, and dropped none; it returns the counts.
+func (r *relay) expectFlows(t *testing.T, flows, each uint64) Counts {
+	t.Helper()
+	got := r.in.Counts()
+	if got.FlowsOpened != flows || got.DatagramsIn != flows*each || got.DatagramsOut != flows*each || got.Dropped != 0 {
+		t.Fatalf("counts %+v", got)
+	}
+	return got
+}
+
+// runAll runs f(0) ... f(n-1) at once and fails t with the first error
+// once all returned.
+func runAll(t *testing.T, n int, f func(i int) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() { errs <- f(i) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // startRelay serves in (on 127.0.0.1 and a free port unless set) towards

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,27 +25,12 @@ func TestEchoManyClients(t *testing.T) {
 	const clients, each = 200, 500
 	r := startRelay(t, &In{}, out(nproxytest.UDPEcho(t, "127.0.0.1")))
 	inFlight := make(chan struct{}, 32)
-	var wg sync.WaitGroup
-	errs := make(chan error, clients)
+	conns := make([]*net.UDPConn, clients)
 	for id := range clients {
-		c := client(t, r.addr)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- echoClient(c, uint32(id), each, inFlight)
-		}()
+		conns[id] = client(t, r.addr)
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := r.in.Counts()
-	if got.FlowsOpened != clients || got.DatagramsIn != clients*each || got.DatagramsOut != clients*each || got.Dropped != 0 {
-		t.Fatalf("counts %+v", got)
-	}
+	runAll(t, clients, func(id int) error { return echoClient(conns[id], uint32(id), each, inFlight) })
+	got := r.expectFlows(t, clients, each)
 	if got.BytesIn != got.BytesOut {
 		t.Fatalf("bytes in %d, out %d", got.BytesIn, got.BytesOut)
 	}

@@ -3,7 +3,6 @@ package unix
 import (
 	"bytes"
 	"crypto/rand"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -134,23 +133,7 @@ func goEcho(t *testing.T, network, addr string) net.Addr {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				// Wrapped, so that Go's own splice (and its pool of
-				// pipes, closed only by the garbage collector) stays
-				// out of the fd counts of the leak test.
-				io.Copy(struct{ io.Writer }{c}, struct{ io.Reader }{c})
-				c.(interface{ CloseWrite() error }).CloseWrite()
-			}()
-		}
-	}()
+	nproxytest.ServeOn(t, ln, nproxytest.Echo)
 	return ln.Addr()
 }
 
