@@ -3,6 +3,7 @@ package nproxytest
 import (
 	"bytes"
 	"crypto/rand"
+	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"net"
@@ -199,4 +200,25 @@ func StartPeer(t testing.TB, path string, args ...string) *LogBuffer {
 		}
 	})
 	return out
+}
+
+// RunFor runs cmd with input as its standard input, for at most d, and
+// returns its standard output and error; past d it kills cmd and says so
+// in the error.
+func RunFor(cmd *exec.Cmd, input []byte, d time.Duration) (stdout, stderr []byte, err error) {
+	var out, errOut bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(input), &out, &errOut
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(d):
+		cmd.Process.Kill()
+		<-done
+		err = fmt.Errorf("%s did not finish within %v", cmd.Path, d)
+	}
+	return out.Bytes(), errOut.Bytes(), err
 }
