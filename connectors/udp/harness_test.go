@@ -69,32 +69,12 @@ func startRelay(t *testing.T, in *In, out connectors.Out, extra ...*nproxy.Proxy
 		t.Fatal(err)
 	}
 	r := &relay{in: in, proxy: nproxy.New(in, out), logs: logs}
-	if err := in.Listen(l, r.proxy); err != nil {
-		l.Discard()
-		t.Fatal(err)
-	}
-	for _, p := range extra {
-		if err := p.In().Listen(l, p); err != nil {
-			l.Discard()
-			t.Fatal(err)
-		}
-	}
-	done := make(chan error, 1)
-	go func() { done <- l.Run() }()
 	t.Cleanup(func() {
-		l.Stop()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Error(err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("loop did not stop")
-		}
 		if t.Failed() {
 			t.Logf("loop log:\n%s", logs)
 		}
 	})
+	nproxytest.RunLoop(t, l, append([]*nproxy.Proxy{r.proxy}, extra...)...)
 	host := in.Host
 	if host == "*" {
 		host = "127.0.0.1"
