@@ -42,7 +42,7 @@ func BenchmarkConnectionLog(b *testing.B) {
 			buf := make([]byte, 64)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				c := dial(b, port)
+				c := nproxytest.Dial(b, port)
 				c.Write(buf)
 				io.ReadFull(c, buf)
 				c.Close()

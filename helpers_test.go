@@ -22,6 +22,17 @@ func tcpProxy(t testing.TB, backend int) (*nproxy.Proxy, int) {
 	return nproxy.New(&tcp.In{Host: "127.0.0.1", Port: port}, &tcp.Out{Host: "127.0.0.1", Port: backend}), port
 }
 
+// relayPair runs Mainloop(max) on a Server of its own, relaying a fresh
+// port to a new backend, and returns a client connected through it, the
+// backend's end of that connection, and the run.
+func relayPair(t testing.TB, max int) (c, s *net.TCPConn, run *nproxytest.Run) {
+	t.Helper()
+	b := newBackend(t)
+	p, port := tcpProxy(t, b.port)
+	run = nproxytest.StartServer(t, &nproxy.Server{}, max, p)
+	return nproxytest.Dial(t, port), b.accept(t), run
+}
+
 // backend is a real TCP server on 127.0.0.1 whose connections are handed to
 // the test one by one.
 type backend struct {
@@ -62,16 +73,6 @@ func (b *backend) accept(t testing.TB) *net.TCPConn {
 	}
 }
 
-func dial(t testing.TB, port int) *net.TCPConn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 3*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c.(*net.TCPConn)
-}
-
 // readLine reads one \n-terminated line within a deadline.
 func readLine(t testing.TB, c net.Conn, r *bufio.Reader) string {
 	t.Helper()
@@ -81,22 +82,6 @@ func readLine(t testing.TB, c net.Conn, r *bufio.Reader) string {
 		t.Fatalf("reading a line: %v (got %q)", err, s)
 	}
 	return s
-}
-
-// expectEOF checks that c reads EOF (or a reset) within a deadline, with no
-// data before it.
-func expectEOF(t testing.TB, c net.Conn) {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	var b [1]byte
-	n, err := c.Read(b[:])
-	if n > 0 || err == nil {
-		t.Fatalf("expected EOF, read %d bytes", n)
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		t.Fatal("expected EOF, the connection stayed open")
-	}
 }
 
 // stream writes size pseudo-random bytes from seed in random chunk sizes.

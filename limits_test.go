@@ -56,7 +56,7 @@ func TestMaxConn(t *testing.T) {
 	const max, clients = 10, 50
 	b, port, _ := limitedProxy(t, nproxy.Limits{MaxConn: max})
 	for i := 0; i < clients; i++ {
-		dial(t, port) // connects: the kernel's backlog holds it
+		nproxytest.Dial(t, port) // connects: the kernel's backlog holds it
 	}
 	var held []*net.TCPConn
 	for served := 0; served < clients; served++ {
@@ -76,12 +76,11 @@ func TestMaxConn(t *testing.T) {
 func TestMaxPerSource(t *testing.T) {
 	t.Parallel()
 	b, port, _ := limitedProxy(t, nproxy.Limits{MaxPerSource: 2})
-	dial(t, port)
-	dial(t, port)
+	nproxytest.Dial(t, port)
+	nproxytest.Dial(t, port)
 	b.accept(t)
 	b.accept(t)
-	third := dial(t, port)
-	expectEOF(t, third)
+	nproxytest.DialClosed(t, port, nil, 5*time.Second)
 	noMoreConnections(t, b, "the third client of 127.0.0.1")
 	dialFrom(t, net.IPv4(127, 0, 0, 2), port)
 	b.accept(t)
@@ -95,8 +94,7 @@ func TestAllowDeny(t *testing.T) {
 		Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		Deny:  []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
 	})
-	denied := dial(t, port)
-	expectEOF(t, denied)
+	nproxytest.DialClosed(t, port, nil, 5*time.Second)
 	noMoreConnections(t, b, "127.0.0.1 is denied")
 	logs.WaitFor(t, "client 127.0.0.1 refused by the allow/deny lists")
 	dialFrom(t, net.IPv4(127, 0, 0, 3), port)
@@ -110,9 +108,9 @@ func TestIdleTimeout(t *testing.T) {
 	// A second: a busy machine may pause the test for a good part of it.
 	const idle = time.Second
 	b, port, _ := limitedProxy(t, nproxy.Limits{IdleTimeout: idle})
-	quiet := dial(t, port)
+	quiet := nproxytest.Dial(t, port)
 	b.accept(t)
-	busy := dial(t, port)
+	busy := nproxytest.Dial(t, port)
 	busyServer := b.accept(t)
 	begin := time.Now()
 	for time.Since(begin) < 2*idle {
@@ -124,7 +122,7 @@ func TestIdleTimeout(t *testing.T) {
 		}
 		time.Sleep(idle / 20) // the traffic's pace, far below the timeout
 	}
-	expectEOF(t, quiet)
+	nproxytest.ExpectEOF(t, quiet, 5*time.Second)
 	if took := time.Since(begin); took < idle {
 		t.Errorf("idle connection closed after %v, before idle_timeout %v", took, idle)
 	}
@@ -140,13 +138,13 @@ func TestGlobalMaxConn(t *testing.T) {
 	p1, port1 := tcpProxy(t, b.port)
 	p2, port2 := tcpProxy(t, b.port)
 	nproxytest.StartServer(t, srv, 0, p1, p2)
-	dial(t, port1)
+	nproxytest.Dial(t, port1)
 	first := b.accept(t)
-	dial(t, port2)
+	nproxytest.Dial(t, port2)
 	b.accept(t)
-	dial(t, port1)
+	nproxytest.Dial(t, port1)
 	noMoreConnections(t, b, "the Server's maxconn 2 is reached")
-	dial(t, port2)
+	nproxytest.Dial(t, port2)
 	noMoreConnections(t, b, "the Server's maxconn 2 is reached")
 	reset(first)
 	b.accept(t)

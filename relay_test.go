@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"regexp"
 	"runtime"
 	"strings"
@@ -36,7 +35,7 @@ func TestRelayByteExactConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*conns)
 	for i := 0; i < conns; i++ {
-		c := dial(t, port)
+		c := nproxytest.Dial(t, port)
 		s := b.accept(t)
 		wg.Add(2)
 		go func(i int64) { defer wg.Done(); errs <- exchange(c, 2*i, 2*i+1, size) }(int64(i))
@@ -68,7 +67,7 @@ func TestRelayBufferPath(t *testing.T) {
 	p, port := tcpProxy(t, b.port)
 	nproxytest.StartServer(t, srv, 0, p)
 	copied, spliced := srv.CopiedBytes(), srv.SplicedBytes()
-	c, s := dial(t, port), b.accept(t)
+	c, s := nproxytest.Dial(t, port), b.accept(t)
 	errs := make(chan error, 1)
 	go func() { errs <- exchange(s, 7, 8, 2<<20) }()
 	if err := exchange(c, 8, 7, 2<<20); err != nil {
@@ -91,7 +90,7 @@ func TestHalfClose(t *testing.T) {
 	p, port := tcpProxy(t, b.port)
 	nproxytest.StartServer(t, srv, 0, p)
 
-	c, s := dial(t, port), b.accept(t)
+	c, s := nproxytest.Dial(t, port), b.accept(t)
 	io.WriteString(c, "question")
 	c.CloseWrite()
 	s.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -105,7 +104,7 @@ func TestHalfClose(t *testing.T) {
 		t.Fatalf("answer after the client's EOF: %v", err)
 	}
 
-	c2, s2 := dial(t, port), b.accept(t)
+	c2, s2 := nproxytest.Dial(t, port), b.accept(t)
 	io.WriteString(s2, "banner")
 	s2.CloseWrite()
 	c2.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -129,7 +128,7 @@ func TestSlowReaderBoundsMemory(t *testing.T) {
 			b := newBackend(t)
 			p, port := tcpProxy(t, b.port)
 			nproxytest.StartServer(t, srv, 0, p)
-			c, s := dial(t, port), b.accept(t)
+			c, s := nproxytest.Dial(t, port), b.accept(t)
 			s.SetReadBuffer(64 << 10)
 
 			before := heapInUse()
@@ -176,9 +175,9 @@ func TestConnectFailureClosesClient(t *testing.T) {
 	srv := &nproxy.Server{}
 	p, port := tcpProxy(t, nproxytest.FreePort(t))
 	done := nproxytest.StartServer(t, srv, 1, p)
-	c := dial(t, port)
+	c := nproxytest.Dial(t, port)
 	start := time.Now()
-	expectEOF(t, c)
+	nproxytest.ExpectEOF(t, c, 5*time.Second)
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("client closed after %v", d)
 	}
@@ -196,7 +195,7 @@ func TestTCPTCPMainloopOne(t *testing.T) {
 	b := newBackend(t)
 	p, port := tcpProxy(t, b.port)
 	done := nproxytest.StartServer(t, srv, 1, p)
-	c, s := dial(t, port), b.accept(t)
+	c, s := nproxytest.Dial(t, port), b.accept(t)
 	cr, sr := bufio.NewReader(c), bufio.NewReader(s)
 	lines := []string{"zlonk\n", "bam\n", "kapow\n", "zowie\n"}
 	for i, l := range lines {
@@ -216,7 +215,7 @@ func TestTCPTCPMainloopOne(t *testing.T) {
 		t.Error("a second client was accepted after max connections were opened")
 	}
 	c.Close()
-	expectEOF(t, s)
+	nproxytest.ExpectEOF(t, s, 5*time.Second)
 	s.Close() // half-close: the pair ends when the server closes too
 	done.Wait(t, 10*time.Second)
 }
@@ -260,7 +259,7 @@ func TestTCPTCPMulti(t *testing.T) {
 	var pairs []pair
 	for i := 0; i < 4; i++ {
 		k := []int{0, 2}[i%2]
-		c := dial(t, ports[k])
+		c := nproxytest.Dial(t, ports[k])
 		s := backends[k].accept(t)
 		pairs = append(pairs, pair{c, s, bufio.NewReader(c), bufio.NewReader(s)})
 	}
@@ -285,7 +284,7 @@ func TestTCPTCPMulti(t *testing.T) {
 	}
 	for _, pr := range pairs {
 		pr.c.Close()
-		expectEOF(t, pr.s)
+		nproxytest.ExpectEOF(t, pr.s, 5*time.Second)
 		pr.s.Close()
 	}
 	done.Wait(t, 10*time.Second)
@@ -315,7 +314,7 @@ func TestHooks(t *testing.T) {
 				out.Hook = hook
 			}
 			nproxytest.StartServer(t, srv, 0, nproxy.New(in, out))
-			c, s := dial(t, port), b.accept(t)
+			c, s := nproxytest.Dial(t, port), b.accept(t)
 			cr, sr := bufio.NewReader(c), bufio.NewReader(s)
 			wantUp, wantDown := line, line
 			if side == "in" {
@@ -349,7 +348,7 @@ func TestHookGrowth(t *testing.T) {
 		return out
 	}}
 	nproxytest.StartServer(t, srv, 0, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: b.port}))
-	c, s := dial(t, port), b.accept(t)
+	c, s := nproxytest.Dial(t, port), b.accept(t)
 	go func() { stream(c, 5, 1<<20); c.CloseWrite() }()
 	s.SetReadDeadline(time.Now().Add(10 * time.Second))
 	got, err := io.ReadAll(s)
@@ -371,28 +370,20 @@ func TestHookGrowth(t *testing.T) {
 // A reset from the server reaches the client as a reset or EOF at once.
 func TestResetPropagates(t *testing.T) {
 	t.Parallel()
-	srv := &nproxy.Server{}
-	b := newBackend(t)
-	p, port := tcpProxy(t, b.port)
-	nproxytest.StartServer(t, srv, 0, p)
-	c, s := dial(t, port), b.accept(t)
+	c, s, _ := relayPair(t, 0)
 	io.WriteString(c, "hello\n")
 	sr := bufio.NewReader(s)
 	readLine(t, s, sr)
 	s.SetLinger(0)
 	s.Close()
-	expectEOF(t, c)
+	nproxytest.ExpectEnd(t, c, 5*time.Second)
 }
 
 // Net::Proxy 0.13's second close race: a socket with unflushed data whose
 // own remote end goes away is still closed, and so is its peer.
 func TestUnflushedSocketClosesWhenItsRemoteGoes(t *testing.T) {
 	t.Parallel()
-	srv := &nproxy.Server{}
-	b := newBackend(t)
-	p, port := tcpProxy(t, b.port)
-	done := nproxytest.StartServer(t, srv, 1, p)
-	c, s := dial(t, port), b.accept(t)
+	c, s, done := relayPair(t, 1)
 	s.SetReadBuffer(16 << 10)
 	// Fill everything between the client and the server that does not read.
 	chunk := make([]byte, 64<<10)
@@ -404,21 +395,21 @@ func TestUnflushedSocketClosesWhenItsRemoteGoes(t *testing.T) {
 	}
 	s.SetLinger(0)
 	s.Close() // with data unread: a reset
-	expectEOF(t, c)
+	nproxytest.ExpectEnd(t, c, 5*time.Second)
 	done.Wait(t, 10*time.Second) // the pair was closed and counted
 }
 
 // Many connections leave no file descriptor and no goroutine behind.
 func TestNoLeaks(t *testing.T) {
 	srv := &nproxy.Server{}
-	fdsBefore, gBefore := openFds(t), runtime.NumGoroutine()
+	fdsBefore, gBefore := nproxytest.OpenFDs(t), runtime.NumGoroutine()
 	func() {
 		b := newBackend(t)
 		p, port := tcpProxy(t, b.port)
 		const n = 300
 		done := nproxytest.StartServer(t, srv, n, p)
 		for i := 0; i < n; i++ {
-			c := dial(t, port)
+			c := nproxytest.Dial(t, port)
 			s := b.accept(t)
 			io.WriteString(c, "ping")
 			buf := make([]byte, 4)
@@ -439,7 +430,7 @@ func TestNoLeaks(t *testing.T) {
 	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		fds, gs := openFds(t), runtime.NumGoroutine()
+		fds, gs := nproxytest.OpenFDs(t), runtime.NumGoroutine()
 		if fds <= fdsBefore && gs <= gBefore+2 {
 			return
 		}
@@ -448,14 +439,6 @@ func TestNoLeaks(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func openFds(t testing.TB) int {
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		nproxytest.Unavailable(t, "no /proc/self/fd: %v", err)
-	}
-	return len(entries)
 }
 
 // Several loops share the port through SO_REUSEPORT and relay every
@@ -470,7 +453,7 @@ func TestLoops(t *testing.T) {
 	done := nproxytest.StartServer(t, srv, n, p)
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
-		c := dial(t, port)
+		c := nproxytest.Dial(t, port)
 		s := b.accept(t)
 		wg.Add(2)
 		for _, end := range []struct {

@@ -35,7 +35,7 @@ func newServer(t *testing.T, v int) (*nproxy.Server, *nproxytest.LogBuffer) {
 // echoOnce sends line through port and checks the echo.
 func echoOnce(t *testing.T, port int, line string) {
 	t.Helper()
-	c := dial(t, port)
+	c := nproxytest.Dial(t, port)
 	io.WriteString(c, line+"\n")
 	if got := readLine(t, c, bufio.NewReader(c)); got != line+"\n" {
 		t.Fatalf("echo: got %q", got)
@@ -176,7 +176,7 @@ func forEachAccessDestination(t *testing.T, test func(t *testing.T, where string
 
 func testAccessLineCleanClose(t *testing.T, where string) {
 	logs, b, port := serveBackend(t, where)
-	c := dial(t, port)
+	c := nproxytest.Dial(t, port)
 	io.WriteString(c, "hello")
 	c.CloseWrite()
 	s := b.accept(t)
@@ -201,7 +201,7 @@ func testAccessLineResets(t *testing.T, where string) {
 		t.Run(side, func(t *testing.T) {
 			t.Parallel()
 			logs, b, port := serveBackend(t, where)
-			c := dial(t, port)
+			c := nproxytest.Dial(t, port)
 			io.WriteString(c, "abc\n")
 			s := b.accept(t)
 			readLine(t, s, bufio.NewReader(s))
@@ -229,7 +229,7 @@ func testAccessLineRefused(t *testing.T, where string) {
 	closed := nproxytest.FreePort(t) // nothing listens there
 	p, port := tcpProxy(t, closed)
 	nproxytest.StartServer(t, srv, 0, p)
-	expectEOF(t, dial(t, port))
+	nproxytest.DialClosed(t, port, nil, 5*time.Second)
 	_, target, _, _, end := access(t, logs, 1)
 	if end != "refused" || target != "127.0.0.1:"+strconv.Itoa(closed) {
 		t.Errorf("end %q target %s", end, target)
@@ -251,7 +251,7 @@ func testAccessLineTimeout(t *testing.T, where string) {
 	port := nproxytest.FreePort(t)
 	p := nproxy.New(&tcp.In{Host: "127.0.0.1", Port: port}, &tcp.Out{Host: "127.0.0.1", Port: full, Timeout: 200 * time.Millisecond})
 	nproxytest.StartServer(t, srv, 0, p)
-	expectEOF(t, dial(t, port))
+	nproxytest.DialClosed(t, port, nil, 5*time.Second)
 	if _, _, _, _, end := access(t, logs, 1); end != "timeout" {
 		t.Errorf("end %q, want timeout", end)
 	}
@@ -415,7 +415,7 @@ func TestShutdown(t *testing.T) {
 	srv.Register(p)
 	go func() { served <- srv.Serve(context.Background()) }()
 	waitFor(t, srv.Ready)
-	c := dial(t, port)
+	c := nproxytest.Dial(t, port)
 	sc := b.accept(t)
 
 	shut := make(chan error, 1)
@@ -458,14 +458,14 @@ func TestShutdownDeadline(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(context.Background()) }()
 	waitFor(t, srv.Ready)
-	c := dial(t, port)
+	c := nproxytest.Dial(t, port)
 	b.accept(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != context.DeadlineExceeded {
 		t.Errorf("Shutdown: %v, want context.DeadlineExceeded", err)
 	}
-	expectEOF(t, c)
+	nproxytest.ExpectEOF(t, c, 5*time.Second)
 	<-served
 	if err := srv.Shutdown(context.Background()); err != nproxy.ErrNotRunning {
 		t.Errorf("Shutdown of a stopped Server: %v, want ErrNotRunning", err)

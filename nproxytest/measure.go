@@ -21,21 +21,10 @@ const (
 // two.
 func MeasureServer(tb testing.TB) int {
 	tb.Helper()
-	ln := Listener(tb)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go serveMeasure(c)
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ServeTCP(tb, serveMeasure)
 }
 
 func serveMeasure(c net.Conn) {
-	defer c.Close()
 	var head [9]byte
 	if _, err := io.ReadFull(c, head[:]); err != nil {
 		return

@@ -12,6 +12,12 @@
 //		logs.WaitFor(t, "some log line")
 //	}
 //
+// It also holds what tests across the packages share: servers (EchoServer,
+// ServeTCP, UDPServer, MeasureServer), clients and their checks (Dial,
+// ExpectEOF, ExpectEnd, ExpectClosed, DialClosed, EchoThrough), peer
+// programs (Command, StartPeer, RunFor), network namespaces (NewNetns) and
+// loops of a test's own (RunLoop).
+//
 // Everything it starts stops when the test ends.
 package nproxytest
 

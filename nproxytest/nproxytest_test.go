@@ -100,3 +100,9 @@ func (f *fatalT) Fatalf(format string, args ...any) {
 	f.fatal = true
 	runtime.Goexit()
 }
+
+func (f *fatalT) Fatal(args ...any) {
+	f.TB.Log(append([]any{"(expected)"}, args...)...)
+	f.fatal = true
+	runtime.Goexit()
+}

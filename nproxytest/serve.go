@@ -3,11 +3,13 @@ package nproxytest
 import (
 	"bytes"
 	"crypto/rand"
+	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"net"
 	"os/exec"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,25 +38,84 @@ func Serve(t testing.TB, proxies ...*nproxy.Proxy) {
 	})
 }
 
-// EchoServer serves TCP echo on 127.0.0.1 until the test ends, half-closing
-// after the client's EOF, and returns its port.
+// EchoServer serves TCP echo (see Echo) on 127.0.0.1 until the test ends,
+// and returns its port.
 func EchoServer(t testing.TB) int {
 	t.Helper()
+	return ServeTCP(t, Echo)
+}
+
+// Echo sends back what c reads until EOF, then half-closes c. It copies
+// through user space: Go's own splice would take pipes from a pool that
+// only the garbage collector closes, and a test counting descriptors would
+// see them.
+func Echo(c net.Conn) {
+	io.Copy(struct{ io.Writer }{c}, struct{ io.Reader }{c})
+	c.(interface{ CloseWrite() error }).CloseWrite()
+}
+
+// ServeTCP runs ServeOn on a new listener of 127.0.0.1 (see Listener), and
+// returns its port.
+func ServeTCP(t testing.TB, handle func(net.Conn)) int {
+	t.Helper()
 	ln := Listener(t)
-	go func() {
+	ServeOn(t, ln, handle)
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// ServeOn accepts on ln until the test ends, running handle on a goroutine
+// of its own for each connection, which is closed when handle returns.
+// When the test ends it closes ln and the connections still open, and
+// fails t if a handler still runs 5 s later.
+func ServeOn(t testing.TB, ln net.Listener, handle func(net.Conn)) {
+	t.Helper()
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		open   = map[net.Conn]bool{}
+		closed bool
+	)
+	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			go func() {
-				io.Copy(c, c)
-				c.(*net.TCPConn).CloseWrite()
+			mu.Lock()
+			if closed {
+				mu.Unlock()
 				c.Close()
-			}()
+				return
+			}
+			open[c] = true
+			mu.Unlock()
+			wg.Go(func() {
+				defer func() {
+					mu.Lock()
+					delete(open, c)
+					mu.Unlock()
+					c.Close()
+				}()
+				handle(c)
+			})
 		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		closed = true
+		for c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		ended := make(chan struct{})
+		go func() { wg.Wait(); close(ended) }()
+		select {
+		case <-ended:
+		case <-time.After(5 * time.Second):
+			t.Error("connection handlers still running 5 s after their connections closed")
+		}
+	})
 }
 
 // WaitListening waits up to 5 s for something to listen on port of
@@ -121,12 +182,13 @@ func EchoThrough(t testing.TB, port, n int, halfClose bool, d time.Duration) {
 }
 
 // StartPeer starts the program at path with args until the test ends (then
-// it is killed by pid); its output is shown if the test failed.
-func StartPeer(t testing.TB, path string, args ...string) {
+// it is killed by pid), and returns its output so far; the output is shown
+// if the test failed.
+func StartPeer(t testing.TB, path string, args ...string) *LogBuffer {
 	t.Helper()
-	var out LogBuffer
+	out := &LogBuffer{}
 	cmd := exec.Command(path, args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -137,4 +199,26 @@ func StartPeer(t testing.TB, path string, args ...string) {
 			t.Logf("%s's output:\n%s", path, out.String())
 		}
 	})
+	return out
+}
+
+// RunFor runs cmd with input as its standard input, for at most d, and
+// returns its standard output and error; past d it kills cmd and says so
+// in the error.
+func RunFor(cmd *exec.Cmd, input []byte, d time.Duration) (stdout, stderr []byte, err error) {
+	var out, errOut bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(input), &out, &errOut
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(d):
+		cmd.Process.Kill()
+		<-done
+		err = fmt.Errorf("%s did not finish within %v", cmd.Path, d)
+	}
+	return out.Bytes(), errOut.Bytes(), err
 }

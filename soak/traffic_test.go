@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -14,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nproxy/nproxy/nproxytest"
 )
 
 // errMismatch marks an echo that differs from what was sent: the one
@@ -62,7 +63,9 @@ func exchange(c net.Conn, tr transfer) (int64, error) {
 		err = hc.CloseWrite()
 	}
 	if err == nil {
-		err = expectEOF(c, tr.stall)
+		if err = nproxytest.ReadEOF(c, tr.stall); errors.Is(err, nproxytest.ErrDataBeforeEOF) {
+			err = fmt.Errorf("%w: bytes after the echo", errMismatch)
+		}
 	}
 	if err != nil {
 		c.Close() // unblocks the writer
@@ -120,7 +123,7 @@ func receive(c net.Conn, tr transfer) (int64, error) {
 		if n > 0 {
 			tr.seed.fill(off, want[:n])
 			if !bytes.Equal(got[:n], want[:n]) {
-				return off, fmt.Errorf("%w at byte %d of %d", errMismatch, off+int64(firstDiff(got[:n], want[:n])), tr.size)
+				return off, fmt.Errorf("%w at byte %d of %d", errMismatch, off+int64(nproxytest.FirstDiff(got[:n], want[:n])), tr.size)
 			}
 			off += int64(n)
 		}
@@ -129,28 +132,6 @@ func receive(c net.Conn, tr transfer) (int64, error) {
 		}
 	}
 	return off, nil
-}
-
-// expectEOF reads the end of the echo: nothing more, then EOF.
-func expectEOF(c net.Conn, stall time.Duration) error {
-	c.SetReadDeadline(time.Now().Add(stall))
-	n, err := c.Read(make([]byte, 1))
-	switch {
-	case n > 0:
-		return fmt.Errorf("%w: bytes after the echo", errMismatch)
-	case err != io.EOF:
-		return fmt.Errorf("want EOF after the echo: %w", err)
-	}
-	return nil
-}
-
-func firstDiff(a, b []byte) int {
-	for i := range a {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return -1
 }
 
 // logUniform returns a size between 1 and max whose logarithm is uniform:

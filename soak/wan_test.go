@@ -22,7 +22,7 @@ import (
 // devices and netem in between: nproxy's side is wanServer, the client's
 // wanClient; nproxy's backends listen in its namespace, beyond the path.
 type wan struct {
-	client, server netns
+	client, server nproxytest.Netns
 	em             *netem
 }
 
@@ -36,14 +36,14 @@ func newWAN(t *testing.T, em *netem) *wan {
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
 		nproxytest.Unavailable(t, "the WAN case needs /dev/net/tun: %v", err)
 	}
-	w := &wan{client: newNetns(t, "client"), server: newNetns(t, "proxy"), em: em}
-	c, s := w.client.openTUN(t, "wan0"), w.server.openTUN(t, "wan0")
+	w := &wan{client: nproxytest.NewNetns(t, "client"), server: nproxytest.NewNetns(t, "proxy"), em: em}
+	c, s := openTUN(t, w.client, "wan0"), openTUN(t, w.server, "wan0")
 	for _, side := range []struct {
-		ns         netns
+		ns         nproxytest.Netns
 		self, peer string
 	}{{w.client, wanClient, wanServer}, {w.server, wanServer, wanClient}} {
-		side.ns.ip(t, "addr", "add", side.self, "peer", side.peer, "dev", "wan0")
-		side.ns.ip(t, "link", "set", "wan0", "up")
+		side.ns.IP(t, "addr", "add", side.self, "peer", side.peer, "dev", "wan0")
+		side.ns.IP(t, "link", "set", "wan0", "up")
 	}
 	forwarding := em.run(c, s)
 	t.Cleanup(func() {
@@ -59,7 +59,7 @@ func newWAN(t *testing.T, em *netem) *wan {
 // dial returns a dialer of wanServer:port from the client's namespace.
 func (w *wan) dial(port int) func() (net.Conn, error) {
 	return func() (c net.Conn, err error) {
-		err = w.client.do(func() error {
+		err = w.client.Do(func() error {
 			c, err = net.DialTimeout("tcp", net.JoinHostPort(wanServer, strconv.Itoa(port)), 10*time.Second)
 			return err
 		})
@@ -70,7 +70,7 @@ func (w *wan) dial(port int) func() (net.Conn, error) {
 // listen listens on a port of every address of nproxy's namespace.
 func (w *wan) listen(t *testing.T) net.Listener {
 	var ln net.Listener
-	err := w.server.do(func() (err error) {
+	err := w.server.Do(func() (err error) {
 		ln, err = net.Listen("tcp4", "0.0.0.0:0")
 		return err
 	})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nproxy/nproxy/connectors/connect"
 	ct "github.com/nproxy/nproxy/connectors/connect/connecttest"
+	"github.com/nproxy/nproxy/nproxytest"
 )
 
 func TestParseConnectTunnel(t *testing.T) {
@@ -90,20 +91,6 @@ func echoThrough(t *testing.T, port, n int) {
 	}
 }
 
-// expectRefused checks that a client of port is closed without a byte.
-func expectRefused(t *testing.T, port int) {
-	t.Helper()
-	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if got, err := io.ReadAll(c); len(got) > 0 || err != nil && !strings.Contains(err.Error(), "reset") {
-		t.Fatalf("port %d: read %q, %v; want EOF", port, got, err)
-	}
-}
-
 func TestConnectTunnelUsageErrors(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -141,7 +128,7 @@ func TestConnectTunnelTinyproxy(t *testing.T) {
 		wg.Go(func() { echoThrough(t, []int{p1, p2}[i%2], 1<<20) })
 	}
 	wg.Wait()
-	expectRefused(t, p3)
+	nproxytest.DialClosed(t, p3, nil, 5*time.Second)
 	waitStderr(t, c, fmt.Sprintf("CONNECT 127.0.0.1:%d through web proxy %s: refused: HTTP/1.1 403 Access violation", up+1, tp.Addr()))
 
 	// wrong credentials, and the proxy taken from HTTP_PROXY
@@ -150,7 +137,7 @@ func TestConnectTunnelTinyproxy(t *testing.T) {
 	c2 := startNproxy(t, env, []int{p4}, "connect-tunnel", "-T", fmt.Sprintf("%d:127.0.0.1:%d", p4, up))
 	startNproxy(t, env, []int{p5}, "connect-tunnel", "-L", "-A", "book:wrong", "-T", fmt.Sprintf("%d:127.0.0.1:%d", p5, up))
 	echoThrough(t, p4, 1000)
-	expectRefused(t, p5)
+	nproxytest.DialClosed(t, p5, nil, 5*time.Second)
 	if strings.Contains(c2.stderr.String(), "refused") {
 		t.Errorf("HTTP_PROXY tunnel logged a refusal: %s", c2.stderr.String())
 	}
@@ -242,7 +229,7 @@ func TestConnectTunnelNoLeak(t *testing.T) {
 		wg.Go(func() {
 			for range 10 {
 				echoThrough(t, ok, 1000)
-				expectRefused(t, forbidden)
+				nproxytest.DialClosed(t, forbidden, nil, 5*time.Second)
 			}
 		})
 	}

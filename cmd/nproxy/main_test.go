@@ -228,37 +228,12 @@ func (b *goServer) accept(t *testing.T) net.Conn {
 // faster than socat forks. It returns the port.
 func goEcho(t *testing.T, addr string) int {
 	t.Helper()
-	b := newGoServer(t, addr)
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	wg.Go(func() {
-		for {
-			select {
-			case c := <-b.conns:
-				wg.Go(func() {
-					io.Copy(c, c)
-					c.(*net.TCPConn).CloseWrite()
-				})
-			case <-stop:
-				return
-			}
-		}
-	})
-	t.Cleanup(func() {
-		close(stop)
-		b.close()
-		ended := make(chan struct{})
-		go func() {
-			wg.Wait()
-			close(ended)
-		}()
-		select {
-		case <-ended:
-		case <-time.After(5 * time.Second):
-			t.Error("echo goroutines still running 5 s after their connections closed")
-		}
-	})
-	return b.port()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nproxytest.ServeOn(t, ln, nproxytest.Echo)
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // dialClient connects a client, closed at the end of the test; every
@@ -303,19 +278,11 @@ func echoRoundTrip(c net.Conn, data []byte, rng *rand.Rand) error {
 	if err != nil {
 		return fmt.Errorf("read %d of %d bytes: %w", n, len(data), err)
 	}
-	if i := firstDiff(got, data); i >= 0 {
+	if !bytes.Equal(got, data) {
+		i := nproxytest.FirstDiff(got, data)
 		return fmt.Errorf("echo differs at byte %d of %d", i, len(data))
 	}
 	return nil
-}
-
-func firstDiff(a, b []byte) int {
-	for i := range a {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return -1
 }
 
 func randomBytes(rng *rand.Rand, n int) []byte {
@@ -359,16 +326,6 @@ func exchangeLines(t *testing.T, rng *rand.Rand, client, server net.Conn, n int)
 		} else {
 			sendLine(t, server, client, fmt.Sprintf("server line %d crraack\n", i))
 		}
-	}
-}
-
-// expectEOF checks that c reads a clean end of stream within d.
-func expectEOF(t *testing.T, c net.Conn, d time.Duration, who string) {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(d))
-	n, err := c.Read(make([]byte, 1))
-	if n != 0 || err != io.EOF {
-		t.Fatalf("%s: want EOF within %v, got %d bytes, err %v", who, d, n, err)
 	}
 }
 
@@ -659,7 +616,7 @@ func TestConfigFileTCPTCP(t *testing.T) {
 		t.Fatalf("nproxy exited while its connection was open: %v", p.cmd.ProcessState)
 	}
 	client.Close()
-	expectEOF(t, sc, 5*time.Second, "server after the client closed")
+	nproxytest.ExpectEOF(t, sc, 5*time.Second)
 	// The relay half-closes: the connection is done once the server, told
 	// of the client's end, closes too.
 	sc.Close()
@@ -681,7 +638,7 @@ func TestMaxConnectionsWaitsForAll(t *testing.T) {
 	sendLine(t, second, s2, "second\n")
 
 	first.Close()
-	expectEOF(t, s1, 5*time.Second, "first server")
+	nproxytest.ExpectEOF(t, s1, 5*time.Second)
 	s1.Close()
 	time.Sleep(200 * time.Millisecond)
 	if p.exited() {
@@ -689,7 +646,7 @@ func TestMaxConnectionsWaitsForAll(t *testing.T) {
 	}
 	sendLine(t, s2, second, "still relaying\n")
 	s2.Close()
-	expectEOF(t, second, 5*time.Second, "second client")
+	nproxytest.ExpectEOF(t, second, 5*time.Second)
 	second.Close()
 	if code := p.exitCode(t, 5*time.Second); code != 0 {
 		t.Errorf("exit status %d, want 0", code)
@@ -712,8 +669,8 @@ func TestSignals(t *testing.T) {
 			sendLine(t, sc, client, "answer\n")
 
 			p.signal(t, sig.sig)
-			expectEOF(t, client, 5*time.Second, "client")
-			expectEOF(t, sc, 5*time.Second, "server")
+			nproxytest.ExpectEOF(t, client, 5*time.Second)
+			nproxytest.ExpectEOF(t, sc, 5*time.Second)
 			if code := p.exitCode(t, 5*time.Second); code != 0 {
 				t.Errorf("exit status %d after SIG%s, want 0", code, sig.name)
 			}
@@ -805,7 +762,7 @@ func TestConnectFailure(t *testing.T) {
 	for i := range 2 {
 		c := dialClient(t, addrOf("127.0.0.1", in))
 		begin := time.Now()
-		expectEOF(t, c, 2*time.Second, fmt.Sprintf("client %d with no server", i))
+		nproxytest.ExpectEOF(t, c, 2*time.Second)
 		t.Logf("client %d: EOF after %v", i, time.Since(begin))
 	}
 	// Errors are logged at any verbosity; stderr arrives through a pipe,
@@ -1103,7 +1060,7 @@ func TestConnectTimeout(t *testing.T) {
 
 	c := dialClient(t, addrOf("127.0.0.1", in))
 	begin := time.Now()
-	expectEOF(t, c, 3*time.Second, "client of a server that never answers, timeout=0.5")
+	nproxytest.ExpectEOF(t, c, 3*time.Second)
 	if took := time.Since(begin); took < 400*time.Millisecond {
 		t.Errorf("client closed after %v, before the 0.5 s timeout", took)
 	}
@@ -1114,7 +1071,7 @@ func TestConnectTimeout(t *testing.T) {
 	pending := dialClient(t, addrOf("127.0.0.1", in))
 	time.Sleep(100 * time.Millisecond) // the connect is now pending
 	p.signal(t, syscall.SIGTERM)
-	expectEOF(t, pending, 2*time.Second, "client whose connect was pending at SIGTERM")
+	nproxytest.ExpectEOF(t, pending, 2*time.Second)
 	if code := p.exitCode(t, 2*time.Second); code != 0 {
 		t.Errorf("exit status %d after SIGTERM, want 0", code)
 	}

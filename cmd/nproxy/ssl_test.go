@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"github.com/nproxy/nproxy/nproxytest"
 	"os/exec"
@@ -28,22 +27,9 @@ func TestSSLInThroughCommand(t *testing.T) {
 	for _, version := range []string{"-tls1_2", "-tls1_3"} {
 		cmd := exec.Command(openssl, "s_client", "-quiet", version, "-CAfile", certs.CA,
 			"-verify_return_error", "-connect", addrOf("127.0.0.1", in))
-		cmd.Stdin = strings.NewReader("hello over tls\n")
-		var out, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &stderr
-		done := make(chan error, 1)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if !strings.Contains(out.String(), "hello over tls") {
-			t.Errorf("%s: s_client got %q; stderr %s; nproxy log:\n%s", version, out.String(), stderr.String(), p.stderr.String())
+		out, stderr, err := nproxytest.RunFor(cmd, []byte("hello over tls\n"), 10*time.Second)
+		if !strings.Contains(string(out), "hello over tls") {
+			t.Errorf("%s: s_client got %q (%v); stderr %s; nproxy log:\n%s", version, out, err, stderr, p.stderr.String())
 		}
 	}
 }

@@ -377,24 +377,11 @@ func pingThrough(addr string) error {
 // startLineServer serves each connection: greeting first (if any), then an
 // echo until EOF. It returns its address.
 func startLineServer(b *testing.B, greeting string) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.WriteString(c, greeting)
-				io.Copy(c, c)
-			}()
-		}
-	}()
+	ln := nproxytest.Listener(b)
+	nproxytest.ServeOn(b, ln, func(c net.Conn) {
+		io.WriteString(c, greeting)
+		io.Copy(c, c)
+	})
 	return ln.Addr().String()
 }
 

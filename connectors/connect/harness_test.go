@@ -5,10 +5,7 @@ import (
 	"io"
 	"math/rand"
 	"net"
-	"strconv"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/nproxy/nproxy"
 	ct "github.com/nproxy/nproxy/connectors/connect/connecttest"
@@ -29,33 +26,6 @@ func tunnels(t *testing.T, max int, outs ...*Out) ([]int, *nproxytest.LogBuffer,
 		proxies = append(proxies, nproxy.New(&tcp.In{Host: "127.0.0.1", Port: port}, out))
 	}
 	return ports, logs, nproxytest.Start(t, max, proxies...)
-}
-
-// dialTunnel connects a client to the tunnel entrance on port.
-func dialTunnel(t *testing.T, port int) *net.TCPConn {
-	t.Helper()
-	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	return c.(*net.TCPConn)
-}
-
-// expectClosed reads until EOF or a reset within d and returns what came.
-func expectClosed(t *testing.T, c net.Conn, d time.Duration) []byte {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(d))
-	got, err := io.ReadAll(c)
-	if err != nil && !isReset(err) {
-		t.Fatalf("client not closed within %v: %v (read %q)", d, err, got)
-	}
-	return got
-}
-
-func isReset(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "connection reset")
 }
 
 // echoCheck sends n random bytes through c while reading back the ct.Banner
@@ -100,15 +70,6 @@ func echoCheck(t *testing.T, c *net.TCPConn, n int, halfClose bool) {
 	want := append([]byte(ct.Banner), payload...)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("got %d bytes, want %d (ct.Banner first, then the echo); first difference at %d",
-			len(got), len(want), firstDiff(got, want))
+			len(got), len(want), nproxytest.FirstDiff(got, want))
 	}
-}
-
-func firstDiff(a, b []byte) int {
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return min(len(a), len(b))
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	ct "github.com/nproxy/nproxy/connectors/connect/connecttest"
+	"github.com/nproxy/nproxy/nproxytest"
 )
 
 func TestExempt(t *testing.T) {
@@ -58,5 +59,5 @@ func TestNoProxyConnectsDirectly(t *testing.T) {
 	}
 	out.direct = true
 	ports, _, _ := tunnels(t, 0, out)
-	echoCheck(t, dialTunnel(t, ports[0]), 1000, true)
+	echoCheck(t, nproxytest.Dial(t, ports[0]), 1000, true)
 }

@@ -75,7 +75,7 @@ func TestBytesAfterReplyAreNotOvertaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		i := firstDiff(got, want)
+		i := nproxytest.FirstDiff(got, want)
 		t.Fatalf("byte %d of %d differs: got %q, want %q (spliced bytes overtook the stashed ones)",
 			i, len(want), got[i:min(i+16, len(got))], want[i:min(i+16, len(want))])
 	}

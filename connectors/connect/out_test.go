@@ -30,7 +30,7 @@ func TestTinyproxyTunnel(t *testing.T) {
 	const bulk = 8 << 20
 	var wg sync.WaitGroup
 	for i := range 4 {
-		wg.Go(func() { echoCheck(t, dialTunnel(t, ports[i%2]), bulk, false) })
+		wg.Go(func() { echoCheck(t, nproxytest.Dial(t, ports[i%2]), bulk, false) })
 	}
 	wg.Wait()
 	if got := nproxy.SplicedBytes() - spliced; got < 4*2*bulk {
@@ -50,10 +50,7 @@ func TestTinyproxyRefusals(t *testing.T) {
 		"HTTP/1.0 401 Unauthorized",
 		"HTTP/1.1 403 Access violation",
 	} {
-		c := dialTunnel(t, ports[i])
-		if got := expectClosed(t, c, 5*time.Second); len(got) > 0 {
-			t.Errorf("client got %q from a refused tunnel", got)
-		}
+		nproxytest.DialClosed(t, ports[i], nil, 5*time.Second)
 		target := "CONNECT 127.0.0.1:" + strconv.Itoa(up)
 		if i == 2 {
 			target = "CONNECT 127.0.0.1:" + strconv.Itoa(up+1)
@@ -98,7 +95,7 @@ func TestSplitReply(t *testing.T) {
 		mu.Lock()
 		cut = k
 		mu.Unlock()
-		echoCheck(t, dialTunnel(t, ports[0]), 1000, true)
+		echoCheck(t, nproxytest.Dial(t, ports[0]), 1000, true)
 	}
 }
 
@@ -114,8 +111,8 @@ func TestTrickledReplyHitsDeadline(t *testing.T) {
 	})
 	ports, logs, _ := tunnels(t, 0, &Out{Host: "zlonk", Port: 443, ProxyHost: sp.Host, ProxyPort: sp.Port, Timeout: 500 * time.Millisecond})
 	start := time.Now()
-	c := dialTunnel(t, ports[0])
-	expectClosed(t, c, 5*time.Second)
+	c := nproxytest.Dial(t, ports[0])
+	nproxytest.ExpectClosed(t, c, 5*time.Second)
 	if d := time.Since(start); d < 450*time.Millisecond || d > 3*time.Second {
 		t.Errorf("client closed after %v, want about 500ms (a loaded machine may add some)", d)
 	}
@@ -150,10 +147,7 @@ func TestMalformedReplies(t *testing.T) {
 	}
 	ports, logs, _ := tunnels(t, 0, outs...)
 	for i, name := range names {
-		c := dialTunnel(t, ports[i])
-		if got := expectClosed(t, c, 5*time.Second); len(got) > 0 {
-			t.Errorf("%s: client got %q", name, got)
-		}
+		nproxytest.DialClosed(t, ports[i], nil, 5*time.Second)
 		logs.WaitFor(t, "CONNECT "+name+":1 through web proxy "+sp.Addr()+": ", cases[name].want)
 	}
 }
@@ -181,9 +175,9 @@ func TestHalfClose(t *testing.T) {
 		&Out{Host: "client-first", Port: 1, ProxyHost: sp.Host, ProxyPort: sp.Port},
 		&Out{Host: "server-first", Port: 1, ProxyHost: sp.Host, ProxyPort: sp.Port})
 
-	echoCheck(t, dialTunnel(t, ports[0]), 256<<10, true) // client EOF first, echo after it
+	echoCheck(t, nproxytest.Dial(t, ports[0]), 256<<10, true) // client EOF first, echo after it
 
-	c := dialTunnel(t, ports[1])
+	c := nproxytest.Dial(t, ports[1])
 	if b, err := io.ReadAll(c); err != nil || string(b) != "bye\n" {
 		t.Fatalf("server-first: read %q, %v", b, err)
 	}
@@ -211,7 +205,7 @@ func TestEarlyClientData(t *testing.T) {
 		ct.TunnelTo(c, "HTTP/1.1 200 OK\r\n\r\n", up)
 	})
 	ports, _, _ := tunnels(t, 0, &Out{Host: "127.0.0.1", Port: up, ProxyHost: sp.Host, ProxyPort: sp.Port})
-	echoCheck(t, dialTunnel(t, ports[0]), 100<<10, true) // written at once, while the proxy waits
+	echoCheck(t, nproxytest.Dial(t, ports[0]), 100<<10, true) // written at once, while the proxy waits
 }
 
 // TestSlowProxyDoesNotStall keeps a tunnel busy and opens new ones through
@@ -232,7 +226,7 @@ func TestSlowProxyDoesNotStall(t *testing.T) {
 		&Out{Host: "127.0.0.1", Port: up, ProxyHost: fast.Host, ProxyPort: fast.Port})
 	var stuck []*net.TCPConn
 	for range 5 {
-		stuck = append(stuck, dialTunnel(t, ports[0]))
+		stuck = append(stuck, nproxytest.Dial(t, ports[0]))
 	}
 	for range 5 {
 		<-slow.Requests // every slow handshake is under way
@@ -240,7 +234,7 @@ func TestSlowProxyDoesNotStall(t *testing.T) {
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range 20 {
-		wg.Go(func() { echoCheck(t, dialTunnel(t, ports[1]), 64<<10, false) })
+		wg.Go(func() { echoCheck(t, nproxytest.Dial(t, ports[1]), 64<<10, false) })
 	}
 	wg.Wait()
 	if d := time.Since(start); d > 5*time.Second {
@@ -248,15 +242,10 @@ func TestSlowProxyDoesNotStall(t *testing.T) {
 	}
 	for _, c := range stuck {
 		c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
-		if n, err := c.Read(make([]byte, 1)); n != 0 || !isTimeout(err) {
+		if n, err := c.Read(make([]byte, 1)); n != 0 || !nproxytest.IsTimeout(err) {
 			t.Errorf("a client of the slow proxy got %d bytes, %v", n, err)
 		}
 	}
-}
-
-func isTimeout(err error) bool {
-	ne, ok := err.(net.Error)
-	return ok && ne.Timeout()
 }
 
 // TestNetProxyTcpConnect is Net::Proxy's t/tcp_connect scenario: a
@@ -286,7 +275,7 @@ func TestNetProxyTcpConnect(t *testing.T) {
 		ct.TunnelTo(c, "HTTP/1.1 200 Connection established\r\n\r\n", lines)
 	})
 	ports, logs, run := tunnels(t, 2, &Out{Host: "zlonk.crunch.com", Port: 443, ProxyHost: "localhost", ProxyPort: sp.Port})
-	client := dialTunnel(t, ports[0])
+	client := nproxytest.Dial(t, ports[0])
 	if r := <-sp.Requests; r.Line != "CONNECT zlonk.crunch.com:443 HTTP/1.1" {
 		t.Fatalf("proxy got %q", r.Line)
 	}
@@ -313,10 +302,7 @@ func TestNetProxyTcpConnect(t *testing.T) {
 		t.Fatalf("server read %q, %v after the client's close; want EOF", rest, err)
 	}
 	server.Close()
-	c2 := dialTunnel(t, ports[0])
-	if got := expectClosed(t, c2, 5*time.Second); len(got) > 0 {
-		t.Fatalf("refused client got %q", got)
-	}
+	nproxytest.DialClosed(t, ports[0], nil, 5*time.Second)
 	logs.WaitFor(t, "refused: HTTP/1.1 403 Forbidden")
 	run.Wait(t, 5*time.Second) // Mainloop(2) returns after the two connections
 }
@@ -349,7 +335,7 @@ func TestClientResetDuringHandshake(t *testing.T) {
 		sawEOF <- time.Since(start)
 	})
 	ports, _, _ := tunnels(t, 0, &Out{Host: "zlonk", Port: 443, ProxyHost: sp.Host, ProxyPort: sp.Port})
-	c := dialTunnel(t, ports[0])
+	c := nproxytest.Dial(t, ports[0])
 	<-sp.Requests
 	c.SetLinger(0)
 	c.Close()
@@ -369,7 +355,7 @@ func TestClientResetDuringHandshake(t *testing.T) {
 func TestProxyDown(t *testing.T) {
 	port := nproxytest.FreePort(t)
 	ports, logs, _ := tunnels(t, 0, &Out{Host: "2001:db8::1", Port: 22, ProxyHost: "127.0.0.1", ProxyPort: port})
-	expectClosed(t, dialTunnel(t, ports[0]), 5*time.Second)
+	nproxytest.DialClosed(t, ports[0], nil, 5*time.Second)
 	logs.WaitFor(t, "CONNECT [2001:db8::1]:22 through web proxy 127.0.0.1:"+strconv.Itoa(port)+": can't connect to 127.0.0.1:"+strconv.Itoa(port)+": connection refused")
 }
 
@@ -384,7 +370,7 @@ func TestTwoLoops(t *testing.T) {
 	ports, _, _ := tunnels(t, 0, &Out{Host: "127.0.0.1", Port: up, ProxyHost: sp.Host, ProxyPort: sp.Port})
 	var wg sync.WaitGroup
 	for range 16 {
-		wg.Go(func() { echoCheck(t, dialTunnel(t, ports[0]), 32<<10, true) })
+		wg.Go(func() { echoCheck(t, nproxytest.Dial(t, ports[0]), 32<<10, true) })
 	}
 	wg.Wait()
 }
@@ -401,7 +387,7 @@ func TestReplyThenEOF(t *testing.T) {
 		got <- string(b)
 	})
 	ports, _, _ := tunnels(t, 0, &Out{Host: "h", Port: 1, ProxyHost: sp.Host, ProxyPort: sp.Port})
-	c := dialTunnel(t, ports[0])
+	c := nproxytest.Dial(t, ports[0])
 	if b, err := io.ReadAll(c); err != nil || string(b) != "last words\n" {
 		t.Fatalf("client read %q, %v", b, err)
 	}

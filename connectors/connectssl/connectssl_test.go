@@ -43,24 +43,6 @@ func tlsServer(t *testing.T, certs *ssltest.Certs, serve func(c *tls.Conn)) int 
 	return ct.Serve(t, func(c net.Conn) { serve(tls.Server(c, cfg)) })
 }
 
-func dial(t *testing.T, port int) net.Conn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", fmt.Sprint("127.0.0.1:", port), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	return c
-}
-
-func expectEOF(t *testing.T, c net.Conn) {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if rest, err := io.ReadAll(c); err != nil || len(rest) > 0 {
-		t.Fatalf("want EOF, got %q, %v", rest, err)
-	}
-}
-
 var lines = []string{
 	"pete_peters sophie les mr_dork vijay\n",
 	"d_fence abacus_remote ups_onlinet d2k_datamover2 ssslog_mgr\n",
@@ -88,7 +70,7 @@ func TestScenarioConnectSSLTCP(t *testing.T) {
 	})
 	port, _ := run(t, &Out{Out: connect.Out{Host: "localhost", Port: 443, ProxyHost: sp.Host, ProxyPort: sp.Port}, Params: ssl.Params{CAFile: certs.CA, VerifyMode: -1}})
 
-	client := dial(t, port)
+	client := nproxytest.Dial(t, port)
 	if req := <-sp.Requests; req.Line != "CONNECT localhost:443 HTTP/1.1" {
 		t.Errorf("request line %q", req.Line)
 	}
@@ -113,9 +95,9 @@ func TestScenarioConnectSSLTCP(t *testing.T) {
 		t.Fatalf("server: want EOF, got %q, %v", rest, err)
 	}
 
-	refused := dial(t, port)
+	refused := nproxytest.Dial(t, port)
 	<-sp.Requests
-	expectEOF(t, refused)
+	nproxytest.ExpectEOF(t, refused, 5*time.Second)
 }
 
 // connect_ssl through a real tinyproxy to openssl s_server, which the
@@ -142,7 +124,7 @@ func TestThroughTinyproxyToOpenSSL(t *testing.T) {
 	tp := ct.StartTinyproxy(t, true, sport)
 	port, _ := run(t, &Out{Out: connect.Out{Host: "127.0.0.1", Port: sport, ProxyHost: tp.Host, ProxyPort: tp.Port,
 		ProxyUser: tp.User, ProxyPass: tp.Pass}, Params: ssl.Params{CAFile: certs.CA, VerifyMode: -1}})
-	client := dial(t, port)
+	client := nproxytest.Dial(t, port)
 	r := bufio.NewReader(client)
 	for _, line := range lines {
 		io.WriteString(client, line)
@@ -167,7 +149,7 @@ func TestVerifyFailureInTunnel(t *testing.T) {
 		ct.TunnelTo(c, "HTTP/1.1 200 OK\r\n\r\n", backend)
 	})
 	port, logs := run(t, &Out{Out: connect.Out{Host: "localhost", Port: 443, ProxyHost: sp.Host, ProxyPort: sp.Port}, Params: ssl.Params{CAFile: certs.CA, VerifyMode: -1}})
-	expectEOF(t, dial(t, port))
+	nproxytest.ExpectEOF(t, nproxytest.Dial(t, port), 5*time.Second)
 	logs.WaitFor(t, "connect_ssl to localhost port 443: TLS handshake: tls: failed to verify certificate")
 }
 

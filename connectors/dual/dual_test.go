@@ -10,6 +10,7 @@ import (
 
 	"github.com/nproxy/nproxy/connectors/tcp"
 	"github.com/nproxy/nproxy/loop"
+	"github.com/nproxy/nproxy/nproxytest"
 )
 
 // TestDual is Net::Proxy's dual scenario: a silent client reaches the
@@ -61,10 +62,10 @@ func TestDual(t *testing.T) {
 	// Closes propagate both ways: the client's on one route, the server's
 	// on the other. Each end then closes too, since nproxy half-closes.
 	talker.Close()
-	expectEOF(t, bc, 5*time.Second)
+	nproxytest.ExpectEOF(t, bc, 5*time.Second)
 	bc.Close()
 	ac.Close()
-	expectEOF(t, silent, 5*time.Second)
+	nproxytest.ExpectEOF(t, silent, 5*time.Second)
 	silent.Close()
 	r.Wait(t, 5*time.Second)
 	if r.proxy.Opened() != 2 || r.proxy.Closed() != 2 {
@@ -116,8 +117,8 @@ func TestHookDual(t *testing.T) {
 	}
 	talker.Close()
 	silent.Close()
-	expectEOF(t, bc, 5*time.Second)
-	expectEOF(t, ac, 5*time.Second)
+	nproxytest.ExpectEOF(t, bc, 5*time.Second)
+	nproxytest.ExpectEOF(t, ac, 5*time.Second)
 	bc.Close()
 	ac.Close()
 	r.Wait(t, 5*time.Second)
@@ -186,8 +187,8 @@ func TestBackendDown(t *testing.T) {
 	talker := r.dial(t)
 	talker.Write([]byte("zlonk\n"))
 	silent := r.dial(t)
-	expectEOF(t, talker, 2*time.Second)
-	expectEOF(t, silent, 2*time.Second)
+	nproxytest.ExpectEOF(t, talker, 2*time.Second)
+	nproxytest.ExpectEOF(t, silent, 2*time.Second)
 	r.Wait(t, 5*time.Second)
 	if r.proxy.Opened() != 2 || r.proxy.Closed() != 2 {
 		t.Errorf("opened %d closed %d, want 2 and 2", r.proxy.Opened(), r.proxy.Closed())

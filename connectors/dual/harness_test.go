@@ -35,15 +35,10 @@ func startDual(t testing.TB, in *In, max int) *running {
 	return r
 }
 
+// dial connects a client to the proxy.
 func (r *running) dial(t testing.TB) *net.TCPConn {
 	t.Helper()
-	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", r.port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	return c.(*net.TCPConn)
+	return nproxytest.Dial(t, r.port)
 }
 
 // backend is a TCP server on 127.0.0.1 that runs serve for each connection
@@ -143,14 +138,4 @@ func readLine(t testing.TB, r *bufio.Reader) string {
 		t.Fatalf("reading a line: %v (got %q)", err, line)
 	}
 	return strings.TrimSuffix(line, "\n")
-}
-
-// expectEOF reads until EOF within d.
-func expectEOF(t testing.TB, c net.Conn, d time.Duration) {
-	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(d))
-	rest, err := io.ReadAll(c)
-	if err != nil || len(rest) > 0 {
-		t.Fatalf("want EOF, got %q, %v", rest, err)
-	}
 }

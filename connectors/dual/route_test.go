@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nproxy/nproxy"
+	"github.com/nproxy/nproxy/nproxytest"
 )
 
 // routed is a dual connector with one backend per route, every backend
@@ -151,7 +152,7 @@ func TestOneByteStaller(t *testing.T) {
 		}
 		a.none(t)
 		c.Close()
-		expectEOF(t, bc, 5*time.Second)
+		nproxytest.ExpectEOF(t, bc, 5*time.Second)
 		bc.Close()
 		r.Wait(t, 5*time.Second)
 	}

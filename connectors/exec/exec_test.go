@@ -31,17 +31,6 @@ func proxyTo(t *testing.T, out *Out) (int, *nproxytest.LogBuffer, *nproxy.Proxy)
 	return port, logs, p
 }
 
-func dial(t *testing.T, port int) *net.TCPConn {
-	t.Helper()
-	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	return c.(*net.TCPConn)
-}
-
 // exchange sends data, half-closes, and returns everything read until EOF.
 func exchange(t *testing.T, c *net.TCPConn, data []byte) []byte {
 	t.Helper()
@@ -60,7 +49,7 @@ func TestCat(t *testing.T) {
 	data := make([]byte, 4<<20)
 	rand.Read(data)
 	spliced := nproxy.SplicedBytes()
-	if got := exchange(t, dial(t, port), data); !bytes.Equal(got, data) {
+	if got := exchange(t, nproxytest.Dial(t, port), data); !bytes.Equal(got, data) {
 		t.Fatalf("%d bytes back of %d", len(got), len(data))
 	}
 	if n := nproxy.SplicedBytes() - spliced; n < 2*uint64(len(data)) {
@@ -72,7 +61,7 @@ func TestCat(t *testing.T) {
 func TestBannerEnvDir(t *testing.T) {
 	dir := t.TempDir()
 	port, _, _ := proxyTo(t, &Out{Command: `echo "hello $WHO from $(pwd)"; exec cat`, Env: map[string]any{"WHO": "zlonk"}, Dir: dir})
-	c := dial(t, port)
+	c := nproxytest.Dial(t, port)
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if want := "hello zlonk from " + dir + "\n"; err != nil || line != want {
 		t.Fatalf("banner %q (%v), want %q", line, err, want)
@@ -83,7 +72,7 @@ func TestBannerEnvDir(t *testing.T) {
 // delivered, although the client keeps its side open.
 func TestExitsEarly(t *testing.T) {
 	port, _, p := proxyTo(t, &Out{Command: "echo bye"})
-	c := dial(t, port)
+	c := nproxytest.Dial(t, port)
 	got, err := io.ReadAll(c) // the client never half-closes
 	if err != nil || string(got) != "bye\n" {
 		t.Fatalf("got %q (%v), want bye and EOF", got, err)
@@ -105,7 +94,7 @@ func TestKilledWhenClientLeaves(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			port, logs, _ := proxyTo(t, &Out{Command: tc.command, KillTimeout: 300 * time.Millisecond})
-			c := dial(t, port)
+			c := nproxytest.Dial(t, port)
 			line, err := bufio.NewReader(c).ReadString('\n')
 			pid, _ := strconv.Atoi(strings.TrimSpace(line))
 			if err != nil || pid == 0 {
@@ -131,11 +120,7 @@ func exists(pid int) bool {
 func TestCommandNotFound(t *testing.T) {
 	port, logs, _ := proxyTo(t, &Out{Argv: []string{"/nonexistent/program"}})
 	for range 2 {
-		c := dial(t, port)
-		got, err := io.ReadAll(c) // EOF, or a reset
-		if len(got) != 0 || err != nil && !strings.Contains(err.Error(), "reset") {
-			t.Fatalf("got %q (%v) from a command that does not exist", got, err)
-		}
+		nproxytest.DialClosed(t, port, nil, 5*time.Second)
 	}
 	logs.WaitFor(t, `can't run ["/nonexistent/program"]`)
 }
@@ -144,7 +129,7 @@ func TestCommandNotFound(t *testing.T) {
 // cut at 4 KiB; a child that writes endlessly is rate-limited.
 func TestStderr(t *testing.T) {
 	port, logs, _ := proxyTo(t, &Out{Command: `echo one >&2; echo two >&2; head -c 10000 /dev/zero | tr '\0' x >&2; echo >&2; echo done`})
-	c := dial(t, port)
+	c := nproxytest.Dial(t, port)
 	if got := exchange(t, c, nil); string(got) != "done\n" {
 		t.Fatalf("stdout %q", got)
 	}
@@ -158,7 +143,7 @@ func TestStderr(t *testing.T) {
 // A child that writes endlessly to standard error is rate-limited.
 func TestStderrFlood(t *testing.T) {
 	port, logs, _ := proxyTo(t, &Out{Command: `yes spam >&2`, KillTimeout: time.Second})
-	c := dial(t, port)
+	c := nproxytest.Dial(t, port)
 	time.Sleep(500 * time.Millisecond) // let it write a few hundred thousand lines
 	c.SetLinger(0)
 	c.Close() // with a reset: the client is gone, not half-closed
@@ -201,7 +186,7 @@ func TestNoLeaks(t *testing.T) {
 		}
 		return countChildren(t) == 0
 	})
-	fds := countFds(t)
+	fds := nproxytest.OpenFDs(t)
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Add(1)
@@ -209,7 +194,7 @@ func TestNoLeaks(t *testing.T) {
 			defer wg.Done()
 			for i := range 125 {
 				msg := []byte(fmt.Sprintf("worker %d message %d", w, i))
-				c := dial(t, port)
+				c := nproxytest.Dial(t, port)
 				got := exchange(t, c, msg)
 				c.Close()
 				if !bytes.Equal(got, msg) {
@@ -222,7 +207,7 @@ func TestNoLeaks(t *testing.T) {
 	wg.Wait()
 	waitFor(t, "1,000 connections to close", func() bool { return p.Closed() == 1000 })
 	waitFor(t, "the fd and child counts to return", func() bool {
-		f, k := countFds(t), countChildren(t)
+		f, k := nproxytest.OpenFDs(t), countChildren(t)
 		if f != fds {
 			kinds := map[string]int{}
 			entries, _ := os.ReadDir("/proc/self/fd")
@@ -234,14 +219,6 @@ func TestNoLeaks(t *testing.T) {
 		}
 		return f == fds && k == 0
 	})
-}
-
-func countFds(t *testing.T) int {
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(entries)
 }
 
 // countChildren counts the test process's children, zombies included.

@@ -2,14 +2,12 @@ package starttls
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -40,7 +38,7 @@ func start(t *testing.T, protocol string, timeout time.Duration, hooks ...loop.H
 	t.Helper()
 	certs := ssltest.New(t)
 	be := nproxytest.Listener(t)
-	port := freePort(t)
+	port := nproxytest.FreePort(t)
 	params := map[string]any{"type": "starttls", "host": "127.0.0.1",
 		"port": fmt.Sprint(port), "protocol": protocol,
 		"SSL_cert_file": certs.ServerCert, "SSL_key_file": certs.ServerKey}
@@ -55,28 +53,9 @@ func start(t *testing.T, protocol string, timeout time.Duration, hooks ...loop.H
 		in.(*In).Hook = h
 	}
 	out := &tcp.Out{Host: "127.0.0.1", Port: be.Addr().(*net.TCPAddr).Port}
-	logs := &nproxytest.LogBuffer{}
-	nproxy.SetLogOutput(logs)
-	nproxy.SetVerbosity(2)
-	p := nproxy.New(in, out)
-	p.Register()
-	done := make(chan error, 1)
-	go func() { done <- nproxy.Mainloop(0) }()
-	t.Cleanup(func() {
-		nproxy.Stop()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Error("Mainloop did not return after Stop")
-		}
-		p.Unregister()
-		nproxy.SetLogOutput(os.Stderr)
-		if t.Failed() {
-			t.Logf("nproxy log:\n%s", logs.String())
-		}
-	})
-	waitListening(t, port, done)
-	return &setup{addr: fmt.Sprint("127.0.0.1:", port), base: len(sockets()), certs: certs,
+	logs := nproxytest.CaptureLog(t, 2)
+	nproxytest.Start(t, 0, nproxy.New(in, out))
+	return &setup{addr: fmt.Sprint("127.0.0.1:", port), base: len(nproxytest.Sockets()), certs: certs,
 		tlsConfig: clientConfig(t, certs), be: be, logs: logs}
 }
 
@@ -88,51 +67,15 @@ func (s *setup) noLeak(t *testing.T, ends ...io.Closer) {
 		e.Close()
 	}
 	deadline := time.Now().Add(3 * time.Second)
-	for (len(sockets()) > s.base || ssltest.EngineGoroutines() != "") && time.Now().Before(deadline) {
+	for (len(nproxytest.Sockets()) > s.base || ssltest.EngineGoroutines() != "") && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if n := len(sockets()); n > s.base {
+	if n := len(nproxytest.Sockets()); n > s.base {
 		t.Errorf("%d sockets left open, %d before", n, s.base)
 	}
 	if left := ssltest.EngineGoroutines(); left != "" {
 		t.Errorf("TLS engine goroutines left:\n%s", left)
 	}
-}
-
-// sockets lists the process's socket descriptors.
-func sockets() []string {
-	fds, _ := os.ReadDir("/proc/self/fd")
-	var list []string
-	for _, fd := range fds {
-		if target, _ := os.Readlink("/proc/self/fd/" + fd.Name()); strings.HasPrefix(target, "socket:") {
-			list = append(list, fd.Name())
-		}
-	}
-	return list
-}
-
-// freePort returns a port of 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	return nproxytest.FreePort(t)
-}
-
-// waitListening reads /proc/net/tcp until 127.0.0.1:port listens (a test
-// connection would count as a proxied one).
-func waitListening(t *testing.T, port int, done <-chan error) {
-	t.Helper()
-	entry := fmt.Sprintf(" 0100007F:%04X 00000000:0000 0A ", port)
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		select {
-		case err := <-done:
-			t.Fatalf("Mainloop returned: %v", err)
-		default:
-		}
-		if table, err := os.ReadFile("/proc/net/tcp"); err == nil && bytes.Contains(table, []byte(entry)) {
-			return
-		}
-	}
-	t.Fatalf("nothing listens on port %d", port)
 }
 
 // end is one end of a connection, read line by line.
@@ -191,7 +134,7 @@ func (e *end) expect(t *testing.T, want string) {
 func (e *end) expectEOF(t *testing.T) {
 	t.Helper()
 	rest, err := io.ReadAll(e.r)
-	if err != nil && !strings.Contains(err.Error(), "reset") {
+	if err != nil && !nproxytest.IsReset(err) {
 		t.Fatalf("no EOF: %v (read %q)", err, rest)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nproxy/nproxy/loop"
+	"github.com/nproxy/nproxy/nproxytest"
 )
 
 // readLine reads one line of an openssl's output, at most for 5 s.
@@ -192,7 +193,7 @@ func TestPipelined(t *testing.T) {
 			be := s.backend(t)
 			be.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 			var one [1]byte
-			if n, err := be.Conn.Read(one[:]); n > 0 || !isTimeout(err) {
+			if n, err := be.Conn.Read(one[:]); n > 0 || !nproxytest.IsTimeout(err) {
 				t.Fatalf("the backend heard %q (%v) before it greeted", one[:n], err)
 			}
 			be.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -205,11 +206,6 @@ func TestPipelined(t *testing.T) {
 			s.noLeak(t, be, c)
 		})
 	}
-}
-
-func isTimeout(err error) bool {
-	ne, ok := err.(net.Error)
-	return ok && ne.Timeout()
 }
 
 // A client that never says STARTTLS, trickling bytes: the deadline is not
@@ -359,7 +355,7 @@ func TestClientGoneBeforeGreeting(t *testing.T) {
 	raw.SetLinger(0)
 	raw.Close()
 	be.SetReadDeadline(time.Now().Add(2 * time.Second))
-	if rest, err := io.ReadAll(be.r); len(rest) > 0 || isTimeout(err) {
+	if rest, err := io.ReadAll(be.r); len(rest) > 0 || nproxytest.IsTimeout(err) {
 		t.Fatalf("the backend read %q, %v", rest, err)
 	}
 	s.noLeak(t, be)

@@ -3,8 +3,8 @@ package udp
 import (
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +21,35 @@ type relay struct {
 	proxy *nproxy.Proxy
 	logs  *nproxytest.LogBuffer
 	addr  string // where clients send
+}
+
+// expectFlows fails t unless the relay counted flows flows of each
+// datagrams both ways, and dropped none; it returns the counts.
+func (r *relay) expectFlows(t *testing.T, flows, each uint64) Counts {
+	t.Helper()
+	got := r.in.Counts()
+	if got.FlowsOpened != flows || got.DatagramsIn != flows*each || got.DatagramsOut != flows*each || got.Dropped != 0 {
+		t.Fatalf("counts %+v", got)
+	}
+	return got
+}
+
+// runAll runs f(0) ... f(n-1) at once and fails t with the first error
+// once all returned.
+func runAll(t *testing.T, n int, f func(i int) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() { errs <- f(i) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // startRelay serves in (on 127.0.0.1 and a free port unless set) towards
@@ -40,32 +69,12 @@ func startRelay(t *testing.T, in *In, out connectors.Out, extra ...*nproxy.Proxy
 		t.Fatal(err)
 	}
 	r := &relay{in: in, proxy: nproxy.New(in, out), logs: logs}
-	if err := in.Listen(l, r.proxy); err != nil {
-		l.Discard()
-		t.Fatal(err)
-	}
-	for _, p := range extra {
-		if err := p.In().Listen(l, p); err != nil {
-			l.Discard()
-			t.Fatal(err)
-		}
-	}
-	done := make(chan error, 1)
-	go func() { done <- l.Run() }()
 	t.Cleanup(func() {
-		l.Stop()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Error(err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("loop did not stop")
-		}
 		if t.Failed() {
 			t.Logf("loop log:\n%s", logs)
 		}
 	})
+	nproxytest.RunLoop(t, l, append([]*nproxy.Proxy{r.proxy}, extra...)...)
 	host := in.Host
 	if host == "*" {
 		host = "127.0.0.1"
@@ -140,16 +149,6 @@ func waitCounts(t testing.TB, in *In, what string, ok func(Counts) bool) Counts 
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// openFds counts the process's open file descriptors.
-func openFds(t testing.TB) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
 }
 
 func out(port int) *Out { return &Out{Host: "127.0.0.1", Port: port} }

@@ -68,18 +68,7 @@ func measureIdleFlows(t *testing.T, n int) flowMemory {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := in.Listen(l, nproxy.New(in, out(echo))); err != nil {
-		l.Discard()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- l.Run() }()
-	t.Cleanup(func() {
-		l.Stop()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
+	nproxytest.RunLoop(t, l, nproxy.New(in, out(echo)))
 	relay := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(in.Port))
 	// The first flow allocates what the loop and the table keep for all
 	// (read buffers): it is not an idle flow's cost.

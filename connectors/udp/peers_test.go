@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,27 +18,6 @@ import (
 	"github.com/nproxy/nproxy/connectors/tcp"
 	"github.com/nproxy/nproxy/nproxytest"
 )
-
-// startPeer starts a peer program, killed when the test ends; its output
-// goes to the returned buffer.
-func startPeer(t *testing.T, name string, args ...string) *nproxytest.LogBuffer {
-	t.Helper()
-	path := nproxytest.Command(t, name)
-	out := &nproxytest.LogBuffer{}
-	cmd := exec.Command(path, args...)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s's output:\n%s", name, out)
-		}
-	})
-	return out
-}
 
 // waitUDPBound waits until a socket is bound to UDP 127.0.0.1:port.
 func waitUDPBound(t *testing.T, port int) {
@@ -80,41 +58,28 @@ func TestDigThroughDnsmasq(t *testing.T) {
 	hostsFile := filepath.Join(dir, "hosts")
 	os.WriteFile(hostsFile, []byte(hosts.String()), 0o644)
 	dnsPort := udpPort(t, "127.0.0.1")
-	logs := startPeer(t, "dnsmasq", "--keep-in-foreground", "--port="+strconv.Itoa(dnsPort),
+	logs := nproxytest.StartPeer(t, nproxytest.Command(t, "dnsmasq"), "--keep-in-foreground", "--port="+strconv.Itoa(dnsPort),
 		"--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
 		"--addn-hosts="+hostsFile, "--conf-file=/dev/null", "--user=root", "--log-facility=-")
 	logs.WaitFor(t, fmt.Sprintf("%d names", ports*each))
 	r := startRelay(t, &In{Timeout: 10 * time.Second}, out(dnsPort))
 
-	var wg sync.WaitGroup
-	errs := make(chan error, ports)
 	running := make(chan struct{}, 8)
+	srcs := make([]int, ports)
 	used := map[int]bool{}
 	for i := range ports {
 		src := udpPort(t, "127.0.0.1")
 		for used[src] { // 50 distinct source ports, so 50 flows
 			src = udpPort(t, "127.0.0.1")
 		}
-		used[src] = true
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			running <- struct{}{}
-			defer func() { <-running }()
-			errs <- digBatch(dig, r.in.Port, src, filepath.Join(dir, fmt.Sprintf("batch%d", i)), i, each)
-		}()
+		used[src], srcs[i] = true, src
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := r.in.Counts()
-	if got.FlowsOpened != ports || got.DatagramsIn != ports*each || got.DatagramsOut != ports*each || got.Dropped != 0 {
-		t.Fatalf("counts %+v", got)
-	}
+	runAll(t, ports, func(i int) error {
+		running <- struct{}{}
+		defer func() { <-running }()
+		return digBatch(dig, r.in.Port, srcs[i], filepath.Join(dir, fmt.Sprintf("batch%d", i)), i, each)
+	})
+	r.expectFlows(t, ports, each)
 }
 
 // digBatch runs one dig from source port src over a batch file of each
@@ -145,7 +110,7 @@ func TestSocatPeers(t *testing.T) {
 	t.Parallel()
 	socat := nproxytest.Command(t, "socat")
 	port := udpPort(t, "127.0.0.1")
-	startPeer(t, "socat", fmt.Sprintf("UDP-RECVFROM:%d,bind=127.0.0.1,reuseaddr,fork", port), "SYSTEM:tr a-z A-Z")
+	nproxytest.StartPeer(t, nproxytest.Command(t, "socat"), fmt.Sprintf("UDP-RECVFROM:%d,bind=127.0.0.1,reuseaddr,fork", port), "SYSTEM:tr a-z A-Z")
 	waitUDPBound(t, port)
 	r := startRelay(t, &In{}, out(port))
 	for _, word := range []string{"hello", "datagram"} {
@@ -170,7 +135,7 @@ func TestIperf3UDP(t *testing.T) {
 	t.Parallel()
 	iperf := nproxytest.Command(t, "iperf3")
 	server := udpPort(t, "127.0.0.1")
-	startPeer(t, "iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", strconv.Itoa(server))
+	nproxytest.StartPeer(t, nproxytest.Command(t, "iperf3"), "-s", "-1", "-B", "127.0.0.1", "-p", strconv.Itoa(server))
 	for deadline := time.Now().Add(5 * time.Second); !nproxytest.Listening(server); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("iperf3 server did not listen")

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,27 +25,12 @@ func TestEchoManyClients(t *testing.T) {
 	const clients, each = 200, 500
 	r := startRelay(t, &In{}, out(nproxytest.UDPEcho(t, "127.0.0.1")))
 	inFlight := make(chan struct{}, 32)
-	var wg sync.WaitGroup
-	errs := make(chan error, clients)
+	conns := make([]*net.UDPConn, clients)
 	for id := range clients {
-		c := client(t, r.addr)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- echoClient(c, uint32(id), each, inFlight)
-		}()
+		conns[id] = client(t, r.addr)
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := r.in.Counts()
-	if got.FlowsOpened != clients || got.DatagramsIn != clients*each || got.DatagramsOut != clients*each || got.Dropped != 0 {
-		t.Fatalf("counts %+v", got)
-	}
+	runAll(t, clients, func(id int) error { return echoClient(conns[id], uint32(id), each, inFlight) })
+	got := r.expectFlows(t, clients, each)
 	if got.BytesIn != got.BytesOut {
 		t.Fatalf("bytes in %d, out %d", got.BytesIn, got.BytesOut)
 	}
@@ -118,12 +102,12 @@ func TestIdleFlowsExpireAndFdsReturn(t *testing.T) {
 	for range 50 {
 		clients = append(clients, client(t, r.addr))
 	}
-	base := openFds(t)
+	base := nproxytest.OpenFDs(t)
 	for _, c := range clients {
 		c.Write([]byte("anyone?"))
 	}
 	waitCounts(t, r.in, "50 flows open", func(c Counts) bool { return c.FlowsOpened == 50 })
-	if n := openFds(t); n < base+50 {
+	if n := nproxytest.OpenFDs(t); n < base+50 {
 		t.Fatalf("%d fds with 50 flows open, %d before: no socket per flow?", n, base)
 	}
 	start := time.Now()
@@ -135,9 +119,9 @@ func TestIdleFlowsExpireAndFdsReturn(t *testing.T) {
 		t.Fatalf("counts %+v, proxy opened %d closed %d", got, r.proxy.Opened(), r.proxy.Closed())
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for openFds(t) > base {
+	for nproxytest.OpenFDs(t) > base {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d fds after every flow expired, %d before", openFds(t), base)
+			t.Fatalf("%d fds after every flow expired, %d before", nproxytest.OpenFDs(t), base)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -1,9 +1,7 @@
 package unix
 
 import (
-	"bytes"
 	"crypto/rand"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -104,25 +102,11 @@ func socatEchoUnix(t *testing.T, path string) {
 func socatClient(t *testing.T, addr string, data []byte) []byte {
 	t.Helper()
 	socat := nproxytest.Command(t, "socat")
-	cmd := exec.Command(socat, "-t", "30", "-T", "30", "STDIO", addr)
-	cmd.Stdin = bytes.NewReader(data)
-	var out, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &stderr
-	done := make(chan error, 1)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	out, stderr, err := nproxytest.RunFor(exec.Command(socat, "-t", "30", "-T", "30", "STDIO", addr), data, 30*time.Second)
+	if err != nil {
+		t.Fatalf("socat to %s: %v: %s", addr, err, stderr)
 	}
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("socat to %s: %v: %s", addr, err, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("socat to %s did not finish", addr)
-	}
-	return out.Bytes()
+	return out
 }
 
 // goEcho serves an echo that half-closes after the client's EOF, on
@@ -134,23 +118,7 @@ func goEcho(t *testing.T, network, addr string) net.Addr {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				// Wrapped, so that Go's own splice (and its pool of
-				// pipes, closed only by the garbage collector) stays
-				// out of the fd counts of the leak test.
-				io.Copy(struct{ io.Writer }{c}, struct{ io.Reader }{c})
-				c.(interface{ CloseWrite() error }).CloseWrite()
-			}()
-		}
-	}()
+	nproxytest.ServeOn(t, ln, nproxytest.Echo)
 	return ln.Addr()
 }
 

@@ -362,7 +362,7 @@ func TestNoFdLeak(t *testing.T) {
 		}
 		return err
 	}
-	fds := countFds(t)
+	fds := nproxytest.OpenFDs(t)
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Go(func() {
@@ -376,9 +376,9 @@ func TestNoFdLeak(t *testing.T) {
 	}
 	wg.Wait()
 	waitUntil(t, "1,000 connections to close", func() bool { return p.Closed() == 1000 })
-	for deadline := time.Now().Add(10 * time.Second); countFds(t) != fds; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); nproxytest.OpenFDs(t) != fds; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d fds after 1,000 connections, %d before: %v", countFds(t), fds, fdKinds())
+			t.Fatalf("%d fds after 1,000 connections, %d before: %v", nproxytest.OpenFDs(t), fds, fdKinds())
 		}
 	}
 }
@@ -398,14 +398,6 @@ func fdKinds() map[string]int {
 		kinds[kind]++
 	}
 	return kinds
-}
-
-func countFds(t *testing.T) int {
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(entries)
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {

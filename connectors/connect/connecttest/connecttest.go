@@ -21,7 +21,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -126,33 +125,10 @@ func FreePort(t testing.TB) int { return nproxytest.FreePort(t) }
 // returns, and after 30 s at most); it returns the listener's port.
 func Serve(t testing.TB, handle func(net.Conn)) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		l.Close()
-		wg.Wait()
+	return nproxytest.ServeTCP(t, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		handle(c)
 	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(30 * time.Second))
-				handle(c)
-			}()
-		}
-	}()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // StartBannerServer runs an SSH-like server and returns its port: it
