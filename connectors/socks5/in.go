@@ -87,7 +87,8 @@ func (c *In) Listen(l *loop.Loop, h connectors.Handler) error {
 		return err
 	}
 	udp := &udpLoop{in: c}
-	pre := &connectors.Preamble{Limit: negotiationLimit, Timeout: c.timeout(),
+	// A client waits for its reply before it sends anything more: Hold.
+	pre := &connectors.Preamble{Limit: negotiationLimit, Timeout: c.timeout(), Hold: true,
 		Step: c.step,
 		Done: func(client *loop.Socket) {
 			if ss := client.State.(*session); ss.associate {
