@@ -96,10 +96,30 @@ func apply(s *loop.Socket, header []byte) error {
 	return nil
 }
 
+// parser is the reader go-proxyproto parses from, pooled: making its two
+// readers and a buffer for each header cost three allocations per
+// connection.
+type parser struct {
+	header bytes.Reader
+	r      *bufio.Reader
+}
+
+var parsers = sync.Pool{New: func() any {
+	p := new(parser)
+	p.r = bufio.NewReaderSize(&p.header, MaxV2Header)
+	return p
+}}
+
 // Parse parses one whole header, as framed by the loop, with go-proxyproto,
 // and checks its TLVs.
 func Parse(header []byte) (*pp.Header, error) {
-	h, err := pp.Read(bufio.NewReaderSize(bytes.NewReader(header), len(header)))
+	p := parsers.Get().(*parser)
+	p.header.Reset(header)
+	p.r.Reset(&p.header)
+	h, err := pp.Read(p.r)
+	p.header.Reset(nil)
+	p.r.Reset(&p.header)
+	parsers.Put(p)
 	if err != nil {
 		return nil, err
 	}
