@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/nproxy/nproxy/loop"
 	pp "github.com/pires/go-proxyproto"
@@ -21,6 +22,8 @@ type reading struct {
 	version int
 	next    loop.AcceptFunc
 	got     []byte
+	timeout time.Duration // for the whole header, from the first wait
+	waiting bool          // the deadline is set
 }
 
 // peeks are the buffers Readable peeks into: one per loop pass at most, so
@@ -35,7 +38,7 @@ func (r *reading) Readable(s *loop.Socket) {
 	n, _, err := unix.Recvfrom(s.Fd(), peek[:MaxV2Header-len(r.got)], unix.MSG_PEEK)
 	switch {
 	case err == unix.EAGAIN:
-		s.Loop().WatchReader(s)
+		r.wait(s)
 		return
 	case err != nil:
 		refuse(s, fmt.Errorf("reading the PROXY header: %w", err))
@@ -61,7 +64,7 @@ func (r *reading) Readable(s *loop.Socket) {
 	}
 	if !complete {
 		r.got = append(r.got[:0:0], data[:take]...)
-		s.Loop().WatchReader(s)
+		r.wait(s)
 		return
 	}
 	if err := apply(s, data[:take]); err != nil {
@@ -73,6 +76,16 @@ func (r *reading) Readable(s *loop.Socket) {
 	s.Loop().UnwatchReader(s)
 	s.SetHandler(nil)
 	r.next(s)
+}
+
+// wait watches s for the rest of the header, within the deadline, set at
+// the first wait.
+func (r *reading) wait(s *loop.Socket) {
+	if !r.waiting {
+		r.waiting = true
+		s.SetTimer(r.timeout, func() { refuse(s, fmt.Errorf("no complete PROXY header within %v", r.timeout)) })
+	}
+	s.Loop().WatchReader(s)
 }
 
 // Writable is never called: the client is only read.
