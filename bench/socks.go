@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -62,7 +63,9 @@ func runSocks(e *env, peers []*peer) ([]*table, error) {
 		"SOCKS5 greeting (no auth) and CONNECT to the echo server's IPv4 address", e.cfg.rateDur, rounds(e.cfg.rounds)), peers, scSocks, socksRate, socksCPU)
 	ppRate, ppCPU := higher("connections", "conn/s"), lower("relay CPU", "µs/conn")
 	pp := newTable(scProxyIn, "PROXY protocol in: connection rate", fmt.Sprintf(method, e.cfg.concurrency,
-		"a PROXY v1 header (for "+proxyInPeer+" only)", e.cfg.rateDur, rounds(e.cfg.rounds)), peers, scProxyIn, ppRate, ppCPU)
+		"a PROXY v1 header (for "+proxyInPeer+" only)", e.cfg.rateDur, rounds(e.cfg.rounds))+
+		" The ratios are "+proxyInPeer+" ÷ the plain relay: the header's cost.", peers, scProxyIn, ppRate, ppCPU)
+	pp.ref = proxyInPeer
 	echo, err := startEcho(e)
 	if err != nil {
 		return nil, err
@@ -89,7 +92,28 @@ func runSocks(e *env, peers []*peer) ([]*table, error) {
 			})
 		}
 	}
+	for _, other := range []string{"microsocks", "danted"} {
+		pairedRatios(socks, socksRate, scSocks, other)
+	}
+	pairedRatios(pp, ppRate, proxyInPeer, nproxyName)
 	return []*table{socks, pp, socksIdle(e, peers, echo.listen)}, nil
+}
+
+// pairedRatios notes, under t, m's ratio of peer a to peer b round by
+// round: the two ran one after the other, so a ratio of the same round is
+// less shaken by the others' load on the machine than a ratio of medians.
+func pairedRatios(t *table, m *metric, a, b string) {
+	va, vb := m.vals[a], m.vals[b]
+	if len(va) == 0 || len(va) != len(vb) {
+		return
+	}
+	ratios := make([]float64, len(va))
+	text := make([]string, len(va))
+	for i := range va {
+		ratios[i] = va[i] / vb[i]
+		text[i] = fmt.Sprintf("%.2f", ratios[i])
+	}
+	t.note(b, "%s ÷ %s, %s round by round: %s (median %.2f)", a, b, m.name, strings.Join(text, ", "), summarize(ratios).med)
 }
 
 // socksIdle measures what idle SOCKS5 connections cost each server, as the
