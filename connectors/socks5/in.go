@@ -237,7 +237,8 @@ func (ss *session) Answer(client, server *loop.Socket, err error) error {
 	return writeReply(client, repSucceeded, bound)
 }
 
-// writeReply sends a reply to the client, built on the stack.
+// writeReply sends a reply to the client, built in one small buffer (no
+// address string to format and parse again).
 func writeReply(client *loop.Socket, code byte, bound netip.AddrPort) error {
 	var b [maxReply]byte
 	return connectors.WriteAll(client, appendReply(b[:0], code, bound))
