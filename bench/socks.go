@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -21,12 +22,13 @@ const (
 	scSocksIdle = "socks5-idle"
 	scProxyIn   = "proxyproto-rate"
 	proxyInPeer = "nproxy-proxy-protocol"
+	socksPeer   = "nproxy-socks5"
 )
 
 func socksCast(e *env) []*peer {
 	danted := filepath.Join(e.logDir, "danted.conf")
 	peers := []*peer{
-		{name: "nproxy-socks5", only: set(scSocks, scSocksIdle), desc: "`nproxy --in type=socks5 --out type=tcp`, one loop, no authentication, allow `*:*`",
+		{name: socksPeer, only: set(scSocks, scSocksIdle), desc: "`nproxy --in type=socks5 --out type=tcp`, one loop, no authentication, allow `*:*`",
 			argv: func(l, t int) []string {
 				return []string{e.nproxyBin, "--in", "type=socks5,host=127.0.0.1,port=" + strconv.Itoa(l), "--out", "type=tcp"}
 			}},
@@ -56,40 +58,100 @@ func socksCast(e *env) []*peer {
 
 func runSocks(e *env, peers []*peer) ([]*table, error) {
 	method := "%d concurrent Go clients, each in a loop: connect, %s, write 64 bytes, read the 64-byte echo, close; " +
-		"%v per round, %s, peers interleaved. Upstream: evio echo. Relay CPU is utime+stime (children included) over the window, per connection."
+		"%v per peer and round, %s; in a round all peers run and take " + strconv.Itoa(turns) + " turns each, so that others' load on the machine falls on them alike. " +
+		"Upstream: evio echo. Relay CPU is utime+stime (children included) over the peer's turns, per connection."
 	socksRate, socksCPU := higher("connections", "conn/s"), lower("relay CPU", "µs/conn")
 	socks := newTable(scSocks, "SOCKS5 connection rate", fmt.Sprintf(method, e.cfg.concurrency,
 		"SOCKS5 greeting (no auth) and CONNECT to the echo server's IPv4 address", e.cfg.rateDur, rounds(e.cfg.rounds)), peers, scSocks, socksRate, socksCPU)
 	ppRate, ppCPU := higher("connections", "conn/s"), lower("relay CPU", "µs/conn")
 	pp := newTable(scProxyIn, "PROXY protocol in: connection rate", fmt.Sprintf(method, e.cfg.concurrency,
-		"a PROXY v1 header (for "+proxyInPeer+" only)", e.cfg.rateDur, rounds(e.cfg.rounds)), peers, scProxyIn, ppRate, ppCPU)
+		"a PROXY v1 header (for "+proxyInPeer+" only)", e.cfg.rateDur, rounds(e.cfg.rounds))+
+		" The ratios are "+proxyInPeer+" ÷ the plain relay: the header's cost.", peers, scProxyIn, ppRate, ppCPU)
+	pp.ref = proxyInPeer
 	echo, err := startEcho(e)
 	if err != nil {
 		return nil, err
 	}
 	defer echo.stop()
 	for round := 0; round < e.cfg.rounds; round++ {
-		for _, s := range []struct {
-			t         *table
-			rate, cpu *metric
-		}{{socks, socksRate, socksCPU}, {pp, ppRate, ppCPU}} {
-			eachRelay(e, peers, s.t.key, s.t, round, echo.listen, func(r *running) error {
-				once := preambleConn(r, echo.listen)
-				cpu0 := cpuSeconds(r.pid())
-				ok, fails, firstErr := clientLoop(e.cfg.concurrency, e.cfg.rateDur, once)
-				s.rate.add(r.p.name, float64(ok)/e.cfg.rateDur.Seconds())
-				if ok > 0 {
-					s.cpu.add(r.p.name, (cpuSeconds(r.pid())-cpu0)/float64(ok)*1e6)
-				}
-				logf("   %s round %d %-22s %8.0f conn/s  (%d failed)", s.t.key, round+1, r.p.name, float64(ok)/e.cfg.rateDur.Seconds(), fails)
-				if fails > 0 {
-					return fmt.Errorf("%d connections failed in round %d, first: %v", fails, round+1, firstErr)
-				}
-				return nil
-			})
+		slicedRound(e, peers, socks, round, echo.listen, socksRate, socksCPU)
+		slicedRound(e, peers, pp, round, echo.listen, ppRate, ppCPU)
+	}
+	for _, other := range []string{"microsocks", "danted"} {
+		pairedRatios(socks, socksRate, socksPeer, other)
+	}
+	pairedRatios(pp, ppRate, proxyInPeer, nproxyName)
+	return []*table{socks, pp, socksIdle(e, peers, echo.listen)}, nil
+}
+
+// turns is how many turns each peer of a rate table takes in a round.
+const turns = 6
+
+// slicedRound measures the connection rate of t's peers once: all of them
+// run, and take turns of rateDur/turns each, so that the load others put
+// on the shared machine, which changes from second to second, falls on
+// each peer alike. A relay's CPU is counted over its own turns only (it
+// idles in the others').
+func slicedRound(e *env, peers []*peer, t *table, round, target int, rate, cpu *metric) {
+	var relays []*running
+	for _, p := range rotated(peers, round) {
+		if !p.in(t.key) {
+			continue
+		}
+		r, err := launch(e, p, target)
+		if err != nil {
+			t.note(p.name, "did not start: %v", err)
+			logf("   %s %s: did not start: %v", t.key, p.name, err)
+			continue
+		}
+		defer r.stop()
+		relays = append(relays, r)
+	}
+	turn := e.cfg.rateDur / turns
+	ok, fails, cpuSecs := make([]int64, len(relays)), make([]int64, len(relays)), make([]float64, len(relays))
+	firstErr := make([]error, len(relays))
+	for range turns {
+		for i, r := range relays {
+			cpu0 := cpuSeconds(r.pid())
+			n, failed, err := clientLoop(e.cfg.concurrency, turn, preambleConn(r, target))
+			cpuSecs[i] += cpuSeconds(r.pid()) - cpu0
+			ok[i], fails[i] = ok[i]+n, fails[i]+failed
+			if firstErr[i] == nil {
+				firstErr[i] = err
+			}
 		}
 	}
-	return []*table{socks, pp, socksIdle(e, peers, echo.listen)}, nil
+	for i, r := range relays {
+		perSec := float64(ok[i]) / (turn * turns).Seconds()
+		rate.add(r.p.name, perSec)
+		if ok[i] > 0 {
+			cpu.add(r.p.name, cpuSecs[i]/float64(ok[i])*1e6)
+		}
+		logf("   %s round %d %-22s %8.0f conn/s  (%d failed)", t.key, round+1, r.p.name, perSec, fails[i])
+		switch {
+		case fails[i] > 0:
+			t.note(r.p.name, "%d connections failed in round %d, first: %v", fails[i], round+1, firstErr[i])
+		case r.proc != nil && r.proc.exited():
+			t.note(r.p.name, "the relay died during round %d", round+1)
+		}
+	}
+}
+
+// pairedRatios notes, under t, m's ratio of peer a to peer b round by
+// round: the two ran one after the other, so a ratio of the same round is
+// less shaken by the others' load on the machine than a ratio of medians.
+func pairedRatios(t *table, m *metric, a, b string) {
+	va, vb := m.vals[a], m.vals[b]
+	if len(va) == 0 || len(va) != len(vb) {
+		return
+	}
+	ratios := make([]float64, len(va))
+	text := make([]string, len(va))
+	for i := range va {
+		ratios[i] = va[i] / vb[i]
+		text[i] = fmt.Sprintf("%.2f", ratios[i])
+	}
+	t.note(b, "%s ÷ %s, %s round by round: %s (median %.2f)", a, b, m.name, strings.Join(text, ", "), summarize(ratios).med)
 }
 
 // socksIdle measures what idle SOCKS5 connections cost each server, as the

@@ -24,8 +24,16 @@ type Preamble struct {
 	// consumed (0: it needs more), whether the exchange is over, or why it
 	// fails. It may write short answers to s (see WriteAll).
 	Step func(s *loop.Socket, data []byte) (n int, done bool, err error)
-	// Done runs when the exchange is over; s has no handler nor interest.
+	// Done runs when the exchange is over; s has no handler nor interest,
+	// unless Hold.
 	Done func(s *loop.Socket)
+	// Hold leaves s in the readers list when the exchange is over, for a
+	// client that stays silent until it hears its answer (SOCKS5): the
+	// relay that follows wants it there, and taking it out and back costs
+	// two epoll_ctl calls per connection. Until the relay takes s over, a
+	// parked handler takes it out at the first event, lazily, and leaves
+	// it without a handler, as Done would have it.
+	Hold bool
 	// Fail runs on a failure (the deadline, EOF, Limit, a Step error); it
 	// logs and closes s.
 	Fail func(s *loop.Socket, err error)
@@ -104,14 +112,31 @@ func (*preambleRun) Writable(*loop.Socket) {}
 
 func (r *preambleRun) finish(s *loop.Socket) {
 	s.StopTimer()
-	s.Loop().UnwatchReader(s)
-	s.SetHandler(nil)
+	if r.p.Hold && s.Reading() {
+		s.SetHandler(parked{})
+	} else {
+		s.Loop().UnwatchReader(s)
+		s.SetHandler(nil)
+	}
 	if r.n > 0 {
 		s.Stash(r.buf[:r.n])
 	}
 	r.release()
 	r.p.Done(s)
 }
+
+// parked is the handler of a socket a Preamble with Hold handed over
+// while still in the readers list: what the socket reports before the
+// relay takes it (early data, a hang-up) takes it out of the list and
+// leaves it without a handler, where a hang-up closes it.
+type parked struct{}
+
+func (parked) Readable(s *loop.Socket) {
+	s.Loop().UnwatchReader(s)
+	s.SetHandler(nil)
+}
+
+func (parked) Writable(*loop.Socket) {}
 
 func (r *preambleRun) fail(s *loop.Socket, err error) {
 	s.StopTimer()

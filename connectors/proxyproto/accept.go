@@ -92,12 +92,12 @@ func (a *Accept) Wrap(next loop.AcceptFunc) (loop.AcceptFunc, error) {
 			refuse(s, fmt.Errorf("%s may not send a PROXY header (proxy_protocol_from)", s.RemoteAddr().Addr()))
 			return
 		}
-		r := &reading{version: version, next: next}
+		r := &reading{version: version, next: next, timeout: timeout}
 		s.SetHandler(r)
-		s.SetTimer(timeout, func() { refuse(s, fmt.Errorf("no complete PROXY header within %v", timeout)) })
 		// The header is often there already (a proxy in front sends it
-		// with its first segment): reading it now spares an epoll_ctl and
-		// a pass of the loop. Readable watches the socket if it must wait.
+		// with its first segment): reading it now spares an epoll_ctl, a
+		// pass of the loop and the deadline's timer. Readable watches the
+		// socket, and sets the deadline, if it must wait.
 		r.Readable(s)
 	}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/nproxy/nproxy/loop"
 	pp "github.com/pires/go-proxyproto"
@@ -21,6 +22,8 @@ type reading struct {
 	version int
 	next    loop.AcceptFunc
 	got     []byte
+	timeout time.Duration // for the whole header, from the first wait
+	waiting bool          // the deadline is set
 }
 
 // peeks are the buffers Readable peeks into: one per loop pass at most, so
@@ -35,7 +38,7 @@ func (r *reading) Readable(s *loop.Socket) {
 	n, _, err := unix.Recvfrom(s.Fd(), peek[:MaxV2Header-len(r.got)], unix.MSG_PEEK)
 	switch {
 	case err == unix.EAGAIN:
-		s.Loop().WatchReader(s)
+		r.wait(s)
 		return
 	case err != nil:
 		refuse(s, fmt.Errorf("reading the PROXY header: %w", err))
@@ -61,7 +64,7 @@ func (r *reading) Readable(s *loop.Socket) {
 	}
 	if !complete {
 		r.got = append(r.got[:0:0], data[:take]...)
-		s.Loop().WatchReader(s)
+		r.wait(s)
 		return
 	}
 	if err := apply(s, data[:take]); err != nil {
@@ -73,6 +76,16 @@ func (r *reading) Readable(s *loop.Socket) {
 	s.Loop().UnwatchReader(s)
 	s.SetHandler(nil)
 	r.next(s)
+}
+
+// wait watches s for the rest of the header, within the deadline, set at
+// the first wait.
+func (r *reading) wait(s *loop.Socket) {
+	if !r.waiting {
+		r.waiting = true
+		s.SetTimer(r.timeout, func() { refuse(s, fmt.Errorf("no complete PROXY header within %v", r.timeout)) })
+	}
+	s.Loop().WatchReader(s)
 }
 
 // Writable is never called: the client is only read.
@@ -96,10 +109,30 @@ func apply(s *loop.Socket, header []byte) error {
 	return nil
 }
 
+// parser is the reader go-proxyproto parses from, pooled: making its two
+// readers and a buffer for each header cost three allocations per
+// connection.
+type parser struct {
+	header bytes.Reader
+	r      *bufio.Reader
+}
+
+var parsers = sync.Pool{New: func() any {
+	p := new(parser)
+	p.r = bufio.NewReaderSize(&p.header, MaxV2Header)
+	return p
+}}
+
 // Parse parses one whole header, as framed by the loop, with go-proxyproto,
 // and checks its TLVs.
 func Parse(header []byte) (*pp.Header, error) {
-	h, err := pp.Read(bufio.NewReaderSize(bytes.NewReader(header), len(header)))
+	p := parsers.Get().(*parser)
+	p.header.Reset(header)
+	p.r.Reset(&p.header)
+	h, err := pp.Read(p.r)
+	p.header.Reset(nil)
+	p.r.Reset(&p.header)
+	parsers.Put(p)
 	if err != nil {
 		return nil, err
 	}

@@ -159,22 +159,6 @@ func listenAny(l *loop.Loop, h loop.Handler) (*loop.Socket, bool, error) {
 	return s, false, err
 }
 
-// boundAddr is the address an fd is bound to, IPv4-mapped addresses
-// unmapped: the TCP connection's own, not a PROXY header's.
-func boundAddr(fd int) (netip.AddrPort, error) {
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)), nil
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port)), nil
-	}
-	return netip.AddrPort{}, fmt.Errorf("UDP ASSOCIATE needs an IP control connection")
-}
-
 // Readable implements loop.Handler for the association's three sockets.
 func (a *association) Readable(s *loop.Socket) {
 	switch s {

@@ -87,7 +87,8 @@ func (c *In) Listen(l *loop.Loop, h connectors.Handler) error {
 		return err
 	}
 	udp := &udpLoop{in: c}
-	pre := &connectors.Preamble{Limit: negotiationLimit, Timeout: c.timeout(),
+	// A client waits for its reply before it sends anything more: Hold.
+	pre := &connectors.Preamble{Limit: negotiationLimit, Timeout: c.timeout(), Hold: true,
 		Step: c.step,
 		Done: func(client *loop.Socket) {
 			if ss := client.State.(*session); ss.associate {
@@ -158,7 +159,6 @@ func (c *In) step(client *loop.Socket, data []byte) (int, bool, error) {
 type session struct {
 	in        *In
 	state     int
-	answered  bool
 	associate bool   // the request is UDP ASSOCIATE
 	from      uint16 // its DST.PORT: the port the client sends datagrams from, 0 if not known
 }
@@ -222,21 +222,26 @@ func (ss *session) request(client *loop.Socket, data []byte) (int, bool, error) 
 	return n, true, nil
 }
 
-// Answer implements connectors.Answerer: the client learns the outcome.
+// Answer implements connectors.Answerer: the client learns the outcome,
+// once. The session is dropped with it: a relayed client keeps no state of
+// its negotiation (an idle connection's bytes), and owes no second answer.
 func (ss *session) Answer(client, server *loop.Socket, err error) error {
-	if ss.answered {
-		return nil
-	}
-	ss.answered = true
+	client.State = nil
 	if err != nil {
 		return writeReply(client, replyCode(err), netip.AddrPort{})
 	}
-	return writeReply(client, repSucceeded, server.LocalAddr())
+	bound, err := boundAddr(server.Fd())
+	if err != nil {
+		bound = server.LocalAddr() // not an IP socket of its own: a virtual one
+	}
+	return writeReply(client, repSucceeded, bound)
 }
 
-// writeReply sends a reply to the client.
+// writeReply sends a reply to the client, built in one small buffer (no
+// address string to format and parse again).
 func writeReply(client *loop.Socket, code byte, bound netip.AddrPort) error {
-	return connectors.WriteAll(client, reply(code, bound))
+	var b [maxReply]byte
+	return connectors.WriteAll(client, appendReply(b[:0], code, bound))
 }
 
 // replyCode maps why the server could not be reached to RFC 1928's codes.

@@ -1,11 +1,16 @@
 package socks5_test
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nproxy/nproxy"
 	"github.com/nproxy/nproxy/connectors"
@@ -125,4 +130,58 @@ func TestCurlRefused(t *testing.T) {
 			logs.WaitFor(t, tc.log)
 		})
 	}
+}
+
+// TestReplyBound: a successful reply's BND.ADDR and BND.PORT are the
+// address nproxy's connection to the destination comes from, as the
+// destination sees it, for an IPv4 and an IPv6 destination.
+func TestReplyBound(t *testing.T) {
+	port := socksIn(t, nil)
+	for _, network := range []string{"tcp4", "tcp6"} {
+		t.Run(network, func(t *testing.T) {
+			loopback := map[string]string{"tcp4": "127.0.0.1:0", "tcp6": "[::1]:0"}[network]
+			ln, err := net.Listen(network, loopback)
+			if err != nil {
+				nproxytest.Unavailable(t, "no %s loopback: %v", network, err)
+			}
+			defer ln.Close()
+			c, err := net.Dial("tcp", fmt.Sprint("127.0.0.1:", port))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			dst := ln.Addr().(*net.TCPAddr).AddrPort()
+			req := append([]byte{5, 1, 0, 5, 1, 0}, atyp(dst)...)
+			if _, err := c.Write(req); err != nil {
+				t.Fatal(err)
+			}
+			reply := make([]byte, 2+3+len(atyp(dst)))
+			if _, err := io.ReadFull(c, reply); err != nil {
+				t.Fatalf("reply: %v", err)
+			}
+			server, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer server.Close()
+			from := server.RemoteAddr().(*net.TCPAddr).AddrPort()
+			if want := append([]byte{5, 0, 5, 0, 0}, atyp(from)...); !bytes.Equal(reply, want) {
+				t.Errorf("reply % x, want % x (the connection came from %s)", reply, want, from)
+			}
+		})
+	}
+}
+
+// atyp is ATYP ADDR PORT for ap.
+func atyp(ap netip.AddrPort) []byte {
+	b := []byte{1}
+	if ap.Addr().Unmap().Is4() {
+		a := ap.Addr().Unmap().As4()
+		b = append(b, a[:]...)
+	} else {
+		a := ap.Addr().As16()
+		b = append([]byte{4}, a[:]...)
+	}
+	return binary.BigEndian.AppendUint16(b, ap.Port())
 }

@@ -196,13 +196,16 @@ func appendAddrPort(b []byte, ap netip.AddrPort) []byte {
 	return binary.BigEndian.AppendUint16(b, ap.Port())
 }
 
-// reply is a server's reply: VER REP RSV ATYP BND.ADDR BND.PORT.
-func reply(code byte, bound netip.AddrPort) []byte {
+// maxReply is the longest reply nproxy sends: one with an IPv6 address.
+const maxReply = 3 + 1 + 16 + 2
+
+// appendReply appends a server's reply, VER REP RSV ATYP BND.ADDR BND.PORT,
+// without allocating; an invalid bound address goes as 0.0.0.0:0.
+func appendReply(b []byte, code byte, bound netip.AddrPort) []byte {
 	if !bound.IsValid() {
 		bound = netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
 	}
-	b, _ := appendAddr([]byte{version, code, 0}, bound.Addr().String(), int(bound.Port()))
-	return b
+	return appendAddrPort(append(b, version, code, 0), bound)
 }
 
 // parseReply reads a server's reply; n is 0 while incomplete. The bound
