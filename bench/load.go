@@ -71,15 +71,20 @@ func eachRelay(e *env, peers []*peer, sc string, t *table, round, target int, f 
 
 // rateRound measures the connection rate of each peer of sc once.
 func rateRound(e *env, peers []*peer, sc string, t *table, round, target int, rate, cpu *metric) {
+	rateRoundClosing(e, peers, sc, t, round, target, closeFIN, rate, cpu)
+}
+
+// rateRoundClosing is rateRound with clients that close as closing says.
+func rateRoundClosing(e *env, peers []*peer, sc string, t *table, round, target int, closing closeMode, rate, cpu *metric) {
 	eachRelay(e, peers, sc, t, round, target, func(r *running) error {
 		cpu0 := cpuSeconds(r.pid())
-		ok, fails, firstErr := connLoop(r.listen, e.cfg.concurrency, e.cfg.rateDur)
+		ok, fails, firstErr := connLoopClosing(r.listen, e.cfg.concurrency, e.cfg.rateDur, closing)
 		waitChildrenReaped(r.pid(), time.Second)
 		rate.add(r.p.name, float64(ok)/e.cfg.rateDur.Seconds())
 		if ok > 0 && r.proc != nil {
 			cpu.add(r.p.name, (cpuSeconds(r.pid())-cpu0)/float64(ok)*1e6)
 		}
-		logf("   %s round %d %-18s %8.0f conn/s  (%d failed)", sc, round+1, r.p.name, float64(ok)/e.cfg.rateDur.Seconds(), fails)
+		logf("   %s%s round %d %-18s %8.0f conn/s  (%d failed)", sc, closing.suffix(), round+1, r.p.name, float64(ok)/e.cfg.rateDur.Seconds(), fails)
 		if fails > 0 {
 			return fmt.Errorf("%d connections failed in round %d, first: %v", fails, round+1, firstErr)
 		}
@@ -96,29 +101,80 @@ func echoOnce(c net.Conn, buf []byte) error {
 	return err
 }
 
+// closeMode is how the connection-rate clients end each connection.
+type closeMode bool
+
+const (
+	closeFIN closeMode = false // close(2): a FIN, the relay reads EOF
+	closeRST closeMode = true  // SO_LINGER 0, then close(2): a reset, as many clients, balancers and health checkers do
+)
+
+// suffix is what the mode adds to the scenario's table key and log lines.
+func (m closeMode) suffix() string {
+	if m == closeRST {
+		return "-rst"
+	}
+	return ""
+}
+
+// runRate measures the connection rate twice, the two ways clients close:
+// a reset takes another path through a relay (an error rather than EOF on
+// the client side, the server side aborted) and costs it differently.
 func runRate(e *env, peers []*peer) ([]*table, error) {
-	rate, cpu := higher("connections", "conn/s"), lower("relay CPU", "µs/conn")
-	t := newTable(scRate, "Connection rate", fmt.Sprintf(
-		"%d concurrent Go clients, each in a loop: connect, write 64 bytes, read the 64-byte echo, close; "+
-			"%v per round, %s, peers interleaved. Upstream: evio echo (one loop). Relay CPU is utime+stime "+
-			"(children included) from /proc/PID/stat over the window, divided by the connections.",
-		e.cfg.concurrency, e.cfg.rateDur, rounds(e.cfg.rounds)), peers, scRate, rate, cpu)
 	echo, err := startEcho(e)
 	if err != nil {
 		return nil, err
 	}
 	defer echo.stop()
-	for round := 0; round < e.cfg.rounds; round++ {
-		rateRound(e, peers, scRate, t, round, echo.listen, rate, cpu)
+	var tables []*table
+	for _, closing := range []closeMode{closeFIN, closeRST} {
+		tables = append(tables, rateTable(e, peers, echo.listen, closing))
 	}
-	profile(e, peers, scRate, scRate, rateWorkload(e, echo.listen))
-	return []*table{t}, nil
+	return tables, nil
 }
 
-// connLoop runs the short-connection clients for d.
+// rateTable runs the rounds of the connection-rate scenario with clients
+// that close as closing says, then profiles nproxy on the same load.
+func rateTable(e *env, peers []*peer, echo int, closing closeMode) *table {
+	rate, cpu := higher("connections", "conn/s"), lower("relay CPU", "µs/conn")
+	title, how := "Connection rate", "close"
+	if closing == closeRST {
+		title, how = "Connection rate, clients closing with a reset", "close with SO_LINGER 0 (a reset)"
+	}
+	key := scRate + closing.suffix()
+	t := newTable(key, title, fmt.Sprintf(
+		"%d concurrent Go clients, each in a loop: connect, write 64 bytes, read the 64-byte echo, %s; "+
+			"%v per round, %s, peers interleaved. Upstream: evio echo (one loop). Relay CPU is utime+stime "+
+			"(children included) from /proc/PID/stat over the window, divided by the connections.",
+		e.cfg.concurrency, how, e.cfg.rateDur, rounds(e.cfg.rounds)), peers, scRate, rate, cpu)
+	for round := 0; round < e.cfg.rounds; round++ {
+		rateRoundClosing(e, peers, scRate, t, round, echo, closing, rate, cpu)
+	}
+	w := rateWorkload(e, echo)
+	if closing == closeRST {
+		w.what += ", clients closing with a reset"
+		w.run = func(r *running) (float64, error) {
+			ok, fails, err := connLoopClosing(r.listen, e.cfg.concurrency, w.window, closeRST)
+			if fails > 0 {
+				return 0, fmt.Errorf("%d connections failed: %v", fails, err)
+			}
+			return float64(ok), nil
+		}
+	}
+	profile(e, peers, scRate, key, w)
+	return t
+}
+
+// connLoop runs the short-connection clients for d, closing with a FIN.
 func connLoop(port, clients int, d time.Duration) (ok, fails int64, firstErr error) {
+	return connLoopClosing(port, clients, d, closeFIN)
+}
+
+// connLoopClosing runs the short-connection clients for d, closing as
+// closing says.
+func connLoopClosing(port, clients int, d time.Duration, closing closeMode) (ok, fails int64, firstErr error) {
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	return clientLoop(clients, d, func(buf []byte) error { return shortConn(addr, buf) })
+	return clientLoop(clients, d, func(buf []byte) error { return shortConnClosing(addr, buf, closing) })
 }
 
 // clientLoop runs clients goroutines, each calling once in a loop for d
@@ -146,12 +202,20 @@ func clientLoop(clients int, d time.Duration, once func(buf []byte) error) (ok, 
 	return ok, fails, firstErr
 }
 
-func shortConn(addr string, buf []byte) error {
+// shortConn connects to addr, echoes once and closes with a FIN.
+func shortConn(addr string, buf []byte) error { return shortConnClosing(addr, buf, closeFIN) }
+
+// shortConnClosing connects to addr, echoes once and closes as closing
+// says.
+func shortConnClosing(addr string, buf []byte, closing closeMode) error {
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	if closing == closeRST {
+		c.(*net.TCPConn).SetLinger(0)
+	}
 	c.SetDeadline(time.Now().Add(2 * time.Second))
 	return echoOnce(c, buf)
 }

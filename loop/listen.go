@@ -29,7 +29,6 @@ type listener struct {
 	// accept pauses and once when it resumes, not every acceptBackoff.
 	pauses   int
 	pausedAt time.Time
-	notTCP   bool // no TCP_NODELAY to set on its clients
 	packet   bool // its clients keep message boundaries: never spliced
 }
 
@@ -47,6 +46,11 @@ func (l *Loop) Listen(addr netip.AddrPort, accept AcceptFunc) (*Socket, error) {
 			return nil, err
 		}
 	}
+	// Accepted sockets inherit TCP_NODELAY from their listener (the kernel
+	// clones the listener's tcp_sock): set once here, it spares a
+	// setsockopt per client. Set whatever the fd's origin, since an
+	// inherited or handed-over listener may come from a process that did not.
+	setNoDelay(fd)
 	nick := ""
 	if sa, err := unix.Getsockname(fd); err == nil {
 		nick = sockaddrString(sa) // the real port when addr asked for any
@@ -151,9 +155,6 @@ func (ln *listener) Readable(s *Socket) {
 			}
 			l.log.Error("accept failed", "listener", s.Nick(), "err", err)
 			return
-		}
-		if !ln.notTCP {
-			setNoDelay(fd)
 		}
 		c, err := l.Adopt(fd, nil)
 		if err != nil {

@@ -22,8 +22,8 @@
 // Nothing on the loop blocks: connects are non-blocking, names are resolved
 // off the loop, and protocol exchanges are state machines driven by Readable
 // and Writable events. Relay joins two connected sockets and moves their
-// bytes with splice(2) when both are plain TCP, through pooled ring buffers
-// otherwise.
+// bytes with splice(2) when both are plain TCP and the bytes are a stream,
+// through the scratch buffer and pooled ring buffers otherwise.
 package loop
 
 import (

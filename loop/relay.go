@@ -1,6 +1,9 @@
 package loop
 
 import (
+	"context"
+	"log/slog"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -15,7 +18,8 @@ const readRounds = 4
 
 // Relay joins client and server, two connected sockets of this loop, and
 // moves bytes between them until both directions are done: splice(2) when
-// both are Raw and the reading side has no hook, buffers otherwise. Stashed
+// both are Raw, the reading side has no hook and its reads show a stream
+// (see copySmall), buffers otherwise. Stashed
 // bytes are delivered first. EOF on one side becomes shutdown(SHUT_WR) on the
 // other once its pending data is written; the pair closes when both
 // directions are done; an error on one side closes the other once its
@@ -100,27 +104,32 @@ func (relay) Writable(s *Socket) { s.loop.flush(s) }
 // with no error is EOF, and full says the chunk filled what was asked, so
 // more may be waiting.
 func (l *Loop) transfer(src, dst *Socket) (n int, full bool, err error) {
-	if l.canSplice(src, dst) {
-		return l.spliceIn(src, dst)
+	switch {
+	case !l.canSplice(src, dst):
+		return l.copyChunk(src, dst, l.scratch)
+	case splicesDirect(src, dst):
+		return l.spliceDirect(src, dst)
+	case !src.streaming:
+		return l.copySmall(src, dst)
 	}
-	return l.copyChunk(src, dst)
+	return l.spliceIn(src, dst)
 }
 
-// copyChunk moves one chunk from src to dst through user space, where the
-// hook sees it.
-func (l *Loop) copyChunk(src, dst *Socket) (n int, full bool, err error) {
-	n, err = src.Read(l.scratch)
+// copyChunk moves one chunk from src to dst through buf, in user space,
+// where the hook sees it.
+func (l *Loop) copyChunk(src, dst *Socket, buf []byte) (n int, full bool, err error) {
+	n, err = src.Read(buf)
 	if err != nil || n <= 0 {
 		return 0, false, err
 	}
-	data := l.scratch[:n]
+	data := buf[:n]
 	if src.Hook != nil {
 		data = src.Hook(data, src)
 	}
 	l.stats.Copied.Add(uint64(len(data)))
 	countCopied(src, dst, len(data))
 	l.send(dst, data)
-	return n, n == len(l.scratch), nil
+	return n, n == len(buf), nil
 }
 
 // send writes data to dst directly when nothing is queued before it, and
@@ -286,7 +295,11 @@ func (l *Loop) settle(s *Socket) {
 // with a reset if nothing was pending, so that the error reaches the other
 // end as an error rather than as a clean EOF.
 func (l *Loop) fail(s *Socket, err error) {
-	l.log.Debug("relay error", "socket", s.Nick(), "err", err)
+	if l.log.Enabled(context.Background(), LevelDebug) {
+		// Built only when logged: naming a reset socket costs a failing
+		// getpeername (ENOTCONN) and a string, per reset.
+		Log(l.log, LevelDebug, "relay error", slog.String("socket", s.Nick()), slog.Any("err", err))
+	}
 	peer := s.Peer
 	s.SetEnd(EndReset)
 	l.Close(s)
@@ -294,10 +307,10 @@ func (l *Loop) fail(s *Socket, err error) {
 		return
 	}
 	peer.SetEnd(EndPeerReset)
-	l.UnwatchReader(peer)
 	if peer.Pending() > 0 {
+		l.UnwatchReader(peer)
 		peer.closePending = true
 		return
 	}
-	l.Abort(peer)
+	l.Abort(peer) // closing takes it out of the epoll set: no epoll_ctl
 }

@@ -51,16 +51,16 @@ func readFull(fd int, p []byte) error {
 	return nil
 }
 
-// benchmarkRelay sends chunks through the relay; allocations are counted
-// for the whole process, so 0 allocs/op means the relay allocated nothing
-// per chunk.
-func benchmarkRelay(b *testing.B, cfg Config, hook Hook) {
+// benchmarkRelay sends chunks of size through the relay; allocations are
+// counted for the whole process, so 0 allocs/op means the relay allocated
+// nothing per chunk. spliced says which path the chunks must take.
+func benchmarkRelay(b *testing.B, cfg Config, hook Hook, size int, spliced bool) {
 	l := newTestLoop(b, cfg)
 	runLoop(b, l)
 	client, server := relayedPair(b, l, hook)
 	defer unix.Close(client)
 	defer unix.Close(server)
-	chunk := make([]byte, 16<<10)
+	chunk := make([]byte, size)
 	got := make([]byte, len(chunk))
 	// Warm up: the pools fill, the socket table grows.
 	for i := 0; i < 100; i++ {
@@ -79,35 +79,47 @@ func benchmarkRelay(b *testing.B, cfg Config, hook Hook) {
 		}
 	}
 	b.StopTimer()
-	if cfg.NoSplice || hook != nil {
-		if l.Stats().Copied.Load() == 0 {
-			b.Fatal("the buffer path did not run")
-		}
-	} else if l.Stats().Spliced.Load() == 0 {
+	switch st := l.Stats(); {
+	case spliced && st.Spliced.Load() == 0:
 		b.Fatal("the splice path did not run")
+	case !spliced && (st.Copied.Load() == 0 || st.Spliced.Load() != 0):
+		b.Fatal("the buffer path did not run alone")
 	}
 }
 
-func BenchmarkRelaySplice(b *testing.B) { benchmarkRelay(b, Config{}, nil) }
+// streamChunk is a stream's chunk: its reads fill the copy window, so a
+// plain pair splices it. smallChunk is the latency test's message, which a
+// plain pair copies.
+const streamChunk, smallChunk = 16 << 10, 64
 
-func BenchmarkRelayCopy(b *testing.B) { benchmarkRelay(b, Config{NoSplice: true}, nil) }
+func BenchmarkRelaySplice(b *testing.B) { benchmarkRelay(b, Config{}, nil, streamChunk, true) }
+
+func BenchmarkRelayCopy(b *testing.B) {
+	benchmarkRelay(b, Config{NoSplice: true}, nil, streamChunk, false)
+}
+
+func BenchmarkRelaySmall(b *testing.B) { benchmarkRelay(b, Config{}, nil, smallChunk, false) }
 
 func BenchmarkRelayHook(b *testing.B) {
-	benchmarkRelay(b, Config{}, func(data []byte, _ *Socket) []byte { return data })
+	benchmarkRelay(b, Config{}, func(data []byte, _ *Socket) []byte { return data }, streamChunk, false)
 }
 
 // TestRelayAllocatesNothingPerChunk pins what the benchmarks show: in steady
-// state, neither the splice nor the buffer path allocates.
+// state, neither the splice path, the buffer path nor a plain pair's short
+// messages (copied) allocate.
 func TestRelayAllocatesNothingPerChunk(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocation count needs a quiet process")
 	}
 	for _, tc := range []struct {
-		name string
-		cfg  Config
-	}{{"splice", Config{}}, {"copy", Config{NoSplice: true}}} {
+		name    string
+		cfg     Config
+		size    int
+		spliced bool
+	}{{"splice", Config{}, streamChunk, true}, {"copy", Config{NoSplice: true}, streamChunk, false},
+		{"small", Config{}, smallChunk, false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			res := testing.Benchmark(func(b *testing.B) { benchmarkRelay(b, tc.cfg, nil) })
+			res := testing.Benchmark(func(b *testing.B) { benchmarkRelay(b, tc.cfg, nil, tc.size, tc.spliced) })
 			// testing.Benchmark returns a zero result when the benchmark
 			// failed (a relay error, or the path under test did not run).
 			if res.N == 0 {

@@ -109,6 +109,7 @@ type Socket struct {
 	registered   bool // in the epoll set
 	detached     bool // out of the poller: nothing more can happen on it
 	closed       bool
+	streaming    bool // a read filled the copy window: spliced from now on (see copySmall)
 }
 
 // Fd returns the socket's file descriptor.

@@ -18,16 +18,31 @@ func (l *Loop) canSplice(src, dst *Socket) bool {
 	return !l.cfg.NoSplice && src.Raw && dst.Raw && src.Hook == nil && dst.out.Len() == 0
 }
 
+// copyWindow is what a read of a pair that could be spliced asks for until
+// the pair proves to be a stream. Splicing costs a pipe and two splice calls
+// whose fixed cost (page references, the pipe's locks) exceeds copying a
+// short message twice; haproxy's splice-auto never splices under 4 KiB
+// (MIN_SPLICE_FORWARD). A read that fills the window (its buffer size, 16
+// KiB) says more was waiting: from then on the socket is spliced.
+const copyWindow = 16 << 10
+
+// copySmall moves a read of a pair that could be spliced through the
+// scratch buffer, and marks src as a stream once a read fills the window.
+// A stream stays one: a socket that has streamed bulk streams again, and
+// splicing a short message costs what it costs today, no more.
+func (l *Loop) copySmall(src, dst *Socket) (n int, full bool, err error) {
+	n, full, err = l.copyChunk(src, dst, l.scratch[:min(copyWindow, len(l.scratch))])
+	src.streaming = full
+	return n, full, err
+}
+
 // spliceIn moves one chunk from src into dst's pipe, then on to dst.
 func (l *Loop) spliceIn(src, dst *Socket) (n int, full bool, err error) {
-	if splicesDirect(src, dst) {
-		return l.spliceDirect(src, dst)
-	}
 	p := dst.pipe
 	if p == nil {
 		if p, err = l.takePipe(); err != nil {
 			// Out of fds for a pipe: this chunk takes the buffer path.
-			return l.copyChunk(src, dst)
+			return l.copyChunk(src, dst, l.scratch)
 		}
 		dst.pipe = p
 	}

@@ -33,7 +33,7 @@ func TestIdlePipesAreReleased(t *testing.T) {
 	client, server := relayedPair(t, l, nil)
 	defer unix.Close(client)
 	defer unix.Close(server)
-	chunk := make([]byte, 4096)
+	chunk := make([]byte, 4*copyWindow) // a stream: its reads fill the copy window
 	send := func() {
 		t.Helper()
 		if _, err := unix.Write(client, chunk); err != nil {

@@ -30,7 +30,7 @@ func (l *Loop) ListenUnix(path string, typ int, accept AcceptFunc) (*Socket, err
 		unix.Close(fd)
 		return nil, err
 	}
-	return l.addListener(fd, &listener{accept: accept, notTCP: true, packet: typ != unix.SOCK_STREAM}, path)
+	return l.addListener(fd, &listener{accept: accept, packet: typ != unix.SOCK_STREAM}, path)
 }
 
 // unixDialer is one DialUnix in progress.

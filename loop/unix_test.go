@@ -71,8 +71,9 @@ func TestUnixListenDialSplice(t *testing.T) {
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("echo through the relay: %d bytes of %d, err %v", len(got), len(data), err)
 	}
-	if n := l.Stats().Spliced.Load(); n < 2*uint64(len(data)) {
-		t.Fatalf("spliced %d bytes, want %d", n, 2*len(data))
+	// All but the reads before the stream showed (copied: see copySmall).
+	if n := l.Stats().Spliced.Load(); n < 2*uint64(len(data)-len(data)/8) {
+		t.Fatalf("spliced %d bytes of %d", n, 2*len(data))
 	}
 }
 

@@ -132,7 +132,7 @@ func TestRoutedPairIsSpliced(t *testing.T) {
 			}
 			r.Wait(t, 5*time.Second)
 			// Both directions, less what dual read while deciding.
-			if spliced := nproxy.SplicedBytes() - before; spliced < uint64(2*len(data)-2*readSize) {
+			if spliced := nproxy.SplicedBytes() - before; spliced < uint64(2*(len(data)-len(data)/8)-2*readSize) { // and the reads before a stream shows (copied)
 				t.Errorf("%d bytes spliced of %d relayed", spliced, 2*len(data))
 			}
 		})
