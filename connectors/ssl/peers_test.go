@@ -395,3 +395,55 @@ func TestKeyUpdate(t *testing.T) {
 		t.Errorf("s_client made %d key updates, not 3", n)
 	}
 }
+
+// A server slower than its TLS client holds the relay back while the
+// engine still holds records it decrypts on the loop: they must be
+// delivered once the server catches up, though the client's socket,
+// drained, will not call again.
+func TestSlowServerBehindTLSClient(t *testing.T) {
+	ssltest.CheckGoroutines(t)
+	data := make([]byte, 8<<20)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	want := sha256.Sum256(data)
+	certs := ssltest.New(t)
+	l := nproxytest.Listener(t)
+	sum := make(chan [32]byte, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		sum <- hashAll(slowReader{c})
+	}()
+	port := nproxytest.FreePort(t)
+	proxy(t, sslIn(certs, port), tcpOut(l.Addr().(*net.TCPAddr).Port))
+	c, err := tls.Dial("tcp", fmt.Sprint("127.0.0.1:", port), tlsClientConfig(t, certs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	go func() {
+		c.Write(data)
+		c.CloseWrite()
+	}()
+	select {
+	case s := <-sum:
+		if s != want {
+			t.Fatal("the stream arrived damaged")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the stream stalled")
+	}
+}
+
+// slowReader reads at most 16 KiB at a time, a millisecond apart.
+type slowReader struct{ r io.Reader }
+
+func (s slowReader) Read(p []byte) (int, error) {
+	time.Sleep(time.Millisecond)
+	return s.r.Read(p[:min(len(p), 16<<10)])
+}
