@@ -17,60 +17,59 @@ import (
 
 // Session resumption is on by default on the in side: openssl s_client
 // saves the session of a first connection (-sess_out) and resumes it on a
-// second one (-sess_in), with TLS 1.2 and 1.3 tickets alike.
-func TestResumptionOnByDefault(t *testing.T) {
+// second one (-sess_in), with TLS 1.2 and 1.3 tickets alike. SSL_no_tickets=1
+// turns it off: s_client gets no session to save (or cannot resume it), and
+// a Go client with a session cache gets none to offer.
+func TestResumption(t *testing.T) {
 	certs := ssltest.New(t)
-	for _, v := range []string{"-tls1_2", "-tls1_3"} {
-		t.Run(v, func(t *testing.T) {
-			ssltest.CheckGoroutines(t)
-			port := nproxytest.FreePort(t)
-			proxy(t, sslIn(certs, port), tcpOut(echoBackend(t, nil)))
-			sess := filepath.Join(t.TempDir(), "session.pem")
-			if got := sClientSession(t, certs, port, v, "-sess_out", sess); !strings.HasPrefix(got, "New,") {
-				t.Fatalf("first connection: %q, want a new session", got)
-			}
-			if _, err := os.Stat(sess); err != nil {
-				t.Fatalf("s_client saved no session (no ticket came): %v", err)
-			}
-			if got := sClientSession(t, certs, port, v, "-sess_in", sess); !strings.HasPrefix(got, "Reused,") {
-				t.Fatalf("second connection: %q, want the session reused", got)
-			}
-		})
+	for _, off := range []bool{false, true} {
+		for _, v := range []string{"-tls1_2", "-tls1_3"} {
+			t.Run(fmt.Sprintf("SSL_no_tickets=%v%s", off, v), func(t *testing.T) {
+				ssltest.CheckGoroutines(t)
+				port := nproxytest.FreePort(t)
+				in := sslIn(certs, port)
+				in.NoTickets = off
+				proxy(t, in, tcpOut(echoBackend(t, nil)))
+				sess := filepath.Join(t.TempDir(), "session.pem")
+				if got := sClientSession(t, certs, port, v, "-sess_out", sess); !strings.HasPrefix(got, "New,") {
+					t.Fatalf("first connection: %q, want a new session", got)
+				}
+				if off {
+					checkNotResumed(t, certs, port, v, sess)
+					return
+				}
+				if _, err := os.Stat(sess); err != nil {
+					t.Fatalf("s_client saved no session (no ticket came): %v", err)
+				}
+				if got := sClientSession(t, certs, port, v, "-sess_in", sess); !strings.HasPrefix(got, "Reused,") {
+					t.Fatalf("second connection: %q, want the session reused", got)
+				}
+			})
+		}
 	}
 }
 
-// SSL_no_tickets=1 turns resumption off: openssl s_client gets no session
-// to save, and a Go client with a session cache gets none to offer.
-func TestResumptionOff(t *testing.T) {
-	certs := ssltest.New(t)
-	for _, v := range []string{"-tls1_2", "-tls1_3"} {
-		t.Run(v, func(t *testing.T) {
-			ssltest.CheckGoroutines(t)
-			port := nproxytest.FreePort(t)
-			in := sslIn(certs, port)
-			in.NoTickets = true
-			proxy(t, in, tcpOut(echoBackend(t, nil)))
-			sess := filepath.Join(t.TempDir(), "session.pem")
-			sClientSession(t, certs, port, v, "-sess_out", sess)
-			if _, err := os.Stat(sess); err == nil {
-				if got := sClientSession(t, certs, port, v, "-sess_in", sess); !strings.HasPrefix(got, "New,") {
-					t.Fatalf("with SSL_no_tickets: %q, want a new session", got)
-				}
-			}
-			cfg := tlsClientConfig(t, certs)
-			cfg.ClientSessionCache = tls.NewLRUClientSessionCache(1)
-			cfg.MaxVersion = map[string]uint16{"-tls1_2": tls.VersionTLS12, "-tls1_3": tls.VersionTLS13}[v]
-			for i := range 2 {
-				c, err := tls.Dial("tcp", fmt.Sprint("127.0.0.1:", port), cfg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				echoed(t, c)
-				if c.ConnectionState().DidResume {
-					t.Fatalf("connection %d resumed with SSL_no_tickets", i+1)
-				}
-			}
-		})
+// checkNotResumed checks that neither s_client's saved session, if it
+// saved one, nor a Go client's session cache resumes a session.
+func checkNotResumed(t *testing.T, certs *ssltest.Certs, port int, version, sess string) {
+	t.Helper()
+	if _, err := os.Stat(sess); err == nil {
+		if got := sClientSession(t, certs, port, version, "-sess_in", sess); !strings.HasPrefix(got, "New,") {
+			t.Fatalf("with SSL_no_tickets: %q, want a new session", got)
+		}
+	}
+	cfg := tlsClientConfig(t, certs)
+	cfg.ClientSessionCache = tls.NewLRUClientSessionCache(1)
+	cfg.MaxVersion = map[string]uint16{"-tls1_2": tls.VersionTLS12, "-tls1_3": tls.VersionTLS13}[version]
+	for i := range 2 {
+		c, err := tls.Dial("tcp", fmt.Sprint("127.0.0.1:", port), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		echoed(t, c)
+		if c.ConnectionState().DidResume {
+			t.Fatalf("connection %d resumed with SSL_no_tickets", i+1)
+		}
 	}
 }
 
