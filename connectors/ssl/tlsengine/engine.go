@@ -205,7 +205,7 @@ func (e *Engine) handshake() {
 // fedLocked starts the reader for ciphertext just fed, unless Read
 // decrypts on its caller (see open): then the caller, who fed it, knows.
 func (e *Engine) fedLocked() {
-	if e.cin.size < minSealQueue {
+	if e.cin.size < minSealQueue || e.writerOn {
 		e.startReaderLocked()
 	}
 }
@@ -429,10 +429,12 @@ func (e *Engine) Read(p []byte) (int, error) {
 
 // opensLocked tells whether Read decrypts on its caller (see open): the
 // handshake is done, no reader goroutine runs (the one the handshake's end
-// starts for records that came with its last flight), and the queues are
-// large enough to seal into, as for Write.
+// starts for records that came with its last flight), the queues are large
+// enough to seal into, as for Write, and no writer goroutine runs: one that
+// waits for room in the ciphertext queue must not be told, as records made
+// on the loop are, that nobody will drain it.
 func (e *Engine) opensLocked() bool {
-	return e.hsDone && !e.readerOn && !e.closed && e.plainErr == nil && e.cin.size >= minSealQueue
+	return e.hsDone && !e.readerOn && !e.writerOn && !e.closed && e.plainErr == nil && e.cin.size >= minSealQueue
 }
 
 // open decrypts queued ciphertext into p on the caller's goroutine, with
