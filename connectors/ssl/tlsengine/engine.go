@@ -100,7 +100,7 @@ type Engine struct {
 	sealing      bool // Write is sealing records on the loop's goroutine
 	inline       bool // Read or Write runs crypto/tls on the loop's goroutine
 	pending      bool // Read filled its buffer: crypto/tls may hold more
-	opened       bool // Read was called after the handshake: the caller reads what it feeds
+	opened       bool // ReadAfterFeed: the caller reads what it feeds
 }
 
 // NewServer starts the server side of a handshake.
@@ -204,9 +204,8 @@ func (e *Engine) handshake() {
 }
 
 // fedLocked starts the reader for ciphertext just fed, unless Read
-// decrypts on its caller (see open) and the caller has begun reading: a
-// caller that feeds bytes and reads later (a connector still busy with the
-// handshake's outcome) must hear of the plaintext through notify.
+// decrypts on its caller (see open) and the caller reads what it feeds
+// (ReadAfterFeed).
 func (e *Engine) fedLocked() {
 	if e.cin.size < minSealQueue || e.writerOn || !e.opened {
 		e.startReaderLocked()
@@ -409,12 +408,11 @@ func (e *Engine) Sent(n int) {
 // its clean end of stream), or the session's failure. Once the handshake
 // is done and its last records are read, Read decrypts on the calling
 // goroutine what ciphertext Feed queued (see open); PlainReady then only
-// says that Read has more to give than the caller fed since. Until the
-// first Read after the handshake, a goroutine decrypts what is fed and
-// notify announces it, for a caller not reading yet.
+// says that Read has more to give than the caller fed since. Unless the
+// caller said it reads what it feeds (ReadAfterFeed), a goroutine decrypts
+// what is fed and notify announces it.
 func (e *Engine) Read(p []byte) (int, error) {
 	e.mu.Lock()
-	e.opened = e.opened || e.hsDone
 	if n := e.pin.pull(p); n > 0 {
 		e.roomPlain.Broadcast()
 		e.mu.Unlock()
@@ -431,6 +429,18 @@ func (e *Engine) Read(p []byte) (int, error) {
 		return 0, e.failure()
 	}
 	return 0, nil
+}
+
+// ReadAfterFeed tells the engine that from now on the caller calls Read
+// after every Feed (as a relay does: it reads the socket when it wants
+// data): once the handshake is done, Feed then starts no goroutine, and
+// Read decrypts on the caller's. Before, and without it, what is fed is
+// decrypted off the caller and announced, for a caller that feeds bytes
+// and reads later (a connector still settling the handshake's outcome).
+func (e *Engine) ReadAfterFeed() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.opened = true
 }
 
 // opensLocked tells whether Read decrypts on its caller (see open): the

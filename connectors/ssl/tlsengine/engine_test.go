@@ -431,7 +431,7 @@ func TestReadOpensOnCaller(t *testing.T) {
 	if n, err := p.cli.Write(data); n != len(data) || err != nil {
 		t.Fatalf("Write took %d: %v", n, err)
 	}
-	p.srv.Read(make([]byte, 1)) // the caller reads from now on
+	p.srv.ReadAfterFeed()
 	drain(p.wake)
 	p.srv.Events()
 	if !carry(p.cli, p.srv) {
