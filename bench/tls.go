@@ -28,6 +28,7 @@ import (
 const (
 	scTLS           = "tls"
 	scTLSHandshakes = "tls-handshakes"
+	scTLSResumed    = "tls-resumed"
 	scTLSBulk       = "tls-bulk"
 	scTLSIdle       = "tls-idle"
 )
@@ -134,7 +135,7 @@ func tlsCast(e *env) []*peer {
 		return []string{"NP_LISTEN=" + itoa(l), "NP_TARGET=" + itoa(t), "NP_PEM=" + f.pem}
 	}
 	peers := []*peer{
-		{name: "nproxy-ssl", desc: "nproxy, one loop: ssl in (crypto/tls as a memory-BIO engine off the loop) → tcp out",
+		{name: "nproxy-ssl", desc: "nproxy, one loop: ssl in (crypto/tls as a memory-BIO engine: handshakes off the loop, records sealed and opened on it) → tcp out",
 			argv: func(l, t int) []string {
 				return []string{e.nproxyBin,
 					"--in", "type=ssl,host=127.0.0.1,port=" + itoa(l) + ",SSL_cert_file=" + f.cert + ",SSL_key_file=" + f.key,
@@ -179,15 +180,16 @@ func runTLS(e *env, peers []*peer) ([]*table, error) {
 		return nil, err
 	}
 	hs, err1 := tlsHandshakes(e, peers, f)
-	bulk, err2 := tlsBulk(e, peers, f)
-	idle, err3 := tlsIdle(e, peers, f)
+	resumed, err2 := tlsResumed(e, peers, f)
+	bulk, err3 := tlsBulk(e, peers, f)
+	idle, err4 := tlsIdle(e, peers, f)
 	var tables []*table
-	for _, t := range []*table{hs, bulk, idle} {
+	for _, t := range []*table{hs, resumed, bulk, idle} {
 		if t != nil {
 			tables = append(tables, t)
 		}
 	}
-	return tables, errors.Join(err1, err2, err3)
+	return tables, errors.Join(err1, err2, err3, err4)
 }
 
 // tlsClient is the load generators' TLS configuration. No session cache, so
@@ -236,36 +238,70 @@ func negotiated(s tls.ConnectionState) string {
 }
 
 func tlsHandshakes(e *env, peers []*peer, f *tlsFiles) (*table, error) {
-	rate, cpu := higher("handshakes", "1/s"), lower("relay CPU", "µs/handshake")
 	t := newTable(scTLSHandshakes, "TLS termination: full handshakes", fmt.Sprintf(
 		"%d concurrent Go clients, as in connrate, each in a loop: connect, full TLS handshake (no session "+
 			"resumption, certificate chain not checked, X25519 offered), write 64 bytes, read the echo, close "+
 			"(close_notify); %v per round, %s, peers interleaved, a fresh relay per measurement. Upstream: evio "+
 			"echo. Relay CPU is utime+stime from /proc/PID/stat over the window, divided by the handshakes. Before each "+
 			"measurement a verifying client checks the chain and records what was negotiated (notes).",
-		e.cfg.concurrency, e.cfg.rateDur, rounds(e.cfg.rounds)), peers, scTLSHandshakes, rate, cpu)
+		e.cfg.concurrency, e.cfg.rateDur, rounds(e.cfg.rounds)), peers, scTLSHandshakes,
+		higher("handshakes", "1/s"), lower("relay CPU", "µs/handshake"))
+	return t, tlsHandshakeRounds(e, peers, f, t, false)
+}
+
+// tlsResumed is tlsHandshakes with session resumption: every client offers
+// the ticket of the peer's last handshake (each peer's defaults: crypto/tls's
+// tickets for nproxy, OpenSSL's for haproxy and stunnel), so what is
+// measured is the abbreviated handshake, still with an X25519 exchange
+// (TLS 1.3's psk_dhe_ke, which Go's client asks for).
+func tlsResumed(e *env, peers []*peer, f *tlsFiles) (*table, error) {
+	t := newTable(scTLSResumed, "TLS termination: resumed handshakes", fmt.Sprintf(
+		"As the full handshakes, but each client offers a session ticket: the clients share a session cache, "+
+			"primed by the verifying client's handshake, and each handshake's new ticket replaces the cached one. "+
+			"Relay CPU is divided by the handshakes; the notes give how many of them resumed (a handshake that did not "+
+			"is a full one, and counts as a failure). %d concurrent clients, %v per round, %s, peers interleaved, a "+
+			"fresh relay per measurement.", e.cfg.concurrency, e.cfg.rateDur, rounds(e.cfg.rounds)), peers, scTLSResumed,
+		higher("resumed handshakes", "1/s"), lower("relay CPU", "µs/handshake"))
+	return t, tlsHandshakeRounds(e, peers, f, t, true)
+}
+
+// tlsHandshakeRounds fills t, whose metrics are the handshake rate and the
+// relay's CPU per handshake, with full or resumed handshakes.
+func tlsHandshakeRounds(e *env, peers []*peer, f *tlsFiles, t *table, resume bool) error {
+	rate, cpu := t.metrics[0], t.metrics[1]
 	echo, err := startEcho(e)
 	if err != nil {
-		return t, err
+		return err
 	}
 	defer echo.stop()
-	fast := tlsClient(f, false)
 	for round := 0; round < e.cfg.rounds; round++ {
-		eachRelay(e, peers, scTLSHandshakes, t, round, echo.listen, func(r *running) error {
+		eachRelay(e, peers, t.key, t, round, echo.listen, func(r *running) error {
 			addr := "127.0.0.1:" + strconv.Itoa(r.listen)
-			c, err := tlsEchoed(addr, tlsClient(f, true), make([]byte, len(ping)))
+			verify, fast := tlsClient(f, true), tlsClient(f, false)
+			if resume {
+				verify.ClientSessionCache = tls.NewLRUClientSessionCache(1)
+				fast.ClientSessionCache = verify.ClientSessionCache
+			}
+			c, err := tlsEchoed(addr, verify, make([]byte, len(ping)))
 			if err != nil {
 				return fmt.Errorf("verifying client: %w", err)
 			}
 			t.note(r.p.name, "%s", negotiated(c.ConnectionState()))
 			c.Close()
+			var resumed atomic.Int64
 			cpu0 := cpuSeconds(r.pid())
 			ok, fails, firstErr := clientLoop(e.cfg.concurrency, e.cfg.rateDur, func(buf []byte) error {
 				c, err := tlsEchoed(addr, fast, buf)
-				if err == nil {
-					c.Close()
+				if err != nil {
+					return err
 				}
-				return err
+				c.Close()
+				if c.ConnectionState().DidResume {
+					resumed.Add(1)
+				} else if resume {
+					return errors.New("not resumed")
+				}
+				return nil
 			})
 			used := cpuSeconds(r.pid()) - cpu0
 			hps := float64(ok) / e.cfg.rateDur.Seconds()
@@ -273,15 +309,18 @@ func tlsHandshakes(e *env, peers []*peer, f *tlsFiles) (*table, error) {
 			if ok > 0 {
 				cpu.add(r.p.name, used/float64(ok)*1e6)
 			}
-			logf("   %s round %d %-22s %7.0f handshakes/s  %6.0f µs CPU each  (%d failed)",
-				scTLSHandshakes, round+1, r.p.name, hps, used/float64(max(ok, 1))*1e6, fails)
+			if resume {
+				t.note(r.p.name, "round %d: %d of %d handshakes resumed", round+1, resumed.Load(), ok+fails)
+			}
+			logf("   %s round %d %-22s %7.0f handshakes/s  %6.0f µs CPU each  (%d failed, %d resumed)",
+				t.key, round+1, r.p.name, hps, used/float64(max(ok, 1))*1e6, fails, resumed.Load())
 			if fails > 0 {
 				return fmt.Errorf("%d handshakes failed in round %d, first: %v", fails, round+1, firstErr)
 			}
 			return nil
 		})
 	}
-	return t, nil
+	return nil
 }
 
 // bulkChunk is what the bulk writers send: zeros, so never pourByte first.

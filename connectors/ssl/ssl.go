@@ -43,6 +43,14 @@ type In struct {
 	Timeout time.Duration `param:"timeout"`
 	// Params are the TLS options; the certificate and key are required.
 	Params
+	// NoTickets (SSL_no_tickets) turns session resumption off: clients
+	// get no session tickets (TLS 1.3 NewSessionTicket, TLS 1.2's
+	// extension), so every handshake is a full one. Resumption is on by
+	// default: a returning client skips the certificate and its signature,
+	// the costliest part of a full handshake for the relay. The tickets'
+	// keys are crypto/tls's own, made at start-up and rotated daily, shared
+	// by every loop; a restart or a changed in side starts afresh.
+	NoTickets bool `param:"SSL_no_tickets"`
 	// Hook, if set, sees the (plaintext) data read from clients.
 	Hook loop.Hook
 	// Accept reads a PROXY protocol header first, if configured.
@@ -58,6 +66,9 @@ func (c *In) Validate() error {
 	c.once.Do(func() {
 		if c.err = c.Accept.Validate(); c.err == nil {
 			c.cfg, c.err = c.ServerConfig()
+		}
+		if c.err == nil {
+			c.cfg.SessionTicketsDisabled = c.NoTickets
 		}
 	})
 	return c.err
