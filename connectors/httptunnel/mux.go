@@ -146,6 +146,13 @@ func (m *session) accept(id uint32) {
 		m.die(err)
 		return
 	}
+	// The session's client (a PROXY header's, if one came) is each
+	// stream's, for logs and send_proxy.
+	if a := m.vs.RemoteAddr(); a.IsValid() {
+		st.s.SetRemoteAddr(a)
+		st.s.SetLocalAddr(m.vs.LocalAddr())
+		st.s.SetNick(fmt.Sprintf("%s (mux stream %d)", a, id))
+	}
 	m.h.Accepted(m.l, st.s)
 }
 
