@@ -152,7 +152,7 @@ func (srv *server) open(s *loop.Socket, addr netip.Addr, length int64, rest []by
 	// The client's addresses, for logs and send_proxy.
 	t.vs.SetRemoteAddr(s.RemoteAddr())
 	t.vs.SetLocalAddr(s.LocalAddr())
-	t.maxAge = -1                      // the client alone ends bodies for their age
+	t.maxAge = -1 // the client alone ends bodies for their age
 	if srv.c.Mux {
 		t.maxData = maxFrame // the peer is an nproxy, not GNU
 	}
