@@ -19,8 +19,8 @@ func dumpSessions(t *testing.T, out *Out) {
 				s += fmt.Sprintf(" ws raw=%d off=%d inFrame=%v left=%d out=%d reading=%v writing=%v", len(w.raw), w.rawOff, w.inFrame, w.left, w.Buffered(), m.vs.Reading(), m.vs.Writing())
 			}
 			for _, st := range m.streams {
-				if len(st.in)-st.inOff > 0 || st.credit < muxWindowSize || st.s.Pending() > 0 {
-					s += fmt.Sprintf("\n stream %d in=%d unacked=%d credit=%d queued=%v pending=%d reading=%v sig=%v", st.id, len(st.in)-st.inOff, st.unacked, st.credit, st.queued, st.s.Pending(), st.s.Reading(), st.signaled)
+				if st.in.Len() > 0 || st.credit < muxWindowSize || st.s.Pending() > 0 {
+					s += fmt.Sprintf("\n stream %d in=%d unacked=%d credit=%d queued=%v pending=%d reading=%v sig=%v", st.id, st.in.Len(), st.unacked, st.credit, st.queued, st.s.Pending(), st.s.Reading(), st.signaled)
 				}
 			}
 			done <- s

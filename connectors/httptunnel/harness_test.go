@@ -1,6 +1,7 @@
 package httptunnel
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"fmt"
@@ -145,4 +146,44 @@ func firstDiff(a, b []byte) int {
 		}
 	}
 	return -1
+}
+
+// haproxy runs haproxy in the foreground with cfg (after TCP defaults)
+// until the test ends, once port listens.
+func haproxy(t *testing.T, port int, cfg string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "haproxy.cfg")
+	defaults := "defaults\n\tmode tcp\n\ttimeout connect 5s\n\ttimeout client 30s\n\ttimeout server 30s\n\n"
+	if err := os.WriteFile(path, []byte(defaults+cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	peer(t, "haproxy", "-db", "-f", path)
+	waitListening(t, port)
+}
+
+// headerEcho is a server that reads a PROXY v1 line, writes it back, then
+// echoes the rest: it shows the client address it was given.
+func headerEcho(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				if line, err := r.ReadString('\n'); err == nil {
+					c.Write([]byte(line))
+					io.Copy(c, r)
+				}
+			}()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
 }

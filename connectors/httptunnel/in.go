@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nproxy/nproxy/connectors"
+	"github.com/nproxy/nproxy/connectors/proxyproto"
 	"github.com/nproxy/nproxy/loop"
 )
 
@@ -32,10 +33,19 @@ type In struct {
 	Options
 	// Hook, if set, sees the data read from tunnels.
 	Hook loop.Hook
+	// Accept reads a PROXY protocol header at the start of every HTTP
+	// connection, if configured (a load balancer in front): its client
+	// address is the one requests are paired by, and the tunnel's.
+	proxyproto.Accept
 }
 
 // Validate implements connectors.Validator.
-func (c *In) Validate() error { return c.Options.validate() }
+func (c *In) Validate() error {
+	if err := c.Accept.Validate(); err != nil {
+		return err
+	}
+	return c.Options.validate()
+}
 
 // Listen implements connectors.In.
 func (c *In) Listen(l *loop.Loop, h connectors.Handler) error {
@@ -43,7 +53,7 @@ func (c *In) Listen(l *loop.Loop, h connectors.Handler) error {
 		return err
 	}
 	srv := &server{c: c, l: l, h: h, byAddr: map[netip.Addr][]*hts{}}
-	return connectors.Listen(l, c.Host, c.Port, srv.accept)
+	return c.Accept.Listen(l, c.Host, c.Port, srv.accept)
 }
 
 // server routes one loop's HTTP requests to its tunnels. The protocol names
@@ -139,6 +149,9 @@ func (srv *server) open(s *loop.Socket, addr netip.Addr, length int64, rest []by
 	}
 	e.t = t
 	t.vs.Connector, t.vs.Hook = srv.c, srv.c.Hook
+	// The client's addresses, for logs and send_proxy.
+	t.vs.SetRemoteAddr(s.RemoteAddr())
+	t.vs.SetLocalAddr(s.LocalAddr())
 	t.maxAge = -1 // the client alone ends bodies for their age
 	if srv.c.Mux {
 		t.maxData = maxFrame // the peer is an nproxy, not GNU
@@ -245,10 +258,8 @@ func (srv *server) remove(e *hts) {
 	}
 }
 
-func remoteAddr(s *loop.Socket) netip.Addr {
-	ap, _ := netip.ParseAddrPort(s.Nick())
-	return ap.Addr()
-}
+// remoteAddr is the client's address: a PROXY header's, if one came.
+func remoteAddr(s *loop.Socket) netip.Addr { return s.RemoteAddr().Addr() }
 
 // hts is the server end of one tunnel: it waits for the client's requests.
 type hts struct {

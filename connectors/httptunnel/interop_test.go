@@ -1,8 +1,17 @@
 package httptunnel
 
 import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"github.com/nproxy/nproxy/connectors/proxyproto"
+	"io"
+	"net"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/nproxy/nproxy"
 	"github.com/nproxy/nproxy/connectors/tcp"
@@ -42,4 +51,41 @@ func TestGNUHTCThroughTinyproxyToIn(t *testing.T) {
 	in := &In{Host: "127.0.0.1", Port: nproxytest.FreePort(t)}
 	start(t, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: echo(t)}))
 	exchange(t, gnuHTC(t, in.Port, "-c", "32M", "-P", "127.0.0.1:"+strconv.Itoa(tinyproxy(t))), 10*mb)
+}
+
+// haproxy send-proxy in front of nproxy as hts (proxy_protocol=v1): the
+// client's address comes from the header (haproxy connects from
+// 127.0.0.5, the client from 127.0.0.1), requests are paired by it, and the
+// tunnel's client is it for send_proxy downstream. Over request pairs and
+// over a mux session.
+func TestInBehindHaproxySendProxy(t *testing.T) {
+	for name, opts := range map[string]Options{"pairs": {}, "mux": {Mux: true, Key: "k"}} {
+		t.Run(name, func(t *testing.T) {
+			port, hport := nproxytest.FreePort(t), nproxytest.FreePort(t)
+			in := &In{Host: "127.0.0.1", Port: port, Options: opts,
+				Accept: proxyproto.Accept{ProxyProtocol: "v1", ProxyProtocolFrom: []string{"127.0.0.5"}}}
+			entry := entry(t)
+			start(t, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: headerEcho(t), Send: proxyproto.Send{SendProxy: "v1"}}),
+				nproxy.New(entry, &Out{Host: "127.0.0.1", Port: hport, Options: opts}))
+			haproxy(t, hport, fmt.Sprintf("listen l\n\tbind 127.0.0.1:%d\n\tserver s 127.0.0.1:%d send-proxy source 127.0.0.5\n", hport, port))
+			c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(entry.Port))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			want := make([]byte, mb)
+			rand.Read(want)
+			go c.Write(want)
+			r := bufio.NewReader(c)
+			line, err := r.ReadString('\n')
+			if !strings.HasPrefix(line, "PROXY TCP4 127.0.0.1 ") {
+				t.Fatalf("the server got %q (%v), not the client's address", line, err)
+			}
+			got := make([]byte, len(want))
+			if _, err := io.ReadFull(r, got); err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("echo: %v, or different bytes", err)
+			}
+		})
+	}
 }

@@ -5,10 +5,15 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nproxy/nproxy/buffer"
 	"github.com/nproxy/nproxy/connectors"
 	"github.com/nproxy/nproxy/loop"
 	"golang.org/x/sys/unix"
 )
+
+// muxFreeRings bounds the free receive buffers a session keeps: a bulk
+// stream needs a few, and an idle one none.
+const muxFreeRings = 32
 
 // muxOutCap bounds the frames a session holds for its tunnel; streams wait
 // (their relay is told later) while it is full.
@@ -33,13 +38,15 @@ type session struct {
 	in        []byte
 	out       []byte
 	outOff    int
-	waiting   []*stream // streams refused for want of room in out
+	waiting   []*stream    // streams refused for want of room in out
+	rings     *buffer.Pool // the streams' receive buffers
 	err       error
 	onEnd     func()
 }
 
 func newSession(l *loop.Loop, connector any, o *Options, h connectors.Handler) *session {
-	return &session{l: l, connector: connector, opts: o, h: h, streams: map[uint32]*stream{}, in: make([]byte, 0, 64<<10)}
+	return &session{l: l, connector: connector, opts: o, h: h, streams: map[uint32]*stream{},
+		in: make([]byte, 0, 64<<10), rings: buffer.NewPool(muxMaxData, muxFreeRings)}
 }
 
 // Accepted implements connectors.Handler for the tunnel under the session:
@@ -146,6 +153,13 @@ func (m *session) accept(id uint32) {
 		m.die(err)
 		return
 	}
+	// The session's client (a PROXY header's, if one came) is each
+	// stream's, for logs and send_proxy.
+	if a := m.vs.RemoteAddr(); a.IsValid() {
+		st.s.SetRemoteAddr(a)
+		st.s.SetLocalAddr(m.vs.LocalAddr())
+		st.s.SetNick(fmt.Sprintf("%s (mux stream %d)", a, id))
+	}
 	m.h.Accepted(m.l, st.s)
 }
 
@@ -235,10 +249,9 @@ type stream struct {
 	vsock
 	m       *session
 	id      uint32
-	in      []byte // payload its reader has not taken, from inOff
-	inOff   int
-	unacked int // bytes taken since the last WINDOW sent
-	credit  int // bytes the peer still takes
+	in      buffer.Queue // payload its reader has not taken (rings of m.rings)
+	unacked int          // bytes taken since the last WINDOW sent
+	credit  int          // bytes the peer still takes
 	peerFin bool
 	eofSeen bool
 	rst     bool
@@ -259,22 +272,19 @@ func (m *session) newStream(id uint32) (*stream, error) {
 }
 
 // receive takes DATA: a sender that exceeds the window breaks the protocol.
+// The bytes go to rings of the session's pool, given back as the reader
+// takes them: no allocation per frame, and an idle stream holds none.
 func (st *stream) receive(p []byte) {
-	if len(st.in)-st.inOff+st.unacked+len(p) > muxWindowSize {
+	if st.in.Len()+st.unacked+len(p) > muxWindowSize {
 		st.m.die(fmt.Errorf("mux stream %d sent beyond its window", st.id))
 		return
 	}
-	if st.inOff > len(st.in)/2 {
-		// Taken bytes go once they are half the buffer: the copy costs
-		// no more than the bytes taken.
-		st.in, st.inOff = st.in[:copy(st.in, st.in[st.inOff:])], 0
-	}
-	st.in = append(st.in, p...)
+	st.in.Push(st.m.rings, p)
 	st.sync()
 }
 
 func (st *stream) sync() {
-	st.signal(len(st.in) > st.inOff || st.rst || st.peerFin && !st.eofSeen)
+	st.signal(st.in.Len() > 0 || st.rst || st.peerFin && !st.eofSeen)
 }
 
 // reset ends the stream both ways; the relay learns it from Recv and Send.
@@ -298,11 +308,12 @@ func (st *stream) wake() {
 // sender once a quarter of the window was taken.
 func (st *stream) Recv(p []byte) (int, error) {
 	defer st.sync()
-	if len(st.in) > st.inOff {
-		n := copy(p, st.in[st.inOff:])
-		st.inOff += n
-		if st.inOff == len(st.in) {
-			st.in, st.inOff = nil, 0 // an idle stream holds no buffer
+	if st.in.Len() > 0 {
+		n := 0
+		for n < len(p) && st.in.Len() > 0 {
+			k := copy(p[n:], st.in.Peek())
+			st.in.Discard(st.m.rings, k)
+			n += k
 		}
 		st.unacked += n
 		if st.unacked >= muxWindowSize/4 && !st.rst {
@@ -363,6 +374,7 @@ func (st *stream) Close() error {
 		st.m.send(muxRst, st.id, nil)
 	}
 	st.rst = true
+	st.in.Reset(st.m.rings)
 	delete(st.m.streams, st.id)
 	return nil
 }

@@ -3,6 +3,7 @@ package httptunnel
 import (
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -122,5 +123,20 @@ func TestMuxWebSocket(t *testing.T) {
 		if _, ok := m.vs.Transport().(*wsConn); !ok {
 			t.Fatalf("session over %T, not a WebSocket", m.vs.Transport())
 		}
+	}
+}
+
+// A wrong key over a WebSocket: the server refuses the upgrade with one log
+// line, and the client gives up at once, without falling back to request
+// pairs (which would only be refused again), and closes its connection.
+func TestMuxWebSocketWrongKey(t *testing.T) {
+	in := &In{Host: "127.0.0.1", Port: nproxytest.FreePort(t), Options: Options{Mux: true, Key: "right"}}
+	wrong := entry(t)
+	logs := start(t, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: echo(t)}),
+		nproxy.New(wrong, &Out{Host: "127.0.0.1", Port: in.Port, WebSocket: true, Options: Options{Mux: true, Key: "wrong"}}))
+	refused(t, wrong.Port, "x")
+	log := logs.WaitFor(t, "httptunnel in: request from", "mux client with a wrong key", "refused the mux session")
+	if n := strings.Count(log, "mux client with a wrong key"); n != 1 || strings.Contains(log, "using request pairs") {
+		t.Fatalf("%d refusals logged by the server, or a fallback to request pairs:\n%s", n, log)
 	}
 }

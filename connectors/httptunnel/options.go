@@ -13,6 +13,13 @@ const (
 	DefaultTimeout       = 10 * time.Second
 )
 
+// DefaultMuxContentLength is a mux session's body length unless
+// ContentLength says: both ends are nproxies, and every body ended costs a
+// reconnection (a round trip, and the wait for the server to read it), so
+// bodies are longer than GNU's 100 KiB, yet under the 1 MiB that web
+// proxies commonly accept by default (nginx's client_max_body_size).
+const DefaultMuxContentLength = 1000000
+
 // minContentLength keeps a body large enough for a frame with payload and
 // the DISCONNECT after it.
 const minContentLength = 16
@@ -21,7 +28,8 @@ const minContentLength = 16
 // options.
 type Options struct {
 	// ContentLength is the Content-Length of the bodies this end sends
-	// (htc/hts -c); 0 means DefaultContentLength.
+	// (htc/hts -c); 0 means DefaultContentLength, or with Mux
+	// DefaultMuxContentLength.
 	ContentLength int `param:"content_length"`
 	// Strict pads every body to its full Content-Length (htc -S) and
 	// sends requests as HTTP/1.0, for proxies that insist on both.
@@ -56,7 +64,11 @@ func (o *Options) maxStreams() int {
 }
 
 func (o *Options) contentLength() int {
-	if o.ContentLength == 0 {
+	switch {
+	case o.ContentLength != 0:
+	case o.Mux:
+		return DefaultMuxContentLength
+	default:
 		return DefaultContentLength
 	}
 	return o.ContentLength

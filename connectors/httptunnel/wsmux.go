@@ -41,6 +41,9 @@ func (c *Out) dialWS(l *loop.Loop, m *session) {
 				err = checkSwitch(head, key)
 			}
 			switch {
+			case errors.Is(err, errRefused):
+				l.Close(s)
+				m.die(fmt.Errorf("WebSocket to %s: %w", s.Nick(), err))
 			case errors.Is(err, errNoSwitch):
 				l.Close(s)
 				l.Logger().Info(fmt.Sprintf("httptunnel to %s: %v; using request pairs", s.Nick(), err))
@@ -60,11 +63,23 @@ func (c *Out) dialWS(l *loop.Loop, m *session) {
 
 var errNoSwitch = errors.New("no WebSocket upgrade")
 
+// errRefused is an nproxy mux server's refusal (a wrong key): falling back
+// to request pairs would only be refused again.
+var errRefused = errors.New("the server refused the mux session (a wrong key?)")
+
+// refusedHead is the answer to an upgrade whose hello is wrong. Its
+// helloHeader tells the client that the mux server itself refused, not a
+// proxy or a server that does not upgrade.
+const refusedHead = "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n" + helloHeader + ": refused\r\n\r\n"
+
 // checkSwitch checks the answer to an upgrade request.
 func checkSwitch(head []byte, key string) error {
 	r, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(head)), nil)
 	if err != nil {
 		return fmt.Errorf("bad HTTP response: %w", err)
+	}
+	if r.StatusCode != http.StatusSwitchingProtocols && r.Header.Get(helloHeader) != "" {
+		return fmt.Errorf("%w (HTTP status %q)", errRefused, r.Status)
 	}
 	if r.StatusCode != http.StatusSwitchingProtocols {
 		return fmt.Errorf("%w (HTTP status %q)", errNoSwitch, r.Status)
@@ -83,7 +98,7 @@ func (srv *server) acceptWS(s *loop.Socket, req request, rest []byte) error {
 		err = checkHello(srv.c.Key, hello)
 	}
 	if err != nil {
-		writeAll(s, []byte("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+		writeAll(s, []byte(refusedHead))
 		return err
 	}
 	if err := writeAll(s, []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "+wsAccept(req.wsKey)+"\r\n\r\n")); err != nil {
