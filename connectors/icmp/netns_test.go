@@ -40,9 +40,6 @@ func inNetns(tb testing.TB) bool {
 		}
 	}
 	only := []string{"-test.run", "^" + tb.Name() + "$", "-test.v", "-test.timeout=90s"}
-	if _, ok := tb.(*testing.B); ok {
-		only = []string{"-test.run", "^$", "-test.bench", "^" + tb.Name() + "$", "-test.benchtime", "1x", "-test.timeout=300s"}
-	}
 	cmd := exec.Command(ip, append([]string{"netns", "exec", name, os.Args[0]}, only...)...)
 	cmd.Env = append(os.Environ(), netnsEnv+"="+name)
 	out, err := cmd.CombinedOutput()
