@@ -54,14 +54,14 @@ func (r *report) issueTargets() []target {
 		{what: "#18.3 TLS relay CPU per GB, server → client ÷ haproxy-ssl-nbthread1", value: ratio(scTLSBulk, "relay CPU, down", "nproxy-ssl", "haproxy-ssl-nbthread1"), ok: atMost(1), goal: "≤ 1"},
 		{what: "#18.3 TLS relay CPU per full handshake ÷ haproxy-ssl-nbthread1", value: ratio(scTLSHandshakes, "relay CPU", "nproxy-ssl", "haproxy-ssl-nbthread1"), ok: atMost(0.9), goal: "≤ 0.9"},
 	}
-	for _, l := range []struct{ key, np, hp, what string }{
-		{scLive1, nproxyName, "haproxy-live-nbthread1", "1 loop ÷ haproxy nbthread 1"},
-		{scLive2, "nproxy-loops2", "haproxy-live-nbthread2", "2 loops ÷ haproxy nbthread 2"},
+	for _, l := range []struct{ key, np, hp, loops, what string }{
+		{scLive1, nproxyName, "haproxy-live-nbthread1", "1 loop", "1 loop ÷ haproxy nbthread 1"},
+		{scLive2, "nproxy-loops2", "haproxy-live-nbthread2", "2 loops", "2 loops ÷ haproxy nbthread 2"},
 	} {
 		ts = append(ts,
-			target{what: fmt.Sprintf("#18.4 %d live connections, p99, %s", livePairs, l.what), value: ratio(l.key, "p99", l.np, l.hp), ok: atMost(0.8), goal: "≤ 0.8"},
-			target{what: fmt.Sprintf("#18.4 %d live connections, RSS per connection, %s", livePairs, l.what), value: ratio(l.key, "RSS", l.np, l.hp), ok: atMost(0.5), goal: "≤ 0.5"},
-			target{what: fmt.Sprintf("#18.4 %d live connections, connections lost, nproxy with %s", livePairs, l.np), value: lost(l.key, l.np), ok: atMost(0), goal: "0"})
+			target{what: fmt.Sprintf("#18.4 %s live connections, p99, %s", grouped(livePairs), l.what), value: ratio(l.key, "p99", l.np, l.hp), ok: atMost(0.8), goal: "≤ 0.8"},
+			target{what: fmt.Sprintf("#18.4 %s live connections, RSS per connection, %s", grouped(livePairs), l.what), value: ratio(l.key, "RSS", l.np, l.hp), ok: atMost(0.5), goal: "≤ 0.5"},
+			target{what: fmt.Sprintf("#18.4 %s live connections, connections lost, %s", grouped(livePairs), l.loops), value: lost(l.key, l.np), ok: atMost(0), goal: "0"})
 	}
 	return ts
 }

@@ -101,6 +101,7 @@ func main() {
 	flag.StringVar(&ra.also, "also", "", "internal: more ports (comma-separated) for -role echo")
 	flag.DurationVar(&ra.dur, "dur", time.Second, "internal: window of -role tunnel-client and live-client")
 	flag.IntVar(&ra.n, "n", 0, "internal: connections of -role tunnel-client and live-client")
+	flag.StringVar(&ra.step, "step", "", "internal: measurement of -role tunnel-client: "+strings.Join(tunnelSteps, ", "))
 	flag.BoolVar(&ra.hold, "hold", false, "internal: -role tunnel-client keeps a connection open while it times new ones")
 	quick := flag.Bool("quick", false, "short run (about two minutes): one round, fewer idle connections")
 	only := flag.String("peers", "", "comma-separated peers to run besides nproxy (default: all)")

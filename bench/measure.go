@@ -108,43 +108,52 @@ type tunnelResult struct {
 	Error              string
 }
 
-// measureTunnel runs every measurement through the tunnel entry at addr:
-// a.dur per direction, a.n round trips and a.n new connections (with
-// a.hold, while one connection stays open: a new stream over an open
-// session).
+// The steps of a tunnel-client run, each on a fresh tunnel: a
+// throughput test ends with the client resetting a full tunnel, and a
+// tunnel that has not recovered from the previous step (ptunnel can take
+// tens of seconds) would otherwise fail the next.
+var tunnelSteps = []string{"round-trips", "new-connections", "up", "down"}
+
+// measureTunnel runs one step (a.step) through the tunnel entry at addr:
+// a.n round trips, a.n new connections (with a.hold, while one connection
+// stays open: a new stream over an open session), or a.dur each way.
 func measureTunnel(addr string, a roleArgs) tunnelResult {
 	var r tunnelResult
-	// The quiet measurements first: a throughput test ends with the client
-	// closing on a full tunnel, which leaves ptunnel's sessions busy for a
-	// while.
-	held, err := dialCmd(addr, cmdEcho, 0)
+	var err error
+	switch a.step {
+	case "round-trips":
+		var c net.Conn
+		if c, err = dialCmd(addr, cmdEcho, 0); err == nil {
+			var rtts []time.Duration
+			if rtts, err = roundTrips(c, a.n); err == nil {
+				r.RTT = micros(rtts[len(rtts)/2])
+			}
+			c.Close()
+		}
+	case "new-connections":
+		var held net.Conn
+		if a.hold {
+			if held, err = dialCmd(addr, cmdEcho, 0); err == nil {
+				err = echoChecked(held, make([]byte, len(ping)), 0)
+				defer held.Close()
+			}
+		}
+		var setups []time.Duration
+		if err == nil {
+			setups, err = newConns(addr, a.n)
+		}
+		if err == nil {
+			r.SetupP50, r.SetupP99 = micros(setups[len(setups)/2]), micros(setups[len(setups)*99/100])
+		}
+	case "up":
+		r.Up, err = upRate(addr, a.dur)
+	case "down":
+		r.Down, err = downRate(addr, a.dur)
+	default:
+		err = fmt.Errorf("unknown step %q", a.step)
+	}
 	if err != nil {
-		r.Error = "round trips: " + err.Error()
-		return r
-	}
-	rtts, err := roundTrips(held, a.n)
-	if err != nil {
-		held.Close()
-		r.Error = "round trips: " + err.Error()
-		return r
-	}
-	r.RTT = micros(rtts[len(rtts)/2])
-	if !a.hold {
-		held.Close() // GNU htc serves one connection at a time
-	}
-	setups, err := newConns(addr, a.n)
-	held.Close()
-	if err != nil {
-		r.Error = "new connections: " + err.Error()
-		return r
-	}
-	r.SetupP50, r.SetupP99 = micros(setups[len(setups)/2]), micros(setups[len(setups)*99/100])
-	if r.Up, err = upRate(addr, a.dur); err != nil {
-		r.Error = "client → server: " + err.Error()
-		return r
-	}
-	if r.Down, err = downRate(addr, a.dur); err != nil {
-		r.Error = "server → client: " + err.Error()
+		r.Error = a.step + ": " + err.Error()
 	}
 	return r
 }

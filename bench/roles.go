@@ -20,6 +20,7 @@ type roleArgs struct {
 	also                     string // more echo ports
 	dur                      time.Duration
 	hold                     bool
+	step                     string // the tunnel-client's measurement
 }
 
 // runRole runs the harness binary as one of its own sub-processes (the

@@ -174,10 +174,10 @@ func runTunnels(e *env, s *tunnelSetup, peers []*tunnelPeer) ([]*table, error) {
 	if e.cfg.mode == "full" {
 		window, n, nRounds = 3*time.Second, 200, 3
 	}
-	method := fmt.Sprintf("Up to %d round trips of 64 bytes on one connection (p50), then up to %d new connections one after the other, each timed from the dial "+
-		"to its first 64-byte echo (at most %v for each, at least 5 samples; every echo checked byte for byte), then one connection each way: "+
-		"the client writes (reads) as fast as it can for %v, counted by the other end from its first byte. A failed step ends the run of that peer "+
-		"(noted under the table); what it measured before counts. Client and server are sub-processes of the harness (-role tunnel-client, "+
+	method := fmt.Sprintf("Four steps, each on a tunnel started for it: up to %d round trips of 64 bytes on one connection (p50); up to %d new connections one after the other, each timed from the dial "+
+		"to its first 64-byte echo (at most %v of them, at least 5 samples; every echo checked byte for byte); one connection each way, "+
+		"the client writing (reading) as fast as it can for %v, counted by the other end from its first byte, and ended by a reset. A failed step is "+
+		"noted under the table; the others count. Client and server are sub-processes of the harness (-role tunnel-client, "+
 		"-role measure). %s, a fresh tunnel for each measurement, peers interleaved.", n, n, sampleTime, window, rounds(nRounds))
 	type group struct {
 		key, title, unit string
@@ -302,8 +302,28 @@ func startDnsmasq(e *env, s *tunnelSetup) error {
 	return waitUDPBound(s.dnsmasqPort, p, 5*time.Second)
 }
 
-// tunnelOnce starts p, runs the client through it and stops it.
+// tunnelOnce measures p: each step on a fresh tunnel, started for it and
+// stopped after. A failed step is reported; the others still run.
 func tunnelOnce(e *env, p *tunnelPeer, server int, window time.Duration, n int) (*tunnelResult, error) {
+	var res tunnelResult
+	var errs []string
+	for _, step := range tunnelSteps {
+		r, err := tunnelStep(e, p, server, step, window, n)
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		res.Up, res.Down, res.RTT = res.Up+r.Up, res.Down+r.Down, res.RTT+r.RTT
+		res.SetupP50, res.SetupP99 = res.SetupP50+r.SetupP50, res.SetupP99+r.SetupP99
+	}
+	if len(errs) > 0 {
+		return &res, fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return &res, nil
+}
+
+// tunnelStep starts p, runs one step of the client through it and stops it.
+func tunnelStep(e *env, p *tunnelPeer, server int, step string, window time.Duration, n int) (*tunnelResult, error) {
 	listen := freePort()
 	argv := p.argv(listen, server)
 	pr, err := start(e.logDir, nil, argv[0], argv[1:]...)
@@ -312,21 +332,21 @@ func tunnelOnce(e *env, p *tunnelPeer, server int, window time.Duration, n int) 
 	}
 	defer stop(pr)
 	if err := waitListenIn(p.ns, listen, pr, 10*time.Second); err != nil {
-		return nil, fmt.Errorf("did not start: %w", err)
+		return nil, fmt.Errorf("%s: did not start: %w", step, err)
 	}
 	e.recordCommand(p.name, nil, argv)
-	client := inNetns(p.ns, e.self, "-role", "tunnel-client", "-target", strconv.Itoa(listen),
+	client := inNetns(p.ns, e.self, "-role", "tunnel-client", "-target", strconv.Itoa(listen), "-step", step,
 		"-dur", window.String(), "-n", strconv.Itoa(n), "-hold="+strconv.FormatBool(p.hold))
 	var res tunnelResult
-	// Two windows, two sampling limits and the time outs of a stalled step.
-	if err := clientProcess(e, 2*window+2*sampleTime+3*opTimeout, &res, client...); err != nil {
-		return nil, err
+	// A window or a sampling limit, and the time outs of a stalled step.
+	if err := clientProcess(e, window+sampleTime+3*opTimeout, &res, client...); err != nil {
+		return nil, fmt.Errorf("%s: %w", step, err)
 	}
 	if pr.exited() {
-		return nil, fmt.Errorf("the tunnel died during the measurement")
+		return nil, fmt.Errorf("%s: the tunnel died during the measurement", step)
 	}
 	if res.Error != "" {
-		return &res, fmt.Errorf("%s", res.Error)
+		return nil, fmt.Errorf("%s", res.Error)
 	}
 	return &res, nil
 }
