@@ -126,7 +126,21 @@ func runFleet(e *env, s *fleetSetup, peers []*peer) ([]*table, error) {
 			return nil
 		})
 	}
+	for _, p := range rl.peers {
+		if n := len(lost.vals[p]); n > 0 {
+			rl.note(p, "connections lost during %d reloads: %.0f (sum over %s, of %.0f connections)", fleetReloads,
+				sum(lost.vals[p]), rounds(n), sum(lost.vals[p])+sum(made.vals[p]))
+		}
+	}
 	return []*table{rt, rl}, nil
+}
+
+func sum(vs []float64) float64 {
+	var s float64
+	for _, v := range vs {
+		s += v
+	}
+	return s
 }
 
 // reloadUnderLoad runs the clients through r while it is reloaded

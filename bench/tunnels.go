@@ -190,7 +190,7 @@ func runTunnels(e *env, s *tunnelSetup, peers []*tunnelPeer) ([]*table, error) {
 		{scTunnelICMP, "Tunnels over ICMP: nproxy against ptunnel", "KiB/s", 1024,
 			" Across a veth pair (MTU 1500) between two network namespaces; client and relay's client side in one, server and the tunnel's server side in the other; the kernel's echo replies off in both."},
 		{scTunnelDNS, "Tunnel over DNS, through dnsmasq", "KiB/s", 1024,
-			" On 127.0.0.1: nproxy's dns out queries a real dnsmasq (`--server=/" + tunnelDomain + "/127.0.0.1#IN`, no cache for the tunnel's names), which forwards to nproxy's dns in."},
+			" On 127.0.0.1: nproxy's dns out queries a real dnsmasq (`--server=/" + tunnelDomain + "/127.0.0.1#IN`, no cache for the tunnel's names), which forwards to nproxy's dns in. The plain relay on the same path is the nproxy row of the tunnels-http table."},
 	}
 	var tables []*table
 	type ms struct{ up, down, rtt, s50, s99 *metric }
@@ -205,7 +205,12 @@ func runTunnels(e *env, s *tunnelSetup, peers []*tunnelPeer) ([]*table, error) {
 		}
 		tables, mets[g.key], tabs[g.key] = append(tables, t), m, t
 	}
-	servers, err := tunnelServers(e, s, peers)
+	servers, started, err := tunnelServers(e, s, peers)
+	defer func() {
+		for _, p := range started {
+			stop(p)
+		}
+	}()
 	if err != nil {
 		return tables, err
 	}
@@ -256,9 +261,10 @@ func rotatedTunnels(peers []*tunnelPeer, round int) []*tunnelPeer {
 
 // tunnelServers starts the measurement server on the host and in the
 // server namespace (keyed by the client namespace whose paths lead there),
-// and dnsmasq when a dns path runs.
-func tunnelServers(e *env, s *tunnelSetup, peers []*tunnelPeer) (map[string]int, error) {
+// and dnsmasq when a dns path runs; it returns them all, to be stopped.
+func tunnelServers(e *env, s *tunnelSetup, peers []*tunnelPeer) (map[string]int, []*proc, error) {
 	servers := map[string]int{}
+	var started []*proc
 	for _, p := range peers {
 		if p.skip != "" {
 			continue
@@ -272,34 +278,38 @@ func tunnelServers(e *env, s *tunnelSetup, peers []*tunnelPeer) (map[string]int,
 			argv := inNetns(serverNs, e.self, "-role", "measure", "-listen", strconv.Itoa(port))
 			pr, err := start(e.logDir, nil, argv[0], argv[1:]...)
 			if err != nil {
-				return nil, err
+				return nil, started, err
 			}
+			started = append(started, pr)
 			if err := waitListenIn(serverNs, port, pr, 5*time.Second); err != nil {
-				return nil, err
+				return nil, started, err
 			}
 			servers[p.ns] = port
 		}
 		if p.name == "nproxy-dns" {
-			if err := startDnsmasq(e, s); err != nil {
+			pr, err := startDnsmasq(e, s)
+			if pr != nil {
+				started = append(started, pr)
+			}
+			if err != nil {
 				p.skip = "dnsmasq did not start: " + err.Error()
 			}
 		}
 	}
-	return servers, nil
+	return servers, started, nil
 }
 
 // startDnsmasq starts the resolver between nproxy's dns out and in: it
 // forwards the tunnel's domain to the dns in, and answers nothing else.
-func startDnsmasq(e *env, s *tunnelSetup) error {
+func startDnsmasq(e *env, s *tunnelSetup) (*proc, error) {
 	argv := []string{"dnsmasq", "-k", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
 		"--port=" + strconv.Itoa(s.dnsmasqPort), "--listen-address=127.0.0.1", "--bind-interfaces",
 		"--server=/" + tunnelDomain + "/127.0.0.1#" + strconv.Itoa(s.dnsIn), "--user=root", "--pid-file="}
 	p, err := start(e.logDir, nil, argv[0], argv[1:]...)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	e.recordCommand("dnsmasq", nil, argv)
-	return waitUDPBound(s.dnsmasqPort, p, 5*time.Second)
+	return p, waitUDPBound(s.dnsmasqPort, p, 5*time.Second)
 }
 
 // tunnelOnce measures p: each step on a fresh tunnel, started for it and
