@@ -97,9 +97,13 @@ func runLive(e *env, peers []*peer) ([]*table, error) {
 			lower("RSS", "KiB/conn"), info("lost", "connections"), info("round trips", "1/s")}
 	}
 	m1, m2 := newMs(), newMs()
-	t1 := newTable(scLive1, fmt.Sprintf("%s live connections, one thread", grouped(livePairs)), method, peers, scLive1,
+	// Each table its own peers only: a table's reference is its first nproxy peer.
+	own := func(sc string) []*peer {
+		return slices.DeleteFunc(slices.Clone(peers), func(p *peer) bool { return !p.in(sc) })
+	}
+	t1 := newTable(scLive1, fmt.Sprintf("%s live connections, one thread", grouped(livePairs)), method, own(scLive1), scLive1,
 		m1.p50, m1.p99, m1.p999, m1.cpu, m1.rss, m1.lost, m1.rts)
-	t2 := newTable(scLive2, fmt.Sprintf("%s live connections, two threads", grouped(livePairs)), method, peers, scLive2,
+	t2 := newTable(scLive2, fmt.Sprintf("%s live connections, two threads", grouped(livePairs)), method, own(scLive2), scLive2,
 		m2.p50, m2.p99, m2.p999, m2.cpu, m2.rss, m2.lost, m2.rts)
 	echo, err := startEcho(e)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -172,7 +173,7 @@ func runTunnels(e *env, s *tunnelSetup, peers []*tunnelPeer) ([]*table, error) {
 	window, n := time.Second, 50
 	nRounds := 1
 	if e.cfg.mode == "full" {
-		window, n, nRounds = 3*time.Second, 200, 3
+		window, n, nRounds = 3*time.Second, 200, 2
 	}
 	method := fmt.Sprintf("Four steps, each on a tunnel started for it: up to %d round trips of 64 bytes on one connection (p50); up to %d new connections one after the other, each timed from the dial "+
 		"to its first 64-byte echo (at most %v of them, at least 5 samples; every echo checked byte for byte); one connection each way, "+
@@ -190,7 +191,7 @@ func runTunnels(e *env, s *tunnelSetup, peers []*tunnelPeer) ([]*table, error) {
 		{scTunnelICMP, "Tunnels over ICMP: nproxy against ptunnel", "KiB/s", 1024,
 			" Across a veth pair (MTU 1500) between two network namespaces; client and relay's client side in one, server and the tunnel's server side in the other; the kernel's echo replies off in both."},
 		{scTunnelDNS, "Tunnel over DNS, through dnsmasq", "KiB/s", 1024,
-			" On 127.0.0.1: nproxy's dns out queries a real dnsmasq (`--server=/" + tunnelDomain + "/127.0.0.1#IN`, no cache for the tunnel's names), which forwards to nproxy's dns in. The plain relay on the same path is the nproxy row of the tunnels-http table."},
+			" On 127.0.0.1: nproxy's dns out queries a real dnsmasq (`--server=/" + tunnelDomain + "/127.0.0.1#IN`), which forwards to nproxy's dns in. The plain relay on the same path is the nproxy row of the tunnels-http table."},
 	}
 	var tables []*table
 	type ms struct{ up, down, rtt, s50, s99 *metric }
@@ -199,7 +200,9 @@ func runTunnels(e *env, s *tunnelSetup, peers []*tunnelPeer) ([]*table, error) {
 	for _, g := range groups {
 		m := ms{higher("client → server", g.unit), higher("server → client", g.unit), lower("round trip p50", "µs"),
 			lower("new connection p50", "µs"), lower("new connection p99", "µs")}
-		t := newTable(g.key, g.title, method+g.extra, plain, g.key, m.up, m.down, m.rtt, m.s50, m.s99)
+		// Its own peers only: a table's reference is its first nproxy peer.
+		own := slices.DeleteFunc(slices.Clone(plain), func(p *peer) bool { return !p.in(g.key) })
+		t := newTable(g.key, g.title, method+g.extra, own, g.key, m.up, m.down, m.rtt, m.s50, m.s99)
 		if len(t.peers) == 0 {
 			continue
 		}
