@@ -292,7 +292,10 @@ func listening(port int) bool {
 	return false
 }
 
-var nextPort = 21000
+// nextPort starts at a block of its own per process: the machine may run
+// several harnesses at once (a port found free by one can be taken by
+// another before its relay binds it).
+var nextPort = 20000 + os.Getpid()%50*200
 
 // freePort returns a port below the ephemeral range (32768+), so that no
 // client socket of the load generators can be holding it.
