@@ -152,7 +152,7 @@ func liveOnce(e *env, r *running, window time.Duration) (*liveResult, float64, f
 	}
 	defer stop(client)
 	// The client prints "open" once every connection is open (or given up).
-	if err := waitLogLine(client, "open", liveOpenLimit+10*time.Second); err != nil {
+	if err := waitLogLine(client, "open", liveOpenLimit+20*time.Second); err != nil {
 		return nil, 0, 0, err
 	}
 	cpu0, t0 := cpuSeconds(r.pid()), time.Now()

@@ -99,8 +99,8 @@ type zeros struct{}
 
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
-// tunnelResult is what one tunnel-client run measured; Error is the first
-// failure, the figures before it are kept.
+// tunnelResult is what a tunnel-client run measured: the figures of its
+// step (the others zero), or why the step failed.
 type tunnelResult struct {
 	Up, Down           float64 // bytes/s, client → server and back
 	RTT                float64 // µs, p50 of 64-byte round trips on one connection
