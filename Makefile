@@ -58,7 +58,8 @@ bench-full:
 
 bench-deps:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y socat haproxy iperf3 perl linux-perf iproute2 \
-		sslh tinyproxy proxytunnel libwww-perl systemd stunnel4
+		sslh tinyproxy proxytunnel libwww-perl systemd stunnel4 \
+		microsocks dante-server httptunnel ptunnel dnsmasq
 
 # The soak and fault suite (soak/, build tag soak; never part of make test):
 # about 10 minutes by default, `make soak SOAK=60s` for a short run. It ends

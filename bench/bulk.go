@@ -29,7 +29,7 @@ func (sc scenario) peers(e *env) []*peer {
 	return peerSet(e)
 }
 
-var allScenarios = []string{"bulk", scLatency, scSlowRead, scIdle, scSSLH, "connect", scTLS, scUDP, "socks", "unix", scRate}
+var allScenarios = []string{"bulk", scLatency, scSlowRead, scIdle, scSSLH, "connect", scTLS, scUDP, "socks", "unix", scTunnels, scFleet, scLive, scRate}
 
 // scenarios run in this order: the connection-rate scenario leaves tens of
 // thousands of sockets in TIME_WAIT on 127.0.0.1 for a minute, which slows
@@ -46,6 +46,9 @@ func scenarios() []scenario {
 		{name: scUDP, run: runUDP, cast: udpCast},
 		{name: "socks", run: runSocks, cast: socksCast},
 		{name: "unix", run: runUnix, cast: unixCast},
+		tunnelsScenario(),
+		fleetScenario(),
+		{name: scLive, run: runLive, cast: liveCast},
 		{name: scRate, run: runRate},
 	}
 }

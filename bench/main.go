@@ -96,14 +96,21 @@ func main() {
 	role := flag.String("role", "", "internal: run as a sub-process (echo, naive, gnet)")
 	listen := flag.Int("listen", 0, "internal: port of -role")
 	target := flag.Int("target", 0, "internal: upstream port of -role")
-	loops := flag.Int("loops", 1, "internal: event loops of -role gnet")
+	var ra roleArgs
+	flag.IntVar(&ra.loops, "loops", 1, "internal: event loops of -role gnet")
+	flag.StringVar(&ra.also, "also", "", "internal: more ports (comma-separated) for -role echo")
+	flag.DurationVar(&ra.dur, "dur", time.Second, "internal: window of -role tunnel-client and live-client")
+	flag.IntVar(&ra.n, "n", 0, "internal: connections of -role tunnel-client and live-client")
+	flag.StringVar(&ra.step, "step", "", "internal: measurement of -role tunnel-client: "+strings.Join(tunnelSteps, ", "))
+	flag.BoolVar(&ra.hold, "hold", false, "internal: -role tunnel-client keeps a connection open while it times new ones")
 	quick := flag.Bool("quick", false, "short run (about two minutes): one round, fewer idle connections")
 	only := flag.String("peers", "", "comma-separated peers to run besides nproxy (default: all)")
 	scen := flag.String("scenarios", "", "comma-separated scenarios (default: all): "+strings.Join(allScenarios, ",")+",micro")
 	out := flag.String("out", "BENCHMARKS.md", "report to write, relative to the repository root; its charts go to bench/charts/ beside it")
 	flag.Parse()
 	if *role != "" {
-		roleMain(*role, *listen, *target, *loops)
+		ra.listen, ra.target = *listen, *target
+		roleMain(*role, ra)
 		return
 	}
 	os.Exit(run(*quick, *only, *scen, *out))
@@ -111,7 +118,7 @@ func main() {
 
 func run(quick bool, only, scen, out string) int {
 	handleSignals()
-	defer killAll()
+	defer cleanUp()
 	cfg := fullConfig()
 	if quick {
 		cfg = quickConfig()

@@ -19,8 +19,30 @@ import (
 // a deferred killAll on return, and the signal handler on SIGINT/SIGTERM.
 var procs struct {
 	sync.Mutex
-	cmds    map[int]*proc
-	tempDir string // removed on a signal too
+	cmds     map[int]*proc
+	tempDir  string   // removed on a signal too
+	cleanups []func() // run after the processes are killed, however the run ends
+}
+
+// onCleanup registers f (removing a network namespace) to run once the
+// processes are killed, at the end of the run or on a signal. f must be
+// safe to run more than once.
+func onCleanup(f func()) {
+	procs.Lock()
+	procs.cleanups = append(procs.cleanups, f)
+	procs.Unlock()
+}
+
+// cleanUp kills every process still registered, then runs the cleanups.
+func cleanUp() {
+	killAll()
+	procs.Lock()
+	fs := procs.cleanups
+	procs.cleanups = nil
+	procs.Unlock()
+	for _, f := range fs {
+		f()
+	}
 }
 
 // proc is one started process; done closes once it has been reaped.
@@ -120,7 +142,7 @@ func handleSignals() {
 	go func() {
 		s := <-ch
 		fmt.Fprintf(os.Stderr, "bench: caught %v, killing children\n", s)
-		killAll()
+		cleanUp()
 		procs.Lock()
 		if procs.tempDir != "" {
 			os.RemoveAll(procs.tempDir)
@@ -270,7 +292,10 @@ func listening(port int) bool {
 	return false
 }
 
-var nextPort = 21000
+// nextPort starts at a block of its own per process: the machine may run
+// several harnesses at once (a port found free by one can be taken by
+// another before its relay binds it).
+var nextPort = 20000 + os.Getpid()%50*200
 
 // freePort returns a port below the ephemeral range (32768+), so that no
 // client socket of the load generators can be holding it.

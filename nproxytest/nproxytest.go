@@ -13,7 +13,7 @@
 //	}
 //
 // It also holds what tests across the packages share: servers (EchoServer,
-// ServeTCP, UDPServer, MeasureServer), clients and their checks (Dial,
+// ServeTCP, UDPServer), clients and their checks (Dial,
 // ExpectEOF, ExpectEnd, ExpectClosed, DialClosed, EchoThrough), peer
 // programs (Command, StartPeer, RunFor), network namespaces (NewNetns) and
 // loops of a test's own (RunLoop).

@@ -23,9 +23,6 @@ func inNetns(tb testing.TB) bool {
 	ns := nproxytest.NewNetns(tb, "icmp")
 	ns.Run(tb, "sysctl", "-qw", "net.ipv4.icmp_echo_ignore_all=1")
 	only := []string{"-test.run", "^" + tb.Name() + "$", "-test.v", "-test.timeout=90s"}
-	if _, ok := tb.(*testing.B); ok {
-		only = []string{"-test.run", "^$", "-test.bench", "^" + tb.Name() + "$", "-test.benchtime", "1x", "-test.timeout=300s"}
-	}
 	cmd := ns.Command(os.Args[0], only...)
 	cmd.Env = append(os.Environ(), netnsEnv+"="+string(ns))
 	out, err := cmd.CombinedOutput()
