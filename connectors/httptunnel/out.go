@@ -258,6 +258,7 @@ func (e *htc) sendEnded(t *tunnel, s *loop.Socket) {
 	s.SetHandler(retired{e})
 	s.SetTimer(e.c.timeout(), func() { retired{e}.next(s) })
 	e.l.WatchReader(s)
+	poke(s, retired{e}) // TLS may have read the server's close already
 }
 
 // retired waits for the server to close a POST whose body is over.
@@ -265,7 +266,8 @@ type retired struct{ e *htc }
 
 func (r retired) Readable(s *loop.Socket) {
 	var junk [512]byte
-	if n, err := s.Read(junk[:]); n == 0 || err != nil && err != unix.EAGAIN {
+	// EAGAIN first: a TLS transport reports it with n == 0, not -1.
+	if n, err := s.Read(junk[:]); err != unix.EAGAIN && (n == 0 || err != nil) {
 		r.next(s)
 	}
 }

@@ -303,14 +303,19 @@ func (t *tunnel) flush() {
 	case t.done:
 		t.shutdown() // the linger is over
 	case t.rotating:
-		t.send = nil
-		s.SetHandler(nil)
-		t.l.UnwatchReader(s)
-		if t.closeSent {
-			t.l.Close(s)
-		} else {
-			t.end.sendEnded(t, s)
-		}
+		t.bodySent(s)
+	}
+}
+
+// bodySent lets go of the send connection s, whose body is all sent.
+func (t *tunnel) bodySent(s *loop.Socket) {
+	t.send = nil
+	s.SetHandler(nil)
+	t.l.UnwatchReader(s)
+	if t.closeSent {
+		t.l.Close(s)
+	} else {
+		t.end.sendEnded(t, s)
 	}
 }
 
@@ -342,6 +347,14 @@ func (c sendConn) Readable(s *loop.Socket) {
 		return
 	}
 	t := c.t
+	if t.rotating && !t.done && t.outOff == len(t.out) {
+		// The whole body went to TLS, whose last bytes the server read
+		// (and closed) before the engine told us they were out.
+		t.out, t.outOff = t.out[:0], 0
+		t.l.UnwatchWriter(s)
+		t.bodySent(s)
+		return
+	}
 	t.send = nil
 	t.l.Close(s)
 	switch {
