@@ -16,13 +16,18 @@
 // and go as bodies are used up, are loop sockets of its own.
 package httptunnel
 
-import "github.com/nproxy/nproxy/connectors"
+import (
+	"github.com/nproxy/nproxy/connectors"
+	"github.com/nproxy/nproxy/connectors/ssl"
+)
 
 func init() {
 	connectors.Register("httptunnel", func(side connectors.Side) any {
+		// SSL_verify_mode's default, as the ssl connector's: the server
+		// is verified, the client is not.
 		if side == connectors.SideIn {
-			return &In{}
+			return &In{TLS: TLS{Params: ssl.Params{VerifyMode: -1}}}
 		}
-		return &Out{}
+		return &Out{TLS: TLS{Params: ssl.Params{VerifyMode: -1}}}
 	})
 }

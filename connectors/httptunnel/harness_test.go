@@ -164,11 +164,7 @@ func haproxy(t *testing.T, port int, cfg string) {
 // headerEcho is a server that reads a PROXY v1 line, writes it back, then
 // echoes the rest: it shows the client address it was given.
 func headerEcho(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	ln := nproxytest.Listener(t)
 	go func() {
 		for {
 			c, err := ln.Accept()

@@ -42,6 +42,7 @@ func readHead(s *loop.Socket, timeout time.Duration, need func(head []byte) int,
 	s.SetHandler(h)
 	s.SetTimer(timeout, func() { h.finish(s, fmt.Errorf("no complete HTTP head within %v", timeout)) })
 	s.Loop().WatchReader(s)
+	poke(s, h)
 }
 
 func (h *headReader) Readable(s *loop.Socket) {
@@ -81,7 +82,12 @@ func (h *headReader) Readable(s *loop.Socket) {
 	}
 }
 
-func (h *headReader) Writable(*loop.Socket) {}
+// Writable flushes what TLS holds (the request just written).
+func (h *headReader) Writable(s *loop.Socket) {
+	if _, err := flushConn(s); err != nil {
+		h.finish(s, err)
+	}
+}
 
 func (h *headReader) finish(s *loop.Socket, err error) {
 	if h.done == nil {
@@ -147,6 +153,9 @@ func writeAll(s *loop.Socket, b []byte) error {
 	n, err := s.Write(b)
 	if err == nil && n < len(b) {
 		err = errors.New("short write of an HTTP head")
+	}
+	if err == nil {
+		_, err = flushConn(s)
 	}
 	return err
 }

@@ -31,6 +31,8 @@ type In struct {
 	MaxTunnels int `param:"max_tunnels"`
 	// Options are the parameters hts shares with htc.
 	Options
+	// TLS, if on, makes every connection start with a TLS handshake.
+	TLS
 	// Hook, if set, sees the data read from tunnels.
 	Hook loop.Hook
 	// Accept reads a PROXY protocol header at the start of every HTTP
@@ -44,7 +46,11 @@ func (c *In) Validate() error {
 	if err := c.Accept.Validate(); err != nil {
 		return err
 	}
-	return c.Options.validate()
+	if err := c.Options.validate(); err != nil {
+		return err
+	}
+	_, err := c.config(true, "")
+	return err
 }
 
 // Listen implements connectors.In.
@@ -75,6 +81,14 @@ type server struct {
 
 func (srv *server) accept(s *loop.Socket) {
 	s.Connector = srv.c
+	cfg, _ := srv.c.config(true, "")
+	handshake(s, cfg, true, srv.c.timeout(), srv.request, func(err error) {
+		srv.l.Logger().Error(fmt.Sprintf("httptunnel in: %v", err))
+	})
+}
+
+// request reads a request head and routes it.
+func (srv *server) request(s *loop.Socket) {
 	srv.seq++
 	seq := srv.seq
 	readHead(s, srv.c.timeout(), bodyNeed, func(s *loop.Socket, head, rest []byte, err error) {
@@ -83,7 +97,7 @@ func (srv *server) accept(s *loop.Socket) {
 		}
 		if err != nil {
 			srv.l.Logger().Error(fmt.Sprintf("httptunnel in: request from %s: %v", s.Nick(), err))
-			srv.l.Close(s)
+			closeWhenSent(s) // an answer may have been written
 		}
 	})
 }
@@ -125,6 +139,11 @@ func (srv *server) route(s *loop.Socket, seq uint64, head, rest []byte) error {
 		if req.wsKey != "" {
 			if !srv.c.Mux {
 				return errors.New("a WebSocket upgrade, but this end is not mux=1")
+			}
+			if srv.c.SSL {
+				// Not a refusal: the client falls back to request pairs.
+				writeAll(s, []byte("HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+				return errors.New("a WebSocket upgrade over TLS, which this end does not serve: the client should use request pairs")
 			}
 			return srv.acceptWS(s, req, rest)
 		}

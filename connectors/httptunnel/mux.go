@@ -41,6 +41,7 @@ type session struct {
 	waiting   []*stream    // streams refused for want of room in out
 	rings     *buffer.Pool // the streams' receive buffers
 	err       error
+	logged    bool // err is in the log already
 	onEnd     func()
 }
 
@@ -60,10 +61,16 @@ func (m *session) Connected(l *loop.Loop, _, vs *loop.Socket) {
 	vs.SetHandler(m)
 	l.WatchReader(vs)
 	m.flush()
+	// Frames may have come with the WebSocket's upgrade.
+	m.Readable(vs)
 }
 
-// Failed implements connectors.Handler: the tunnel could not be set up.
-func (m *session) Failed(_ *loop.Loop, _ *loop.Socket, err error) { m.die(err) }
+// Failed implements connectors.Handler: the tunnel could not be set up,
+// and said why in the log already.
+func (m *session) Failed(_ *loop.Loop, _ *loop.Socket, err error) {
+	m.logged = true
+	m.die(err)
+}
 
 // open starts a stream (the client's side) and hands it to the proxy.
 func (m *session) open(client *loop.Socket, h connectors.Handler) {
@@ -232,7 +239,9 @@ func (m *session) die(err error) {
 		return
 	}
 	m.err = err
-	m.l.Logger().Error(fmt.Sprintf("httptunnel mux session: %v", err))
+	if !m.logged {
+		m.l.Logger().Error(fmt.Sprintf("httptunnel mux session: %v", err))
+	}
 	for _, st := range m.streams {
 		st.reset()
 	}

@@ -37,6 +37,8 @@ type Out struct {
 	UserAgent string `param:"user_agent"`
 	// Options are the parameters htc shares with hts.
 	Options
+	// TLS, if on, runs every request (or the WebSocket) over TLS.
+	TLS
 	// Hook, if set, sees the data read from the tunnel.
 	Hook loop.Hook
 
@@ -49,7 +51,14 @@ func (c *Out) Validate() error {
 	if c.ProxyPort < 0 || c.ProxyPort > 65535 {
 		return fmt.Errorf("proxy_port %d out of range (1-65535)", c.ProxyPort)
 	}
-	return c.Options.validate()
+	if err := c.Options.validate(); err != nil {
+		return err
+	}
+	if c.SSL && c.WebSocket {
+		return errors.New("websocket=1 with ssl=1 is not supported (yet): TLS runs under request pairs")
+	}
+	_, err := c.config(false, c.Host)
+	return err
 }
 
 // Open implements connectors.Out.
@@ -148,7 +157,8 @@ func (e *htc) dial(then func(s *loop.Socket)) {
 			return
 		}
 		s.Connector = e.c
-		then(s)
+		cfg, _ := e.c.config(false, e.c.Host)
+		handshake(s, cfg, false, e.c.timeout(), then, e.t.fail)
 	})
 }
 
@@ -248,6 +258,7 @@ func (e *htc) sendEnded(t *tunnel, s *loop.Socket) {
 	s.SetHandler(retired{e})
 	s.SetTimer(e.c.timeout(), func() { retired{e}.next(s) })
 	e.l.WatchReader(s)
+	poke(s, retired{e}) // TLS may have read the server's close already
 }
 
 // retired waits for the server to close a POST whose body is over.
@@ -255,12 +266,18 @@ type retired struct{ e *htc }
 
 func (r retired) Readable(s *loop.Socket) {
 	var junk [512]byte
-	if n, err := unix.Read(s.Fd(), junk[:]); n == 0 || err != nil && err != unix.EAGAIN {
+	// EAGAIN first: a TLS transport reports it with n == 0, not -1.
+	if n, err := s.Read(junk[:]); err != unix.EAGAIN && (n == 0 || err != nil) {
 		r.next(s)
 	}
 }
 
-func (retired) Writable(*loop.Socket) {}
+// Writable flushes what TLS still holds.
+func (r retired) Writable(s *loop.Socket) {
+	if _, err := flushConn(s); err != nil {
+		r.next(s)
+	}
+}
 
 func (r retired) next(s *loop.Socket) {
 	r.e.l.Close(s)

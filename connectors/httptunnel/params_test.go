@@ -34,4 +34,18 @@ func TestParams(t *testing.T) {
 			t.Errorf("%v: got %v, want %q", bad.params, err, bad.want)
 		}
 	}
+	for _, bad := range []struct {
+		side   connectors.Side
+		params map[string]any
+		want   string
+	}{
+		{connectors.SideOut, map[string]any{"type": "httptunnel", "host": "gw", "port": "8888", "mux": "1", "key": "k",
+			"websocket": "1", "ssl": "1"}, "websocket=1 with ssl=1 is not supported"},
+		{connectors.SideIn, map[string]any{"type": "httptunnel", "port": "8888", "ssl": "1"}, "SSL_cert_file"},
+	} {
+		_, err := connectors.Build(bad.side, "x", bad.params)
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%v: got %v, want %q", bad.params, err, bad.want)
+		}
+	}
 }

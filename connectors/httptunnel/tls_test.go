@@ -1,0 +1,109 @@
+package httptunnel
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nproxy/nproxy"
+	"github.com/nproxy/nproxy/connectors/ssl"
+	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
+	"github.com/nproxy/nproxy/connectors/tcp"
+	"github.com/nproxy/nproxy/nproxytest"
+)
+
+// tlsVariants are the tunnels TLS goes under: GNU-style request pairs and
+// a mux session over request pairs (short bodies: many reconnections).
+var tlsVariants = []struct {
+	name string
+	opts Options
+}{
+	{"pairs", Options{ContentLength: 100000}},
+	{"mux", Options{Mux: true, Key: "k", ContentLength: 100000}},
+}
+
+// tlsOut is an out side that verifies the server against certs' CA.
+func tlsOut(certs *ssltest.Certs) TLS {
+	return TLS{SSL: true, Params: ssl.Params{CAFile: certs.CA, VerifyMode: 1}}
+}
+
+func tlsIn(certs *ssltest.Certs) TLS {
+	return TLS{SSL: true, Params: ssl.Params{CertFile: certs.ServerCert, KeyFile: certs.ServerKey}}
+}
+
+// nproxy to nproxy, TLS on both ends: 4 MiB each way, byte-exact, and
+// half-close.
+func TestTLSPair(t *testing.T) {
+	certs := ssltest.New(t)
+	for _, v := range tlsVariants {
+		t.Run(v.name, func(t *testing.T) {
+			port := pair(t, &Out{Options: v.opts, TLS: tlsOut(certs)}, &In{Options: v.opts, TLS: tlsIn(certs)})
+			exchange(t, port, 4*mb)
+		})
+	}
+}
+
+// Real TLS peers: haproxy terminates the out side's TLS in front of a
+// plain in, and makes TLS to an in with ssl=1 for a plain out.
+func TestTLSWithHaproxy(t *testing.T) {
+	certs := ssltest.New(t)
+	pem := filepath.Join(t.TempDir(), "server.pem")
+	cert, _ := os.ReadFile(certs.ServerCert)
+	key, _ := os.ReadFile(certs.ServerKey)
+	if err := os.WriteFile(pem, append(cert, key...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range tlsVariants {
+		t.Run("terminated/"+v.name, func(t *testing.T) {
+			in := &In{Host: "127.0.0.1", Port: nproxytest.FreePort(t), Options: v.opts}
+			hport := nproxytest.FreePort(t)
+			e := entry(t)
+			start(t, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: echo(t)}),
+				nproxy.New(e, &Out{Host: "127.0.0.1", Port: hport, Options: v.opts, TLS: tlsOut(certs)}))
+			haproxy(t, hport, fmt.Sprintf("listen l\n\tbind 127.0.0.1:%d ssl crt %s\n\tserver s 127.0.0.1:%d\n", hport, pem, in.Port))
+			exchange(t, e.Port, 2*mb)
+		})
+		t.Run("originated/"+v.name, func(t *testing.T) {
+			in := &In{Host: "127.0.0.1", Port: nproxytest.FreePort(t), Options: v.opts, TLS: tlsIn(certs)}
+			hport := nproxytest.FreePort(t)
+			e := entry(t)
+			start(t, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: echo(t)}),
+				nproxy.New(e, &Out{Host: "127.0.0.1", Port: hport, Options: v.opts}))
+			haproxy(t, hport, fmt.Sprintf("listen l\n\tbind 127.0.0.1:%d\n\tserver s 127.0.0.1:%d ssl verify required ca-file %s\n", hport, in.Port, certs.CA))
+			exchange(t, e.Port, 2*mb)
+		})
+	}
+}
+
+// A server whose certificate the out side cannot verify: one log line on
+// each side, and the client's connection is closed.
+func TestTLSUnverifiedServer(t *testing.T) {
+	certs := ssltest.New(t)
+	in := &In{Host: "127.0.0.1", Port: nproxytest.FreePort(t), Options: Options{Mux: true, Key: "k"},
+		TLS: TLS{SSL: true, Params: ssl.Params{CertFile: certs.OtherCert, KeyFile: certs.OtherKey}}}
+	e := entry(t)
+	logs := start(t, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: echo(t)}),
+		nproxy.New(e, &Out{Host: "127.0.0.1", Port: in.Port, Options: Options{Mux: true, Key: "k"}, TLS: tlsOut(certs)}))
+	refused(t, e.Port, "x")
+	log := logs.WaitFor(t, "httptunnel to 127.0.0.1", "certificate signed by unknown authority", "httptunnel in: TLS with")
+	if n := strings.Count(log, "certificate signed by unknown authority"); n != 1 {
+		t.Fatalf("the client logged its failure %d times", n)
+	}
+}
+
+// A mux client asking a TLS server for a WebSocket (a plain client behind
+// a TLS-originating proxy) is answered 501 and goes on over request pairs.
+func TestTLSWebSocketFallsBack(t *testing.T) {
+	certs := ssltest.New(t)
+	opts := Options{Mux: true, Key: "k"}
+	in := &In{Host: "127.0.0.1", Port: nproxytest.FreePort(t), Options: opts, TLS: tlsIn(certs)}
+	hport := nproxytest.FreePort(t)
+	e := entry(t)
+	logs := start(t, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: echo(t)}),
+		nproxy.New(e, &Out{Host: "127.0.0.1", Port: hport, WebSocket: true, Options: opts}))
+	haproxy(t, hport, fmt.Sprintf("listen l\n\tbind 127.0.0.1:%d\n\tserver s 127.0.0.1:%d ssl verify required ca-file %s\n", hport, in.Port, certs.CA))
+	exchange(t, e.Port, mb)
+	logs.WaitFor(t, "a WebSocket upgrade over TLS, which this end does not serve")
+}
