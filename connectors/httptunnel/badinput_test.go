@@ -116,10 +116,19 @@ func TestBadInput(t *testing.T) {
 			expectClosed(t, post)
 		}, "peer reported an error: oops"},
 		{"too many tunnels", func(t *testing.T) {
-			send(t, port, postHead, open...)
-			send(t, port, postHead, open...)
-			expectClosed(t, send(t, port, postHead, open...))
+			// Each names its tunnel, as nproxy's out does: GNU tunnels
+			// from one address supersede each other.
+			named := func(id string) string {
+				return strings.Replace(postHead, "\r\n\r\n", "\r\n"+tunnelHeader+": "+id+"\r\n\r\n", 1)
+			}
+			send(t, port, named("a"), open...)
+			send(t, port, named("b"), open...)
+			expectClosed(t, send(t, port, named("c"), open...))
 		}, "too many tunnels (2)"},
+		{"tunnel id too long", func(t *testing.T) {
+			long := strings.Replace(postHead, "\r\n\r\n", "\r\n"+tunnelHeader+": "+strings.Repeat("x", maxTunnelID+1)+"\r\n\r\n", 1)
+			expectClosed(t, send(t, port, long, open...))
+		}, tunnelHeader + " of 65 bytes"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -111,7 +111,18 @@ type request struct {
 	contentLength int64
 	// A WebSocket upgrade's key and the mux client's hello (base64).
 	wsKey, wsHello string
+	// tunnel is the id nproxy's out sends in every request of a tunnel
+	// (tunnelHeader); GNU htc sends none.
+	tunnel string
 }
+
+// tunnelHeader names the tunnel a request belongs to. GNU's protocol names
+// none: hts serves one tunnel at a time. nproxy's in serves many, and pairs
+// the requests of nproxy's out by it; hts ignores it.
+const tunnelHeader = "X-Nproxy-Tunnel"
+
+// maxTunnelID bounds tunnelHeader's value (nproxy sends 26 characters).
+const maxTunnelID = 64
 
 // parseRequest parses a request head.
 func parseRequest(head []byte) (request, error) {
@@ -122,7 +133,10 @@ func parseRequest(head []byte) (request, error) {
 	if r.ContentLength > maxContentLength {
 		return request{}, fmt.Errorf("Content-Length %d out of range", r.ContentLength)
 	}
-	req := request{method: r.Method, contentLength: r.ContentLength}
+	req := request{method: r.Method, contentLength: r.ContentLength, tunnel: r.Header.Get(tunnelHeader)}
+	if len(req.tunnel) > maxTunnelID {
+		return request{}, fmt.Errorf("%s of %d bytes, more than %d", tunnelHeader, len(req.tunnel), maxTunnelID)
+	}
 	if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		req.wsKey, req.wsHello = r.Header.Get("Sec-WebSocket-Key"), r.Header.Get(helloHeader)
 	}

@@ -58,22 +58,21 @@ func (c *In) Listen(l *loop.Loop, h connectors.Handler) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	srv := &server{c: c, l: l, h: h, byAddr: map[netip.Addr][]*hts{}}
+	srv := &server{c: c, l: l, h: h, byKey: map[tunnelKey][]*hts{}}
 	return c.Accept.Listen(l, c.Host, c.Port, srv.accept)
 }
 
-// server routes one loop's HTTP requests to its tunnels. The protocol names
-// no tunnel in its requests, so a request goes to the oldest tunnel of the
-// same client address that waits for one (docs/httptunnel.md).
+// server routes one loop's HTTP requests to its tunnels: a request goes to
+// the oldest tunnel of the same key that waits for one (docs/httptunnel.md).
 type server struct {
-	c      *In
-	l      *loop.Loop
-	h      connectors.Handler
-	byAddr map[netip.Addr][]*hts
-	count  int
+	c     *In
+	l     *loop.Loop
+	h     connectors.Handler
+	byKey map[tunnelKey][]*hts
+	count int
 	// early holds GETs that came before their tunnel's POST: through a
 	// proxy the GET may overtake the POST's first body byte.
-	early map[netip.Addr][]*loop.Socket
+	early map[tunnelKey][]*loop.Socket
 	// refused says when a tunnel from an address was last turned down.
 	refused map[netip.Addr]time.Time
 	seq     uint64 // accepted requests, numbered in order
@@ -116,7 +115,7 @@ func (srv *server) route(s *loop.Socket, seq uint64, head, rest []byte) error {
 	if err != nil {
 		return err
 	}
-	addr := remoteAddr(s)
+	key := tunnelKey{remoteAddr(s), req.tunnel}
 	switch req.method {
 	case "POST", "PUT":
 		if req.contentLength <= 0 {
@@ -124,13 +123,13 @@ func (srv *server) route(s *loop.Socket, seq uint64, head, rest []byte) error {
 		}
 		switch {
 		case rest[0] == opOpen && srv.c.Mux:
-			return srv.refuse(addr, "a GNU httptunnel client, but this end is mux=1")
+			return srv.refuse(key, "a GNU httptunnel client, but this end is mux=1")
 		case rest[0] == opMux && !srv.c.Mux:
-			return srv.refuse(addr, "an nproxy mux client, but this end is not mux=1")
+			return srv.refuse(key, "an nproxy mux client, but this end is not mux=1")
 		case rest[0] == opOpen || rest[0] == opMux:
-			return srv.open(s, addr, req.contentLength, rest)
+			return srv.open(s, key, req.contentLength, rest)
 		}
-		if e := srv.find(addr, (*hts).wantsRecv); e != nil {
+		if e := srv.find(key, (*hts).wantsRecv); e != nil {
 			e.takeRecv(queued{s, seq, req.contentLength, rest})
 			return nil
 		}
@@ -147,21 +146,24 @@ func (srv *server) route(s *loop.Socket, seq uint64, head, rest []byte) error {
 			}
 			return srv.acceptWS(s, req, rest)
 		}
-		if e := srv.find(addr, (*hts).wantsSend); e != nil {
+		if e := srv.find(key, (*hts).wantsSend); e != nil {
 			e.takeSend(s)
 			return nil
 		}
-		return srv.park(s, addr)
+		return srv.park(s, key)
 	}
 	return fmt.Errorf("unexpected method %s", req.method)
 }
 
 // open starts a tunnel with its first POST; it waits for its GET.
-func (srv *server) open(s *loop.Socket, addr netip.Addr, length int64, rest []byte) error {
+func (srv *server) open(s *loop.Socket, key tunnelKey, length int64, rest []byte) error {
 	if max := srv.c.MaxTunnels; srv.count >= max && max > 0 || max == 0 && srv.count >= DefaultMaxTunnels {
 		return fmt.Errorf("too many tunnels (%d)", srv.count)
 	}
-	e := &hts{srv: srv, addr: addr}
+	if key.id == "" {
+		srv.supersede(key)
+	}
+	e := &hts{srv: srv, key: key}
 	t, err := newTunnel(srv.l, e, "from "+s.Nick(), &srv.c.Options)
 	if err != nil {
 		return err
@@ -175,11 +177,11 @@ func (srv *server) open(s *loop.Socket, addr netip.Addr, length int64, rest []by
 	if srv.c.Mux {
 		t.maxData = maxFrame // the peer is an nproxy, not GNU
 	}
-	srv.byAddr[addr] = append(srv.byAddr[addr], e)
+	srv.byKey[key] = append(srv.byKey[key], e)
 	srv.count++
 	e.waitSend()
 	t.attachRecv(s, length, rest)
-	if g := srv.unpark(addr); g != nil && e.wantsSend() {
+	if g := srv.unpark(key); g != nil && e.wantsSend() {
 		e.takeSend(g)
 	}
 	return nil
@@ -189,14 +191,14 @@ func (srv *server) open(s *loop.Socket, addr netip.Addr, length int64, rest []by
 // first, so that the client hears it at once.
 // A GET that comes just after (htc sends it without waiting) is turned
 // down too.
-func (srv *server) refuse(addr netip.Addr, why string) error {
-	if g := srv.unpark(addr); g != nil {
+func (srv *server) refuse(key tunnelKey, why string) error {
+	if g := srv.unpark(key); g != nil {
 		srv.l.Close(g)
 	}
 	if srv.refused == nil || len(srv.refused) > maxRefused {
 		srv.refused = map[netip.Addr]time.Time{}
 	}
-	srv.refused[addr] = time.Now()
+	srv.refused[key.addr] = time.Now()
 	return errors.New(why)
 }
 
@@ -211,49 +213,49 @@ const maxEarly = 4
 
 // park keeps a GET for a tunnel whose POST has not come yet, within the
 // timeout.
-func (srv *server) park(s *loop.Socket, addr netip.Addr) error {
-	if at, ok := srv.refused[addr]; ok && time.Since(at) < refusedLately {
+func (srv *server) park(s *loop.Socket, key tunnelKey) error {
+	if at, ok := srv.refused[key.addr]; ok && time.Since(at) < refusedLately {
 		return errors.New("GET for a refused tunnel")
 	}
-	if len(srv.early[addr]) >= maxEarly {
+	if len(srv.early[key]) >= maxEarly {
 		return errors.New("GET for no tunnel")
 	}
 	if srv.early == nil {
-		srv.early = map[netip.Addr][]*loop.Socket{}
+		srv.early = map[tunnelKey][]*loop.Socket{}
 	}
-	srv.early[addr] = append(srv.early[addr], s)
+	srv.early[key] = append(srv.early[key], s)
 	s.SetTimer(srv.c.timeout(), func() {
-		srv.drop(s, addr)
+		srv.drop(s, key)
 		srv.l.Logger().Error(fmt.Sprintf("httptunnel in: request from %s: GET for no tunnel", s.Nick()))
 		srv.l.Close(s)
 	})
 	return nil
 }
 
-// unpark takes the oldest GET parked for addr, if any.
-func (srv *server) unpark(addr netip.Addr) *loop.Socket {
-	list := srv.early[addr]
+// unpark takes the oldest GET parked for key, if any.
+func (srv *server) unpark(key tunnelKey) *loop.Socket {
+	list := srv.early[key]
 	if len(list) == 0 {
 		return nil
 	}
 	s := list[0]
-	srv.drop(s, addr)
+	srv.drop(s, key)
 	s.StopTimer()
 	return s
 }
 
-func (srv *server) drop(s *loop.Socket, addr netip.Addr) {
-	list := slices.DeleteFunc(srv.early[addr], func(x *loop.Socket) bool { return x == s })
+func (srv *server) drop(s *loop.Socket, key tunnelKey) {
+	list := slices.DeleteFunc(srv.early[key], func(x *loop.Socket) bool { return x == s })
 	if len(list) == 0 {
-		delete(srv.early, addr)
+		delete(srv.early, key)
 	} else {
-		srv.early[addr] = list
+		srv.early[key] = list
 	}
 }
 
-// find returns the oldest tunnel of addr that ok accepts.
-func (srv *server) find(addr netip.Addr, ok func(*hts) bool) *hts {
-	for _, e := range srv.byAddr[addr] {
+// find returns the oldest tunnel of key that ok accepts.
+func (srv *server) find(key tunnelKey, ok func(*hts) bool) *hts {
+	for _, e := range srv.byKey[key] {
 		if ok(e) {
 			return e
 		}
@@ -262,7 +264,7 @@ func (srv *server) find(addr netip.Addr, ok func(*hts) bool) *hts {
 }
 
 func (srv *server) remove(e *hts) {
-	list := srv.byAddr[e.addr]
+	list := srv.byKey[e.key]
 	for i, x := range list {
 		if x == e {
 			list = append(list[:i], list[i+1:]...)
@@ -271,10 +273,27 @@ func (srv *server) remove(e *hts) {
 		}
 	}
 	if len(list) == 0 {
-		delete(srv.byAddr, e.addr)
+		delete(srv.byKey, e.key)
 	} else {
-		srv.byAddr[e.addr] = list
+		srv.byKey[e.key] = list
 	}
+}
+
+// supersede ends the tunnels of a GNU client's address when it opens a new
+// one: htc runs one tunnel at a time and its requests name none, so an
+// older tunnel there is one its client left, and it would take the new
+// tunnel's GET and hand it the old tunnel's data.
+func (srv *server) supersede(key tunnelKey) {
+	for _, old := range slices.Clone(srv.byKey[key]) {
+		old.t.fail(errors.New("superseded by a new tunnel from the same address"))
+	}
+}
+
+// tunnelKey is what pairs a tunnel's requests: the client's address, and
+// the tunnel's id when nproxy's out sent one (tunnelHeader).
+type tunnelKey struct {
+	addr netip.Addr
+	id   string
 }
 
 // remoteAddr is the client's address: a PROXY header's, if one came.
@@ -284,7 +303,7 @@ func remoteAddr(s *loop.Socket) netip.Addr { return s.RemoteAddr().Addr() }
 type hts struct {
 	srv       *server
 	t         *tunnel
-	addr      netip.Addr
+	key       tunnelKey
 	accepted  bool        // the proxy has the tunnel
 	helloSeen bool        // OPEN or opMux was read
 	next      []queued    // POSTs that came before the current one ended

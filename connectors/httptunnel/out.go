@@ -1,6 +1,7 @@
 package httptunnel
 
 import (
+	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -82,7 +83,7 @@ func (c *Out) Open(l *loop.Loop, client *loop.Socket, h connectors.Handler) {
 
 // dialTunnel starts a tunnel for client, whose progress goes to h.
 func (c *Out) dialTunnel(l *loop.Loop, client *loop.Socket, h connectors.Handler) error {
-	e := &htc{c: c, l: l, client: client, h: h}
+	e := &htc{c: c, l: l, client: client, h: h, id: rand.Text()}
 	t, err := newTunnel(l, e, fmt.Sprintf("to %s", net.JoinHostPort(c.Host, strconv.Itoa(c.Port))), &c.Options)
 	if err != nil {
 		return err
@@ -132,8 +133,9 @@ type htc struct {
 	t       *tunnel
 	client  *loop.Socket
 	h       connectors.Handler
-	started bool // the relay has the tunnel
-	opened  bool // OPEN was sent
+	id      string // sent in every request (tunnelHeader), so that an nproxy in pairs them exactly
+	started bool   // the relay has the tunnel
+	opened  bool   // OPEN was sent
 }
 
 // dial connects to the tunnel server, or to the web proxy.
@@ -227,7 +229,7 @@ func (e *htc) head(method string, length int) []byte {
 	if length >= 0 {
 		b = append(b, "Content-Length: "+strconv.Itoa(length)+"\r\n"...)
 	}
-	b = append(b, "Connection: close\r\n"...)
+	b = append(b, "Connection: close\r\n"+tunnelHeader+": "+e.id+"\r\n"...)
 	if e.c.ProxyUser != "" {
 		auth := base64.StdEncoding.EncodeToString([]byte(e.c.ProxyUser + ":" + e.c.ProxyPass))
 		b = append(b, "Proxy-Authorization: Basic "+auth+"\r\n"...)
