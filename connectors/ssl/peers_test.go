@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -54,27 +53,15 @@ func echo(c net.Conn, cfg *tls.Config) {
 // checkFDs fails the test if it leaves sockets open. Other descriptors
 // (the loop's pipe pool, epoll) belong to the core and may be kept.
 func checkFDs(t *testing.T) {
-	before := sockets()
+	before := nproxytest.Sockets()
 	t.Cleanup(func() {
-		for deadline := time.Now().Add(3 * time.Second); len(sockets()) > len(before) && time.Now().Before(deadline); {
+		for deadline := time.Now().Add(3 * time.Second); len(nproxytest.Sockets()) > len(before) && time.Now().Before(deadline); {
 			time.Sleep(10 * time.Millisecond)
 		}
-		if after := sockets(); len(after) > len(before) {
+		if after := nproxytest.Sockets(); len(after) > len(before) {
 			t.Errorf("sockets before: %v, after: %v", before, after)
 		}
 	})
-}
-
-// sockets lists the process's socket descriptors.
-func sockets() []string {
-	fds, _ := os.ReadDir("/proc/self/fd")
-	var list []string
-	for _, fd := range fds {
-		if target, _ := os.Readlink("/proc/self/fd/" + fd.Name()); strings.HasPrefix(target, "socket:") {
-			list = append(list, fd.Name())
-		}
-	}
-	return list
 }
 
 // openssl s_client through an ssl in to an echo server, TLS 1.2 and 1.3.
