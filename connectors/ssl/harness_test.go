@@ -37,20 +37,11 @@ func newEnd(c net.Conn) *end {
 	return &end{c, bufio.NewReader(c)}
 }
 
-// buffered reads what a bufio.Reader holds before its connection: bytes
-// read ahead of a STARTTLS answer belong to TLS.
-type buffered struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (b buffered) Read(p []byte) (int, error) { return b.r.Read(p) }
-
 // upgrade puts the end under TLS from now on, as the server if cfg has a
 // certificate, else as the client.
 func (e *end) upgrade(t *testing.T, cfg *tls.Config) {
 	t.Helper()
-	conn := buffered{e.Conn, e.r}
+	conn := ssltest.Buffered(e.Conn, e.r)
 	tc := tls.Client(conn, cfg)
 	if cfg.GetCertificate != nil {
 		tc = tls.Server(conn, cfg)

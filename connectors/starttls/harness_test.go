@@ -3,11 +3,9 @@ package starttls
 import (
 	"bufio"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"testing"
 	"time"
 
@@ -56,7 +54,7 @@ func start(t *testing.T, protocol string, timeout time.Duration, hooks ...loop.H
 	logs := nproxytest.CaptureLog(t, 2)
 	nproxytest.Start(t, 0, nproxy.New(in, out))
 	return &setup{addr: fmt.Sprint("127.0.0.1:", port), base: len(nproxytest.Sockets()), certs: certs,
-		tlsConfig: clientConfig(t, certs), be: be, logs: logs}
+		tlsConfig: certs.ClientConfig(t), be: be, logs: logs}
 }
 
 // noLeak checks, once the test closed its own ends, that the proxy holds
@@ -149,28 +147,9 @@ func (e *end) send(t *testing.T, s string) {
 // upgrade runs a TLS client over e, whose buffered bytes belong to TLS.
 func (e *end) upgrade(t *testing.T, certs *ssltest.Certs) *end {
 	t.Helper()
-	c := tls.Client(&buffered{e.Conn, e.r}, clientConfig(t, certs))
+	c := tls.Client(ssltest.Buffered(e.Conn, e.r), certs.ClientConfig(t))
 	if err := c.Handshake(); err != nil {
 		t.Fatal(err)
 	}
 	return &end{c, bufio.NewReader(c)}
-}
-
-// buffered reads what a bufio.Reader holds before its connection.
-type buffered struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (b *buffered) Read(p []byte) (int, error) { return b.r.Read(p) }
-
-func clientConfig(t *testing.T, certs *ssltest.Certs) *tls.Config {
-	t.Helper()
-	pem, err := os.ReadFile(certs.CA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pem)
-	return &tls.Config{RootCAs: roots, ServerName: "localhost"}
 }

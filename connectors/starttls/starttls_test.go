@@ -351,7 +351,7 @@ func TestClientGoneBeforeGreeting(t *testing.T) {
 	s := start(t, "imap", 0)
 	tc := s.upgraded(t, "imap")
 	be := s.backend(t)
-	raw := tc.Conn.(*tls.Conn).NetConn().(*buffered).Conn.(*net.TCPConn)
+	raw := tc.Conn.(*tls.Conn).NetConn().(interface{ NetConn() net.Conn }).NetConn().(*net.TCPConn)
 	raw.SetLinger(0)
 	raw.Close()
 	be.SetReadDeadline(time.Now().Add(2 * time.Second))
@@ -413,7 +413,7 @@ func (s *setup) converse(i int) error {
 			return err
 		}
 	}
-	tc := tls.Client(&buffered{c, r}, s.tlsConfig)
+	tc := tls.Client(ssltest.Buffered(c, r), s.tlsConfig)
 	fmt.Fprintf(tc, "EHLO %d\r\n", i)
 	line, err := bufio.NewReader(tc).ReadString('\n')
 	if want := fmt.Sprintf("250 EHLO %d\r\n", i); line != want {
