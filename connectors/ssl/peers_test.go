@@ -23,17 +23,7 @@ import (
 // echoBackend echoes every connection it accepts until the test ends, as
 // a TLS server with cfg unless cfg is nil, and returns its port.
 func echoBackend(t *testing.T, cfg *tls.Config) int {
-	l := nproxytest.Listener(t)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go echo(c, cfg)
-		}
-	}()
-	return l.Addr().(*net.TCPAddr).Port
+	return nproxytest.ServeTCP(t, func(c net.Conn) { echo(c, cfg) })
 }
 
 // echo sends back what c reads until EOF, then closes c: after a
