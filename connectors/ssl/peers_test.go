@@ -99,7 +99,7 @@ func TestOutWithOpenSSLServer(t *testing.T) {
 	data := lines(500)
 	go client.Write(data)
 	got := make([]byte, len(data))
-	if _, err := io.ReadFull(client.r, got); err != nil || !bytes.Equal(got, reversed(data)) {
+	if _, err := io.ReadFull(client.R, got); err != nil || !bytes.Equal(got, reversed(data)) {
 		t.Fatalf("reversed lines: %v", err)
 	}
 }
@@ -171,7 +171,7 @@ func TestInBadClients(t *testing.T) {
 		}
 		e := newEnd(c)
 		fmt.Fprintf(e, "client %d\n", i)
-		e.expect(t, fmt.Sprintf("client %d\n", i))
+		e.Expect(t, fmt.Sprintf("client %d\n", i))
 		e.Close()
 	}
 	if took := time.Since(start); took > 900*time.Millisecond {

@@ -77,15 +77,9 @@ func (s *setup) noLeak(t *testing.T, ends ...io.Closer) {
 }
 
 // end is one end of a connection, read line by line.
-type end struct {
-	net.Conn
-	r *bufio.Reader
-}
+type end struct{ *ssltest.Lines }
 
-func newEnd(c net.Conn) *end {
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	return &end{c, bufio.NewReader(c)}
-}
+func newEnd(c net.Conn) *end { return &end{ssltest.NewLines(c)} }
 
 func (s *setup) dial(t *testing.T) *end {
 	t.Helper()
@@ -119,19 +113,10 @@ func (s *setup) noBackend(t *testing.T) {
 	}
 }
 
-// expect reads one line and compares it with want.
-func (e *end) expect(t *testing.T, want string) {
-	t.Helper()
-	line, err := e.r.ReadString('\n')
-	if line != want {
-		t.Fatalf("read %q (%v), want %q", line, err, want)
-	}
-}
-
 // expectEOF checks that the other side closed, whatever it sent before.
 func (e *end) expectEOF(t *testing.T) {
 	t.Helper()
-	rest, err := io.ReadAll(e.r)
+	rest, err := io.ReadAll(e.R)
 	if err != nil && !nproxytest.IsReset(err) {
 		t.Fatalf("no EOF: %v (read %q)", err, rest)
 	}
@@ -147,9 +132,9 @@ func (e *end) send(t *testing.T, s string) {
 // upgrade runs a TLS client over e, whose buffered bytes belong to TLS.
 func (e *end) upgrade(t *testing.T, certs *ssltest.Certs) *end {
 	t.Helper()
-	c := tls.Client(ssltest.Buffered(e.Conn, e.r), certs.ClientConfig(t))
+	c := tls.Client(ssltest.Buffered(e.Conn, e.R), certs.ClientConfig(t))
 	if err := c.Handshake(); err != nil {
 		t.Fatal(err)
 	}
-	return &end{c, bufio.NewReader(c)}
+	return &end{&ssltest.Lines{Conn: c, R: bufio.NewReader(c)}}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"testing"
+	"time"
 )
 
 // Buffered returns c with its reads taken from r, a reader of c: after a
@@ -41,4 +42,29 @@ func (c *Certs) ClientConfig(t testing.TB) *tls.Config {
 		t.Fatalf("no certificate in %s", c.CA)
 	}
 	return &tls.Config{RootCAs: roots, ServerName: "localhost"}
+}
+
+// Lines is one end of a test connection, read line by line through R. The
+// bytes R has read ahead stay in R: Buffered(l.Conn, l.R) hands them to
+// TLS after a STARTTLS answer.
+type Lines struct {
+	net.Conn
+	R *bufio.Reader
+}
+
+// NewLines returns c read line by line, with every read and write on c
+// bounded by a 10 s deadline, so that a stalled proxy fails the test
+// instead of hanging it.
+func NewLines(c net.Conn) *Lines {
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return &Lines{c, bufio.NewReader(c)}
+}
+
+// Expect reads one line and fails t unless it is want.
+func (l *Lines) Expect(t testing.TB, want string) {
+	t.Helper()
+	line, err := l.R.ReadString('\n')
+	if line != want {
+		t.Fatalf("read %q (%v), want %q", line, err, want)
+	}
 }
