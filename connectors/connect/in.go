@@ -10,7 +10,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -44,23 +43,19 @@ type In struct {
 	// Accept reads a PROXY protocol header first, if configured.
 	proxyproto.Accept
 
-	once sync.Once
-	err  error
+	valid connectors.Validation
 }
 
 // Validate implements connectors.Validator: users and rules load.
 func (c *In) Validate() error {
-	c.once.Do(func() {
-		if c.err = c.Accept.Validate(); c.err != nil {
-			return
-		}
-		if c.HeaderLimit < 0 {
-			c.err = errors.New("header_limit cannot be negative")
-			return
-		}
-		c.err = c.Load("*:443")
-	})
-	return c.err
+	return c.valid.Run(c.Accept.Validate, c.checkHeaderLimit, func() error { return c.Load("*:443") })
+}
+
+func (c *In) checkHeaderLimit() error {
+	if c.HeaderLimit < 0 {
+		return errors.New("header_limit cannot be negative")
+	}
+	return nil
 }
 
 // Listen implements connectors.In.

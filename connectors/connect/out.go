@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/nproxy/nproxy/connectors"
@@ -61,8 +60,7 @@ type Out struct {
 	// tunnel) first, if configured.
 	proxyproto.Send
 
-	once    sync.Once
-	err     error
+	valid   connectors.Validation
 	proxy   WebProxy
 	direct  bool // NO_PROXY exempts Host from the environment's proxy
 	request []byte
@@ -72,8 +70,7 @@ type Out struct {
 // error names the parameter at fault. Open calls it too, for Go programs
 // that build an Out by hand.
 func (c *Out) Validate() error {
-	c.once.Do(func() { c.err = c.prepare() })
-	return c.err
+	return c.valid.Run(c.prepare)
 }
 
 func (c *Out) prepare() error {

@@ -13,7 +13,6 @@ package connectssl
 
 import (
 	"fmt"
-	"sync"
 
 	"github.com/nproxy/nproxy/connectors"
 	"github.com/nproxy/nproxy/connectors/connect"
@@ -40,23 +39,18 @@ type Out struct {
 	// Params are the TLS options; Hostname defaults to Host.
 	ssl.Params
 
-	once sync.Once
-	err  error
-	tls  *ssl.Out
+	valid connectors.Validation
+	tls   *ssl.Out
 }
 
 // Validate implements connectors.Validator: the tunnel's parameters, then
 // the TLS options, each error naming its key.
 func (c *Out) Validate() error {
-	c.once.Do(func() {
-		if c.err = c.Out.Validate(); c.err != nil {
-			return
-		}
+	return c.valid.Run(c.Out.Validate, func() error {
 		c.tls = &ssl.Out{Host: c.Host, Port: c.Port, Timeout: c.Timeout, Params: c.Params,
 			Via: &c.Out, Name: "connect_ssl"}
-		c.err = c.tls.Validate()
+		return c.tls.Validate()
 	})
-	return c.err
 }
 
 // Open implements connectors.Out: the CONNECT exchange, then the handshake

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,24 +26,8 @@ func haproxy(t *testing.T, port int, cfg string) *nproxytest.LogBuffer {
 	if err := os.WriteFile(path, []byte(global+cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := &nproxytest.LogBuffer{}
-	cmd := exec.Command(bin, "-db", "-f", path)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("haproxy's output:\n%s", out)
-		}
-	})
-	for deadline := time.Now().Add(5 * time.Second); !nproxytest.Listening(port); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("haproxy does not listen on %d:\n%s", port, out)
-		}
-	}
+	out := nproxytest.StartPeer(t, bin, "-db", "-f", path)
+	nproxytest.WaitListening(t, port)
 	return out
 }
 
@@ -53,26 +36,15 @@ func haproxy(t *testing.T, port int, cfg string) *nproxytest.LogBuffer {
 // the address it was given.
 func headerBackend(t *testing.T) int {
 	t.Helper()
-	ln := nproxytest.Listener(t)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				line, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
-				c.Write([]byte(line))
-				io.Copy(c, r)
-			}()
+	return nproxytest.ServeTCP(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
 		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
+		c.Write([]byte(line))
+		io.Copy(c, r)
+	})
 }
 
 // dialFrom connects to 127.0.0.1:port from the given loopback address, so

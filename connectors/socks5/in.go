@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"sync"
 	"syscall"
 	"time"
 
@@ -61,24 +60,20 @@ type In struct {
 	// pairs) of one UDP association; DefaultMaxDestinations when 0.
 	MaxDestinations int `param:"max_destinations"`
 
-	once sync.Once
-	err  error
-	udp  UDPStats
+	valid connectors.Validation
+	udp   UDPStats
 }
 
 // Validate implements connectors.Validator: users and rules load.
 func (c *In) Validate() error {
-	c.once.Do(func() {
-		if c.err = c.Accept.Validate(); c.err != nil {
-			return
-		}
-		if c.MaxAssociations < 0 || c.MaxDestinations < 0 {
-			c.err = fmt.Errorf("max_associations and max_destinations must not be negative")
-			return
-		}
-		c.err = c.Load("*:*")
-	})
-	return c.err
+	return c.valid.Run(c.Accept.Validate, c.checkLimits, func() error { return c.Load("*:*") })
+}
+
+func (c *In) checkLimits() error {
+	if c.MaxAssociations < 0 || c.MaxDestinations < 0 {
+		return errors.New("max_associations and max_destinations must not be negative")
+	}
+	return nil
 }
 
 // Listen implements connectors.In.

@@ -3,7 +3,6 @@ package socks5
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/nproxy/nproxy/connectors"
@@ -43,25 +42,23 @@ type Out struct {
 	// tunnel) first, if configured.
 	proxyproto.Send
 
-	once sync.Once
-	err  error
-	pre  *connectors.Preamble
+	valid connectors.Validation
+	pre   *connectors.Preamble
 }
 
 // Validate implements connectors.Validator.
 func (c *Out) Validate() error {
-	c.once.Do(func() {
-		switch {
-		case connectors.CheckTarget(c.Host, c.Port) != nil:
-			c.err = connectors.CheckTarget(c.Host, c.Port)
-		case len(c.ProxyUser) > 255 || len(c.ProxyPass) > 255:
-			c.err = errors.New("proxy_user and proxy_pass are at most 255 bytes")
-		default:
-			c.err = c.Send.Validate()
-		}
+	return c.valid.Run(func() error {
 		c.pre = &connectors.Preamble{Limit: replyLimit, Timeout: c.timeout(), Step: c.step}
-	})
-	return c.err
+		return connectors.CheckTarget(c.Host, c.Port)
+	}, c.checkCredentials, c.Send.Validate)
+}
+
+func (c *Out) checkCredentials() error {
+	if len(c.ProxyUser) > 255 || len(c.ProxyPass) > 255 {
+		return errors.New("proxy_user and proxy_pass are at most 255 bytes")
+	}
+	return nil
 }
 
 func (c *Out) timeout() time.Duration {

@@ -231,18 +231,18 @@ func TestUDPAssociateEnds(t *testing.T) {
 	// Not parallel: other tests' fds would change the count.
 	port, in, _ := socksUDP(t, map[string]any{"udp_timeout": "1"})
 	echo, _, _ := countingEcho(t, "127.0.0.1")
-	base := openFds(t)
+	base := nproxytest.OpenFDs(t)
 	c := associate(t, port, false)
 	c.send(addr(echo), []byte("one"))
 	c.recv()
-	if n := openFds(t); n != base+2+3 {
+	if n := nproxytest.OpenFDs(t); n != base+2+3 {
 		t.Errorf("%d fds open with one association, want %d (2 the client's, 3 nproxy's)", n, base+5)
 	}
 	c.ctrl.Close()
 	c.conn.Close()
 	st := in.UDPStats()
 	waitFor(t, "the association to end", func() bool { return st.Associations.Load() == 0 })
-	waitFor(t, "the fd count back to its baseline", func() bool { return openFds(t) == base })
+	waitFor(t, "the fd count back to its baseline", func() bool { return nproxytest.OpenFDs(t) == base })
 
 	idle := associate(t, port, false)
 	idle.ctrl.SetReadDeadline(time.Now().Add(5 * time.Second))

@@ -81,9 +81,9 @@ func TestCloseNotifyOnClose(t *testing.T) {
 	cfg.MaxVersion = tls.VersionTLS12
 	server := newEnd(tls.Server(rec, cfg))
 	io.WriteString(client, "zowie\n")
-	server.expect(t, "zowie\n")
+	server.Expect(t, "zowie\n")
 	io.WriteString(server, "zlonk\n")
-	client.expect(t, "zlonk\n")
+	client.Expect(t, "zlonk\n")
 	client.Close()
 	server.expectEOF(t)
 	// An encrypted alert: type 21, version 3.3, 26 bytes (AES-GCM) or so.
@@ -144,7 +144,7 @@ func TestOutInsecureNotice(t *testing.T) {
 	for range 2 {
 		client := newEnd(dial(t, fmt.Sprint("127.0.0.1:", port)))
 		io.WriteString(client, "zowie\n")
-		client.expect(t, "zowie\n")
+		client.Expect(t, "zowie\n")
 		client.Close()
 	}
 	if n := strings.Count(logs.String(), "SSL_verify_mode=0, the server's certificate is not verified"); n != 1 {

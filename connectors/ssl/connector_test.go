@@ -63,7 +63,7 @@ func TestScenarioCTSSLTCP(t *testing.T) {
 	rng := seeded(t)
 	relayLines(t, rng, client, server, zlonk[:3])
 	io.WriteString(client, "STARTTLS\n")
-	client.expect(t, "OK\n")
+	client.Expect(t, "OK\n")
 	client.upgrade(t, tlsClientConfig(t, certs))
 	converse(t, rng, client, server, zlonk[3:])
 }
@@ -82,7 +82,7 @@ func TestScenarioTCPCTSSL(t *testing.T) {
 	for i, line := range zlonk {
 		if i == 2 || i == 4 {
 			io.WriteString(server, "STARTTLS\n")
-			server.expect(t, "OK\n")
+			server.Expect(t, "OK\n")
 			if i == 2 {
 				server.upgrade(t, tlsServerConfig(t, certs))
 			}
@@ -135,7 +135,7 @@ func TestUpgradeKeepsEarlyBytes(t *testing.T) {
 	// The client speaks first: anything the server said before would go
 	// out in clear, ahead of the upgrade.
 	io.WriteString(client, zlonk[0])
-	server.expect(t, zlonk[0])
+	server.Expect(t, zlonk[0])
 	rng := seeded(t)
 	converse(t, rng, client, server, zlonk[1:])
 }
@@ -160,14 +160,14 @@ func TestSMTPStartTLS(t *testing.T) {
 		"-CAfile", certs.CA, "-verify_return_error", "-verify_hostname", "localhost", "-quiet", "-no_ign_eof", "-crlf")
 	server := be.accept(t)
 	io.WriteString(server, "220 mail.example ESMTP\r\n")
-	if line, _ := server.r.ReadString('\n'); !strings.HasPrefix(line, "EHLO ") {
+	if line, _ := server.R.ReadString('\n'); !strings.HasPrefix(line, "EHLO ") {
 		t.Fatalf("the client said %q", line)
 	}
 	io.WriteString(server, "250-mail.example\r\n250 STARTTLS\r\n")
 	// s_client now sends STARTTLS, which the hook answers, then
 	// handshakes; what it sends next arrives in clear at the server.
 	io.WriteString(stdin, "EHLO again\n")
-	server.expect(t, "EHLO again\r\n")
+	server.Expect(t, "EHLO again\r\n")
 	io.WriteString(server, "250 mail.example\r\n")
 	if line, err := stdout.ReadString('\n'); line != "250 mail.example\r\n" {
 		t.Fatalf("s_client read %q, %v", line, err)

@@ -27,30 +27,15 @@ func proxy(t *testing.T, in connectors.In, out connectors.Out) *nproxytest.LogBu
 }
 
 // end is one end of a relayed connection, read line by line.
-type end struct {
-	net.Conn
-	r *bufio.Reader
-}
+type end struct{ *ssltest.Lines }
 
-func newEnd(c net.Conn) *end {
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	return &end{c, bufio.NewReader(c)}
-}
-
-// buffered reads what a bufio.Reader holds before its connection: bytes
-// read ahead of a STARTTLS answer belong to TLS.
-type buffered struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (b buffered) Read(p []byte) (int, error) { return b.r.Read(p) }
+func newEnd(c net.Conn) *end { return &end{ssltest.NewLines(c)} }
 
 // upgrade puts the end under TLS from now on, as the server if cfg has a
 // certificate, else as the client.
 func (e *end) upgrade(t *testing.T, cfg *tls.Config) {
 	t.Helper()
-	conn := buffered{e.Conn, e.r}
+	conn := ssltest.Buffered(e.Conn, e.R)
 	tc := tls.Client(conn, cfg)
 	if cfg.GetCertificate != nil {
 		tc = tls.Server(conn, cfg)
@@ -58,15 +43,7 @@ func (e *end) upgrade(t *testing.T, cfg *tls.Config) {
 	if err := tc.Handshake(); err != nil {
 		t.Fatal(err)
 	}
-	e.Conn, e.r = tc, bufio.NewReader(tc)
-}
-
-func (e *end) expect(t *testing.T, want string) {
-	t.Helper()
-	got, err := e.r.ReadString('\n')
-	if got != want {
-		t.Fatalf("read %q (%v), want %q", got, err, want)
-	}
+	e.Conn, e.R = tc, bufio.NewReader(tc)
 }
 
 // relayLine sends line from one end, at random, and reads it at the other,
@@ -79,7 +56,7 @@ func relayLine(t *testing.T, rng *rand.Rand, a, b *end, line string) {
 	if _, err := io.WriteString(a, line); err != nil {
 		t.Fatal(err)
 	}
-	b.expect(t, line)
+	b.Expect(t, line)
 }
 
 // relayLines relays each of lines as relayLine does.
@@ -102,7 +79,7 @@ func converse(t *testing.T, rng *rand.Rand, a, b *end, lines []string) {
 func (e *end) expectEOF(t *testing.T) {
 	t.Helper()
 	e.SetReadDeadline(time.Now().Add(5 * time.Second))
-	rest, err := io.ReadAll(e.r)
+	rest, err := io.ReadAll(e.R)
 	if err != nil || len(rest) > 0 {
 		t.Fatalf("want EOF, got %q, %v", rest, err)
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -24,17 +23,7 @@ import (
 // echoBackend echoes every connection it accepts until the test ends, as
 // a TLS server with cfg unless cfg is nil, and returns its port.
 func echoBackend(t *testing.T, cfg *tls.Config) int {
-	l := nproxytest.Listener(t)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go echo(c, cfg)
-		}
-	}()
-	return l.Addr().(*net.TCPAddr).Port
+	return nproxytest.ServeTCP(t, func(c net.Conn) { echo(c, cfg) })
 }
 
 // echo sends back what c reads until EOF, then closes c: after a
@@ -54,27 +43,15 @@ func echo(c net.Conn, cfg *tls.Config) {
 // checkFDs fails the test if it leaves sockets open. Other descriptors
 // (the loop's pipe pool, epoll) belong to the core and may be kept.
 func checkFDs(t *testing.T) {
-	before := sockets()
+	before := nproxytest.Sockets()
 	t.Cleanup(func() {
-		for deadline := time.Now().Add(3 * time.Second); len(sockets()) > len(before) && time.Now().Before(deadline); {
+		for deadline := time.Now().Add(3 * time.Second); len(nproxytest.Sockets()) > len(before) && time.Now().Before(deadline); {
 			time.Sleep(10 * time.Millisecond)
 		}
-		if after := sockets(); len(after) > len(before) {
+		if after := nproxytest.Sockets(); len(after) > len(before) {
 			t.Errorf("sockets before: %v, after: %v", before, after)
 		}
 	})
-}
-
-// sockets lists the process's socket descriptors.
-func sockets() []string {
-	fds, _ := os.ReadDir("/proc/self/fd")
-	var list []string
-	for _, fd := range fds {
-		if target, _ := os.Readlink("/proc/self/fd/" + fd.Name()); strings.HasPrefix(target, "socket:") {
-			list = append(list, fd.Name())
-		}
-	}
-	return list
 }
 
 // openssl s_client through an ssl in to an echo server, TLS 1.2 and 1.3.
@@ -122,7 +99,7 @@ func TestOutWithOpenSSLServer(t *testing.T) {
 	data := lines(500)
 	go client.Write(data)
 	got := make([]byte, len(data))
-	if _, err := io.ReadFull(client.r, got); err != nil || !bytes.Equal(got, reversed(data)) {
+	if _, err := io.ReadFull(client.R, got); err != nil || !bytes.Equal(got, reversed(data)) {
 		t.Fatalf("reversed lines: %v", err)
 	}
 }
@@ -194,7 +171,7 @@ func TestInBadClients(t *testing.T) {
 		}
 		e := newEnd(c)
 		fmt.Fprintf(e, "client %d\n", i)
-		e.expect(t, fmt.Sprintf("client %d\n", i))
+		e.Expect(t, fmt.Sprintf("client %d\n", i))
 		e.Close()
 	}
 	if took := time.Since(start); took > 900*time.Millisecond {

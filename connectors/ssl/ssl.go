@@ -56,22 +56,18 @@ type In struct {
 	// Accept reads a PROXY protocol header first, if configured.
 	proxyproto.Accept
 
-	once sync.Once
-	cfg  *tls.Config
-	err  error
+	valid connectors.Validation
+	cfg   *tls.Config
 }
 
 // Validate implements connectors.Validator: the certificate and key load.
 func (c *In) Validate() error {
-	c.once.Do(func() {
-		if c.err = c.Accept.Validate(); c.err == nil {
-			c.cfg, c.err = c.ServerConfig()
-		}
-		if c.err == nil {
+	return c.valid.Run(c.Accept.Validate, func() (err error) {
+		if c.cfg, err = c.ServerConfig(); err == nil {
 			c.cfg.SessionTicketsDisabled = c.NoTickets
 		}
+		return err
 	})
-	return c.err
 }
 
 // Listen implements connectors.In.
@@ -128,20 +124,17 @@ type Out struct {
 	// TLS, if configured.
 	proxyproto.Send
 
-	once sync.Once
-	cfg  *tls.Config
-	err  error
-	warn sync.Once
+	valid connectors.Validation
+	cfg   *tls.Config
+	warn  sync.Once
 }
 
 // Validate implements connectors.Validator.
 func (c *Out) Validate() error {
-	c.once.Do(func() {
-		if c.err = c.Send.Validate(); c.err == nil {
-			c.cfg, c.err = c.params().ClientConfig()
-		}
+	return c.valid.Run(c.Send.Validate, func() (err error) {
+		c.cfg, err = c.params().ClientConfig()
+		return err
 	})
-	return c.err
 }
 
 // Config returns the TLS configuration of c's handshakes, which Validate

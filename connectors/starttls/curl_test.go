@@ -18,7 +18,7 @@ func serve(t *testing.T, be *end, greet string, answer answerer) {
 	t.Helper()
 	be.send(t, greet)
 	for {
-		line, err := be.r.ReadString('\n')
+		line, err := be.R.ReadString('\n')
 		if err != nil {
 			t.Errorf("the backend read %q, %v", line, err)
 			return

@@ -3,11 +3,9 @@ package starttls
 import (
 	"bufio"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"testing"
 	"time"
 
@@ -56,7 +54,7 @@ func start(t *testing.T, protocol string, timeout time.Duration, hooks ...loop.H
 	logs := nproxytest.CaptureLog(t, 2)
 	nproxytest.Start(t, 0, nproxy.New(in, out))
 	return &setup{addr: fmt.Sprint("127.0.0.1:", port), base: len(nproxytest.Sockets()), certs: certs,
-		tlsConfig: clientConfig(t, certs), be: be, logs: logs}
+		tlsConfig: certs.ClientConfig(t), be: be, logs: logs}
 }
 
 // noLeak checks, once the test closed its own ends, that the proxy holds
@@ -79,15 +77,9 @@ func (s *setup) noLeak(t *testing.T, ends ...io.Closer) {
 }
 
 // end is one end of a connection, read line by line.
-type end struct {
-	net.Conn
-	r *bufio.Reader
-}
+type end struct{ *ssltest.Lines }
 
-func newEnd(c net.Conn) *end {
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	return &end{c, bufio.NewReader(c)}
-}
+func newEnd(c net.Conn) *end { return &end{ssltest.NewLines(c)} }
 
 func (s *setup) dial(t *testing.T) *end {
 	t.Helper()
@@ -121,19 +113,10 @@ func (s *setup) noBackend(t *testing.T) {
 	}
 }
 
-// expect reads one line and compares it with want.
-func (e *end) expect(t *testing.T, want string) {
-	t.Helper()
-	line, err := e.r.ReadString('\n')
-	if line != want {
-		t.Fatalf("read %q (%v), want %q", line, err, want)
-	}
-}
-
 // expectEOF checks that the other side closed, whatever it sent before.
 func (e *end) expectEOF(t *testing.T) {
 	t.Helper()
-	rest, err := io.ReadAll(e.r)
+	rest, err := io.ReadAll(e.R)
 	if err != nil && !nproxytest.IsReset(err) {
 		t.Fatalf("no EOF: %v (read %q)", err, rest)
 	}
@@ -149,28 +132,9 @@ func (e *end) send(t *testing.T, s string) {
 // upgrade runs a TLS client over e, whose buffered bytes belong to TLS.
 func (e *end) upgrade(t *testing.T, certs *ssltest.Certs) *end {
 	t.Helper()
-	c := tls.Client(&buffered{e.Conn, e.r}, clientConfig(t, certs))
+	c := tls.Client(ssltest.Buffered(e.Conn, e.R), certs.ClientConfig(t))
 	if err := c.Handshake(); err != nil {
 		t.Fatal(err)
 	}
-	return &end{c, bufio.NewReader(c)}
-}
-
-// buffered reads what a bufio.Reader holds before its connection.
-type buffered struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (b *buffered) Read(p []byte) (int, error) { return b.r.Read(p) }
-
-func clientConfig(t *testing.T, certs *ssltest.Certs) *tls.Config {
-	t.Helper()
-	pem, err := os.ReadFile(certs.CA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pem)
-	return &tls.Config{RootCAs: roots, ServerName: "localhost"}
+	return &end{&ssltest.Lines{Conn: c, R: bufio.NewReader(c)}}
 }

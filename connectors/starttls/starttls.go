@@ -42,7 +42,6 @@ package starttls
 import (
 	"crypto/tls"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/nproxy/nproxy/connectors"
@@ -86,26 +85,21 @@ type In struct {
 	// Accept reads a PROXY protocol header first, if configured.
 	proxyproto.Accept
 
-	once sync.Once
-	d    *dialect
-	cfg  *tls.Config
-	err  error
+	valid connectors.Validation
+	d     *dialect
+	cfg   *tls.Config
 }
 
 // Validate implements connectors.Validator: the protocol is known, the
 // certificate and key load.
 func (c *In) Validate() error {
-	c.once.Do(func() {
-		if c.err = c.Accept.Validate(); c.err != nil {
-			return
-		}
+	return c.valid.Run(c.Accept.Validate, func() (err error) {
 		if c.d = dialects[c.Protocol]; c.d == nil {
-			c.err = fmt.Errorf("protocol must be smtp, imap or pop3, not %q", c.Protocol)
-			return
+			return fmt.Errorf("protocol must be smtp, imap or pop3, not %q", c.Protocol)
 		}
-		c.cfg, c.err = c.ServerConfig()
+		c.cfg, err = c.ServerConfig()
+		return err
 	})
-	return c.err
 }
 
 // Listen implements connectors.In.

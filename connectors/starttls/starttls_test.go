@@ -54,7 +54,7 @@ func TestOpenSSLClient(t *testing.T) {
 			be := s.backend(t)
 			be.send(t, talk.greet)
 			io.WriteString(stdin, talk.cmd+"\n")
-			be.expect(t, talk.cmd+"\r\n")
+			be.Expect(t, talk.cmd+"\r\n")
 			be.send(t, talk.reply)
 			if line := readLine(t, stdout); line != talk.reply {
 				t.Fatalf("s_client read %q, want %q", line, talk.reply)
@@ -64,7 +64,7 @@ func TestOpenSSLClient(t *testing.T) {
 				t.Fatalf("s_client read %q", line)
 			}
 			io.WriteString(stdin, "from the client\n")
-			be.expect(t, "from the client\r\n")
+			be.Expect(t, "from the client\r\n")
 			stdin.Close()
 			be.expectEOF(t)
 			s.logs.WaitFor(t, "connection from")
@@ -125,21 +125,21 @@ func TestByteByByte(t *testing.T) {
 			c := s.dial(t)
 			raw := c.Conn
 			c.Conn = oneByOne{raw, time.Millisecond}
-			c.expect(t, sc.greeting)
+			c.Expect(t, sc.greeting)
 			c.send(t, sc.caps)
 			for _, line := range sc.capsAnswer {
-				c.expect(t, line)
+				c.Expect(t, line)
 			}
 			c.send(t, sc.starttls)
-			c.expect(t, sc.ok)
+			c.Expect(t, sc.ok)
 			c.Conn = oneByOne{raw, 0}
 			tc := c.upgrade(t, s.certs)
 			be := s.backend(t)
 			be.send(t, talk.greet)
 			tc.send(t, talk.cmd+"\r\n")
-			be.expect(t, talk.cmd+"\r\n")
+			be.Expect(t, talk.cmd+"\r\n")
 			be.send(t, talk.reply)
-			tc.expect(t, talk.reply)
+			tc.Expect(t, talk.reply)
 		})
 	}
 }
@@ -165,14 +165,14 @@ func (p *prefixed) Write(b []byte) (int, error) {
 
 func (p *prefixed) Read(b []byte) (int, error) {
 	for len(p.answers) > 0 {
-		line, err := p.r.ReadString('\n')
+		line, err := p.R.ReadString('\n')
 		if line != p.answers[0] {
 			p.t.Errorf("read %q (%v) before TLS, want %q", line, err, p.answers[0])
 			return 0, io.ErrUnexpectedEOF
 		}
 		p.answers = p.answers[1:]
 	}
-	return p.r.Read(b)
+	return p.R.Read(b)
 }
 
 // A client that pipelines its capability command, STARTTLS and its
@@ -185,10 +185,10 @@ func TestPipelined(t *testing.T) {
 			sc, talk := scripts[proto], backendTalk[proto]
 			s := start(t, proto, 0)
 			c := s.dial(t)
-			c.expect(t, sc.greeting)
+			c.Expect(t, sc.greeting)
 			answers := append(append([]string{}, sc.capsAnswer...), sc.ok)
 			p := &prefixed{end: c, t: t, prefix: sc.caps + sc.starttls, answers: answers}
-			tc := (&end{Conn: p, r: bufio.NewReader(p)}).upgrade(t, s.certs)
+			tc := (&end{&ssltest.Lines{Conn: p, R: bufio.NewReader(p)}}).upgrade(t, s.certs)
 			tc.send(t, talk.cmd+"\r\n")
 			be := s.backend(t)
 			be.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
@@ -198,9 +198,9 @@ func TestPipelined(t *testing.T) {
 			}
 			be.SetReadDeadline(time.Now().Add(5 * time.Second))
 			be.send(t, talk.greet)
-			be.expect(t, talk.cmd+"\r\n")
+			be.Expect(t, talk.cmd+"\r\n")
 			be.send(t, talk.reply)
-			tc.expect(t, talk.reply)
+			tc.Expect(t, talk.reply)
 			tc.Close()
 			be.expectEOF(t)
 			s.noLeak(t, be, c)
@@ -215,7 +215,7 @@ func TestDeadline(t *testing.T) {
 	s := start(t, "smtp", 500*time.Millisecond)
 	c := s.dial(t)
 	begin := time.Now()
-	c.expect(t, scripts["smtp"].greeting)
+	c.Expect(t, scripts["smtp"].greeting)
 	go func() {
 		for range 40 {
 			if _, err := c.Write([]byte("N")); err != nil {
@@ -224,7 +224,7 @@ func TestDeadline(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
-	c.expect(t, "421 4.4.2 Timeout waiting for STARTTLS, closing\r\n")
+	c.Expect(t, "421 4.4.2 Timeout waiting for STARTTLS, closing\r\n")
 	c.expectEOF(t)
 	// Had the trickle (4 s of it) extended the deadline, the close would
 	// come after 4.5 s.
@@ -247,12 +247,12 @@ func TestNoSTARTTLS(t *testing.T) {
 			sc, d := scripts[proto], dialects[proto]
 			s := start(t, proto, 0)
 			c := s.dial(t)
-			c.expect(t, sc.greeting)
+			c.Expect(t, sc.greeting)
 			c.send(t, strings.Repeat("c LOGIN user secret\r\n", 2*maxCommands))
 			for range maxCommands {
-				c.expect(t, sc.refused)
+				c.Expect(t, sc.refused)
 			}
-			c.expect(t, d.tooMany)
+			c.Expect(t, d.tooMany)
 			c.expectEOF(t)
 			s.logs.WaitFor(t, "10 commands without STARTTLS, closing")
 			s.noBackend(t)
@@ -265,9 +265,9 @@ func TestNoSTARTTLS(t *testing.T) {
 func TestLineTooLong(t *testing.T) {
 	s := start(t, "imap", 0)
 	c := s.dial(t)
-	c.expect(t, scripts["imap"].greeting)
+	c.Expect(t, scripts["imap"].greeting)
 	c.send(t, "a "+strings.Repeat("x", 3000)+"\r\n")
-	c.expect(t, "* BYE Line too long\r\n")
+	c.Expect(t, "* BYE Line too long\r\n")
 	c.expectEOF(t)
 	s.logs.WaitFor(t, "command line longer than 1024 bytes")
 }
@@ -279,9 +279,9 @@ func TestQuit(t *testing.T) {
 			sc := scripts[proto]
 			s := start(t, proto, 0)
 			c := s.dial(t)
-			c.expect(t, sc.greeting)
+			c.Expect(t, sc.greeting)
 			c.send(t, sc.quit)
-			line, _ := c.r.ReadString('\n')
+			line, _ := c.R.ReadString('\n')
 			if !strings.HasPrefix(line, "221 ") && !strings.HasPrefix(line, "* BYE") && !strings.HasPrefix(line, "+OK") {
 				t.Fatalf("read %q", line)
 			}
@@ -296,9 +296,9 @@ func TestQuit(t *testing.T) {
 func TestPlainAfterSTARTTLS(t *testing.T) {
 	s := start(t, "smtp", 0)
 	c := s.dial(t)
-	c.expect(t, scripts["smtp"].greeting)
+	c.Expect(t, scripts["smtp"].greeting)
 	c.send(t, "STARTTLS\r\nEHLO plain\r\n")
-	c.expect(t, "220 2.0.0 Ready to start TLS\r\n")
+	c.Expect(t, "220 2.0.0 Ready to start TLS\r\n")
 	c.expectEOF(t)
 	s.logs.WaitFor(t, "TLS handshake")
 	s.noBackend(t)
@@ -310,9 +310,9 @@ func (s *setup) upgraded(t *testing.T, proto string) *end {
 	t.Helper()
 	sc := scripts[proto]
 	c := s.dial(t)
-	c.expect(t, sc.greeting)
+	c.Expect(t, sc.greeting)
 	c.send(t, sc.starttls)
-	c.expect(t, sc.ok)
+	c.Expect(t, sc.ok)
 	return c.upgrade(t, s.certs)
 }
 
@@ -331,7 +331,7 @@ func TestServerGreeting(t *testing.T) {
 	tc = s.upgraded(t, "pop3")
 	tc.send(t, "USER someone\r\n")
 	be = s.backend(t)
-	if rest, err := io.ReadAll(be.r); len(rest) > 0 || err != nil {
+	if rest, err := io.ReadAll(be.R); len(rest) > 0 || err != nil {
 		t.Fatalf("the backend read %q, %v", rest, err)
 	}
 	tc.expectEOF(t)
@@ -351,11 +351,11 @@ func TestClientGoneBeforeGreeting(t *testing.T) {
 	s := start(t, "imap", 0)
 	tc := s.upgraded(t, "imap")
 	be := s.backend(t)
-	raw := tc.Conn.(*tls.Conn).NetConn().(*buffered).Conn.(*net.TCPConn)
+	raw := tc.Conn.(*tls.Conn).NetConn().(interface{ NetConn() net.Conn }).NetConn().(*net.TCPConn)
 	raw.SetLinger(0)
 	raw.Close()
 	be.SetReadDeadline(time.Now().Add(2 * time.Second))
-	if rest, err := io.ReadAll(be.r); len(rest) > 0 || nproxytest.IsTimeout(err) {
+	if rest, err := io.ReadAll(be.R); len(rest) > 0 || nproxytest.IsTimeout(err) {
 		t.Fatalf("the backend read %q, %v", rest, err)
 	}
 	s.noLeak(t, be)
@@ -367,7 +367,7 @@ func TestManyClients(t *testing.T) {
 	const clients = 20
 	s := start(t, "smtp", 0)
 	stalled := s.dial(t)
-	stalled.expect(t, scripts["smtp"].greeting)
+	stalled.Expect(t, scripts["smtp"].greeting)
 	stalled.send(t, "EHL")
 	go func() { // a backend that greets, then answers one line with it
 		for {
@@ -379,9 +379,9 @@ func TestManyClients(t *testing.T) {
 				defer c.Close()
 				e := newEnd(c)
 				io.WriteString(e, "220 backend\r\n")
-				line, _ := e.r.ReadString('\n')
+				line, _ := e.R.ReadString('\n')
 				io.WriteString(e, "250 "+line)
-				io.ReadAll(e.r)
+				io.ReadAll(e.R)
 			}()
 		}
 	}()
@@ -413,7 +413,7 @@ func (s *setup) converse(i int) error {
 			return err
 		}
 	}
-	tc := tls.Client(&buffered{c, r}, s.tlsConfig)
+	tc := tls.Client(ssltest.Buffered(c, r), s.tlsConfig)
 	fmt.Fprintf(tc, "EHLO %d\r\n", i)
 	line, err := bufio.NewReader(tc).ReadString('\n')
 	if want := fmt.Sprintf("250 EHLO %d\r\n", i); line != want {
@@ -434,8 +434,8 @@ func TestHook(t *testing.T) {
 	be := s.backend(t)
 	time.Sleep(50 * time.Millisecond) // the command is held, if not stashed
 	be.send(t, backendTalk["smtp"].greet)
-	be.expect(t, "EHLO held+\r\n")
+	be.Expect(t, "EHLO held+\r\n")
 	tc.send(t, "EHLO later\r\n")
-	be.expect(t, "EHLO later+\r\n")
+	be.Expect(t, "EHLO later+\r\n")
 	s.noLeak(t, tc, be)
 }
