@@ -1,5 +1,0 @@
-//go:build !race
-
-package tlsengine
-
-const raceEnabled = false
