@@ -20,14 +20,18 @@ type relay struct {
 	in    *In
 	proxy *nproxy.Proxy
 	logs  *nproxytest.LogBuffer
+	loop  *loop.Loop
 	addr  string // where clients send
 }
 
 // expectFlows fails t unless the relay counted flows flows of each
-// datagrams both ways, and dropped none; it returns the counts.
+// datagrams both ways, and dropped none; it returns the counts. The counts
+// are read on the loop: a reply is counted just after it is sent, so a
+// client may hold its last reply before the loop has counted it.
 func (r *relay) expectFlows(t *testing.T, flows, each uint64) Counts {
 	t.Helper()
-	got := r.in.Counts()
+	var got Counts
+	nproxytest.AwaitOnLoop(t, r.loop, "read the counts", func() bool { got = r.in.Counts(); return true })
 	if got.FlowsOpened != flows || got.DatagramsIn != flows*each || got.DatagramsOut != flows*each || got.Dropped != 0 {
 		t.Fatalf("counts %+v", got)
 	}
@@ -68,7 +72,7 @@ func startRelay(t *testing.T, in *In, out connectors.Out, extra ...*nproxy.Proxy
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &relay{in: in, proxy: nproxy.New(in, out), logs: logs}
+	r := &relay{in: in, proxy: nproxy.New(in, out), logs: logs, loop: l}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("loop log:\n%s", logs)
