@@ -21,45 +21,54 @@ const maxHeld = batchRounds * batchSize
 //
 // An idle flow costs memory as long as it lives (up to MaxFlows of them, and
 // the goal is 1 KiB each besides the server's socket), so it keeps only what
-// it must: no timer of its own (the table's sweep expires it, see
-// table.sweep), no copy of its address as a map key, and nothing of a
-// datagram once delivered.
+// it must, in 64 bytes (a size class of Go's allocator; TestFlowSize):
+// no timer of its own (the table's sweep expires it, see table.expire), no
+// pointer to its table (the client socket's State is the table), the
+// client's address as a key rather than a 32-byte sockaddr, no map entry
+// (the table's index chains through the flows), and nothing of a datagram
+// once delivered (those that come while the server is being opened are held
+// by the table).
 type flow struct {
-	t      *table
-	client *loop.Socket
-	addr   loop.PacketAddr // as the kernel gave it, to answer without conversion
-	held   *[][]byte       // datagrams that came while the server was being opened, if any
-	last   int64           // when the flow last saw a datagram (table.now)
-
-	prev, next *flow // LRU ring: the least recently used is expired first
-	blocked    bool  // in t.blocked
+	client     *loop.Socket // State is the table
+	last       int64        // when the flow last saw a datagram (table.now)
+	prev, next *flow        // LRU ring: the least recently used is expired first
+	chain      *flow        // the next flow in the same bucket of table.flows
+	key        flowKey      // the client's address
+	blocked    bool         // in t.blocked
+	scope      uint32       // the client's IPv6 scope, if link-local
 }
+
+// table returns the flow table f belongs to.
+func (f *flow) table() *table { return f.client.State.(*table) }
 
 // deliver passes a datagram from the client to the relay, without a copy
 // once the flow is relayed: the relay reads it at once through Recv.
 func (f *flow) deliver(data []byte) {
+	t := f.table()
 	if f.client.Peer == nil {
-		if f.held == nil {
-			f.held = new([][]byte)
-		}
-		if len(*f.held) == maxHeld {
-			f.t.stats.Dropped.Add(1)
+		held := t.heldBy(f)
+		if len(held) == maxHeld {
+			t.stats.Dropped.Add(1)
 			return
 		}
-		*f.held = append(*f.held, bytes.Clone(data))
+		if t.held == nil {
+			t.held = map[*flow][][]byte{}
+		}
+		t.held[f] = append(held, bytes.Clone(data))
 		return
 	}
-	f.t.current, f.t.delivering = data, f
-	f.t.l.Notify(f.client, true, false)
-	f.t.current, f.t.delivering = nil, nil
+	t.current, t.delivering = data, f
+	t.l.Notify(f.client, true, false)
+	t.current, t.delivering = nil, nil
 }
 
 // touch restarts the idle clock and makes f the most recently used.
 func (f *flow) touch() {
-	f.last = f.t.now()
-	if f.t.lru.next != f {
+	t := f.table()
+	f.last = t.now()
+	if t.lru.next != f {
 		f.unlink()
-		f.t.pushFront(f)
+		t.pushFront(f)
 	}
 }
 
@@ -72,12 +81,12 @@ func (f *flow) unlink() {
 
 // RemoteAddr tells the loop the client's address (loop.RemoteAddresser):
 // its socket's nick and the access log's address, computed only if asked.
-func (f *flow) RemoteAddr() netip.AddrPort { return f.addr.AddrPort() }
+func (f *flow) RemoteAddr() netip.AddrPort { return f.key.addrPort() }
 
 // end closes the flow: its server socket, if open, and its client socket,
 // which counts the connection closed.
 func (f *flow) end() {
-	l := f.t.l
+	l := f.client.Loop()
 	if f.client.Peer != nil {
 		l.Close(f.client.Peer)
 	}
@@ -87,15 +96,17 @@ func (f *flow) end() {
 // Recv implements loop.Transport: the datagrams held, then the one being
 // delivered.
 func (f *flow) Recv(p []byte) (int, error) {
-	if f.held != nil {
-		held := *f.held
+	t := f.table()
+	if held := t.heldBy(f); len(held) > 0 {
 		n := copy(p, held[0])
-		if *f.held = held[1:]; len(*f.held) == 0 {
-			f.held = nil
+		if len(held) == 1 {
+			delete(t.held, f)
+		} else {
+			t.held[f] = held[1:]
 		}
 		return n, nil
 	}
-	if t := f.t; t.delivering == f && t.current != nil {
+	if t.delivering == f && t.current != nil {
 		n := copy(p, t.current)
 		t.current = nil
 		return n, nil
@@ -106,14 +117,15 @@ func (f *flow) Recv(p []byte) (int, error) {
 // Send implements loop.Transport: a reply to the client, from the
 // listening socket.
 func (f *flow) Send(p []byte) (int, error) {
-	if err := loop.SendTo(f.t.ln.Fd(), p, &f.addr); err != nil {
+	t := f.table()
+	if err := loop.SendTo(t.ln.Fd(), p, t.addressOf(f)); err != nil {
 		if err == unix.EAGAIN {
-			f.t.block(f)
+			t.block(f)
 		}
 		return 0, err
 	}
-	f.t.stats.DatagramsOut.Add(1)
-	f.t.stats.BytesOut.Add(uint64(len(p)))
+	t.stats.DatagramsOut.Add(1)
+	t.stats.BytesOut.Add(uint64(len(p)))
 	f.touch()
 	return len(p), nil
 }
@@ -123,7 +135,6 @@ func (f *flow) CloseWrite() error { return nil }
 
 // Close implements loop.Transport: the client socket is closing.
 func (f *flow) Close() error {
-	f.held = nil
-	f.t.remove(f)
+	f.table().remove(f)
 	return nil
 }

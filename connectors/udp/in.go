@@ -67,7 +67,7 @@ func (c *In) Listen(l *loop.Loop, h connectors.Handler) error {
 	}
 	var opened []*loop.Socket
 	for _, a := range addrs {
-		t := newTable(c, l, h)
+		t := newTable(c, l, h, !a.Addr().Is4())
 		s, err := l.ListenPacket(a, t)
 		if err != nil {
 			for _, o := range opened {

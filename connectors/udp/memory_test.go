@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/nproxy/nproxy"
 	"github.com/nproxy/nproxy/loop"
@@ -35,6 +36,14 @@ var (
 // and none for loop.Socket to move to the next size class (288 bytes): a
 // slot that only some sockets need belongs in its extra.
 const maxIdleFlowHeap = 800
+
+// TestFlowSize keeps a flow in the 64-byte size class of Go's allocator:
+// one byte more and every idle flow takes 80.
+func TestFlowSize(t *testing.T) {
+	if n := unsafe.Sizeof(flow{}); n > 64 {
+		t.Fatalf("a flow takes %d bytes, more than 64", n)
+	}
+}
 
 // TestIdleFlowHeap opens idle flows through a udp in and a udp out on one
 // loop, each checked to echo once, and bounds the heap they keep per flow.

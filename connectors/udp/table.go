@@ -1,7 +1,6 @@
 package udp
 
 import (
-	"net/netip"
 	"time"
 
 	"github.com/nproxy/nproxy/connectors"
@@ -25,11 +24,18 @@ type table struct {
 	l       *loop.Loop
 	h       connectors.Handler
 	ln      *loop.Socket
+	inet6   bool // ln is an IPv6 socket: IPv4 clients are IPv4-mapped
 	batch   *loop.DatagramBatch
-	flows   map[flowKey]*flow
+	flows   flowIndex
 	lru     flow    // sentinel of the LRU ring: lru.next is the most recent
 	blocked []*flow // flows whose replies wait for ln to be writable
 	stats   *Stats
+
+	// held keeps the datagrams of flows whose server is being opened (see
+	// flow.deliver): few flows at a time, so not a slot in every flow.
+	held map[*flow][][]byte
+	// to is the address of the reply being sent (see addressOf).
+	to loop.PacketAddr
 
 	epoch time.Time   // the origin of flow.last, on the monotonic clock
 	sweep *loop.Timer // the next expiry sweep, nil while no flow is open
@@ -40,23 +46,12 @@ type table struct {
 	delivering *flow
 }
 
-// flowKey is a client address as a map key: the IPv6 form of its address
-// and the port, 18 bytes with no pointer for the collector to follow (a
-// netip.AddrPort takes 32 with one).
-type flowKey struct {
-	ip   [16]byte
-	port uint16
-}
-
-func keyOf(a netip.AddrPort) flowKey { return flowKey{a.Addr().As16(), a.Port()} }
-
-func newTable(in *In, l *loop.Loop, h connectors.Handler) *table {
+func newTable(in *In, l *loop.Loop, h connectors.Handler, inet6 bool) *table {
 	t := &table{
-		in: in, l: l, h: h,
+		in: in, l: l, h: h, inet6: inet6,
 		// One byte more than the longest datagram accepted, so that a
 		// longer one shows as such rather than as a truncated good one.
 		batch: loop.NewDatagramBatch(batchSize, min(in.maxDatagram()+1, loop.MaxDatagram+1)),
-		flows: map[flowKey]*flow{},
 		stats: new(Stats),
 		epoch: time.Now(),
 	}
@@ -96,7 +91,7 @@ func (t *table) receive(data []byte, from *loop.PacketAddr, truncated bool) {
 		return
 	}
 	key := keyOf(from.AddrPort())
-	f := t.flows[key]
+	f := t.flows.find(key)
 	if f == nil {
 		if f = t.open(key, from); f == nil {
 			return
@@ -112,15 +107,15 @@ func (t *table) receive(data []byte, from *loop.PacketAddr, truncated bool) {
 // used flow if the table is full, and hands it to the proxy as a new
 // client. It returns nil if the flow ended at once.
 func (t *table) open(key flowKey, from *loop.PacketAddr) *flow {
-	if len(t.flows) >= t.in.maxFlows() {
+	if t.flows.n >= t.in.maxFlows() {
 		t.evict()
 	}
-	f := &flow{t: t, addr: *from}
+	f := &flow{key: key, scope: from.Scope()}
 	c := t.l.Virtual(f)
-	c.Connector, c.Hook = t.in, t.in.Hook
+	c.Connector, c.Hook, c.State = t.in, t.in.Hook, t
 	c.SetDatagram(loop.DatagramOptions{Max: t.in.maxDatagram(), Dropped: &t.stats.Dropped})
 	f.client = c
-	t.flows[key] = f
+	t.flows.add(f)
 	t.pushFront(f)
 	t.stats.FlowsOpened.Add(1)
 	f.touch()
@@ -144,9 +139,26 @@ func (t *table) evict() {
 
 // remove forgets a flow whose client socket is closing.
 func (t *table) remove(f *flow) {
-	delete(t.flows, keyOf(f.RemoteAddr()))
+	t.flows.remove(f)
+	delete(t.held, f)
 	f.unlink()
 	t.stats.FlowsClosed.Add(1)
+}
+
+// heldBy returns the datagrams held for f.
+func (t *table) heldBy(f *flow) [][]byte {
+	if len(t.held) == 0 {
+		return nil // no map lookup on the relay's path
+	}
+	return t.held[f]
+}
+
+// addressOf returns f's client address as sendto(2) takes it, valid until
+// the next call.
+func (t *table) addressOf(f *flow) *loop.PacketAddr {
+	t.to.SetAddrPort(f.key.addrPort(), t.inet6)
+	t.to.SetScope(f.scope)
+	return &t.to
 }
 
 func (t *table) pushFront(f *flow) {
