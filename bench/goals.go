@@ -30,7 +30,7 @@ func (r *report) issueTargets() []target {
 		{what: "#11 udp datagrams/s ÷ socat-udp (worst of 4 loads)", value: udpRate, ok: atLeast(3), goal: "≥ 3"},
 		{what: "#11 udp datagrams/s ÷ naive-go-udp (worst of 4 loads)", value: udpNaive, ok: atLeast(1), goal: "≥ 1"},
 		{what: "#11 udp loss, % (worst of 4 loads)", value: udpLoss, ok: atMost(0), goal: "0"},
-		{what: "#11 udp idle flow, RSS KiB per flow", value: r.med("udp-idle", "RSS", "nproxy-udp"), ok: atMost(1), goal: "≤ 1 (plus its socket, kernel memory)"},
+		{what: "#11 udp idle flow, RSS KiB per added flow", value: r.med("udp-idle", "RSS per added flow", "nproxy-udp"), ok: atMost(1), goal: "≤ 1 (plus its socket, kernel memory)"},
 		{what: "#12 httptunnel mux ÷ plain relay, one stream (worse direction)", value: both(scTunnelHTTP, "nproxy-httptunnel-mux", nproxyName), ok: atLeast(0.5), goal: "≥ 0.5"},
 		{what: "#12 httptunnel mux ÷ htc-hts, one stream (worse direction)", value: both(scTunnelHTTP, "nproxy-httptunnel-mux", "htc-hts"), ok: atLeast(10), goal: "≥ 10"},
 		{what: "#12 httptunnel mux, new stream over an open session, p50 (ms)", value: r.med(scTunnelHTTP, "new connection p50", "nproxy-httptunnel-mux") / 1e3, ok: func(v float64) bool { return v < 1 }, goal: "< 1"},
