@@ -92,13 +92,13 @@ func (a *Accept) Wrap(next loop.AcceptFunc) (loop.AcceptFunc, error) {
 			refuse(s, fmt.Errorf("%s may not send a PROXY header (proxy_protocol_from)", s.RemoteAddr().Addr()))
 			return
 		}
-		r := &reading{version: version, next: next, timeout: timeout}
-		s.SetHandler(r)
 		// The header is often there already (a proxy in front sends it
 		// with its first segment): reading it now spares an epoll_ctl, a
-		// pass of the loop and the deadline's timer. Readable watches the
-		// socket, and sets the deadline, if it must wait.
-		r.Readable(s)
+		// pass of the loop, the deadline's timer and the reading's
+		// allocation. Readable makes a reading s's handler, watches the
+		// socket and sets the deadline only if it must wait.
+		first := reading{version: version, next: next, timeout: timeout}
+		first.Readable(s)
 	}, nil
 }
 
