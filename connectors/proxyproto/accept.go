@@ -135,13 +135,10 @@ func (a *Accept) Listen(l *loop.Loop, host string, port int, accept loop.AcceptF
 		return err
 	}
 	listeners, err := connectors.ListenSockets(l, host, port, wrapped)
-	if err != nil || a.ProxyProtocol == "" {
-		return err
-	}
 	for _, s := range listeners {
-		deferAccept(s.Fd())
+		deferAccept(s.Fd(), a.ProxyProtocol != "")
 	}
-	return nil
+	return err
 }
 
 // deferAccept asks the kernel (TCP_DEFER_ACCEPT) to hand over a client only
@@ -153,7 +150,13 @@ func (a *Accept) Listen(l *loop.Loop, host string, port int, accept loop.AcceptF
 // stays silent is handed over anyway after about a second (the kernel's
 // first SYN-ACK retransmission), and proxy_protocol_timeout runs from
 // there. It is an optimisation only: where the option fails, the header is
-// awaited on the loop as before.
-func deferAccept(fd int) {
-	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, 1)
+// awaited on the loop as before. Without a header it is turned off, since
+// a listener handed over by a reload keeps its options, and a client that
+// waits for the server to speak first must not wait for the kernel.
+func deferAccept(fd int, on bool) {
+	secs := 0
+	if on {
+		secs = 1
+	}
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, secs)
 }
