@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -22,6 +23,7 @@ const (
 	scSocksIdle = "socks5-idle"
 	scProxyIn   = "proxyproto-rate"
 	proxyInPeer = "nproxy-proxy-protocol"
+	proxyIn1Seg = "nproxy-proxy-protocol-1seg"
 	socksPeer   = "nproxy-socks5"
 )
 
@@ -47,26 +49,34 @@ func socksCast(e *env) []*peer {
 				return []string{e.nproxyBin, "--in", "type=tcp,host=127.0.0.1,port=" + strconv.Itoa(l), "--out", "type=tcp,host=127.0.0.1,port=" + strconv.Itoa(t)}
 			}},
 		{name: proxyInPeer, only: set(scProxyIn), desc: "the same with `proxy_protocol=v1`: each client sends a PROXY v1 header first",
-			argv: func(l, t int) []string {
-				return []string{e.nproxyBin, "--in", "type=tcp,host=127.0.0.1,port=" + strconv.Itoa(l) + ",proxy_protocol=v1",
-					"--out", "type=tcp,host=127.0.0.1,port=" + strconv.Itoa(t)}
-			}},
+			argv: proxyInArgv(e)},
+		{name: proxyIn1Seg, only: set(scProxyIn), desc: "the same relay, each client sending its header and its 64 bytes in one write (one segment): " +
+			"what is left of the header's cost when the client's extra segment is not counted", argv: proxyInArgv(e)},
 	}
 	checkPeers(e, peers)
 	return peers
 }
 
+// proxyInArgv runs a tcp relay that reads a PROXY v1 header first.
+func proxyInArgv(e *env) func(l, t int) []string {
+	return func(l, t int) []string {
+		return []string{e.nproxyBin, "--in", "type=tcp,host=127.0.0.1,port=" + strconv.Itoa(l) + ",proxy_protocol=v1",
+			"--out", "type=tcp,host=127.0.0.1,port=" + strconv.Itoa(t)}
+	}
+}
+
 func runSocks(e *env, peers []*peer) ([]*table, error) {
 	method := "%d concurrent Go clients, each in a loop: connect, %s, write 64 bytes, read the 64-byte echo, close; " +
 		"%v per peer and round, %s; in a round all peers run and take " + strconv.Itoa(turns) + " turns each, so that others' load on the machine falls on them alike. " +
-		"Upstream: evio echo. Relay CPU is utime+stime (children included) over the peer's turns, per connection."
-	socksRate, socksCPU := higher("connections", "conn/s"), lower("relay CPU", "µs/conn")
+		"Upstream: evio echo. Relay CPU is utime+stime (children included) over the peer's turns, per connection; " +
+		"load CPU is the same for the load generator (this process's clients) and the echo server together: what a connection costs the machine besides the relay."
+	socksRate, socksCPU, socksLoad := higher("connections", "conn/s"), lower("relay CPU", "µs/conn"), info("load CPU", "µs/conn")
 	socks := newTable(scSocks, "SOCKS5 connection rate", fmt.Sprintf(method, e.cfg.concurrency,
-		"SOCKS5 greeting (no auth) and CONNECT to the echo server's IPv4 address", e.cfg.rateDur, rounds(e.cfg.rounds)), peers, scSocks, socksRate, socksCPU)
-	ppRate, ppCPU := higher("connections", "conn/s"), lower("relay CPU", "µs/conn")
+		"SOCKS5 greeting (no auth) and CONNECT to the echo server's IPv4 address", e.cfg.rateDur, rounds(e.cfg.rounds)), peers, scSocks, socksRate, socksCPU, socksLoad)
+	ppRate, ppCPU, ppLoad := higher("connections", "conn/s"), lower("relay CPU", "µs/conn"), info("load CPU", "µs/conn")
 	pp := newTable(scProxyIn, "PROXY protocol in: connection rate", fmt.Sprintf(method, e.cfg.concurrency,
 		"a PROXY v1 header (for "+proxyInPeer+" only)", e.cfg.rateDur, rounds(e.cfg.rounds))+
-		" The ratios are "+proxyInPeer+" ÷ the plain relay: the header's cost.", peers, scProxyIn, ppRate, ppCPU)
+		" The ratios are "+proxyInPeer+" ÷ the plain relay: the header's cost.", peers, scProxyIn, ppRate, ppCPU, ppLoad)
 	pp.ref = proxyInPeer
 	echo, err := startEcho(e)
 	if err != nil {
@@ -74,13 +84,15 @@ func runSocks(e *env, peers []*peer) ([]*table, error) {
 	}
 	defer echo.stop()
 	for round := 0; round < e.cfg.rounds; round++ {
-		slicedRound(e, peers, socks, round, echo.listen, socksRate, socksCPU)
-		slicedRound(e, peers, pp, round, echo.listen, ppRate, ppCPU)
+		slicedRound(e, peers, socks, round, echo, socksRate, socksCPU, socksLoad)
+		slicedRound(e, peers, pp, round, echo, ppRate, ppCPU, ppLoad)
 	}
 	for _, other := range []string{"microsocks", "danted"} {
 		pairedRatios(socks, socksRate, socksPeer, other)
 	}
+	rateCeiling(socks, socksCPU, socksLoad, socksPeer, "microsocks")
 	pairedRatios(pp, ppRate, proxyInPeer, nproxyName)
+	pairedRatios(pp, ppRate, proxyIn1Seg, nproxyName)
 	return []*table{socks, pp, socksIdle(e, peers, echo.listen)}, nil
 }
 
@@ -92,7 +104,8 @@ const turns = 6
 // on the shared machine, which changes from second to second, falls on
 // each peer alike. A relay's CPU is counted over its own turns only (it
 // idles in the others').
-func slicedRound(e *env, peers []*peer, t *table, round, target int, rate, cpu *metric) {
+func slicedRound(e *env, peers []*peer, t *table, round int, echo *running, rate, cpu, load *metric) {
+	target := echo.listen
 	var relays []*running
 	for _, p := range rotated(peers, round) {
 		if !p.in(t.key) {
@@ -108,13 +121,15 @@ func slicedRound(e *env, peers []*peer, t *table, round, target int, rate, cpu *
 		relays = append(relays, r)
 	}
 	turn := e.cfg.rateDur / turns
-	ok, fails, cpuSecs := make([]int64, len(relays)), make([]int64, len(relays)), make([]float64, len(relays))
+	ok, fails := make([]int64, len(relays)), make([]int64, len(relays))
+	cpuSecs, loadSecs := make([]float64, len(relays)), make([]float64, len(relays))
 	firstErr := make([]error, len(relays))
 	for range turns {
 		for i, r := range relays {
-			cpu0 := cpuSeconds(r.pid())
+			cpu0, load0 := cpuSeconds(r.pid()), loadSeconds(echo)
 			n, failed, err := clientLoop(e.cfg.concurrency, turn, preambleConn(r, target))
 			cpuSecs[i] += cpuSeconds(r.pid()) - cpu0
+			loadSecs[i] += loadSeconds(echo) - load0
 			ok[i], fails[i] = ok[i]+n, fails[i]+failed
 			if firstErr[i] == nil {
 				firstErr[i] = err
@@ -126,6 +141,7 @@ func slicedRound(e *env, peers []*peer, t *table, round, target int, rate, cpu *
 		rate.add(r.p.name, perSec)
 		if ok[i] > 0 {
 			cpu.add(r.p.name, cpuSecs[i]/float64(ok[i])*1e6)
+			load.add(r.p.name, loadSecs[i]/float64(ok[i])*1e6)
 		}
 		logf("   %s round %d %-22s %8.0f conn/s  (%d failed)", t.key, round+1, r.p.name, perSec, fails[i])
 		switch {
@@ -135,6 +151,30 @@ func slicedRound(e *env, peers []*peer, t *table, round, target int, rate, cpu *
 			t.note(r.p.name, "the relay died during round %d", round+1)
 		}
 	}
+}
+
+// loadSeconds is the CPU time the load has used so far: this process (the
+// clients; its children are not counted, getrusage's RUSAGE_SELF) and the
+// echo server.
+func loadSeconds(echo *running) float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Nano()+ru.Stime.Nano())/1e9 + cpuSeconds(echo.pid())
+}
+
+// rateCeiling notes, under t, what the machine allows a's rate to be
+// against b's while the CPU is the limit: a connection costs b's relay and
+// b's load; with a, a's load and a's relay. Even a relay taking no CPU at
+// all cannot pass the quotient of b's whole cost by a's load, and a ratio
+// of 2 needs a's relay under half b's whole cost less a's load.
+func rateCeiling(t *table, cpu, load *metric, a, b string) {
+	la, lb, cb := summarize(load.vals[a]).med, summarize(load.vals[b]).med, summarize(cpu.vals[b]).med
+	if la == 0 || lb == 0 || cb == 0 {
+		return
+	}
+	t.note(b, "CPU bound on %s ÷ %s: %s costs %.0f µs/conn (relay %.0f + load %.0f); the load alone with %s costs %.0f: "+
+		"a relay taking no CPU would reach at most %.2f× %s's rate, and 2× needs a relay of at most %.0f µs/conn",
+		a, b, b, cb+lb, cb, lb, a, la, (cb+lb)/la, b, (cb+lb)/2-la)
 }
 
 // pairedRatios notes, under t, m's ratio of peer a to peer b round by
@@ -197,13 +237,24 @@ func socksIdle(e *env, peers []*peer, upstream int) *table {
 // first: a SOCKS5 negotiation, a PROXY header, or nothing.
 func preambleConn(r *running, target int) func(buf []byte) error {
 	addr := "127.0.0.1:" + strconv.Itoa(r.listen)
+	header := []byte(fmt.Sprintf("PROXY TCP4 192.0.2.1 127.0.0.1 4242 %d\r\n", r.listen))
 	var first func(c net.Conn) error
+	echo := echoOnce
 	switch {
 	case r.p.only[scSocks]:
 		first = func(c net.Conn) error { return socksConnect(c, target) }
 	case r.p.name == proxyInPeer:
-		header := []byte(fmt.Sprintf("PROXY TCP4 192.0.2.1 127.0.0.1 4242 %d\r\n", r.listen))
 		first = func(c net.Conn) error { _, err := c.Write(header); return err }
+	case r.p.name == proxyIn1Seg:
+		first = func(net.Conn) error { return nil }
+		withPing := append(header[:len(header):len(header)], ping...)
+		echo = func(c net.Conn, buf []byte) error {
+			if _, err := c.Write(withPing); err != nil {
+				return err
+			}
+			_, err := io.ReadFull(c, buf[:len(ping)])
+			return err
+		}
 	default:
 		return func(buf []byte) error { return shortConn(addr, buf) }
 	}
@@ -217,7 +268,7 @@ func preambleConn(r *running, target int) func(buf []byte) error {
 		if err := first(c); err != nil {
 			return err
 		}
-		return echoOnce(c, buf)
+		return echo(c, buf)
 	}
 }
 

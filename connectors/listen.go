@@ -20,9 +20,16 @@ const DefaultHost = "localhost"
 // message names the host as given: "can't listen on localhost port 6789".
 // On error nothing is left open.
 func Listen(l *loop.Loop, host string, port int, accept loop.AcceptFunc) error {
+	_, err := ListenSockets(l, host, port, accept)
+	return err
+}
+
+// ListenSockets is Listen, and returns the listening sockets, for a
+// connector that sets options on them.
+func ListenSockets(l *loop.Loop, host string, port int, accept loop.AcceptFunc) ([]*loop.Socket, error) {
 	addrs, err := listenAddrs(host, port)
 	if err != nil {
-		return fmt.Errorf("can't listen on %s port %d: %w", host, port, err)
+		return nil, fmt.Errorf("can't listen on %s port %d: %w", host, port, err)
 	}
 	var opened []*loop.Socket
 	for _, a := range addrs {
@@ -31,11 +38,11 @@ func Listen(l *loop.Loop, host string, port int, accept loop.AcceptFunc) error {
 			for _, o := range opened {
 				l.Close(o)
 			}
-			return fmt.Errorf("can't listen on %s port %d: %w", displayHost(host), port, err)
+			return nil, fmt.Errorf("can't listen on %s port %d: %w", displayHost(host), port, err)
 		}
 		opened = append(opened, s)
 	}
-	return nil
+	return opened, nil
 }
 
 func displayHost(host string) string {

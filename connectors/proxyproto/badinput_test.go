@@ -9,6 +9,7 @@ import (
 
 	"github.com/nproxy/nproxy"
 	"github.com/nproxy/nproxy/connectors"
+	"github.com/nproxy/nproxy/connectors/proxyproto"
 	"github.com/nproxy/nproxy/connectors/tcp"
 	"github.com/nproxy/nproxy/nproxytest"
 )
@@ -74,4 +75,27 @@ func TestBadHeaders(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSilentClientDeferred: a listener that expects a header hands a client
+// to nproxy only once it has sent something (TCP_DEFER_ACCEPT), so that the
+// header is read at accept; a client that stays silent is handed over after
+// the kernel's wait (about a second) and then refused at the deadline. With
+// a deadline of 0.2 s, the silent client is still connected 0.8 s after
+// its connect (a busy machine makes that later, never sooner), then closed
+// with the deadline's log line.
+func TestSilentClientDeferred(t *testing.T) {
+	logs := nproxytest.CaptureLog(t, 1)
+	be := nproxytest.Listener(t)
+	port := nproxytest.FreePort(t)
+	nproxytest.Start(t, 0, nproxy.New(&tcp.In{Host: "127.0.0.1", Port: port,
+		Accept: proxyproto.Accept{ProxyProtocol: "v1", ProxyProtocolTimeout: 200 * time.Millisecond}},
+		&tcp.Out{Host: "127.0.0.1", Port: be.Addr().(*net.TCPAddr).Port}))
+	c := dialFrom(t, "127.0.0.1", port)
+	c.SetReadDeadline(time.Now().Add(800 * time.Millisecond))
+	if n, err := c.Read(make([]byte, 1)); !nproxytest.IsTimeout(err) {
+		t.Fatalf("a silent client was ended before the kernel handed it over: read %d, %v", n, err)
+	}
+	nproxytest.ExpectEnd(t, c, 5*time.Second)
+	logs.WaitFor(t, "no complete PROXY header within 200ms")
 }

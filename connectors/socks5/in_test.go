@@ -185,3 +185,42 @@ func atyp(ap netip.AddrPort) []byte {
 	}
 	return binary.BigEndian.AppendUint16(b, ap.Port())
 }
+
+// TestPipelined: a client that does not wait for answers sends, in one
+// segment, its greeting, its request and its first bytes (after a PROXY
+// header, for a socks5 in behind a proxy): nproxy answers both messages
+// and the bytes reach the destination, in order, once.
+func TestPipelined(t *testing.T) {
+	echo := nproxytest.EchoServer(t)
+	dst := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(echo))
+	for _, tc := range []struct {
+		name   string
+		params map[string]any
+		header string
+	}{
+		{"greeting, request and data", nil, ""},
+		{"PROXY header first", map[string]any{"proxy_protocol": "v1"}, "PROXY TCP4 192.0.2.1 127.0.0.1 4242 1080\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := nproxytest.Dial(t, socksIn(t, tc.params))
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			data := []byte("first bytes, sent before any answer")
+			msg := append(append(append([]byte(tc.header), 5, 1, 0, 5, 1, 0), atyp(dst)...), data...)
+			if _, err := c.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, 2+3+len(atyp(dst))+len(data))
+			if _, err := io.ReadFull(c, got); err != nil {
+				t.Fatalf("read %q: %v", got, err)
+			}
+			if got[0] != 5 || got[1] != 0 || got[2] != 5 || got[3] != 0 {
+				t.Fatalf("answers % x, want 05 00 (no auth) then 05 00 (succeeded)", got[:4])
+			}
+			if echoed := got[len(got)-len(data):]; !bytes.Equal(echoed, data) {
+				t.Errorf("echoed %q, want %q", echoed, data)
+			}
+			c.CloseWrite()
+			nproxytest.ExpectEOF(t, c, 5*time.Second)
+		})
+	}
+}
