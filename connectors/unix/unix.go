@@ -92,6 +92,9 @@ func (c *Out) Open(l *loop.Loop, client *loop.Socket, h connectors.Handler) {
 			return
 		}
 		server.Connector, server.Hook = c, c.Hook
+		if typ == sys.SOCK_STREAM {
+			setSendBuffer(server)
+		}
 		h.Connected(l, client, server)
 	})
 }
