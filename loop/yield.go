@@ -23,11 +23,13 @@ const yieldEvery = 2 * time.Millisecond
 // yielder remembers when the loop last yielded, on the clock of Loop.now.
 type yielder struct{ last int64 }
 
-// after runs once per pass, given the pass's start.
-func (y *yielder) after(passStart int64) {
+// after runs once per pass, given the pass's start, and reports whether
+// it yielded.
+func (y *yielder) after(passStart int64) bool {
 	if passStart-y.last < int64(yieldEvery) {
-		return
+		return false
 	}
 	y.last = passStart
 	runtime.Gosched()
+	return true
 }
