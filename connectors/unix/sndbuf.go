@@ -13,9 +13,11 @@ import (
 // The relay splices through 1 MiB pipes (loop.Config.PipeSize), so with the
 // default one pipe-ful crossed a unix socket in four splices, each ending
 // in EAGAIN, a pass of epoll_wait for the reader to make room, and two
-// epoll_ctl to stop and resume the source. The kernel doubles the value
-// for its bookkeeping and caps it at net.core.wmem_max (208 KiB on a stock
-// kernel, so there the default stays; raise wmem_max to benefit).
+// epoll_ctl to stop and resume the source. The kernel caps the value at
+// net.core.wmem_max, then doubles it for its bookkeeping: 2 MiB where
+// wmem_max allows 1 MiB, one pipe-ful per splice; 416 KiB on a stock
+// kernel (wmem_max 208 KiB), still half the splices. Unix sockets have no
+// autotuning for a fixed size to turn off.
 const sendBuffer = 1 << 20
 
 // setSendBuffer raises s's send buffer; a refusal only leaves the default.
