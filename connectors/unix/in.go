@@ -99,6 +99,9 @@ func (c *In) listen(l *loop.Loop, h connectors.Handler) (*loop.Socket, error) {
 	}
 	accept, err := c.Accept.Wrap(func(client *loop.Socket) {
 		client.Connector, client.Hook = c, c.Hook
+		if typ == sys.SOCK_STREAM {
+			setSendBuffer(client)
+		}
 		if !client.RemoteAddr().IsValid() {
 			client.SetNick(c.Path) // a unix client has no address of its own
 		}

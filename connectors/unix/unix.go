@@ -8,6 +8,7 @@
 //
 // A path that starts with '@' is a name in Linux's abstract namespace, with
 // no file. Its type name is "unix": --in type=unix,path=/run/app.sock.
+// docs/unix.md says how it performs, and why.
 package unix
 
 import (
@@ -92,6 +93,9 @@ func (c *Out) Open(l *loop.Loop, client *loop.Socket, h connectors.Handler) {
 			return
 		}
 		server.Connector, server.Hook = c, c.Hook
+		if typ == sys.SOCK_STREAM {
+			setSendBuffer(server)
+		}
 		h.Connected(l, client, server)
 	})
 }
