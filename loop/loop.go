@@ -204,7 +204,6 @@ func (l *Loop) Run() error {
 		return err
 	}
 	l.started = true
-	var y yielder
 	for !l.stopping {
 		var err error
 		l.events, err = l.poll.wait(l.events[:0], l.waitMs())
@@ -220,7 +219,6 @@ func (l *Loop) Run() error {
 		l.timers.runExpired()
 		l.releaseClosed()
 		l.recordPass(start)
-		y.after(l.passStart)
 		if l.cfg.AfterPass != nil {
 			l.cfg.AfterPass()
 		}
