@@ -47,21 +47,10 @@ func waitStatus(t *testing.T, url string, want int) {
 
 // server answers each connection with reply once the client half-closed.
 func server(t *testing.T, reply int) int {
-	ln := nproxytest.Listener(t)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(io.Discard, c)
-				c.Write(make([]byte, reply))
-			}()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
+	return nproxytest.ServeTCP(t, func(c net.Conn) {
+		io.Copy(io.Discard, c)
+		c.Write(make([]byte, reply))
+	})
 }
 
 func TestMetricsCountWhatWasSent(t *testing.T) {
