@@ -59,6 +59,9 @@ func (m *session) Accepted(*loop.Loop, *loop.Socket) {}
 func (m *session) Connected(l *loop.Loop, _, vs *loop.Socket) {
 	m.vs = vs
 	vs.SetHandler(m)
+	if t, ok := vs.Transport().(*tunnel); ok {
+		t.direct = true // Readable reads until EAGAIN
+	}
 	l.WatchReader(vs)
 	m.flush()
 	// Frames may have come with the WebSocket's upgrade.
