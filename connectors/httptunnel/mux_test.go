@@ -1,7 +1,6 @@
 package httptunnel
 
 import (
-	"crypto/rand"
 	"net"
 	"strconv"
 	"strings"
@@ -157,15 +156,7 @@ func TestMuxSlowReaderNeverStalls(t *testing.T) {
 // slowExchange is exchange with a reader that reads piece bytes at a time.
 func slowExchange(t *testing.T, port, size, piece int) {
 	t.Helper()
-	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	want := make([]byte, size)
-	rand.Read(want)
-	go c.Write(want)
+	c, want, _ := sending(t, port, size, 20*time.Second)
 	got := make([]byte, 0, size)
 	buf := make([]byte, piece)
 	for len(got) < size {
