@@ -497,7 +497,9 @@ func (t *tunnel) take(raw []byte) bool {
 		return false
 	}
 	t.deliver()
-	return true
+	// The reader deliver called may have ended the tunnel, and with it
+	// the receive connection.
+	return t.recv != nil
 }
 
 // deliver hands decoded payload to a reader that always takes it all (a
