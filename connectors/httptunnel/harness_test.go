@@ -110,19 +110,7 @@ func entry(t *testing.T) *tcp.In {
 // they came back intact, then half-closes and expects EOF.
 func exchange(t *testing.T, port, size int) {
 	t.Helper()
-	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(40 * time.Second))
-	want := make([]byte, size)
-	rand.Read(want)
-	werr := make(chan error, 1)
-	go func() {
-		_, err := c.Write(want)
-		werr <- err
-	}()
+	c, want, werr := sending(t, port, size, 40*time.Second)
 	got := make([]byte, size)
 	if n, err := io.ReadFull(c, got); err != nil {
 		t.Fatalf("read %d of %d bytes: %v", n, size, err)
@@ -137,6 +125,27 @@ func exchange(t *testing.T, port, size int) {
 	if rest, err := io.ReadAll(c); err != nil || len(rest) > 0 {
 		t.Fatalf("after half-close: %d more bytes, %v", len(rest), err)
 	}
+}
+
+// sending dials port and writes size random bytes to it from a goroutine,
+// which reports the write's error; the connection has a deadline d and is
+// closed when the test ends.
+func sending(t *testing.T, port, size int, d time.Duration) (net.Conn, []byte, <-chan error) {
+	t.Helper()
+	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(d))
+	want := make([]byte, size)
+	rand.Read(want)
+	werr := make(chan error, 1)
+	go func() {
+		_, err := c.Write(want)
+		werr <- err
+	}()
+	return c, want, werr
 }
 
 func firstDiff(a, b []byte) int {

@@ -3,11 +3,9 @@ package httptunnel
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
 	"fmt"
 	"github.com/nproxy/nproxy/connectors/proxyproto"
 	"io"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -68,15 +66,7 @@ func TestInBehindHaproxySendProxy(t *testing.T) {
 			start(t, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: headerEcho(t), Send: proxyproto.Send{SendProxy: "v1"}}),
 				nproxy.New(entry, &Out{Host: "127.0.0.1", Port: hport, Options: opts}))
 			haproxy(t, hport, fmt.Sprintf("listen l\n\tbind 127.0.0.1:%d\n\tserver s 127.0.0.1:%d send-proxy source 127.0.0.5\n", hport, port))
-			c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(entry.Port))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			want := make([]byte, mb)
-			rand.Read(want)
-			go c.Write(want)
+			c, want, _ := sending(t, entry.Port, mb, 10*time.Second)
 			r := bufio.NewReader(c)
 			line, err := r.ReadString('\n')
 			if !strings.HasPrefix(line, "PROXY TCP4 127.0.0.1 ") {

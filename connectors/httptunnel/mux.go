@@ -59,6 +59,9 @@ func (m *session) Accepted(*loop.Loop, *loop.Socket) {}
 func (m *session) Connected(l *loop.Loop, _, vs *loop.Socket) {
 	m.vs = vs
 	vs.SetHandler(m)
+	if t, ok := vs.Transport().(*tunnel); ok {
+		t.direct = true // Readable reads until EAGAIN
+	}
 	l.WatchReader(vs)
 	m.flush()
 	// Frames may have come with the WebSocket's upgrade.
@@ -314,7 +317,9 @@ func (st *stream) wake() {
 }
 
 // Recv implements loop.Transport: payload, with credit given back to the
-// sender once a quarter of the window was taken.
+// sender once half the window was taken: a WINDOW per quarter cost a
+// frame, a write and the sender's wake-up per 64 KiB, and half still
+// leaves the sender half a window to go on with meanwhile.
 func (st *stream) Recv(p []byte) (int, error) {
 	defer st.sync()
 	if st.in.Len() > 0 {
@@ -325,7 +330,7 @@ func (st *stream) Recv(p []byte) (int, error) {
 			n += k
 		}
 		st.unacked += n
-		if st.unacked >= muxWindowSize/4 && !st.rst {
+		if st.unacked >= muxWindowSize/2 && !st.rst {
 			st.m.out = appendWindow(st.m.out, st.id, st.unacked)
 			st.unacked = 0
 			st.m.flush()

@@ -140,3 +140,33 @@ func TestMuxWebSocketWrongKey(t *testing.T) {
 		t.Fatalf("%d refusals logged by the server, or a fallback to request pairs:\n%s", n, log)
 	}
 }
+
+// A reader that takes a stream's bytes in small pieces gets every one of
+// them: credit goes back in batches (half a window), never so late that
+// the sender waits for credit the reader will not give. The sizes end just
+// before, at and after a batch and a window.
+func TestMuxSlowReaderNeverStalls(t *testing.T) {
+	t.Parallel()
+	port := muxPair(t, &Out{})
+	for _, size := range []int{muxWindowSize/2 - 1, muxWindowSize / 2, muxWindowSize + 1, 3*muxWindowSize + 12345} {
+		slowExchange(t, port, size, 1000)
+	}
+}
+
+// slowExchange is exchange with a reader that reads piece bytes at a time.
+func slowExchange(t *testing.T, port, size, piece int) {
+	t.Helper()
+	c, want, _ := sending(t, port, size, 20*time.Second)
+	got := make([]byte, 0, size)
+	buf := make([]byte, piece)
+	for len(got) < size {
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("size %d: read %d bytes, then %v", size, len(got), err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if i := firstDiff(got, want); i >= 0 {
+		t.Fatalf("size %d: byte %d differs", size, i)
+	}
+}

@@ -70,6 +70,10 @@ type tunnel struct {
 	closeSent bool // CLOSE queued
 
 	vsock
+	// direct says that vs's handler reads until EAGAIN whenever it is
+	// called (a mux session does; the relay does not, under backpressure),
+	// so decoded payload is handed to it at once (deliver).
+	direct  bool
 	err     error // the tunnel failed
 	done    bool  // the transport was closed
 	lingerT *loop.Timer
@@ -128,21 +132,30 @@ func (t *tunnel) Recv(p []byte) (int, error) {
 // then watched, or a new one is coming.
 func (t *tunnel) Send(p []byte) (int, error) {
 	taken := 0
-	for taken < len(p) && t.err == nil && !t.closeWant && t.send != nil && !t.rotating && len(t.out)-t.outOff < bufSize {
+	for taken < len(p) && t.err == nil && !t.closeWant && t.send != nil && !t.rotating {
+		if len(t.out)-t.outOff >= bufSize {
+			// Full: one write for all the frames queued (a write per
+			// frame cost a syscall per 64 KiB or less), then go on with
+			// what it freed.
+			if t.flush(); t.send == nil || len(t.out)-t.outOff > bufSize/2 {
+				break
+			}
+			continue
+		}
 		if t.maxAge > 0 && time.Since(t.sendStart) > t.maxAge {
 			t.endBody()
-		} else {
-			n := min(len(p)-taken, t.room-headerLen, t.maxData, bufSize-(len(t.out)-t.outOff))
-			t.out = appendData(t.out, p[taken:taken+n])
-			t.room -= headerLen + n
-			taken += n
-			t.wrote = true
-			if t.room <= headerLen {
-				t.endBody()
-			}
+			break
 		}
-		t.flush()
+		n := min(len(p)-taken, t.room-headerLen, t.maxData, bufSize-(len(t.out)-t.outOff))
+		t.out = appendData(t.out, p[taken:taken+n])
+		t.room -= headerLen + n
+		taken += n
+		t.wrote = true
+		if t.room <= headerLen {
+			t.endBody()
+		}
 	}
+	t.flush()
 	switch {
 	case t.err != nil:
 		return 0, unix.EIO
@@ -474,17 +487,32 @@ func (t *tunnel) take(raw []byte) bool {
 			t.peerClose = true
 		case evDisconnect:
 			t.recvDone()
-			t.sync()
+			t.deliver()
 			return false
 		}
 	}
 	if t.recvLeft == 0 {
 		t.recvDone()
-		t.sync()
+		t.deliver()
 		return false
 	}
+	t.deliver()
+	// The reader deliver called may have ended the tunnel, and with it
+	// the receive connection.
+	return t.recv != nil
+}
+
+// deliver hands decoded payload to a reader that always takes it all (a
+// mux session: see direct) by calling it at once, so that the eventfd is
+// never raised, and then syncs the eventfd for whatever is left. Through
+// the eventfd, every 64 KiB read cost an eventfd write and read, an
+// epoll_wait and the pause and resume of the receive connection (two
+// epoll_ctl), as the buffer filled before the reader ran.
+func (t *tunnel) deliver() {
+	if t.direct && t.inW > t.inR && !t.done && t.err == nil {
+		t.l.Notify(t.vs, true, false)
+	}
 	t.sync()
-	return true
 }
 
 // compact moves unread payload to the front of in.
