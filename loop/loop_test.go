@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nproxy/nproxy/internal/testrun"
 )
 
 func newTestLoop(t testing.TB, cfg Config) *Loop {
@@ -20,21 +22,7 @@ func newTestLoop(t testing.TB, cfg Config) *Loop {
 }
 
 // runLoop runs l in the background until the test ends.
-func runLoop(t testing.TB, l *Loop) {
-	done := make(chan error, 1)
-	go func() { done <- l.Run() }()
-	t.Cleanup(func() {
-		l.Stop()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Error(err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("loop did not stop")
-		}
-	})
-}
+func runLoop(t testing.TB, l *Loop) { testrun.InBackground(t, l) }
 
 // onLoop runs f on the loop and waits for it.
 func onLoop(l *Loop, f func()) {

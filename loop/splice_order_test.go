@@ -6,44 +6,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nproxy/nproxy/internal/testrun"
 )
-
-// fillSocket writes into the non-blocking fd until the kernel takes no more
-// (its peer does not read) and the send queue has settled, and returns
-// what it wrote. It is nproxytest.FillSocket, which loop's own tests cannot
-// import (nproxytest imports loop); see there why one EAGAIN is not enough.
-func fillSocket(t *testing.T, fd int) []byte {
-	t.Helper()
-	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096)
-	var filler []byte
-	chunk := bytes.Repeat([]byte("filler.."), 512)
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
-		n, err := unix.Write(fd, chunk)
-		switch {
-		case err == unix.EAGAIN:
-			if sendQueueSettled(fd) {
-				return filler
-			}
-		case err != nil:
-			t.Fatal(err)
-		default:
-			filler = append(filler, chunk[:n]...)
-		}
-	}
-	t.Fatal("the send queue did not settle within 5 s")
-	return nil
-}
-
-func sendQueueSettled(fd int) bool {
-	before, _ := unix.IoctlGetInt(fd, unix.SIOCOUTQ)
-	for range 50 {
-		time.Sleep(time.Millisecond)
-		if now, _ := unix.IoctlGetInt(fd, unix.SIOCOUTQ); now != before {
-			return false
-		}
-	}
-	return true
-}
 
 // unread returns the bytes queued in fd's receive buffer.
 func unread(t *testing.T, fd int) int {
@@ -67,7 +32,7 @@ func TestStashedBytesAreNotOvertaken(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			stats := &Stats{}
 			l := newTestLoop(t, Config{Stats: stats})
-			runLoop(t, l)
+			testrun.InBackground(t, l)
 			client, in := tcpPair(t)
 			out, server := tcpPair(t)
 			defer unix.Close(client)
@@ -80,7 +45,7 @@ func TestStashedBytesAreNotOvertaken(t *testing.T) {
 			if tc.stashOnServ {
 				sender, receiver, full = server, client, in
 			}
-			filler := fillSocket(t, full)
+			filler := testrun.FillSocket(t, full)
 			early := bytes.Repeat([]byte("early..."), 1024)
 			onLoop(l, func() {
 				a, _ := l.Adopt(in, nil)

@@ -2,9 +2,9 @@ package nproxytest
 
 import (
 	"testing"
-	"time"
 
 	"github.com/nproxy/nproxy"
+	"github.com/nproxy/nproxy/internal/testrun"
 	"github.com/nproxy/nproxy/loop"
 )
 
@@ -21,17 +21,5 @@ func RunLoop(t testing.TB, l *loop.Loop, proxies ...*nproxy.Proxy) {
 			t.Fatal(err)
 		}
 	}
-	done := make(chan error, 1)
-	go func() { done <- l.Run() }()
-	t.Cleanup(func() {
-		l.Stop()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Error(err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("the loop did not stop within 5 s")
-		}
-	})
+	testrun.InBackground(t, l)
 }
