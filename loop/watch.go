@@ -121,7 +121,7 @@ func (l *Loop) Close(s *Socket) {
 		l.closeWriteFd(s)
 	}
 	if s.pipe != nil {
-		s.pipe.Close() // it holds data no one will read
+		l.pipes.Put(s.pipe) // it holds data no one will read: Put closes it
 		s.pipe = nil
 	}
 	s.out.Reset(l.rings)
