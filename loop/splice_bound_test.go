@@ -1,7 +1,9 @@
 package loop
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"testing"
@@ -56,13 +58,15 @@ func waitHeld(t *testing.T, l *Loop, s *stream, why string) {
 	}
 }
 
-// stream writes data to the relay's client end, on a goroutine; receive
-// reads it at the server end.
+// stream is a bulk transfer through the relay: the test writes data to
+// the client end and reads it at the server end, each on a goroutine.
 type stream struct {
 	client, server int
 	in             *Socket // the relay's side of client
 	data           []byte
-	done           chan error
+	done           chan error    // receive's verdict
+	quit           chan struct{} // closed by close: a paused goroutine gives up
+	running        sync.WaitGroup
 	closeOnce      sync.Once
 }
 
@@ -98,72 +102,133 @@ func startStream(t *testing.T, l *Loop, size int, held bool) *stream {
 		l.Relay(a, b)
 		in = a
 	})
-	s := &stream{client: client, server: server, in: in, data: randomBytes(size), done: make(chan error, 1)}
+	s := &stream{client: client, server: server, in: in, data: randomBytes(size),
+		done: make(chan error, 1), quit: make(chan struct{})}
 	t.Cleanup(s.close)
-	go unix.Write(client, s.data) // blocking: it returns once the relay took it all
 	return s
 }
 
-// receive reads the stream at the server end, on a goroutine, and reports
-// on done whether it arrived byte-exact. It stops after the first pause
-// bytes until resume is closed (nil: no pause).
-func (s *stream) receive(pause int, resume <-chan struct{}) {
-	go func() {
-		got := make([]byte, len(s.data))
-		err := readFull(s.server, got[:pause])
-		if err == nil {
-			if resume != nil {
-				<-resume
-			}
-			err = readFull(s.server, got[pause:])
-		}
+var errQuit = errors.New("the test gave up")
+
+// inTwo runs f on p, in two parts if resume is set: the first pause
+// bytes, then, once resume is closed, the rest.
+func (s *stream) inTwo(f func(fd int, p []byte) error, fd int, p []byte, pause int, resume <-chan struct{}) error {
+	if resume == nil {
+		return f(fd, p)
+	}
+	if err := f(fd, p[:pause]); err != nil {
+		return err
+	}
+	select {
+	case <-resume:
+		return f(fd, p[pause:])
+	case <-s.quit:
+		return errQuit
+	}
+}
+
+func writeAll(fd int, p []byte) error {
+	for len(p) > 0 {
+		n, err := unix.Write(fd, p)
 		if err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
+}
+
+func readAll(fd int, p []byte) error {
+	for len(p) > 0 {
+		n, err := unix.Read(fd, p)
+		switch {
+		case err != nil:
+			return err
+		case n == 0:
+			return io.ErrUnexpectedEOF
+		}
+		p = p[n:]
+	}
+	return nil
+}
+
+// send writes the stream to the relay's client end, on a goroutine, in
+// two parts if resume is set (see inTwo); blocking, it returns once the
+// relay took it all.
+func (s *stream) send(pause int, resume <-chan struct{}) {
+	s.running.Go(func() { s.inTwo(writeAll, s.client, s.data, pause, resume) })
+}
+
+// receive reads the stream at the server end, on a goroutine, in two parts
+// if resume is set (see inTwo), and reports on done whether it arrived
+// byte-exact.
+func (s *stream) receive(pause int, resume <-chan struct{}) {
+	s.running.Go(func() {
+		got := make([]byte, len(s.data))
+		if err := s.inTwo(readAll, s.server, got, pause, resume); err != nil {
 			s.done <- err
 		} else if i := firstMismatch(got, s.data); i >= 0 {
 			s.done <- fmt.Errorf("%d bytes arrived changed from byte %d", len(s.data), i)
 		} else {
 			s.done <- nil
 		}
-	}()
+	})
 }
 
-// close closes the test's two ends, once: a second close could hit an fd
-// number given to something else meanwhile.
+// close ends the stream, once: the shutdowns end a read or write in
+// progress, and the fds are closed only when no goroutine may use them, since
+// a close could give their numbers to the next stream meanwhile. Closing
+// the server end first, with bytes unread, fails the relay's write (EPIPE).
 func (s *stream) close() {
 	s.closeOnce.Do(func() {
-		unix.Close(s.client)
+		close(s.quit)
+		unix.Shutdown(s.server, unix.SHUT_RDWR)
+		unix.Shutdown(s.client, unix.SHUT_RDWR)
+		s.running.Wait()
 		unix.Close(s.server)
+		unix.Close(s.client)
 	})
 }
 
 // With one pipe for the whole loop, a stream whose pipe waits on a slow
 // reader holds it, and the streams beside it are copied through buffers;
-// their readers pause with copied bytes still buffered for them, and once
-// the pipe is free they take it in turn, mid-stream: every byte arrives,
-// in order. A pipe closed with data in it (its reader reset) no longer
-// counts, and when all is over every fd is closed again. Not parallel: it
-// counts the process's fds.
+// their readers and writers pause with copied bytes still buffered for
+// them, the pipe comes free, and they resume: they take the pipe in turn,
+// mid-stream, and every byte arrives, in order (with no buffer limit, a
+// source is read while bytes wait in the buffer: those must not be
+// overtaken by a splice). A pipe closed with data in it (its reader gone)
+// no longer counts, and when all is over every fd is closed again. Not
+// parallel: it counts the process's fds.
 func TestPipeBoundFallsBackToCopy(t *testing.T) {
-	l := newTestLoop(t, Config{MaxPipes: 1})
+	for _, size := range []int{0, -1} {
+		t.Run(fmt.Sprintf("BufferSize=%d", size), func(t *testing.T) { pipeBoundFallsBack(t, size) })
+	}
+}
+
+func pipeBoundFallsBack(t *testing.T, bufferSize int) {
+	l := newTestLoop(t, Config{MaxPipes: 1, BufferSize: bufferSize})
 	runLoop(t, l)
 	time.Sleep(time.Millisecond) // Go starts its netpoller (2 fds) for its first timer: before the count
 	base := openFDs(t)
 	stats := l.Stats()
 
-	// The only pipe holds data for a reader that resets instead.
-	reset := startStream(t, l, 16<<20, true)
-	waitHeld(t, l, reset, "a stream with no reader does not hold the pipe")
-	reset.close() // with bytes unread: the relay's write fails with EPIPE
+	// The only pipe holds data for a reader that leaves instead.
+	gone := startStream(t, l, 16<<20, true)
+	gone.send(0, nil)
+	waitHeld(t, l, gone, "a stream with no reader does not hold the pipe")
+	gone.close()
 	waitPipes(t, l, 0, "a pipe closed with data in it still counts as in use")
 
 	// The pipe again held by a stream nobody reads yet: the others copy.
 	slow := startStream(t, l, 16<<20, true)
+	slow.send(0, nil)
 	waitHeld(t, l, slow, "a new stream cannot get the pipe back")
 	copied := stats.Copied.Load()
 	resume := make(chan struct{})
 	var others []*stream
 	for range 4 {
 		s := startStream(t, l, 8<<20, false)
+		s.send(6<<20, resume)
 		s.receive(2<<20, resume)
 		others = append(others, s)
 	}
@@ -185,7 +250,10 @@ func TestPipeBoundFallsBackToCopy(t *testing.T) {
 		}
 		spliced += tr.InSpliced
 	}
-	if spliced == 0 {
+	// With no buffer limit the sources are read while their buffers drain,
+	// and a buffer never empty is never overtaken by a splice: only with
+	// one must the pipe serve them.
+	if spliced == 0 && bufferSize >= 0 {
 		t.Error("once the pipe was free, none of the streams beside took it")
 	}
 	for _, s := range append(others, slow) {
