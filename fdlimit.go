@@ -20,34 +20,38 @@ const connsPerPipe = 4
 // most, for tiny limits.
 const fdReserve = 64
 
-// fdBudget is the fds the process may give to connections and their pipes:
-// the fd limit (RLIMIT_NOFILE, which Go raises to its hard limit at start)
-// less the reserve, or 0 (no bound) when that is past any use.
-func fdBudget() int {
+// fdLimit is the process's fd limit (RLIMIT_NOFILE, which Go raises to its
+// hard limit at start), or 0 when that is past any use.
+func fdLimit() int {
 	var rl unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<30 {
 		return 0
 	}
-	return int(rl.Cur) - min(fdReserve, int(rl.Cur)/4)
+	return int(rl.Cur)
 }
 
-// defaultMaxConn is the global maxconn when none is set: the connections
-// the fd budget holds at 2 + 2/connsPerPipe fds each, or 0 (no bound).
-func defaultMaxConn() int {
-	b := fdBudget()
-	if b == 0 {
+// defaultMaxConn is the global maxconn when none is set (see connsFor).
+func defaultMaxConn() int { return connsFor(fdLimit()) }
+
+// connsFor is the connections an fd limit holds at 2 + 2/connsPerPipe fds
+// each, once the reserve is set aside; 0 (no bound) for no limit.
+func connsFor(limit int) int {
+	if limit == 0 {
 		return 0
 	}
-	return max(b*connsPerPipe/(2*connsPerPipe+2), 1)
+	budget := limit - min(fdReserve, limit/4)
+	return max(budget*connsPerPipe/(2*connsPerPipe+2), 1)
 }
 
-// maxPipesPerLoop is each loop's loop.Config.MaxPipes: a pipe for every
-// connsPerPipe connections the fd budget holds, shared evenly by the loops,
-// whatever maxconn is set (the pipes must fit the fds, not the clients). 0
-// (no bound) when the fds are not bounded; -1 (no pipes: copy) when the
-// share rounds down to none.
-func maxPipesPerLoop(loops int) int {
-	conns := defaultMaxConn()
+// maxPipesPerLoop is each loop's loop.Config.MaxPipes (see pipesFor).
+func maxPipesPerLoop(loops int) int { return pipesFor(fdLimit(), loops) }
+
+// pipesFor is a pipe for every connsPerPipe connections the fd limit holds,
+// shared evenly by the loops, whatever maxconn is set (the pipes must fit
+// the fds, not the clients): 0 (no bound) for no limit, -1 (no pipes: copy)
+// when the share rounds down to none.
+func pipesFor(limit, loops int) int {
+	conns := connsFor(limit)
 	if conns == 0 {
 		return 0
 	}
