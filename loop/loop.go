@@ -105,8 +105,9 @@ type Loop struct {
 	pipeTrim  *Timer
 	pipesUsed bool
 	scratch   []byte
-	closing   []int // fds closed during this pass, released at its end
-	passStart int64 // when the pass began, on the clock of Loop.now
+	closing   []int     // fds closed during this pass, released at its end
+	leaving   []*Socket // clients closed during this pass, uncounted by their gate at its end
+	passStart int64     // when the pass began, on the clock of Loop.now
 	passes    passCounters
 	// unpollable holds the split sockets with an fd that epoll refuses
 	// (a regular file): always ready, they are served on every pass.
