@@ -3,7 +3,6 @@ package loop
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sync"
 	"testing"
@@ -138,20 +137,6 @@ func writeAll(fd int, p []byte) error {
 	return nil
 }
 
-func readAll(fd int, p []byte) error {
-	for len(p) > 0 {
-		n, err := unix.Read(fd, p)
-		switch {
-		case err != nil:
-			return err
-		case n == 0:
-			return io.ErrUnexpectedEOF
-		}
-		p = p[n:]
-	}
-	return nil
-}
-
 // send writes the stream to the relay's client end, on a goroutine, in
 // two parts if resume is set (see inTwo); blocking, it returns once the
 // relay took it all.
@@ -165,7 +150,7 @@ func (s *stream) send(pause int, resume <-chan struct{}) {
 func (s *stream) receive(pause int, resume <-chan struct{}) {
 	s.running.Go(func() {
 		got := make([]byte, len(s.data))
-		if err := s.inTwo(readAll, s.server, got, pause, resume); err != nil {
+		if err := s.inTwo(readFull, s.server, got, pause, resume); err != nil {
 			s.done <- err
 		} else if i := firstMismatch(got, s.data); i >= 0 {
 			s.done <- fmt.Errorf("%d bytes arrived changed from byte %d", len(s.data), i)
