@@ -226,6 +226,7 @@ func (r *run) start(o Options, proxies []*Proxy) error {
 		l, err := loop.New(loop.Config{
 			BufferSize:  o.BufferSize,
 			PipeSize:    o.PipeSize,
+			MaxPipes:    maxPipesPerLoop(n),
 			NoSplice:    o.NoSplice,
 			ReusePort:   n > 1,
 			Logger:      r.srv.Logger(),

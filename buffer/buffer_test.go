@@ -69,7 +69,7 @@ func TestPoolIsBounded(t *testing.T) {
 }
 
 func TestPipePoolRecyclesOnlyEmptyPipes(t *testing.T) {
-	pp := NewPipePool(0, 1)
+	pp := NewPipePool(0, 1, 0)
 	defer pp.Release()
 	p, err := pp.Get()
 	if err != nil {
@@ -99,6 +99,57 @@ func TestPipePoolRecyclesOnlyEmptyPipes(t *testing.T) {
 		t.Fatalf("the pool is unusable after Release: %v", err)
 	} else {
 		pp.Put(r)
+	}
+}
+
+// The bound counts every pipe the pool made and has not closed, in use or
+// free: Get fails cleanly at it, and a pipe given back, pooled or closed
+// with data in it, makes room again; Release does not forget pipes in use.
+func TestPipePoolBound(t *testing.T) {
+	pp := NewPipePool(0, 1, 2)
+	defer pp.Release()
+	a, err := pp.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := pp.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := pp.Get(); err != ErrPipeLimit || p != nil {
+		t.Fatalf("third Get with a bound of 2: %v, %v; want ErrPipeLimit", p, err)
+	}
+	a.N = 1 // as if it held data: Put closes it
+	pp.Put(a)
+	if pp.Open() != 1 {
+		t.Fatalf("%d pipes open after closing one of two", pp.Open())
+	}
+	c, err := pp.Get()
+	if err != nil {
+		t.Fatalf("no pipe after one was closed: %v", err)
+	}
+	pp.Put(c) // pooled, still open
+	if _, err := pp.Get(); err != nil {
+		t.Fatalf("the free pipe was not handed out: %v", err)
+	}
+	if _, err := pp.Get(); err != ErrPipeLimit {
+		t.Fatalf("Get past the bound, with the free pipe taken: %v", err)
+	}
+	pp.Put(c)
+	pp.Release()
+	if pp.Open() != 1 { // b is still out
+		t.Fatalf("%d pipes open after Release with one in use, want 1", pp.Open())
+	}
+	pp.Put(b)
+	pp.Release()
+	if pp.Open() != 0 {
+		t.Fatalf("%d pipes open with none in use", pp.Open())
+	}
+}
+
+func TestPipePoolNegativeBoundMakesNoPipe(t *testing.T) {
+	if p, err := NewPipePool(0, 1, -1).Get(); err != ErrPipeLimit {
+		t.Fatalf("Get with a negative bound: %v, %v", p, err)
 	}
 }
 

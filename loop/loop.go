@@ -53,6 +53,16 @@ type Config struct {
 	// Fewer, larger splices cost less CPU per byte; an empty pipe holds no
 	// pages, and a connection holds a pipe only while data is in flight.
 	PipeSize int
+	// MaxPipes bounds the pipes the loop holds open at once, in use or
+	// pooled (haproxy's maxpipes). A pipe costs two fds and a connection
+	// holds one per direction only while spliced data is in flight, so a
+	// bound below two per connection lets the fd limit serve more
+	// connections: past it, a chunk that would be spliced is copied through
+	// the buffers instead, and splicing resumes once a pipe is free. 0 means
+	// no bound (the fd limit is then the backstop: EMFILE on a pipe also
+	// falls back to copying); a negative value means no pipe at all (only
+	// splices with a pipe at one end, which need none, remain).
+	MaxPipes int
 	// NoSplice turns splice off, for measuring the buffer path.
 	NoSplice bool
 	// ReusePort sets SO_REUSEPORT on listeners, so that several loops can
@@ -95,8 +105,9 @@ type Loop struct {
 	pipeTrim  *Timer
 	pipesUsed bool
 	scratch   []byte
-	closing   []int // fds closed during this pass, released at its end
-	passStart int64 // when the pass began, on the clock of Loop.now
+	closing   []int     // fds closed during this pass, released at its end
+	leaving   []*Socket // clients closed during this pass, uncounted by their gate at its end
+	passStart int64     // when the pass began, on the clock of Loop.now
 	passes    passCounters
 	// unpollable holds the split sockets with an fd that epoll refuses
 	// (a regular file): always ready, they are served on every pass.
@@ -159,7 +170,7 @@ func New(cfg Config) (*Loop, error) {
 		poll:    p,
 		wake:    wake,
 		rings:   buffer.NewPool(ringSize, 256),
-		pipes:   buffer.NewPipePool(cfg.PipeSize, 32),
+		pipes:   buffer.NewPipePool(cfg.PipeSize, 32, cfg.MaxPipes),
 		scratch: make([]byte, cfg.ChunkSize),
 		epoch:   time.Now(),
 	}, nil

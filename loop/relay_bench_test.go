@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"io"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -43,8 +44,11 @@ func relayedPair(t testing.TB, l *Loop, hook Hook) (client, server int) {
 func readFull(fd int, p []byte) error {
 	for len(p) > 0 {
 		n, err := unix.Read(fd, p)
-		if err != nil {
+		switch {
+		case err != nil:
 			return err
+		case n == 0:
+			return io.ErrUnexpectedEOF
 		}
 		p = p[n:]
 	}

@@ -41,7 +41,11 @@ func (l *Loop) spliceIn(src, dst *Socket) (n int, full bool, err error) {
 	p := dst.pipe
 	if p == nil {
 		if p, err = l.takePipe(); err != nil {
-			// Out of fds for a pipe: this chunk takes the buffer path.
+			// Every pipe the loop may open is in use (Config.MaxPipes),
+			// or the fds ran out: this chunk takes the buffer path. No
+			// byte is in a pipe for dst, so none is overtaken; while
+			// the copy waits in dst's buffer, canSplice says no, and
+			// the next chunk after it drains asks for a pipe again.
 			return l.copyChunk(src, dst, l.scratch)
 		}
 		dst.pipe = p

@@ -106,9 +106,11 @@ func (l *Loop) Close(s *Socket) {
 		l.notice("Closing " + s.logName())
 	}
 	s.StopTimer()
-	if g := s.gate; g != nil {
-		s.gate = nil
-		g.leave(s)
+	if s.gate != nil {
+		// Uncounted once its fd is released (releaseClosed): a slot freed
+		// now and taken by an accept in this pass would hold fds beyond
+		// maxconn, which is sized to meet the fd limit before EMFILE.
+		l.leaving = append(l.leaving, s)
 	}
 	// No EPOLL_CTL_DEL: closing the fd (at the end of this pass, before the
 	// next epoll_wait) removes it from the set, and events already
@@ -121,7 +123,7 @@ func (l *Loop) Close(s *Socket) {
 		l.closeWriteFd(s)
 	}
 	if s.pipe != nil {
-		s.pipe.Close() // it holds data no one will read
+		l.pipes.Put(s.pipe) // it holds data no one will read: Put closes it
 		s.pipe = nil
 	}
 	s.out.Reset(l.rings)
@@ -153,4 +155,11 @@ func (l *Loop) releaseClosed() {
 		unix.Close(fd)
 	}
 	l.closing = l.closing[:0]
+	for i, s := range l.leaving {
+		g := s.gate
+		s.gate = nil
+		g.leave(s)
+		l.leaving[i] = nil
+	}
+	l.leaving = l.leaving[:0]
 }

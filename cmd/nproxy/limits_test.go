@@ -29,7 +29,7 @@ func TestFdLimit(t *testing.T) {
 	for i := range conns {
 		conns[i] = dialClient(t, addrOf("127.0.0.1", in))
 	}
-	const maxConn = (256 - 64) / 4 // nproxy's fdReserve and fdsPerConn
+	const maxConn = (256 - 64) * 4 / 10 // nproxy's fdReserve, and 2.5 fds a connection (fdlimit.go)
 	mustEventually(t, 10*time.Second, "nproxy to reach its connection bound", func() bool {
 		files, err := openFiles(p.pid())
 		return err == nil && len(files.sockets) >= 2*maxConn
