@@ -3,12 +3,13 @@ package loop
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nproxy/nproxy/internal/testrun"
 )
 
 // pipesInUse reports the pipes out of l's pool: open and not free.
@@ -25,16 +26,6 @@ func waitPipes(t *testing.T, l *Loop, want int, why string) {
 			t.Fatalf("%d pipes in use after 10 s, want %d: %s", pipesInUse(l), want, why)
 		}
 	}
-}
-
-// openFDs counts the process's open fds, as nproxytest.OpenFDs does (which
-// this package cannot import: nproxytest imports loop).
-func openFDs(t *testing.T) int {
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(entries)
 }
 
 // waitHeld waits, 10 s at most, until s's data waits in a pipe: between
@@ -194,7 +185,7 @@ func pipeBoundFallsBack(t *testing.T, bufferSize int) {
 	l := newTestLoop(t, Config{MaxPipes: 1, BufferSize: bufferSize})
 	runLoop(t, l)
 	time.Sleep(time.Millisecond) // Go starts its netpoller (2 fds) for its first timer: before the count
-	base := openFDs(t)
+	base := testrun.OpenFDs(t)
 	stats := l.Stats()
 
 	// The only pipe holds data for a reader that leaves instead.
@@ -246,9 +237,9 @@ func pipeBoundFallsBack(t *testing.T, bufferSize int) {
 	}
 	waitPipes(t, l, 0, "the streams are over")
 	// The pool's free pipe is released a second or two after its last use.
-	for deadline := time.Now().Add(5 * pipeIdle); openFDs(t) != base; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * pipeIdle); testrun.OpenFDs(t) != base; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d fds open, %d before the streams", openFDs(t), base)
+			t.Fatalf("%d fds open, %d before the streams", testrun.OpenFDs(t), base)
 		}
 	}
 }

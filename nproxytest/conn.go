@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nproxy/nproxy/internal/testrun"
 )
 
 // ConnDeadline bounds every read and write on a connection from Dial, so
@@ -134,11 +136,7 @@ func FirstDiff(a, b []byte) int {
 // OpenFDs counts the file descriptors the test process holds open.
 func OpenFDs(t testing.TB) int {
 	t.Helper()
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(entries)
+	return testrun.OpenFDs(t)
 }
 
 // Sockets lists the socket descriptors of the test process, by number.

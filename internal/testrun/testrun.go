@@ -8,6 +8,7 @@ package testrun
 
 import (
 	"bytes"
+	"os"
 	"testing"
 	"time"
 
@@ -79,4 +80,14 @@ func settled(fd int) bool {
 		}
 	}
 	return true
+}
+
+// OpenFDs counts the file descriptors the test process holds open.
+func OpenFDs(t testing.TB) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
 }
