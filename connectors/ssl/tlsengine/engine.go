@@ -1,13 +1,17 @@
 // Package tlsengine runs TLS for a single-threaded event loop, as a
 // memory-BIO engine: crypto/tls talks to two bounded in-memory queues
-// instead of a socket, and runs in goroutines of its own, so no handshake or
-// decryption ever delays the loop. The loop moves ciphertext between the
-// socket and the engine, and plaintext between the engine and the relay:
+// instead of a socket. The handshake runs in a goroutine of its own, so its
+// public-key work never delays the loop; once it is done, records are
+// sealed and opened on the caller's goroutine, a chunk at a time, which
+// costs about as much as the copies around it and far less than handing
+// each chunk to a goroutine (docs/performance-tls.md). The loop moves
+// ciphertext between the socket and the engine, and plaintext between the
+// engine and the relay:
 //
 //	e := tlsengine.NewServer(cfg, tlsengine.Options{}, func() { lp.Post(wake) })
 //	// socket readable: n, _ := unix.Read(fd, buf); kept := e.Feed(buf[:n])
 //	// socket writable: n, _ := unix.Write(fd, e.Cipher()); e.Sent(n)
-//	// relay:           n, err := e.Read(p) (plaintext), n, err = e.Write(p)
+//	// relay:           e.ReadAfterFeed() once, then n, err := e.Read(p) (plaintext), n, err = e.Write(p)
 //	// wake:            ev := e.Events() tells what changed off the loop
 //
 // Every loop-side method returns at once. The engine calls notify (from its
