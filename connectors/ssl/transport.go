@@ -210,29 +210,40 @@ func (c *conn) Recv(p []byte) (int, error) {
 	return 0, unix.EAGAIN
 }
 
-// Send implements loop.Transport: plaintext to encrypt.
+// Send implements loop.Transport: plaintext to encrypt. Once the handshake
+// is done the engine seals it at once, and Send writes the records to the
+// fd before returning: the relay goes on reading only while nothing is
+// left pending, so a stream costs one read, one write and no wake-up per
+// chunk. Ciphertext still queued goes out first, to make room.
 func (c *conn) Send(p []byte) (int, error) {
 	c.phase = relaying
+	if err := c.sendCipher(); err != nil && err != unix.EAGAIN {
+		return 0, c.failed(err)
+	}
 	n, err := c.e.Write(p)
 	switch {
 	case err != nil:
 		return 0, c.failed(err)
 	case n == 0:
+		// No room: the fd must take the queued records first (FdBlocked),
+		// or the engine's goroutine notifies when it has room.
 		return 0, unix.EAGAIN
+	}
+	if err := c.sendCipher(); err != nil && err != unix.EAGAIN {
+		return 0, c.failed(err)
 	}
 	return n, nil
 }
 
-// Flush implements loop.Flusher: it writes the engine's ciphertext to the
-// fd, then shuts the fd's write side once close_notify is out.
-func (c *conn) Flush() error {
-	fd := c.s.Fd()
+// sendCipher writes the engine's ciphertext to the fd until it has none
+// or the fd takes no more.
+func (c *conn) sendCipher() error {
 	for {
 		b := c.e.Cipher()
 		if len(b) == 0 {
-			break
+			return nil
 		}
-		n, err := unix.Write(fd, b)
+		n, err := unix.Write(c.s.Fd(), b)
 		if n > 0 {
 			c.e.Sent(n)
 		}
@@ -240,6 +251,15 @@ func (c *conn) Flush() error {
 			return err
 		}
 	}
+}
+
+// Flush implements loop.Flusher: it writes the engine's ciphertext to the
+// fd, then shuts the fd's write side once close_notify is out.
+func (c *conn) Flush() error {
+	if err := c.sendCipher(); err != nil {
+		return err
+	}
+	fd := c.s.Fd()
 	ev := c.e.Events()
 	if c.wantShut && !c.shut && ev&tlsengine.WriteShut != 0 {
 		c.shut = true

@@ -343,3 +343,78 @@ func TestIdleHoldsNothing(t *testing.T) {
 		e.mu.Unlock()
 	}
 }
+
+// After the handshake, Write seals on the caller's goroutine: the records
+// are queued when it returns, without a notify, and what crypto/tls made of
+// them decrypts to the same bytes on the other side.
+func TestWriteSealsOnCaller(t *testing.T) {
+	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(version), func(t *testing.T) {
+			ssltest.CheckGoroutines(t)
+			p := newPair(t, version, Options{})
+			p.until("the handshake and its tickets", func() bool {
+				return p.cli.Events()&Handshaken != 0 && p.srv.Events()&Handshaken != 0 && len(p.srv.Cipher()) == 0
+			})
+			p.settle()
+			drain(p.wake)
+			p.srv.Events() // armed: a notify would show in p.wake
+			data := make([]byte, 64<<10)
+			rand.Read(data)
+			n, err := p.srv.Write(data)
+			if err != nil || n != len(data) {
+				t.Fatalf("Write took %d of %d: %v", n, len(data), err)
+			}
+			if got := p.srv.Buffered(); got <= len(data) {
+				t.Fatalf("the engine holds %d bytes when Write returns, want more than the %d plaintext bytes, sealed", got, len(data))
+			}
+			select {
+			case <-p.wake:
+				t.Error("sealing on the caller notified it")
+			default:
+			}
+			var got bytes.Buffer
+			p.until("the plaintext", func() bool {
+				readAll(p.cli, &got)
+				return got.Len() == len(data)
+			})
+			if !bytes.Equal(got.Bytes(), data) {
+				t.Fatal("bytes lost or reordered")
+			}
+		})
+	}
+}
+
+// Sealing a chunk allocates nothing, nor does sending it.
+func TestSealAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own; `go test` without -race counts")
+	}
+	p := newPair(t, tls.VersionTLS13, Options{})
+	p.until("the handshake", func() bool { return p.srv.Events()&Handshaken != 0 && p.cli.Events()&Handshaken != 0 })
+	p.settle()
+	chunk := make([]byte, 16<<10)
+	sealAndSend := func() {
+		if n, err := p.srv.Write(chunk); n != len(chunk) || err != nil {
+			t.Fatalf("Write took %d: %v", n, err)
+		}
+		for c := p.srv.Cipher(); len(c) > 0; c = p.srv.Cipher() {
+			p.srv.Sent(len(c))
+		}
+	}
+	for range 100 { // past crypto/tls's small first records
+		sealAndSend()
+	}
+	if a := testing.AllocsPerRun(100, sealAndSend); a != 0 {
+		t.Errorf("%v allocations per sealed chunk", a)
+	}
+}
+
+func drain(c chan struct{}) {
+	for {
+		select {
+		case <-c:
+		default:
+			return
+		}
+	}
+}
