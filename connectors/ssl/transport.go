@@ -40,6 +40,7 @@ type conn struct {
 	sockEOF    bool // the fd read EOF
 	readPaused bool // reading the fd stopped because the engine was full
 	recvDone   bool // Recv reported the end of the stream or a failure
+	drained    bool // Recv's pull read the fd until EAGAIN
 	wantShut   bool // the relay asked for CloseWrite
 	shut       bool // shutdown(SHUT_WR) done
 	logged     bool // the failure was logged
@@ -170,7 +171,10 @@ func (c *conn) pull() error {
 			c.readPaused = true
 			c.l.UnwatchReader(c.s)
 			return nil
-		case err == unix.EAGAIN || err == unix.EINTR:
+		case err == unix.EAGAIN:
+			c.drained = true
+			return nil
+		case err == unix.EINTR:
 			return nil
 		case err != nil:
 			return err
@@ -191,6 +195,7 @@ func (c *conn) Recv(p []byte) (int, error) {
 	// Only a relay that wants data gets the fd read: a call made because
 	// wake reported plaintext while the relay holds back (its peer is
 	// full) only empties what the engine already holds.
+	c.drained = false
 	if c.s.Reading() {
 		if err := c.pull(); err != nil {
 			return 0, c.failed(err)
@@ -198,6 +203,12 @@ func (c *conn) Recv(p []byte) (int, error) {
 	}
 	n, err := c.e.Read(p)
 	switch {
+	case n == len(p) && (c.drained || !c.s.Reading()):
+		// The engine decrypts on the loop and may hold more than p took,
+		// while the fd, drained or not watched, will not call the relay
+		// back: wake will (PlainReady).
+		c.l.Post(c.wakeFn)
+		return n, nil
 	case n > 0:
 		return n, nil
 	case err == io.EOF:

@@ -102,6 +102,8 @@ type Engine struct {
 	feedBlocked  bool // Feed refused bytes: tell the loop when cin has room
 	writeBlocked bool // Write refused bytes: tell the loop when pout has room
 	sealing      bool // Write is sealing records on the loop's goroutine
+	inline       bool // Read or Write runs crypto/tls on the loop's goroutine
+	pending      bool // Read filled its buffer: crypto/tls may hold more
 }
 
 // NewServer starts the server side of a handshake.
@@ -202,6 +204,14 @@ func (e *Engine) handshake() {
 	// last flight, so the reader runs once even if cin is empty.
 	e.startReaderLocked()
 	e.startWriterLocked()
+}
+
+// fedLocked starts the reader for ciphertext just fed, unless Read
+// decrypts on its caller (see open): then the caller, who fed it, knows.
+func (e *Engine) fedLocked() {
+	if e.cin.size < minSealQueue {
+		e.startReaderLocked()
+	}
 }
 
 func (e *Engine) startReaderLocked() {
@@ -324,7 +334,7 @@ func (e *Engine) Feed(p []byte) int {
 	}
 	if n > 0 {
 		e.dataIn.Broadcast()
-		e.startReaderLocked()
+		e.fedLocked()
 	}
 	return n
 }
@@ -357,7 +367,7 @@ func (e *Engine) FeedFrom(read func(p []byte) (int, error)) (int, error) {
 	e.cin.commit(n)
 	if n > 0 {
 		e.dataIn.Broadcast()
-		e.startReaderLocked()
+		e.fedLocked()
 	}
 	return n, err
 }
@@ -376,7 +386,7 @@ func (e *Engine) FeedEOF() {
 	defer e.mu.Unlock()
 	e.cinEOF = true
 	e.dataIn.Broadcast()
-	e.startReaderLocked()
+	e.fedLocked()
 }
 
 // Cipher returns ciphertext to write to the socket; it stays valid until the
@@ -397,19 +407,75 @@ func (e *Engine) Sent(n int) {
 
 // Read moves decrypted plaintext into p. It returns 0, nil when there is
 // none yet (PlainReady will tell), io.EOF after the peer's close_notify (or
-// its clean end of stream), or the session's failure.
+// its clean end of stream), or the session's failure. Once the handshake
+// is done and its last records are read, Read decrypts on the calling
+// goroutine what ciphertext Feed queued (see open); PlainReady then only
+// says that Read has more to give than the caller fed since.
 func (e *Engine) Read(p []byte) (int, error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if n := e.pin.pull(p); n > 0 {
 		e.roomPlain.Broadcast()
+		e.mu.Unlock()
 		return n, nil
 	}
+	if e.opensLocked() && len(p) > 0 {
+		return e.open(p)
+	}
+	defer e.mu.Unlock()
 	switch {
 	case e.plainErr != nil:
 		return 0, e.plainErr
 	case e.closed:
 		return 0, e.failure()
+	}
+	return 0, nil
+}
+
+// opensLocked tells whether Read decrypts on its caller (see open): the
+// handshake is done, no reader goroutine runs (the one the handshake's end
+// starts for records that came with its last flight), and the queues are
+// large enough to seal into, as for Write.
+func (e *Engine) opensLocked() bool {
+	return e.hsDone && !e.readerOn && !e.closed && e.plainErr == nil && e.cin.size >= minSealQueue
+}
+
+// open decrypts queued ciphertext into p on the caller's goroutine, with
+// the mutex held on entry and released on return; it fills p as far as
+// complete records allow. Why not a goroutine: as for seal, the hand-over
+// cost more than the decryption, and it cost a loop pass per read.
+//
+// crypto/tls reads errWouldBlock when no complete record is queued; then
+// it holds nothing decrypted. When p fills first it may hold more:
+// pending says so, for Events to report PlainReady. Records crypto/tls
+// writes meanwhile (a KeyUpdate's answer, an alert) are queued without
+// waiting, and announced by notify as usual.
+func (e *Engine) open(p []byte) (int, error) {
+	e.readerOn, e.inline = true, true
+	e.mu.Unlock()
+	total := 0
+	var err error
+	for total < len(p) && err == nil {
+		var n int
+		n, err = e.tc.Read(p[total:])
+		total += n
+	}
+	e.mu.Lock()
+	defer e.unlock()
+	e.readerOn, e.inline = false, false
+	e.pending = err == nil
+	switch {
+	case err == nil || errors.Is(err, errWouldBlock):
+	case err == io.EOF:
+		e.plainErr = io.EOF
+	default:
+		e.plainErr = err
+		e.failLocked(err)
+	}
+	if total > 0 {
+		return total, nil
+	}
+	if e.plainErr != nil {
+		return 0, e.plainErr
 	}
 	return 0, nil
 }
@@ -481,11 +547,11 @@ func (e *Engine) seal(p []byte) (int, error) {
 	// crypto/tls's output meanwhile; sealing tells wire.Write that its
 	// caller is the one who drains the queue, so it neither waits nor
 	// notifies.
-	e.writerOn, e.sealing = true, true
+	e.writerOn, e.sealing, e.inline = true, true, true
 	e.mu.Unlock()
 	n, err := e.tc.Write(p[:n])
 	e.mu.Lock()
-	e.writerOn, e.sealing = false, false
+	e.writerOn, e.sealing, e.inline = false, false, false
 	if err != nil {
 		e.failLocked(err)
 	}
@@ -596,7 +662,7 @@ func (e *Engine) Events() Events {
 	}
 	set(e.cout.len() > 0, CipherReady)
 	set(e.cin.free() > 0 && !e.closed, CanFeed)
-	set(e.pin.len() > 0 || e.plainErr != nil || e.err != nil, PlainReady)
+	set(e.pin.len() > 0 || e.plainErr != nil || e.err != nil || e.pending && e.opensLocked(), PlainReady)
 	set(e.writableLocked(), CanWrite)
 	set(e.hsDone, Handshaken)
 	set(e.writeDone && e.cout.len() == 0, WriteShut)

@@ -418,3 +418,43 @@ func drain(c chan struct{}) {
 		}
 	}
 }
+
+// After the handshake, Read decrypts on the caller what Feed queued: the
+// plaintext is there as soon as the ciphertext is fed, without a notify.
+func TestReadOpensOnCaller(t *testing.T) {
+	ssltest.CheckGoroutines(t)
+	p := newPair(t, tls.VersionTLS13, Options{})
+	p.until("the handshake", func() bool { return p.cli.Events()&Handshaken != 0 && p.srv.Events()&Handshaken != 0 })
+	p.settle()
+	data := make([]byte, 40<<10)
+	rand.Read(data)
+	if n, err := p.cli.Write(data); n != len(data) || err != nil {
+		t.Fatalf("Write took %d: %v", n, err)
+	}
+	drain(p.wake)
+	p.srv.Events()
+	if !carry(p.cli, p.srv) {
+		t.Fatal("no ciphertext to carry")
+	}
+	buf := make([]byte, len(data)+1)
+	n, err := p.srv.Read(buf)
+	if err != nil || !bytes.Equal(buf[:n], data) {
+		t.Fatalf("Read right after Feed: %d bytes, %v", n, err)
+	}
+	select {
+	case <-p.wake:
+		t.Error("decrypting on the caller notified it")
+	default:
+	}
+	// A buffer smaller than the records leaves the rest for the next
+	// Read, and PlainReady says so.
+	p.cli.Write(data)
+	carry(p.cli, p.srv)
+	small := make([]byte, 1000)
+	if n, _ := p.srv.Read(small); n != len(small) {
+		t.Fatalf("Read %d bytes into %d", n, len(small))
+	}
+	if p.srv.Events()&PlainReady == 0 {
+		t.Error("PlainReady not reported while crypto/tls holds decrypted bytes")
+	}
+}

@@ -50,15 +50,16 @@ func (w wire) Read(p []byte) (int, error) {
 }
 
 // Write queues all of p, waiting for room while the loop drains the queue:
-// crypto/tls treats a short write as fatal. Records sealed by the loop
-// itself (Engine.seal) neither wait, since the loop is who would drain the
-// queue, nor notify, since the loop sends them when Write returns.
+// crypto/tls treats a short write as fatal. Records made on the loop's
+// goroutine (Engine.seal, Engine.open) never wait, since the loop is who
+// would drain the queue; those seal makes do not notify either, since the
+// loop sends them when Write returns.
 func (w wire) Write(p []byte) (int, error) {
 	e := w.e
 	total := 0
 	for len(p) > 0 {
 		e.mu.Lock()
-		for !e.closed && e.cout.free() == 0 && !e.sealing {
+		for !e.closed && e.cout.free() == 0 && !e.inline {
 			e.wait(&e.roomOut)
 		}
 		if e.closed {
@@ -77,9 +78,9 @@ func (w wire) Write(p []byte) (int, error) {
 	return total, nil
 }
 
-// errCipherFull fails a session whose records, sealed on the loop, found
-// the ciphertext queue full: the room sealable counted on was taken by
-// records a goroutine made meanwhile (a peer flooding KeyUpdates).
+// errCipherFull fails a session whose records, made on the loop, found the
+// ciphertext queue full: the room sealable counted on was taken by records
+// made meanwhile, or a peer floods KeyUpdates faster than it reads.
 var errCipherFull = errors.New("TLS ciphertext queue overrun")
 
 // Close is never called by the engine (it closes its queues itself), but
