@@ -41,6 +41,7 @@ type conn struct {
 	readPaused bool // reading the fd stopped because the engine was full
 	recvDone   bool // Recv reported the end of the stream or a failure
 	drained    bool // Recv's pull read the fd until EAGAIN
+	reads      bool // Recv was called: the relay reads what it feeds
 	wantShut   bool // the relay asked for CloseWrite
 	shut       bool // shutdown(SHUT_WR) done
 	logged     bool // the failure was logged
@@ -191,6 +192,13 @@ func (c *conn) readFd(p []byte) (int, error) { return unix.Read(c.s.Fd(), p) }
 
 // Recv implements loop.Transport: plaintext for the relay.
 func (c *conn) Recv(p []byte) (int, error) {
+	if !c.reads {
+		// The relay reads what Recv feeds from now on: the engine may
+		// decrypt on the loop (until now, records fed while the
+		// connector settled the handshake were announced by wake).
+		c.reads = true
+		c.e.ReadAfterFeed()
+	}
 	c.phase = relaying
 	// Only a relay that wants data gets the fd read: a call made because
 	// wake reported plaintext while the relay holds back (its peer is

@@ -104,6 +104,7 @@ type Engine struct {
 	sealing      bool // Write is sealing records on the loop's goroutine
 	inline       bool // Read or Write runs crypto/tls on the loop's goroutine
 	pending      bool // Read filled its buffer: crypto/tls may hold more
+	opened       bool // ReadAfterFeed: the caller reads what it feeds
 }
 
 // NewServer starts the server side of a handshake.
@@ -207,9 +208,10 @@ func (e *Engine) handshake() {
 }
 
 // fedLocked starts the reader for ciphertext just fed, unless Read
-// decrypts on its caller (see open): then the caller, who fed it, knows.
+// decrypts on its caller (see open) and the caller reads what it feeds
+// (ReadAfterFeed).
 func (e *Engine) fedLocked() {
-	if e.cin.size < minSealQueue {
+	if e.cin.size < minSealQueue || e.writerOn || !e.opened {
 		e.startReaderLocked()
 	}
 }
@@ -410,7 +412,9 @@ func (e *Engine) Sent(n int) {
 // its clean end of stream), or the session's failure. Once the handshake
 // is done and its last records are read, Read decrypts on the calling
 // goroutine what ciphertext Feed queued (see open); PlainReady then only
-// says that Read has more to give than the caller fed since.
+// says that Read has more to give than the caller fed since. Unless the
+// caller said it reads what it feeds (ReadAfterFeed), a goroutine decrypts
+// what is fed and notify announces it.
 func (e *Engine) Read(p []byte) (int, error) {
 	e.mu.Lock()
 	if n := e.pin.pull(p); n > 0 {
@@ -431,12 +435,26 @@ func (e *Engine) Read(p []byte) (int, error) {
 	return 0, nil
 }
 
+// ReadAfterFeed tells the engine that from now on the caller calls Read
+// after every Feed (as a relay does: it reads the socket when it wants
+// data): once the handshake is done, Feed then starts no goroutine, and
+// Read decrypts on the caller's. Before, and without it, what is fed is
+// decrypted off the caller and announced, for a caller that feeds bytes
+// and reads later (a connector still settling the handshake's outcome).
+func (e *Engine) ReadAfterFeed() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.opened = true
+}
+
 // opensLocked tells whether Read decrypts on its caller (see open): the
 // handshake is done, no reader goroutine runs (the one the handshake's end
-// starts for records that came with its last flight), and the queues are
-// large enough to seal into, as for Write.
+// starts for records that came with its last flight), the queues are large
+// enough to seal into, as for Write, and no writer goroutine runs: one that
+// waits for room in the ciphertext queue must not be told, as records made
+// on the loop are, that nobody will drain it.
 func (e *Engine) opensLocked() bool {
-	return e.hsDone && !e.readerOn && !e.closed && e.plainErr == nil && e.cin.size >= minSealQueue
+	return e.hsDone && !e.readerOn && !e.writerOn && !e.closed && e.plainErr == nil && e.cin.size >= minSealQueue
 }
 
 // open decrypts queued ciphertext into p on the caller's goroutine, with

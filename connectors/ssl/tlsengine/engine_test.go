@@ -431,6 +431,7 @@ func TestReadOpensOnCaller(t *testing.T) {
 	if n, err := p.cli.Write(data); n != len(data) || err != nil {
 		t.Fatalf("Write took %d: %v", n, err)
 	}
+	p.srv.ReadAfterFeed()
 	drain(p.wake)
 	p.srv.Events()
 	if !carry(p.cli, p.srv) {
@@ -456,5 +457,23 @@ func TestReadOpensOnCaller(t *testing.T) {
 	}
 	if p.srv.Events()&PlainReady == 0 {
 		t.Error("PlainReady not reported while crypto/tls holds decrypted bytes")
+	}
+}
+
+// Records fed after the handshake but before the caller's first Read (the
+// connector is still busy with the handshake's outcome) are decrypted by a
+// goroutine and announced: nobody would read them otherwise, since the
+// socket that brought them has nothing more to say.
+func TestFeedBeforeFirstReadAnnounced(t *testing.T) {
+	ssltest.CheckGoroutines(t)
+	p := newPair(t, tls.VersionTLS13, Options{})
+	p.until("the handshake", func() bool { return p.cli.Events()&Handshaken != 0 && p.srv.Events()&Handshaken != 0 })
+	p.settle()
+	p.cli.Write([]byte("early"))
+	p.until("PlainReady without a Read", func() bool { return p.srv.Events()&PlainReady != 0 })
+	var got bytes.Buffer
+	readAll(p.srv, &got)
+	if got.String() != "early" {
+		t.Fatalf("read %q", got.String())
 	}
 }
