@@ -211,10 +211,12 @@ func (c *conn) Recv(p []byte) (int, error) {
 	}
 	n, err := c.e.Read(p)
 	switch {
-	case n == len(p) && (c.drained || !c.s.Reading()):
-		// The engine decrypts on the loop and may hold more than p took,
-		// while the fd, drained or not watched, will not call the relay
-		// back: wake will (PlainReady).
+	case n > 0 && (c.drained || !c.s.Reading()) && c.e.More():
+		// The engine decrypts on the loop and holds more than p took
+		// (plaintext, or the end that came after it), while the fd,
+		// drained or not watched, will not call the relay back, and a
+		// relay whose peer is full does not ask again: wake will
+		// (PlainReady).
 		c.l.Post(c.wakeFn)
 		return n, nil
 	case n > 0:

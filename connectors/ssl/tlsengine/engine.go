@@ -667,6 +667,21 @@ func (e *Engine) ConnectionState() tls.ConnectionState {
 	return e.tc.ConnectionState()
 }
 
+// More reports whether Read has more to give now (what Events reports as
+// PlainReady: plaintext, the end of the stream or a failure) without
+// re-arming notify. A caller on whose goroutine Read decrypts asks it after
+// a read, since no goroutine will announce what that read left: the rest of
+// a record that did not fit, or the close_notify that came after the data.
+func (e *Engine) More() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.plainReadyLocked()
+}
+
+func (e *Engine) plainReadyLocked() bool {
+	return e.pin.len() > 0 || e.plainErr != nil || e.err != nil || e.pending && e.opensLocked()
+}
+
 // Events reports what the loop can do now, and re-arms notify.
 func (e *Engine) Events() Events {
 	e.mu.Lock()
@@ -680,7 +695,7 @@ func (e *Engine) Events() Events {
 	}
 	set(e.cout.len() > 0, CipherReady)
 	set(e.cin.free() > 0 && !e.closed, CanFeed)
-	set(e.pin.len() > 0 || e.plainErr != nil || e.err != nil || e.pending && e.opensLocked(), PlainReady)
+	set(e.plainReadyLocked(), PlainReady)
 	set(e.writableLocked(), CanWrite)
 	set(e.hsDone, Handshaken)
 	set(e.writeDone && e.cout.len() == 0, WriteShut)
