@@ -477,3 +477,30 @@ func TestFeedBeforeFirstReadAnnounced(t *testing.T) {
 		t.Fatalf("read %q", got.String())
 	}
 }
+
+// More tells a caller that reads on its own goroutine what its last Read
+// left: nothing after a Read that took all, the end when the peer's
+// close_notify came with the data, though Read returned only the data.
+func TestMoreAfterLastRecord(t *testing.T) {
+	ssltest.CheckGoroutines(t)
+	p := newPair(t, tls.VersionTLS13, Options{})
+	p.until("the handshake", func() bool { return p.cli.Events()&Handshaken != 0 && p.srv.Events()&Handshaken != 0 })
+	p.settle()
+	p.srv.ReadAfterFeed()
+	buf := make([]byte, 100)
+	p.cli.Write([]byte("some"))
+	carry(p.cli, p.srv)
+	if n, err := p.srv.Read(buf); n != 4 || err != nil || p.srv.More() {
+		t.Fatalf("Read %d bytes, %v; More %v", n, err, p.srv.More())
+	}
+	p.cli.Write([]byte("last"))
+	p.cli.CloseWrite()
+	p.until("close_notify sealed", func() bool { return p.cli.Events()&WriteShut != 0 })
+	carry(p.cli, p.srv)
+	if n, err := p.srv.Read(buf); n != 4 || err != nil || !p.srv.More() {
+		t.Fatalf("Read %d bytes, %v; More %v (the end is still to report)", n, err, p.srv.More())
+	}
+	if n, err := p.srv.Read(buf); n != 0 || err != io.EOF {
+		t.Fatalf("Read %d bytes, %v; want EOF", n, err)
+	}
+}
