@@ -46,6 +46,7 @@ func (l *Loop) Relay(client, server *Socket) {
 			l.flush(s)
 		}
 	}
+	startTransports([2]*Socket{client, server})
 }
 
 func (relay) Readable(s *Socket) {

@@ -102,6 +102,17 @@ func (c *conn) wake() {
 	c.l.Notify(c.s, readable, writable)
 }
 
+// RelayStarted implements loop.RelayStarter. Records that came with the
+// handshake's last flight are decrypted while the socket is parked: stash
+// hands their plaintext to the loop, but an end that followed it (the
+// client's close_notify) stays in the engine, and the fd, drained during
+// the handshake, will not call the relay for it: wake tells it.
+func (c *conn) RelayStarted() {
+	if c.e.More() {
+		c.l.Post(c.wakeFn)
+	}
+}
+
 // Readable pulls ciphertext during the handshake phase.
 func (c *conn) Readable(*loop.Socket) {
 	if err := c.pull(); err != nil {

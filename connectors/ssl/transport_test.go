@@ -4,8 +4,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,4 +113,123 @@ func (r *oneChunkReader) Writable(s *loop.Socket) {
 	if f, ok := s.Transport().(loop.Flusher); ok {
 		f.Flush()
 	}
+}
+
+// A client that says everything at once (its Finished, its data and its
+// close_notify in one write) leaves nothing in the fd once the handshake
+// read it: the engine decrypts the data and the end while the socket waits
+// for its server, parked. When the relay starts, the data must reach the
+// server and the end too, as a shutdown of its write side (the soak's
+// early half-closing clients lost their EOF so).
+func TestEndWithHandshakeRelayed(t *testing.T) {
+	t.Parallel()
+	certs, _, _ := setup(t)
+	l, err := loop.New(loop.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan struct{})
+	go func() { l.Run(); close(ran) }()
+	t.Cleanup(func() { l.Stop(); <-ran })
+
+	clientFd, clientEnd := socketPair(t)
+	serverFd, serverEnd := socketPair(t)
+	clientEnd.SetDeadline(time.Now().Add(5 * time.Second))
+	held := &heldConn{Conn: clientEnd}
+	client := tls.Client(held, tlsClientConfig(t, certs))
+	defer client.Close()
+
+	handshaken := make(chan error, 1)
+	var s *loop.Socket
+	l.Post(func() {
+		s, _ = l.Adopt(clientFd, nil)
+		Handshake(s, tlsServerConfig(t, certs), true, 0, func(err error) { handshaken <- err })
+	})
+	if err := client.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Write([]byte("all at once")); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if err := held.release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-handshaken; err != nil {
+		t.Fatal(err)
+	}
+	// The engine's goroutine decrypts what came with the Finished and
+	// posts its news; once it is gone, what it posted runs before the
+	// relay starts (Post runs functions in order).
+	idle(t, s.Transport().(*conn).e)
+	l.Post(func() {
+		server, _ := l.Adopt(serverFd, nil)
+		l.Relay(s, server)
+	})
+	serverEnd.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(serverEnd)
+	if err != nil || string(got) != "all at once" {
+		t.Fatalf("the server read %q, then %v", got, err)
+	}
+}
+
+// socketPair returns a connected pair of stream sockets: a non-blocking fd
+// for the loop, and the other end as a net.Conn for the test.
+func socketPair(t *testing.T) (int, net.Conn) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fds[1]), "test end")
+	defer f.Close()
+	c, err := net.FileConn(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return fds[0], c
+}
+
+// heldConn writes the first write (a ClientHello) at once, and keeps the
+// rest until release writes it all at once.
+type heldConn struct {
+	net.Conn
+	writes int
+	kept   []byte
+}
+
+func (h *heldConn) Write(p []byte) (int, error) {
+	if h.writes++; h.writes == 1 {
+		return h.Conn.Write(p)
+	}
+	h.kept = append(h.kept, p...)
+	return len(p), nil
+}
+
+func (h *heldConn) release() error {
+	// crypto/tls's CloseWrite leaves the write deadline in the past.
+	h.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, err := h.Conn.Write(h.kept)
+	return err
+}
+
+// idle waits, 5 s at most, until no goroutine of e runs. (Nothing announces
+// a goroutine's exit; its stack names its engine.)
+func idle(t *testing.T, e *tlsengine.Engine) {
+	t.Helper()
+	me := fmt.Sprintf("(*Engine).reader(%p", e)
+	for deadline := time.Now().Add(5 * time.Second); strings.Contains(engineStacks(), me); {
+		if time.Now().After(deadline) {
+			t.Fatal("the engine's reader still runs")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func engineStacks() string {
+	buf := make([]byte, 1<<20)
+	return string(buf[:runtime.Stack(buf, true)])
 }
