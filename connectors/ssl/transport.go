@@ -261,7 +261,12 @@ func (c *conn) Send(p []byte) (int, error) {
 		// or the engine's goroutine notifies when it has room.
 		return 0, unix.EAGAIN
 	}
-	if err := c.sendCipher(); err != nil && err != unix.EAGAIN {
+	switch err := c.sendCipher(); {
+	case err == unix.EAGAIN:
+		// The relay, whose chunk was taken whole, queues nothing and
+		// watches nothing: the records left over wait for the fd.
+		c.l.WatchWriter(c.s)
+	case err != nil:
 		return 0, c.failed(err)
 	}
 	return n, nil

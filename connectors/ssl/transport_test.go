@@ -1,6 +1,7 @@
 package ssl
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -232,4 +233,57 @@ func idle(t *testing.T, e *tlsengine.Engine) {
 func engineStacks() string {
 	buf := make([]byte, 1<<20)
 	return string(buf[:runtime.Stack(buf, true)])
+}
+
+// A chunk the engine seals whole but the fd takes only in part leaves
+// records in the engine: the relay, whose Send took the chunk, must still
+// watch the fd for them, or the stream's tail waits for more data that may
+// never come.
+func TestSealedTailSent(t *testing.T) {
+	t.Parallel()
+	certs, _, _ := setup(t)
+	l, err := loop.New(loop.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan struct{})
+	go func() { l.Run(); close(ran) }()
+	t.Cleanup(func() { l.Stop(); <-ran })
+
+	clientFd, clientEnd := socketPair(t)
+	serverFd, serverEnd := socketPair(t)
+	// The client's socket takes a few KiB at a time, far less than a
+	// sealed chunk.
+	unix.SetsockoptInt(clientFd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096)
+	clientEnd.SetDeadline(time.Now().Add(5 * time.Second))
+	client := tls.Client(clientEnd, tlsClientConfig(t, certs))
+	defer client.Close()
+
+	handshaken := make(chan error, 1)
+	var s *loop.Socket
+	l.Post(func() {
+		s, _ = l.Adopt(clientFd, nil)
+		Handshake(s, tlsServerConfig(t, certs), true, 0, func(err error) { handshaken <- err })
+	})
+	if err := client.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-handshaken; err != nil {
+		t.Fatal(err)
+	}
+	l.Post(func() {
+		server, _ := l.Adopt(serverFd, nil)
+		l.Relay(s, server)
+	})
+	data := make([]byte, 60<<10)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	if _, err := serverEnd.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(data))
+	if n, err := io.ReadFull(client, got); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the client read %d of %d bytes: %v", n, len(data), err)
+	}
 }
