@@ -26,7 +26,6 @@ import (
 // client waits for its EOF forever (the soak's ssl in case lost one in
 // four so).
 func TestEndAfterLastChunkAnnounced(t *testing.T) {
-	t.Parallel()
 	certs, _, _ := setup(t)
 	l, err := loop.New(loop.Config{})
 	if err != nil {
@@ -123,7 +122,6 @@ func (r *oneChunkReader) Writable(s *loop.Socket) {
 // server and the end too, as a shutdown of its write side (the soak's
 // early half-closing clients lost their EOF so).
 func TestEndWithHandshakeRelayed(t *testing.T) {
-	t.Parallel()
 	certs, _, _ := setup(t)
 	l, err := loop.New(loop.Config{})
 	if err != nil {
@@ -240,7 +238,6 @@ func engineStacks() string {
 // watch the fd for them, or the stream's tail waits for more data that may
 // never come.
 func TestSealedTailSent(t *testing.T) {
-	t.Parallel()
 	certs, _, _ := setup(t)
 	l, err := loop.New(loop.Config{})
 	if err != nil {
