@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
 	"github.com/nproxy/nproxy/connectors/ssl/tlsengine"
 	"github.com/nproxy/nproxy/loop"
 	"golang.org/x/sys/unix"
@@ -27,40 +28,13 @@ import (
 // four so).
 func TestEndAfterLastChunkAnnounced(t *testing.T) {
 	certs, _, _ := setup(t)
-	l, err := loop.New(loop.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ran := make(chan struct{})
-	go func() { l.Run(); close(ran) }()
-	t.Cleanup(func() { l.Stop(); <-ran })
+	l := runLoop(t)
 
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := os.NewFile(uintptr(fds[1]), "client")
-	raw, err := net.FileConn(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	fd, raw := socketPair(t)
 	client := tls.Client(raw, tlsClientConfig(t, certs))
 	defer client.Close()
-
 	r := &oneChunkReader{ended: make(chan error, 1)}
-	handshaken := make(chan error, 1)
-	var s *loop.Socket
-	l.Post(func() {
-		s, _ = l.Adopt(fds[0], nil)
-		newConn(s, tlsServerConfig(t, certs), true, tlsengine.Options{}, handshaking, func(err error) { handshaken <- err })
-	})
-	if err := client.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-handshaken; err != nil {
-		t.Fatal(err)
-	}
+	s := serverHandshake(t, l, certs, fd, client)
 	// Both records wait in the fd before the relay first reads it.
 	if _, err := client.Write([]byte("last words")); err != nil {
 		t.Fatal(err)
@@ -123,13 +97,7 @@ func (r *oneChunkReader) Writable(s *loop.Socket) {
 // early half-closing clients lost their EOF so).
 func TestEndWithHandshakeRelayed(t *testing.T) {
 	certs, _, _ := setup(t)
-	l, err := loop.New(loop.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ran := make(chan struct{})
-	go func() { l.Run(); close(ran) }()
-	t.Cleanup(func() { l.Stop(); <-ran })
+	l := runLoop(t)
 
 	clientFd, clientEnd := socketPair(t)
 	serverFd, serverEnd := socketPair(t)
@@ -138,12 +106,7 @@ func TestEndWithHandshakeRelayed(t *testing.T) {
 	client := tls.Client(held, tlsClientConfig(t, certs))
 	defer client.Close()
 
-	handshaken := make(chan error, 1)
-	var s *loop.Socket
-	l.Post(func() {
-		s, _ = l.Adopt(clientFd, nil)
-		Handshake(s, tlsServerConfig(t, certs), true, 0, func(err error) { handshaken <- err })
-	})
+	handshaken := startServerHandshake(t, l, certs, clientFd)
 	if err := client.Handshake(); err != nil {
 		t.Fatal(err)
 	}
@@ -156,22 +119,64 @@ func TestEndWithHandshakeRelayed(t *testing.T) {
 	if err := held.release(); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-handshaken; err != nil {
-		t.Fatal(err)
-	}
+	s := handshaken()
 	// The engine's goroutine decrypts what came with the Finished and
 	// posts its news; once it is gone, what it posted runs before the
 	// relay starts (Post runs functions in order).
 	idle(t, s.Transport().(*conn).e)
-	l.Post(func() {
-		server, _ := l.Adopt(serverFd, nil)
-		l.Relay(s, server)
-	})
+	relay(l, s, serverFd)
 	serverEnd.SetReadDeadline(time.Now().Add(5 * time.Second))
 	got, err := io.ReadAll(serverEnd)
 	if err != nil || string(got) != "all at once" {
 		t.Fatalf("the server read %q, then %v", got, err)
 	}
+}
+
+// runLoop runs a loop until the test ends.
+func runLoop(t *testing.T) *loop.Loop {
+	l, err := loop.New(loop.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan struct{})
+	go func() { l.Run(); close(ran) }()
+	t.Cleanup(func() { l.Stop(); <-ran })
+	return l
+}
+
+// startServerHandshake starts the server side of a handshake on fd; the
+// function it returns waits for its end and returns the socket, parked.
+func startServerHandshake(t *testing.T, l *loop.Loop, certs *ssltest.Certs, fd int) func() *loop.Socket {
+	done := make(chan error, 1)
+	var s *loop.Socket
+	l.Post(func() {
+		s, _ = l.Adopt(fd, nil)
+		Handshake(s, tlsServerConfig(t, certs), true, 0, func(err error) { done <- err })
+	})
+	return func() *loop.Socket {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+}
+
+// serverHandshake runs a handshake between client and the server side on
+// fd, and returns the server's socket, parked.
+func serverHandshake(t *testing.T, l *loop.Loop, certs *ssltest.Certs, fd int, client *tls.Conn) *loop.Socket {
+	handshaken := startServerHandshake(t, l, certs, fd)
+	if err := client.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	return handshaken()
+}
+
+// relay joins s and a socket of fd in a relay.
+func relay(l *loop.Loop, s *loop.Socket, fd int) {
+	l.Post(func() {
+		server, _ := l.Adopt(fd, nil)
+		l.Relay(s, server)
+	})
 }
 
 // socketPair returns a connected pair of stream sockets: a non-blocking fd
@@ -239,13 +244,7 @@ func engineStacks() string {
 // never come.
 func TestSealedTailSent(t *testing.T) {
 	certs, _, _ := setup(t)
-	l, err := loop.New(loop.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ran := make(chan struct{})
-	go func() { l.Run(); close(ran) }()
-	t.Cleanup(func() { l.Stop(); <-ran })
+	l := runLoop(t)
 
 	clientFd, clientEnd := socketPair(t)
 	serverFd, serverEnd := socketPair(t)
@@ -256,22 +255,8 @@ func TestSealedTailSent(t *testing.T) {
 	client := tls.Client(clientEnd, tlsClientConfig(t, certs))
 	defer client.Close()
 
-	handshaken := make(chan error, 1)
-	var s *loop.Socket
-	l.Post(func() {
-		s, _ = l.Adopt(clientFd, nil)
-		Handshake(s, tlsServerConfig(t, certs), true, 0, func(err error) { handshaken <- err })
-	})
-	if err := client.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-handshaken; err != nil {
-		t.Fatal(err)
-	}
-	l.Post(func() {
-		server, _ := l.Adopt(serverFd, nil)
-		l.Relay(s, server)
-	})
+	s := serverHandshake(t, l, certs, clientFd, client)
+	relay(l, s, serverFd)
 	data := make([]byte, 60<<10)
 	for i := range data {
 		data[i] = byte(i * 7)
