@@ -19,10 +19,12 @@ const readRounds = 4
 // Relay joins client and server, two connected sockets of this loop, and
 // moves bytes between them until both directions are done: splice(2) when
 // both are Raw, the reading side has no hook and its reads show a stream
-// (see copySmall), buffers otherwise. Stashed bytes are delivered first. EOF
-// on one side becomes shutdown(SHUT_WR) on the other once its pending data
-// is written; the pair closes when both directions are done; an error on
-// one side closes the other once its pending data is written.
+// (see copySmall), buffers otherwise. Stashed bytes are delivered first,
+// and transports that may hold more are told the relay started
+// (RelayStarter). EOF on one side becomes shutdown(SHUT_WR) on the other
+// once its pending data is written; the pair closes when both directions
+// are done; an error on one side closes the other once its pending data is
+// written.
 //
 // Datagram sockets (see SetDatagram) are relayed one datagram at a time
 // instead.
@@ -46,6 +48,7 @@ func (l *Loop) Relay(client, server *Socket) {
 			l.flush(s)
 		}
 	}
+	startTransports([2]*Socket{client, server})
 }
 
 func (relay) Readable(s *Socket) {

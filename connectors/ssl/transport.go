@@ -40,6 +40,8 @@ type conn struct {
 	sockEOF    bool // the fd read EOF
 	readPaused bool // reading the fd stopped because the engine was full
 	recvDone   bool // Recv reported the end of the stream or a failure
+	drained    bool // Recv's pull read the fd until EAGAIN
+	reads      bool // Recv was called: the relay reads what it feeds
 	wantShut   bool // the relay asked for CloseWrite
 	shut       bool // shutdown(SHUT_WR) done
 	logged     bool // the failure was logged
@@ -98,6 +100,17 @@ func (c *conn) wake() {
 	readable := ev&(tlsengine.PlainReady|tlsengine.Failed) != 0 && !c.recvDone
 	writable := ev&(tlsengine.CipherReady|tlsengine.CanWrite|tlsengine.WriteShut|tlsengine.Failed) != 0
 	c.l.Notify(c.s, readable, writable)
+}
+
+// RelayStarted implements loop.RelayStarter. Records that came with the
+// handshake's last flight are decrypted while the socket is parked: stash
+// hands their plaintext to the loop, but an end that followed it (the
+// client's close_notify) stays in the engine, and the fd, drained during
+// the handshake, will not call the relay for it: wake tells it.
+func (c *conn) RelayStarted() {
+	if c.e.More() {
+		c.l.Post(c.wakeFn)
+	}
 }
 
 // Readable pulls ciphertext during the handshake phase.
@@ -170,7 +183,10 @@ func (c *conn) pull() error {
 			c.readPaused = true
 			c.l.UnwatchReader(c.s)
 			return nil
-		case err == unix.EAGAIN || err == unix.EINTR:
+		case err == unix.EAGAIN:
+			c.drained = true
+			return nil
+		case err == unix.EINTR:
 			return nil
 		case err != nil:
 			return err
@@ -187,10 +203,18 @@ func (c *conn) readFd(p []byte) (int, error) { return unix.Read(c.s.Fd(), p) }
 
 // Recv implements loop.Transport: plaintext for the relay.
 func (c *conn) Recv(p []byte) (int, error) {
+	if !c.reads {
+		// The relay reads what Recv feeds from now on: the engine may
+		// decrypt on the loop (until now, records fed while the
+		// connector settled the handshake were announced by wake).
+		c.reads = true
+		c.e.ReadAfterFeed()
+	}
 	c.phase = relaying
 	// Only a relay that wants data gets the fd read: a call made because
 	// wake reported plaintext while the relay holds back (its peer is
 	// full) only empties what the engine already holds.
+	c.drained = false
 	if c.s.Reading() {
 		if err := c.pull(); err != nil {
 			return 0, c.failed(err)
@@ -198,6 +222,14 @@ func (c *conn) Recv(p []byte) (int, error) {
 	}
 	n, err := c.e.Read(p)
 	switch {
+	case n > 0 && (c.drained || !c.s.Reading()) && c.e.More():
+		// The engine decrypts on the loop and holds more than p took
+		// (plaintext, or the end that came after it), while the fd,
+		// drained or not watched, will not call the relay back, and a
+		// relay whose peer is full does not ask again: wake will
+		// (PlainReady).
+		c.l.Post(c.wakeFn)
+		return n, nil
 	case n > 0:
 		return n, nil
 	case err == io.EOF:
@@ -210,29 +242,45 @@ func (c *conn) Recv(p []byte) (int, error) {
 	return 0, unix.EAGAIN
 }
 
-// Send implements loop.Transport: plaintext to encrypt.
+// Send implements loop.Transport: plaintext to encrypt. Once the handshake
+// is done the engine seals it at once, and Send writes the records to the
+// fd before returning: the relay goes on reading only while nothing is
+// left pending, so a stream costs one read, one write and no wake-up per
+// chunk. Ciphertext still queued goes out first, to make room.
 func (c *conn) Send(p []byte) (int, error) {
 	c.phase = relaying
+	if err := c.sendCipher(); err != nil && err != unix.EAGAIN {
+		return 0, c.failed(err)
+	}
 	n, err := c.e.Write(p)
 	switch {
 	case err != nil:
 		return 0, c.failed(err)
 	case n == 0:
+		// No room: the fd must take the queued records first (FdBlocked),
+		// or the engine's goroutine notifies when it has room.
 		return 0, unix.EAGAIN
+	}
+	switch err := c.sendCipher(); {
+	case err == unix.EAGAIN:
+		// The relay, whose chunk was taken whole, queues nothing and
+		// watches nothing: the records left over wait for the fd.
+		c.l.WatchWriter(c.s)
+	case err != nil:
+		return 0, c.failed(err)
 	}
 	return n, nil
 }
 
-// Flush implements loop.Flusher: it writes the engine's ciphertext to the
-// fd, then shuts the fd's write side once close_notify is out.
-func (c *conn) Flush() error {
-	fd := c.s.Fd()
+// sendCipher writes the engine's ciphertext to the fd until it has none
+// or the fd takes no more.
+func (c *conn) sendCipher() error {
 	for {
 		b := c.e.Cipher()
 		if len(b) == 0 {
-			break
+			return nil
 		}
-		n, err := unix.Write(fd, b)
+		n, err := unix.Write(c.s.Fd(), b)
 		if n > 0 {
 			c.e.Sent(n)
 		}
@@ -240,6 +288,15 @@ func (c *conn) Flush() error {
 			return err
 		}
 	}
+}
+
+// Flush implements loop.Flusher: it writes the engine's ciphertext to the
+// fd, then shuts the fd's write side once close_notify is out.
+func (c *conn) Flush() error {
+	if err := c.sendCipher(); err != nil {
+		return err
+	}
+	fd := c.s.Fd()
 	ev := c.e.Events()
 	if c.wantShut && !c.shut && ev&tlsengine.WriteShut != 0 {
 		c.shut = true

@@ -343,3 +343,164 @@ func TestIdleHoldsNothing(t *testing.T) {
 		e.mu.Unlock()
 	}
 }
+
+// After the handshake, Write seals on the caller's goroutine: the records
+// are queued when it returns, without a notify, and what crypto/tls made of
+// them decrypts to the same bytes on the other side.
+func TestWriteSealsOnCaller(t *testing.T) {
+	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(version), func(t *testing.T) {
+			ssltest.CheckGoroutines(t)
+			p := newPair(t, version, Options{})
+			p.until("the handshake and its tickets", func() bool {
+				return p.cli.Events()&Handshaken != 0 && p.srv.Events()&Handshaken != 0 && len(p.srv.Cipher()) == 0
+			})
+			p.settle()
+			drain(p.wake)
+			p.srv.Events() // armed: a notify would show in p.wake
+			data := make([]byte, 64<<10)
+			rand.Read(data)
+			n, err := p.srv.Write(data)
+			if err != nil || n != len(data) {
+				t.Fatalf("Write took %d of %d: %v", n, len(data), err)
+			}
+			if got := p.srv.Buffered(); got <= len(data) {
+				t.Fatalf("the engine holds %d bytes when Write returns, want more than the %d plaintext bytes, sealed", got, len(data))
+			}
+			select {
+			case <-p.wake:
+				t.Error("sealing on the caller notified it")
+			default:
+			}
+			var got bytes.Buffer
+			p.until("the plaintext", func() bool {
+				readAll(p.cli, &got)
+				return got.Len() == len(data)
+			})
+			if !bytes.Equal(got.Bytes(), data) {
+				t.Fatal("bytes lost or reordered")
+			}
+		})
+	}
+}
+
+// Sealing a chunk allocates nothing, nor does sending it.
+func TestSealAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own; `go test` without -race counts")
+	}
+	p := newPair(t, tls.VersionTLS13, Options{})
+	p.until("the handshake", func() bool { return p.srv.Events()&Handshaken != 0 && p.cli.Events()&Handshaken != 0 })
+	p.settle()
+	chunk := make([]byte, 16<<10)
+	sealAndSend := func() {
+		if n, err := p.srv.Write(chunk); n != len(chunk) || err != nil {
+			t.Fatalf("Write took %d: %v", n, err)
+		}
+		for c := p.srv.Cipher(); len(c) > 0; c = p.srv.Cipher() {
+			p.srv.Sent(len(c))
+		}
+	}
+	for range 100 { // past crypto/tls's small first records
+		sealAndSend()
+	}
+	if a := testing.AllocsPerRun(100, sealAndSend); a != 0 {
+		t.Errorf("%v allocations per sealed chunk", a)
+	}
+}
+
+func drain(c chan struct{}) {
+	for {
+		select {
+		case <-c:
+		default:
+			return
+		}
+	}
+}
+
+// After the handshake, Read decrypts on the caller what Feed queued: the
+// plaintext is there as soon as the ciphertext is fed, without a notify.
+func TestReadOpensOnCaller(t *testing.T) {
+	ssltest.CheckGoroutines(t)
+	p := newPair(t, tls.VersionTLS13, Options{})
+	p.until("the handshake", func() bool { return p.cli.Events()&Handshaken != 0 && p.srv.Events()&Handshaken != 0 })
+	p.settle()
+	data := make([]byte, 40<<10)
+	rand.Read(data)
+	if n, err := p.cli.Write(data); n != len(data) || err != nil {
+		t.Fatalf("Write took %d: %v", n, err)
+	}
+	p.srv.ReadAfterFeed()
+	drain(p.wake)
+	p.srv.Events()
+	if !carry(p.cli, p.srv) {
+		t.Fatal("no ciphertext to carry")
+	}
+	buf := make([]byte, len(data)+1)
+	n, err := p.srv.Read(buf)
+	if err != nil || !bytes.Equal(buf[:n], data) {
+		t.Fatalf("Read right after Feed: %d bytes, %v", n, err)
+	}
+	select {
+	case <-p.wake:
+		t.Error("decrypting on the caller notified it")
+	default:
+	}
+	// A buffer smaller than the records leaves the rest for the next
+	// Read, and PlainReady says so.
+	p.cli.Write(data)
+	carry(p.cli, p.srv)
+	small := make([]byte, 1000)
+	if n, _ := p.srv.Read(small); n != len(small) {
+		t.Fatalf("Read %d bytes into %d", n, len(small))
+	}
+	if p.srv.Events()&PlainReady == 0 {
+		t.Error("PlainReady not reported while crypto/tls holds decrypted bytes")
+	}
+}
+
+// Records fed after the handshake but before the caller's first Read (the
+// connector is still busy with the handshake's outcome) are decrypted by a
+// goroutine and announced: nobody would read them otherwise, since the
+// socket that brought them has nothing more to say.
+func TestFeedBeforeFirstReadAnnounced(t *testing.T) {
+	ssltest.CheckGoroutines(t)
+	p := newPair(t, tls.VersionTLS13, Options{})
+	p.until("the handshake", func() bool { return p.cli.Events()&Handshaken != 0 && p.srv.Events()&Handshaken != 0 })
+	p.settle()
+	p.cli.Write([]byte("early"))
+	p.until("PlainReady without a Read", func() bool { return p.srv.Events()&PlainReady != 0 })
+	var got bytes.Buffer
+	readAll(p.srv, &got)
+	if got.String() != "early" {
+		t.Fatalf("read %q", got.String())
+	}
+}
+
+// More tells a caller that reads on its own goroutine what its last Read
+// left: nothing after a Read that took all, the end when the peer's
+// close_notify came with the data, though Read returned only the data.
+func TestMoreAfterLastRecord(t *testing.T) {
+	ssltest.CheckGoroutines(t)
+	p := newPair(t, tls.VersionTLS13, Options{})
+	p.until("the handshake", func() bool { return p.cli.Events()&Handshaken != 0 && p.srv.Events()&Handshaken != 0 })
+	p.settle()
+	p.srv.ReadAfterFeed()
+	buf := make([]byte, 100)
+	p.cli.Write([]byte("some"))
+	carry(p.cli, p.srv)
+	if n, err := p.srv.Read(buf); n != 4 || err != nil || p.srv.More() {
+		t.Fatalf("Read %d bytes, %v; More %v", n, err, p.srv.More())
+	}
+	p.cli.Write([]byte("last"))
+	p.cli.CloseWrite()
+	p.until("close_notify sealed", func() bool { return p.cli.Events()&WriteShut != 0 })
+	carry(p.cli, p.srv)
+	if n, err := p.srv.Read(buf); n != 4 || err != nil || !p.srv.More() {
+		t.Fatalf("Read %d bytes, %v; More %v (the end is still to report)", n, err, p.srv.More())
+	}
+	if n, err := p.srv.Read(buf); n != 0 || err != io.EOF {
+		t.Fatalf("Read %d bytes, %v; want EOF", n, err)
+	}
+}

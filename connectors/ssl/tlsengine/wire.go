@@ -1,6 +1,7 @@
 package tlsengine
 
 import (
+	"errors"
 	"io"
 	"net"
 	"time"
@@ -49,25 +50,38 @@ func (w wire) Read(p []byte) (int, error) {
 }
 
 // Write queues all of p, waiting for room while the loop drains the queue:
-// crypto/tls treats a short write as fatal.
+// crypto/tls treats a short write as fatal. Records made on the loop's
+// goroutine (Engine.seal, Engine.open) never wait, since the loop is who
+// would drain the queue; those seal makes do not notify either, since the
+// loop sends them when Write returns.
 func (w wire) Write(p []byte) (int, error) {
 	e := w.e
 	total := 0
 	for len(p) > 0 {
 		e.mu.Lock()
-		for !e.closed && e.cout.free() == 0 {
+		for !e.closed && e.cout.free() == 0 && !e.inline {
 			e.wait(&e.roomOut)
 		}
 		if e.closed {
 			e.unlock()
 			return total, net.ErrClosed
 		}
+		if e.cout.free() == 0 {
+			e.unlock()
+			return total, errCipherFull
+		}
 		n := e.cout.push(p)
-		p, total, e.fire = p[n:], total+n, true
+		p, total = p[n:], total+n
+		e.fire = e.fire || !e.sealing
 		e.unlock()
 	}
 	return total, nil
 }
+
+// errCipherFull fails a session whose records, made on the loop, found the
+// ciphertext queue full: the room sealable counted on was taken by records
+// made meanwhile, or a peer floods KeyUpdates faster than it reads.
+var errCipherFull = errors.New("TLS ciphertext queue overrun")
 
 // Close is never called by the engine (it closes its queues itself), but
 // crypto/tls may call it when a handshake context ends.

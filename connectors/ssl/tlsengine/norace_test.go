@@ -1,0 +1,5 @@
+//go:build !race
+
+package tlsengine
+
+const raceEnabled = false
