@@ -131,8 +131,28 @@ func (t *tunnel) Recv(p []byte) (int, error) {
 // relay is told later (wakeWriter) to send again: the send connection is
 // then watched, or a new one is coming.
 func (t *tunnel) Send(p []byte) (int, error) {
+	taken := t.queue(nil, p)
+	t.flush()
+	switch {
+	case t.err != nil:
+		return 0, unix.EIO
+	case t.closeWant:
+		return 0, unix.EPIPE
+	case taken == 0:
+		return 0, unix.EAGAIN
+	}
+	return taken, nil
+}
+
+// queue makes head then body, as one run of payload, DATA frames in the
+// current body, as much as the send connection takes now, and says how
+// many bytes of the two it took. It writes only when its buffer is full:
+// the caller flushes. Two parts, so that a mux session puts its frame
+// header and the stream's bytes here without joining them first.
+func (t *tunnel) queue(head, body []byte) int {
+	size := len(head) + len(body)
 	taken := 0
-	for taken < len(p) && t.err == nil && !t.closeWant && t.send != nil && !t.rotating {
+	for taken < size && t.err == nil && !t.closeWant && t.send != nil && !t.rotating {
 		if len(t.out)-t.outOff >= bufSize {
 			// Full: one write for all the frames queued (a write per
 			// frame cost a syscall per 64 KiB or less), then go on with
@@ -146,8 +166,8 @@ func (t *tunnel) Send(p []byte) (int, error) {
 			t.endBody()
 			break
 		}
-		n := min(len(p)-taken, t.room-headerLen, t.maxData, bufSize-(len(t.out)-t.outOff))
-		t.out = appendData(t.out, p[taken:taken+n])
+		n := min(size-taken, t.room-headerLen, t.maxData, bufSize-(len(t.out)-t.outOff))
+		t.out = appendData(t.out, head, body, taken, n)
 		t.room -= headerLen + n
 		taken += n
 		t.wrote = true
@@ -155,16 +175,7 @@ func (t *tunnel) Send(p []byte) (int, error) {
 			t.endBody()
 		}
 	}
-	t.flush()
-	switch {
-	case t.err != nil:
-		return 0, unix.EIO
-	case t.closeWant:
-		return 0, unix.EPIPE
-	case taken == 0:
-		return 0, unix.EAGAIN
-	}
-	return taken, nil
+	return taken
 }
 
 // CloseWrite implements loop.Transport: CLOSE goes out after what is queued.
