@@ -93,11 +93,17 @@ func (m *session) open(client *loop.Socket, h connectors.Handler) {
 // Readable reads the tunnel's payload and dispatches its frames.
 func (m *session) Readable(vs *loop.Socket) {
 	for m.err == nil {
+		if m.tun != nil && len(m.in) == 0 {
+			m.tun.consume(m.dispatchFrames(m.tun.held()))
+		}
+		if m.err != nil {
+			return
+		}
 		if len(m.in) == cap(m.in) {
 			m.die(errors.New("mux frame longer than the read buffer"))
 			return
 		}
-		n, err := vs.Read(m.in[len(m.in):cap(m.in)])
+		n, err := vs.Read(m.in[len(m.in):m.readEnd()])
 		switch {
 		case err == unix.EAGAIN:
 			return
@@ -109,21 +115,40 @@ func (m *session) Readable(vs *loop.Socket) {
 			return
 		}
 		m.in = m.in[:len(m.in)+n]
-		rest := m.in
-		for m.err == nil {
-			f, size, ok, err := parseMux(rest)
-			if err != nil {
-				m.die(err)
-				return
-			}
-			if !ok {
-				break
-			}
-			m.dispatch(f)
-			rest = rest[size:]
-		}
-		m.in = m.in[:copy(m.in, rest)]
+		used := m.dispatchFrames(m.in)
+		m.in = m.in[:copy(m.in, m.in[used:])]
 	}
+}
+
+// readEnd bounds the next read into in. From a tunnel, no further than
+// the end of the frame its buffer cut (all it holds when in is empty):
+// the frames after it are parsed where the tunnel decoded them.
+func (m *session) readEnd() int {
+	switch {
+	case m.tun == nil || len(m.in) == 0:
+		return cap(m.in)
+	case len(m.in) < muxHeader:
+		return muxHeader
+	}
+	return muxHeader + int(binary.BigEndian.Uint16(m.in[5:7]))
+}
+
+// dispatchFrames dispatches the whole frames at the start of b and says
+// how many bytes they took.
+func (m *session) dispatchFrames(b []byte) int {
+	used := 0
+	for m.err == nil {
+		f, size, ok, err := parseMux(b[used:])
+		if err != nil {
+			m.die(err)
+		}
+		if !ok {
+			break
+		}
+		m.dispatch(f)
+		used += size
+	}
+	return used
 }
 
 // Writable sends what the session holds: the tunnel has room again.

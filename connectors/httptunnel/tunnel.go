@@ -108,12 +108,8 @@ func newTunnel(l *loop.Loop, end ender, name string, o *Options) (*tunnel, error
 func (t *tunnel) Recv(p []byte) (int, error) {
 	defer t.sync()
 	if t.inW > t.inR {
-		n := copy(p, t.in[t.inR:t.inW])
-		t.inR += n
-		if t.inR == t.inW {
-			t.inR, t.inW = 0, 0
-		}
-		t.resume()
+		n := copy(p, t.held())
+		t.consume(n)
 		return n, nil
 	}
 	switch {
@@ -124,6 +120,19 @@ func (t *tunnel) Recv(p []byte) (int, error) {
 		return 0, nil
 	}
 	return 0, unix.EAGAIN
+}
+
+// held is the decoded payload not taken yet: a mux session parses its
+// frames where they lie (consume), a copy less than through Recv.
+func (t *tunnel) held() []byte { return t.in[t.inR:t.inW] }
+
+// consume drops the first n bytes of held, as taken.
+func (t *tunnel) consume(n int) {
+	t.inR += n
+	if t.inR == t.inW {
+		t.inR, t.inW = 0, 0
+	}
+	t.resume()
 }
 
 // Send implements loop.Transport: p becomes DATA frames in the current
@@ -586,12 +595,16 @@ func (t *tunnel) closeRecv() {
 
 // ---- the eventfd and the end ----
 
-// sync makes the eventfd readable exactly while Recv has something to say.
+// sync makes the eventfd readable exactly while Recv has something to say:
+// payload, unless the reader is direct (deliver hands it over, and a mux
+// session reads what is left of a frame cut at the end of the buffer
+// in two Recvs, which would raise and clear the eventfd in between), the
+// end or a failure.
 func (t *tunnel) sync() {
 	if t.done {
 		return
 	}
-	t.signal(t.inW > t.inR || t.err != nil || t.peerClose && !t.eofSeen)
+	t.signal(!t.direct && t.inW > t.inR || t.err != nil || t.peerClose && !t.eofSeen)
 }
 
 // fail ends the tunnel on an error: one log line, then the relay learns it
