@@ -1,7 +1,6 @@
 package httptunnel
 
 import (
-	"encoding/binary"
 	"fmt"
 )
 
@@ -145,11 +144,23 @@ func simpleEvent(op byte) (event, error) {
 	return evNone, fmt.Errorf("unknown opcode 0x%02x", op)
 }
 
-// appendData appends a DATA frame carrying p (at most maxFrame bytes).
-func appendData(b, p []byte) []byte {
-	b = append(b, opData, 0, 0)
-	binary.BigEndian.PutUint16(b[len(b)-2:], uint16(len(p)))
-	return append(b, p...)
+// appendData appends a DATA frame carrying n bytes (at most maxFrame) from
+// offset off of head and body taken as one run: a mux session's frame
+// header and its stream's bytes are framed without being joined first.
+func appendData(b, head, body []byte, off, n int) []byte {
+	return appendSpan(append(b, opData, byte(n>>8), byte(n)), head, body, off, n)
+}
+
+// appendSpan appends n bytes from offset off of head and body taken as one
+// run.
+func appendSpan(b, head, body []byte, off, n int) []byte {
+	if off < len(head) {
+		k := min(n, len(head)-off)
+		b = append(b, head[off:off+k]...)
+		off, n = len(head), n-k
+	}
+	off -= len(head)
+	return append(b, body[off:off+n]...)
 }
 
 // appendPadding appends exactly n bytes of padding: PAD1s when a PADDING

@@ -36,7 +36,7 @@ func decodeAll(in []byte, step int) ([]byte, []event, error) {
 // FuzzDecode: any input either decodes or fails, never panics, gives no
 // more payload than it had, and gives the same answer however it is split.
 func FuzzDecode(f *testing.F) {
-	f.Add(append(appendData([]byte{opOpen, 0, 1, 42}, []byte("hello")), opPad1, opClose, opDisconnect))
+	f.Add(append(dataFrame([]byte{opOpen, 0, 1, 42}, []byte("hello")), opPad1, opClose, opDisconnect))
 	f.Add(appendPadding(nil, 70000))
 	f.Add([]byte{opError, 0, 3, 'b', 'a', 'd'})
 	f.Add([]byte{opData, 0xff})
@@ -53,7 +53,7 @@ func FuzzDecode(f *testing.F) {
 // FuzzDecodeInPlace: decoding a buffer into itself, as the tunnel does,
 // gives what decoding into another buffer gives.
 func FuzzDecodeInPlace(f *testing.F) {
-	f.Add(appendData(appendData(nil, []byte("abc")), []byte("defgh")))
+	f.Add(dataFrame(dataFrame(nil, []byte("abc")), []byte("defgh")))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		want, _, _ := decodeAll(in, len(in)+1)
 		buf := append([]byte(nil), in...)
@@ -186,4 +186,13 @@ func FuzzWebSocketRoundTrip(f *testing.F) {
 			t.Fatalf("read %d bytes back of %d, or different ones", len(got), len(payload))
 		}
 	})
+}
+
+// dataFrame appends a DATA frame carrying p.
+func dataFrame(b, p []byte) []byte { return appendData(b, nil, p, 0, len(p)) }
+
+// appendWindow appends a WINDOW frame.
+func appendWindow(b []byte, stream uint32, inc int) []byte {
+	p := windowIncrement(inc)
+	return appendMux(b, muxWindow, stream, p[:])
 }

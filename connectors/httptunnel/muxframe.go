@@ -100,14 +100,21 @@ func parseMux(b []byte) (f muxFrame, size int, ok bool, err error) {
 
 // appendMux appends a frame.
 func appendMux(b []byte, typ byte, stream uint32, payload []byte) []byte {
-	b = append(b, typ, 0, 0, 0, 0, 0, 0)
-	binary.BigEndian.PutUint32(b[len(b)-6:], stream)
-	binary.BigEndian.PutUint16(b[len(b)-2:], uint16(len(payload)))
+	var h [muxHeader]byte
+	putMuxHeader(h[:], typ, stream, len(payload))
+	b = append(b, h[:]...)
 	return append(b, payload...)
 }
 
-func appendWindow(b []byte, stream uint32, inc int) []byte {
-	var p [4]byte
+// putMuxHeader writes a frame's header into h.
+func putMuxHeader(h []byte, typ byte, stream uint32, n int) {
+	h[0] = typ
+	binary.BigEndian.PutUint32(h[1:5], stream)
+	binary.BigEndian.PutUint16(h[5:7], uint16(n))
+}
+
+// windowIncrement is a WINDOW frame's payload.
+func windowIncrement(inc int) (p [4]byte) {
 	binary.BigEndian.PutUint32(p[:], uint32(inc))
-	return appendMux(b, muxWindow, stream, p[:])
+	return p
 }

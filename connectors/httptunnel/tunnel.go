@@ -108,12 +108,8 @@ func newTunnel(l *loop.Loop, end ender, name string, o *Options) (*tunnel, error
 func (t *tunnel) Recv(p []byte) (int, error) {
 	defer t.sync()
 	if t.inW > t.inR {
-		n := copy(p, t.in[t.inR:t.inW])
-		t.inR += n
-		if t.inR == t.inW {
-			t.inR, t.inW = 0, 0
-		}
-		t.resume()
+		n := copy(p, t.held())
+		t.consume(n)
 		return n, nil
 	}
 	switch {
@@ -126,13 +122,46 @@ func (t *tunnel) Recv(p []byte) (int, error) {
 	return 0, unix.EAGAIN
 }
 
+// held is the decoded payload not taken yet: a mux session parses its
+// frames where they lie (consume), a copy less than through Recv.
+func (t *tunnel) held() []byte { return t.in[t.inR:t.inW] }
+
+// consume drops the first n bytes of held, as taken.
+func (t *tunnel) consume(n int) {
+	t.inR += n
+	if t.inR == t.inW {
+		t.inR, t.inW = 0, 0
+	}
+	t.resume()
+}
+
 // Send implements loop.Transport: p becomes DATA frames in the current
 // body, as much as the send connection takes now. Whatever it refuses, the
 // relay is told later (wakeWriter) to send again: the send connection is
 // then watched, or a new one is coming.
 func (t *tunnel) Send(p []byte) (int, error) {
+	taken := t.queue(nil, p)
+	t.flush()
+	switch {
+	case t.err != nil:
+		return 0, unix.EIO
+	case t.closeWant:
+		return 0, unix.EPIPE
+	case taken == 0:
+		return 0, unix.EAGAIN
+	}
+	return taken, nil
+}
+
+// queue makes head then body, as one run of payload, DATA frames in the
+// current body, as much as the send connection takes now, and says how
+// many bytes of the two it took. It writes only when its buffer is full:
+// the caller flushes. Two parts, so that a mux session puts its frame
+// header and the stream's bytes here without joining them first.
+func (t *tunnel) queue(head, body []byte) int {
+	size := len(head) + len(body)
 	taken := 0
-	for taken < len(p) && t.err == nil && !t.closeWant && t.send != nil && !t.rotating {
+	for taken < size && t.err == nil && !t.closeWant && t.send != nil && !t.rotating {
 		if len(t.out)-t.outOff >= bufSize {
 			// Full: one write for all the frames queued (a write per
 			// frame cost a syscall per 64 KiB or less), then go on with
@@ -146,8 +175,8 @@ func (t *tunnel) Send(p []byte) (int, error) {
 			t.endBody()
 			break
 		}
-		n := min(len(p)-taken, t.room-headerLen, t.maxData, bufSize-(len(t.out)-t.outOff))
-		t.out = appendData(t.out, p[taken:taken+n])
+		n := min(size-taken, t.room-headerLen, t.maxData, bufSize-(len(t.out)-t.outOff))
+		t.out = appendData(t.out, head, body, taken, n)
 		t.room -= headerLen + n
 		taken += n
 		t.wrote = true
@@ -155,16 +184,7 @@ func (t *tunnel) Send(p []byte) (int, error) {
 			t.endBody()
 		}
 	}
-	t.flush()
-	switch {
-	case t.err != nil:
-		return 0, unix.EIO
-	case t.closeWant:
-		return 0, unix.EPIPE
-	case taken == 0:
-		return 0, unix.EAGAIN
-	}
-	return taken, nil
+	return taken
 }
 
 // CloseWrite implements loop.Transport: CLOSE goes out after what is queued.
@@ -575,12 +595,16 @@ func (t *tunnel) closeRecv() {
 
 // ---- the eventfd and the end ----
 
-// sync makes the eventfd readable exactly while Recv has something to say.
+// sync makes the eventfd readable exactly while Recv has something to say:
+// payload, unless the reader is direct (deliver hands it over, and a mux
+// session reads what is left of a frame cut at the end of the buffer
+// in two Recvs, which would raise and clear the eventfd in between), the
+// end or a failure.
 func (t *tunnel) sync() {
 	if t.done {
 		return
 	}
-	t.signal(t.inW > t.inR || t.err != nil || t.peerClose && !t.eofSeen)
+	t.signal(!t.direct && t.inW > t.inR || t.err != nil || t.peerClose && !t.eofSeen)
 }
 
 // fail ends the tunnel on an error: one log line, then the relay learns it
