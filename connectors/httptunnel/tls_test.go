@@ -14,14 +14,17 @@ import (
 	"github.com/nproxy/nproxy/nproxytest"
 )
 
-// tlsVariants are the tunnels TLS goes under: GNU-style request pairs and
-// a mux session over request pairs (short bodies: many reconnections).
+// tlsVariants are the tunnels TLS goes under: GNU-style request pairs, a
+// mux session over request pairs (short bodies: many reconnections), and
+// a mux session over one WebSocket.
 var tlsVariants = []struct {
 	name string
 	opts Options
+	ws   bool
 }{
-	{"pairs", Options{ContentLength: 100000}},
-	{"mux", Options{Mux: true, Key: "k", ContentLength: 100000}},
+	{"pairs", Options{ContentLength: 100000}, false},
+	{"mux", Options{Mux: true, Key: "k", ContentLength: 100000}, false},
+	{"websocket", Options{Mux: true, Key: "k", ContentLength: 100000}, true},
 }
 
 // tlsOut is an out side that verifies the server against certs' CA.
@@ -39,8 +42,12 @@ func TestTLSPair(t *testing.T) {
 	certs := ssltest.New(t)
 	for _, v := range tlsVariants {
 		t.Run(v.name, func(t *testing.T) {
-			port := pair(t, &Out{Options: v.opts, TLS: tlsOut(certs)}, &In{Options: v.opts, TLS: tlsIn(certs)})
+			out := &Out{Options: v.opts, TLS: tlsOut(certs), WebSocket: v.ws}
+			port := pair(t, out, &In{Options: v.opts, TLS: tlsIn(certs)})
 			exchange(t, port, 4*mb)
+			if v.ws {
+				overTLSWebSocket(t, out)
+			}
 		})
 	}
 }
@@ -61,7 +68,7 @@ func TestTLSWithHaproxy(t *testing.T) {
 			hport := nproxytest.FreePort(t)
 			e := entry(t)
 			start(t, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: echo(t)}),
-				nproxy.New(e, &Out{Host: "127.0.0.1", Port: hport, Options: v.opts, TLS: tlsOut(certs)}))
+				nproxy.New(e, &Out{Host: "127.0.0.1", Port: hport, Options: v.opts, TLS: tlsOut(certs), WebSocket: v.ws}))
 			haproxy(t, hport, fmt.Sprintf("listen l\n\tbind 127.0.0.1:%d ssl crt %s\n\tserver s 127.0.0.1:%d\n", hport, pem, in.Port))
 			exchange(t, e.Port, 2*mb)
 		})
@@ -70,7 +77,7 @@ func TestTLSWithHaproxy(t *testing.T) {
 			hport := nproxytest.FreePort(t)
 			e := entry(t)
 			start(t, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: echo(t)}),
-				nproxy.New(e, &Out{Host: "127.0.0.1", Port: hport, Options: v.opts}))
+				nproxy.New(e, &Out{Host: "127.0.0.1", Port: hport, Options: v.opts, WebSocket: v.ws}))
 			haproxy(t, hport, fmt.Sprintf("listen l\n\tbind 127.0.0.1:%d\n\tserver s 127.0.0.1:%d ssl verify required ca-file %s\n", hport, in.Port, certs.CA))
 			exchange(t, e.Port, 2*mb)
 		})
@@ -93,17 +100,32 @@ func TestTLSUnverifiedServer(t *testing.T) {
 	}
 }
 
-// A mux client asking a TLS server for a WebSocket (a plain client behind
-// a TLS-originating proxy) is answered 501 and goes on over request pairs.
-func TestTLSWebSocketFallsBack(t *testing.T) {
+// 100 streams over one WebSocket under TLS, one of them never read: the
+// other 99 exchange byte-exact (manyOverOne); then an exact half-close.
+func TestTLSWebSocket(t *testing.T) {
 	certs := ssltest.New(t)
-	opts := Options{Mux: true, Key: "k"}
-	in := &In{Host: "127.0.0.1", Port: nproxytest.FreePort(t), Options: opts, TLS: tlsIn(certs)}
-	hport := nproxytest.FreePort(t)
-	e := entry(t)
-	logs := start(t, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: echo(t)}),
-		nproxy.New(e, &Out{Host: "127.0.0.1", Port: hport, WebSocket: true, Options: opts}))
-	haproxy(t, hport, fmt.Sprintf("listen l\n\tbind 127.0.0.1:%d\n\tserver s 127.0.0.1:%d ssl verify required ca-file %s\n", hport, in.Port, certs.CA))
-	exchange(t, e.Port, mb)
-	logs.WaitFor(t, "a WebSocket upgrade over TLS, which this end does not serve")
+	out := &Out{TLS: tlsOut(certs), WebSocket: true}
+	opts := Options{Mux: true, Key: "sesame", ContentLength: 64 << 10}
+	out.Options = opts
+	port := pair(t, out, &In{Options: opts, TLS: tlsIn(certs)})
+	manyOverOne(t, port, out)
+	halfClose(t, port)
+	overTLSWebSocket(t, out)
+}
+
+// overTLSWebSocket checks that out's sessions run on WebSockets under TLS,
+// not on request pairs the client fell back to.
+func overTLSWebSocket(t *testing.T, out *Out) {
+	t.Helper()
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	if len(out.sessions) == 0 {
+		t.Fatal("no session")
+	}
+	for _, m := range out.sessions {
+		w, ok := m.vs.Transport().(*wsConn)
+		if !ok || w.under == nil {
+			t.Fatalf("session over %T, not a WebSocket under TLS", m.vs.Transport())
+		}
+	}
 }
