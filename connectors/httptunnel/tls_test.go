@@ -2,8 +2,10 @@ package httptunnel
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/nproxy/nproxy/connectors/ssl"
 	"github.com/nproxy/nproxy/connectors/ssl/ssltest"
 	"github.com/nproxy/nproxy/connectors/tcp"
+	"github.com/nproxy/nproxy/loop"
 	"github.com/nproxy/nproxy/nproxytest"
 )
 
@@ -117,15 +120,53 @@ func TestTLSWebSocket(t *testing.T) {
 // not on request pairs the client fell back to.
 func overTLSWebSocket(t *testing.T, out *Out) {
 	t.Helper()
+	for _, tr := range sessionTransports(t, out) {
+		if w, ok := tr.(*wsConn); !ok || w.under == nil {
+			t.Fatalf("session over %T, not a WebSocket under TLS", tr)
+		}
+	}
+}
+
+// sessionTransports returns the transports out's sessions run on, read on
+// their loops (which own them).
+func sessionTransports(t *testing.T, out *Out) []loop.Transport {
+	t.Helper()
 	out.mu.Lock()
-	defer out.mu.Unlock()
-	if len(out.sessions) == 0 {
+	sessions := slices.Collect(maps.Values(out.sessions))
+	out.mu.Unlock()
+	if len(sessions) == 0 {
 		t.Fatal("no session")
 	}
-	for _, m := range out.sessions {
-		w, ok := m.vs.Transport().(*wsConn)
-		if !ok || w.under == nil {
-			t.Fatalf("session over %T, not a WebSocket under TLS", m.vs.Transport())
+	var trs []loop.Transport
+	for _, m := range sessions {
+		ch := make(chan loop.Transport, 1)
+		m.l.Post(func() { ch <- m.vs.Transport() })
+		trs = append(trs, <-ch)
+	}
+	return trs
+}
+
+// A path that refuses upgrades (haproxy terminating TLS and denying
+// WebSocket): the client falls back to request pairs under TLS.
+func TestTLSWebSocketFallsBack(t *testing.T) {
+	certs := ssltest.New(t)
+	pem := filepath.Join(t.TempDir(), "server.pem")
+	cert, _ := os.ReadFile(certs.ServerCert)
+	key, _ := os.ReadFile(certs.ServerKey)
+	if err := os.WriteFile(pem, append(cert, key...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Mux: true, Key: "k"}
+	in := &In{Host: "127.0.0.1", Port: nproxytest.FreePort(t), Options: opts}
+	hport := nproxytest.FreePort(t)
+	e := entry(t)
+	out := &Out{Host: "127.0.0.1", Port: hport, WebSocket: true, Options: opts, TLS: tlsOut(certs)}
+	start(t, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: echo(t)}), nproxy.New(e, out))
+	haproxy(t, hport, fmt.Sprintf("listen l\n\tmode http\n\tbind 127.0.0.1:%d ssl crt %s\n\thttp-request deny if { hdr(upgrade) -i websocket }\n\tserver s 127.0.0.1:%d\n", hport, pem, in.Port))
+	exchange(t, e.Port, mb)
+	for _, tr := range sessionTransports(t, out) {
+		if _, ok := tr.(*tunnel); !ok {
+			t.Fatalf("session over %T, not request pairs", tr)
 		}
 	}
 }
