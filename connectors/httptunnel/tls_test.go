@@ -55,16 +55,23 @@ func TestTLSPair(t *testing.T) {
 	}
 }
 
-// Real TLS peers: haproxy terminates the out side's TLS in front of a
-// plain in, and makes TLS to an in with ssl=1 for a plain out.
-func TestTLSWithHaproxy(t *testing.T) {
-	certs := ssltest.New(t)
+// serverPEM writes the server's certificate and key to one file, as
+// haproxy's crt wants them.
+func serverPEM(t *testing.T, certs *ssltest.Certs) string {
 	pem := filepath.Join(t.TempDir(), "server.pem")
 	cert, _ := os.ReadFile(certs.ServerCert)
 	key, _ := os.ReadFile(certs.ServerKey)
 	if err := os.WriteFile(pem, append(cert, key...), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return pem
+}
+
+// Real TLS peers: haproxy terminates the out side's TLS in front of a
+// plain in, and makes TLS to an in with ssl=1 for a plain out.
+func TestTLSWithHaproxy(t *testing.T) {
+	certs := ssltest.New(t)
+	pem := serverPEM(t, certs)
 	for _, v := range tlsVariants {
 		t.Run("terminated/"+v.name, func(t *testing.T) {
 			in := &In{Host: "127.0.0.1", Port: nproxytest.FreePort(t), Options: v.opts}
@@ -150,12 +157,7 @@ func sessionTransports(t *testing.T, out *Out) []loop.Transport {
 // WebSocket): the client falls back to request pairs under TLS.
 func TestTLSWebSocketFallsBack(t *testing.T) {
 	certs := ssltest.New(t)
-	pem := filepath.Join(t.TempDir(), "server.pem")
-	cert, _ := os.ReadFile(certs.ServerCert)
-	key, _ := os.ReadFile(certs.ServerKey)
-	if err := os.WriteFile(pem, append(cert, key...), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pem := serverPEM(t, certs)
 	opts := Options{Mux: true, Key: "k"}
 	in := &In{Host: "127.0.0.1", Port: nproxytest.FreePort(t), Options: opts}
 	hport := nproxytest.FreePort(t)
