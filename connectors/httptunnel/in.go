@@ -139,11 +139,6 @@ func (srv *server) route(s *loop.Socket, seq uint64, head, rest []byte) error {
 			if !srv.c.Mux {
 				return errors.New("a WebSocket upgrade, but this end is not mux=1")
 			}
-			if srv.c.SSL {
-				// Not a refusal: the client falls back to request pairs.
-				writeAll(s, []byte("HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
-				return errors.New("a WebSocket upgrade over TLS, which this end does not serve: the client should use request pairs")
-			}
 			return srv.acceptWS(s, req, rest)
 		}
 		if e := srv.find(key, (*hts).wantsSend); e != nil {

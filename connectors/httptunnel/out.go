@@ -55,9 +55,6 @@ func (c *Out) Validate() error {
 	if err := c.Options.validate(); err != nil {
 		return err
 	}
-	if c.SSL && c.WebSocket {
-		return errors.New("websocket=1 with ssl=1 is not supported (yet): TLS runs under request pairs")
-	}
 	_, err := c.config(false, c.Host)
 	return err
 }

@@ -39,8 +39,6 @@ func TestParams(t *testing.T) {
 		params map[string]any
 		want   string
 	}{
-		{connectors.SideOut, map[string]any{"type": "httptunnel", "host": "gw", "port": "8888", "mux": "1", "key": "k",
-			"websocket": "1", "ssl": "1"}, "websocket=1 with ssl=1 is not supported"},
 		{connectors.SideIn, map[string]any{"type": "httptunnel", "port": "8888", "ssl": "1"}, "SSL_cert_file"},
 	} {
 		_, err := connectors.Build(bad.side, "x", bad.params)

@@ -49,10 +49,13 @@ func wsKey() string {
 
 // wsConn is the loop.Transport (and loop.Flusher) of a WebSocket: binary
 // messages carry the session's bytes. The client masks what it sends,
-// the server what it reads is masked.
+// the server what it reads is masked. Under TLS the frames go through the
+// socket's TLS transport (under), which wakes the socket's handler itself
+// when it holds plaintext or has room again.
 type wsConn struct {
 	s      *loop.Socket
 	client bool
+	under  loop.Transport // TLS, or nil: the fd
 
 	raw    []byte // bytes read from the fd, not yet decoded
 	rawOff int
@@ -71,7 +74,7 @@ type wsConn struct {
 }
 
 func newWS(s *loop.Socket, client bool, rest []byte) *wsConn {
-	w := &wsConn{s: s, client: client, raw: make([]byte, 0, 64<<10)}
+	w := &wsConn{s: s, client: client, under: s.Transport(), raw: make([]byte, 0, 64<<10)}
 	w.raw = append(w.raw, rest...)
 	s.SetTransport(w)
 	return w
@@ -94,7 +97,7 @@ func (w *wsConn) Recv(p []byte) (int, error) {
 			w.raw = w.raw[:copy(w.raw, w.raw[w.rawOff:])]
 			w.rawOff = 0
 		}
-		m, rerr := unix.Read(w.s.Fd(), w.raw[len(w.raw):cap(w.raw)])
+		m, rerr := w.recv(w.raw[len(w.raw):cap(w.raw)])
 		switch {
 		case rerr != nil:
 			return 0, rerr
@@ -106,6 +109,14 @@ func (w *wsConn) Recv(p []byte) (int, error) {
 		}
 		w.raw = w.raw[:len(w.raw)+m]
 	}
+}
+
+// recv reads frames' bytes from TLS or the fd.
+func (w *wsConn) recv(p []byte) (int, error) {
+	if w.under != nil {
+		return w.under.Recv(p)
+	}
+	return unix.Read(w.s.Fd(), p)
 }
 
 // decode takes payload from raw into p; (0, nil) means more raw is needed.
@@ -274,10 +285,10 @@ func (w *wsConn) Send(p []byte) (int, error) {
 	return n, nil
 }
 
-// Flush implements loop.Flusher.
+// Flush implements loop.Flusher: the frames, then what TLS holds.
 func (w *wsConn) Flush() error {
 	for w.outOff < len(w.out) {
-		n, err := unix.Write(w.s.Fd(), w.out[w.outOff:])
+		n, err := w.send(w.out[w.outOff:])
 		if n > 0 {
 			w.outOff += n
 		}
@@ -286,14 +297,38 @@ func (w *wsConn) Flush() error {
 		}
 	}
 	w.out, w.outOff = w.out[:0], 0
+	if f, ok := w.under.(loop.Flusher); ok {
+		return f.Flush()
+	}
 	return nil
 }
 
-// Buffered implements loop.Flusher.
-func (w *wsConn) Buffered() int { return len(w.out) - w.outOff }
+// send writes frames' bytes to TLS or the fd.
+func (w *wsConn) send(p []byte) (int, error) {
+	if w.under != nil {
+		return w.under.Send(p)
+	}
+	return unix.Write(w.s.Fd(), p)
+}
 
-// FdBlocked implements loop.Flusher: what is held waits for the fd.
-func (w *wsConn) FdBlocked() bool { return true }
+// Buffered implements loop.Flusher: frames not yet sent, and what TLS
+// holds.
+func (w *wsConn) Buffered() int {
+	n := len(w.out) - w.outOff
+	if f, ok := w.under.(loop.Flusher); ok {
+		n += f.Buffered()
+	}
+	return n
+}
+
+// FdBlocked implements loop.Flusher: what is held waits for the fd, but
+// under TLS only while TLS says so (it notifies when its engine has room).
+func (w *wsConn) FdBlocked() bool {
+	if f, ok := w.under.(loop.Flusher); ok {
+		return f.FdBlocked()
+	}
+	return true
+}
 
 // CloseWrite implements loop.Transport: a close frame.
 func (w *wsConn) CloseWrite() error {
@@ -301,5 +336,10 @@ func (w *wsConn) CloseWrite() error {
 	return w.Flush()
 }
 
-// Close implements loop.Transport.
-func (w *wsConn) Close() error { return nil }
+// Close implements loop.Transport: TLS's too.
+func (w *wsConn) Close() error {
+	if w.under != nil {
+		return w.under.Close()
+	}
+	return nil
+}

@@ -26,38 +26,44 @@ func (c *Out) dialWS(l *loop.Loop, m *session) {
 			return
 		}
 		s.Connector = c
-		key := wsKey()
-		hello := muxHello(c.Key)[headerLen:]
-		head := "GET " + wsPath + " HTTP/1.1\r\nHost: " + net.JoinHostPort(c.Host, strconv.Itoa(c.Port)) +
-			"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
-			"\r\nSec-WebSocket-Version: 13\r\n" + helloHeader + ": " + base64.StdEncoding.EncodeToString(hello) + "\r\n\r\n"
-		if err := writeAll(s, []byte(head)); err != nil {
-			l.Close(s)
-			m.die(err)
-			return
+		cfg, _ := c.config(false, c.Host)
+		handshake(s, cfg, false, c.timeout(), func(s *loop.Socket) { c.upgrade(l, m, s) }, m.die)
+	})
+}
+
+// upgrade asks for the WebSocket on s, connected (and under TLS if wanted).
+func (c *Out) upgrade(l *loop.Loop, m *session, s *loop.Socket) {
+	key := wsKey()
+	hello := muxHello(c.Key)[headerLen:]
+	head := "GET " + wsPath + " HTTP/1.1\r\nHost: " + net.JoinHostPort(c.Host, strconv.Itoa(c.Port)) +
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
+		"\r\nSec-WebSocket-Version: 13\r\n" + helloHeader + ": " + base64.StdEncoding.EncodeToString(hello) + "\r\n\r\n"
+	if err := writeAll(s, []byte(head)); err != nil {
+		l.Close(s)
+		m.die(err)
+		return
+	}
+	readHead(s, c.timeout(), nil, func(s *loop.Socket, head, rest []byte, err error) {
+		if err == nil {
+			err = checkSwitch(head, key)
 		}
-		readHead(s, c.timeout(), nil, func(s *loop.Socket, head, rest []byte, err error) {
-			if err == nil {
-				err = checkSwitch(head, key)
+		switch {
+		case errors.Is(err, errRefused):
+			l.Close(s)
+			m.die(fmt.Errorf("WebSocket to %s: %w", s.Nick(), err))
+		case errors.Is(err, errNoSwitch):
+			l.Close(s)
+			l.Logger().Info(fmt.Sprintf("httptunnel to %s: %v; using request pairs", s.Nick(), err))
+			if err := c.dialTunnel(l, nil, m); err != nil {
+				m.die(err)
 			}
-			switch {
-			case errors.Is(err, errRefused):
-				l.Close(s)
-				m.die(fmt.Errorf("WebSocket to %s: %w", s.Nick(), err))
-			case errors.Is(err, errNoSwitch):
-				l.Close(s)
-				l.Logger().Info(fmt.Sprintf("httptunnel to %s: %v; using request pairs", s.Nick(), err))
-				if err := c.dialTunnel(l, nil, m); err != nil {
-					m.die(err)
-				}
-			case err != nil:
-				l.Close(s)
-				m.die(fmt.Errorf("WebSocket to %s: %w", s.Nick(), err))
-			default:
-				newWS(s, true, rest)
-				m.Connected(l, nil, s)
-			}
-		})
+		case err != nil:
+			l.Close(s)
+			m.die(fmt.Errorf("WebSocket to %s: %w", s.Nick(), err))
+		default:
+			newWS(s, true, rest)
+			m.Connected(l, nil, s)
+		}
 	})
 }
 
