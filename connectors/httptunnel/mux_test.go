@@ -117,11 +117,9 @@ func TestMuxBadClients(t *testing.T) {
 func TestMuxWebSocket(t *testing.T) {
 	out := &Out{WebSocket: true}
 	manyOverOne(t, muxPair(t, out), out)
-	out.mu.Lock()
-	defer out.mu.Unlock()
-	for _, m := range out.sessions {
-		if _, ok := m.vs.Transport().(*wsConn); !ok {
-			t.Fatalf("session over %T, not a WebSocket", m.vs.Transport())
+	for _, tr := range sessionTransports(t, out) {
+		if _, ok := tr.(*wsConn); !ok {
+			t.Fatalf("session over %T, not a WebSocket", tr)
 		}
 	}
 }
