@@ -130,7 +130,11 @@ func openFlows(t *testing.T, relay netip.AddrPort, first, count int) {
 	}
 	buf := make([]byte, 16)
 	for i, fd := range fds {
-		if n, _, err := unix.Recvfrom(fd, buf, 0); err != nil || string(buf[:n]) != "idle" {
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		for err == unix.EINTR { // the Go runtime's preemption signal, SIGURG
+			n, _, err = unix.Recvfrom(fd, buf, 0)
+		}
+		if err != nil || string(buf[:n]) != "idle" {
 			t.Fatalf("flow %d: no echo (%v)", first+i, err)
 		}
 	}
