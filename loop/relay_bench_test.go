@@ -55,6 +55,19 @@ func readFull(fd int, p []byte) error {
 	return nil
 }
 
+// relayChunks writes chunk to client n times, reading each back in full
+// from server (into got) before the next.
+func relayChunks(b *testing.B, client, server int, chunk, got []byte, n int) {
+	for range n {
+		if _, err := unix.Write(client, chunk); err != nil {
+			b.Fatal(err)
+		}
+		if err := readFull(server, got); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // benchmarkRelay sends chunks of size through the relay; allocations are
 // counted for the whole process, so 0 allocs/op means the relay allocated
 // nothing per chunk. spliced says which path the chunks must take.
@@ -74,14 +87,7 @@ func benchmarkRelay(b *testing.B, cfg Config, hook Hook, size int, spliced bool)
 	b.SetBytes(int64(len(chunk)))
 	b.ReportAllocs()
 	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := unix.Write(client, chunk); err != nil {
-			b.Fatal(err)
-		}
-		if err := readFull(server, got); err != nil {
-			b.Fatal(err)
-		}
-	}
+	relayChunks(b, client, server, chunk, got, b.N)
 	b.StopTimer()
 	switch st := l.Stats(); {
 	case spliced && st.Spliced.Load() == 0:

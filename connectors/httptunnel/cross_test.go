@@ -18,38 +18,23 @@ import (
 // downloadOrEcho serves, per connection, an endless download when the
 // client's first byte is 'D', and an echo of everything otherwise.
 func downloadOrEcho(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(nproxytest.FreePort(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(30 * time.Second))
-				first := make([]byte, 1)
-				if _, err := io.ReadFull(c, first); err != nil {
+	return nproxytest.ServeTCP(t, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		first := make([]byte, 1)
+		if _, err := io.ReadFull(c, first); err != nil {
+			return
+		}
+		if first[0] == 'D' {
+			zeros := make([]byte, 64<<10)
+			for {
+				if _, err := c.Write(zeros); err != nil {
 					return
 				}
-				if first[0] == 'D' {
-					zeros := make([]byte, 64<<10)
-					for {
-						if _, err := c.Write(zeros); err != nil {
-							return
-						}
-					}
-				}
-				c.Write(first)
-				io.Copy(c, c)
-			}()
+			}
 		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
+		c.Write(first)
+		io.Copy(c, c)
+	})
 }
 
 // Tunnels between two nproxies carry one connection each, whatever the
@@ -106,7 +91,7 @@ func echoExact(t *testing.T, addr string, size int) {
 	if n, err := io.ReadFull(c, got); err != nil {
 		t.Errorf("echo: read %d of %d bytes: %v", n, size, err)
 	} else if !bytes.Equal(got, want) {
-		t.Errorf("echo of %d bytes: byte %d differs (%q...)", size, firstDiff(got, want), got[:min(16, size)])
+		t.Errorf("echo of %d bytes: byte %d differs (%q...)", size, nproxytest.FirstDiff(got, want), got[:min(16, size)])
 	}
 }
 
@@ -116,7 +101,7 @@ func echoExact(t *testing.T, addr string, size int) {
 func TestGNUClientTunnelsDoNotCross(t *testing.T) {
 	in := &In{Host: "127.0.0.1", Port: nproxytest.FreePort(t)}
 	start(t, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: downloadOrEcho(t)}))
-	waitListening(t, in.Port)
+	nproxytest.WaitListening(t, in.Port)
 	addr := "127.0.0.1:" + strconv.Itoa(gnuHTC(t, in.Port))
 	for round := 0; round < 3; round++ {
 		leaveEarly(t, addr)

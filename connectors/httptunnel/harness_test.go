@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -26,29 +25,7 @@ const mb = 1 << 20
 // test's log on failure.
 func peer(t *testing.T, name string, args ...string) {
 	t.Helper()
-	cmd := exec.Command(nproxytest.Command(t, name), args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() && out.Len() > 0 {
-			t.Logf("%s: %s", name, out.String())
-		}
-	})
-}
-
-// waitListening waits for something to listen on port.
-func waitListening(t *testing.T, port int) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !nproxytest.Listening(port); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("nothing listens on port %d", port)
-		}
-	}
+	nproxytest.StartPeer(t, nproxytest.Command(t, name), args...)
 }
 
 // echo starts socat as an echo server that honours half-close (cat ends
@@ -56,7 +33,7 @@ func waitListening(t *testing.T, port int) {
 func echo(t *testing.T) int {
 	port := nproxytest.FreePort(t)
 	peer(t, "socat", fmt.Sprintf("TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork,backlog=512", port), "EXEC:cat")
-	waitListening(t, port)
+	nproxytest.WaitListening(t, port)
 	return port
 }
 
@@ -65,7 +42,7 @@ func gnuHTS(t *testing.T, to int, args ...string) int {
 	port := nproxytest.FreePort(t)
 	args = append([]string{"-w", "-F", "127.0.0.1:" + strconv.Itoa(to)}, args...)
 	peer(t, "hts", append(args, "127.0.0.1:"+strconv.Itoa(port))...)
-	waitListening(t, port)
+	nproxytest.WaitListening(t, port)
 	return port
 }
 
@@ -74,7 +51,7 @@ func gnuHTC(t *testing.T, to int, args ...string) int {
 	port := nproxytest.FreePort(t)
 	args = append([]string{"-w", "-F", strconv.Itoa(port)}, args...)
 	peer(t, "htc", append(args, "127.0.0.1:"+strconv.Itoa(to))...)
-	waitListening(t, port)
+	nproxytest.WaitListening(t, port)
 	return port
 }
 
@@ -89,7 +66,7 @@ func tinyproxy(t *testing.T) int {
 		t.Fatal(err)
 	}
 	peer(t, "tinyproxy", "-d", "-c", conf)
-	waitListening(t, port)
+	nproxytest.WaitListening(t, port)
 	return port
 }
 
@@ -118,8 +95,8 @@ func exchange(t *testing.T, port, size int) {
 	if err := <-werr; err != nil {
 		t.Fatal(err)
 	}
-	if i := firstDiff(got, want); i >= 0 {
-		t.Fatalf("byte %d of %d differs", i, size)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("byte %d of %d differs", nproxytest.FirstDiff(got, want), size)
 	}
 	c.(*net.TCPConn).CloseWrite()
 	if rest, err := io.ReadAll(c); err != nil || len(rest) > 0 {
@@ -148,15 +125,6 @@ func sending(t *testing.T, port, size int, d time.Duration) (net.Conn, []byte, <
 	return c, want, werr
 }
 
-func firstDiff(a, b []byte) int {
-	for i := range a {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return -1
-}
-
 // haproxy runs haproxy in the foreground with cfg (after TCP defaults)
 // until the test ends, once port listens.
 func haproxy(t *testing.T, port int, cfg string) {
@@ -167,28 +135,17 @@ func haproxy(t *testing.T, port int, cfg string) {
 		t.Fatal(err)
 	}
 	peer(t, "haproxy", "-db", "-f", path)
-	waitListening(t, port)
+	nproxytest.WaitListening(t, port)
 }
 
 // headerEcho is a server that reads a PROXY v1 line, writes it back, then
 // echoes the rest: it shows the client address it was given.
 func headerEcho(t *testing.T) int {
-	ln := nproxytest.Listener(t)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				if line, err := r.ReadString('\n'); err == nil {
-					c.Write([]byte(line))
-					io.Copy(c, r)
-				}
-			}()
+	return nproxytest.ServeTCP(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		if line, err := r.ReadString('\n'); err == nil {
+			c.Write([]byte(line))
+			io.Copy(c, r)
 		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
+	})
 }

@@ -1,6 +1,7 @@
 package httptunnel
 
 import (
+	"bytes"
 	"net"
 	"strconv"
 	"strings"
@@ -164,7 +165,7 @@ func slowExchange(t *testing.T, port, size, piece int) {
 		}
 		got = append(got, buf[:n]...)
 	}
-	if i := firstDiff(got, want); i >= 0 {
-		t.Fatalf("size %d: byte %d differs", size, i)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("size %d: byte %d differs", size, nproxytest.FirstDiff(got, want))
 	}
 }
