@@ -13,6 +13,12 @@ import (
 // connection, and payload decoded from the receive connection.
 const bufSize = 64 << 10
 
+// outCap is what the send buffer takes before it is written: a relay
+// chunk of bufSize payload becomes more than bufSize of frames (GNU and mux
+// headers), and without the slack its last few bytes went out in a write
+// of their own, a syscall and a loopback segment more per chunk.
+const outCap = bufSize + 1<<10
+
 // ender is what differs between the two ends of a tunnel: how a new send or
 // receive connection comes. The client dials new requests; the server waits
 // for the client's.
@@ -162,7 +168,7 @@ func (t *tunnel) queue(head, body []byte) int {
 	size := len(head) + len(body)
 	taken := 0
 	for taken < size && t.err == nil && !t.closeWant && t.send != nil && !t.rotating {
-		if len(t.out)-t.outOff >= bufSize {
+		if len(t.out)-t.outOff >= outCap {
 			// Full: one write for all the frames queued (a write per
 			// frame cost a syscall per 64 KiB or less), then go on with
 			// what it freed.
@@ -175,7 +181,7 @@ func (t *tunnel) queue(head, body []byte) int {
 			t.endBody()
 			break
 		}
-		n := min(size-taken, t.room-headerLen, t.maxData, bufSize-(len(t.out)-t.outOff))
+		n := min(size-taken, t.room-headerLen, t.maxData, outCap-(len(t.out)-t.outOff))
 		t.out = appendData(t.out, head, body, taken, n)
 		t.room -= headerLen + n
 		taken += n
@@ -472,6 +478,12 @@ func (c recvConn) Readable(s *loop.Socket) {
 			return
 		}
 		if !t.take(t.in[t.inW : t.inW+n]) {
+			return
+		}
+		if n < room && s.Transport() == nil {
+			// A short read drained the fd: reading again would only cost
+			// an EAGAIN; level-triggered, epoll tells when more comes.
+			// (TLS may hold more than it returned: it is asked again.)
 			return
 		}
 	}
