@@ -40,6 +40,7 @@ type session struct {
 	out       []byte
 	outOff    int
 	waiting   []*stream    // streams refused for want of room in out
+	ready     []*stream    // streams holding views of the frames being dispatched
 	rings     *buffer.Pool // the streams' receive buffers
 	err       error
 	logged    bool // err is in the log already
@@ -94,7 +95,9 @@ func (m *session) open(client *loop.Socket, h connectors.Handler) {
 func (m *session) Readable(vs *loop.Socket) {
 	for m.err == nil {
 		if m.tun != nil && len(m.in) == 0 {
-			m.tun.consume(m.dispatchFrames(m.tun.held()))
+			used := m.dispatchFrames(m.tun.held())
+			m.handOver()
+			m.tun.consume(used)
 		}
 		if m.err != nil {
 			return
@@ -116,6 +119,7 @@ func (m *session) Readable(vs *loop.Socket) {
 		}
 		m.in = m.in[:len(m.in)+n]
 		used := m.dispatchFrames(m.in)
+		m.handOver()
 		m.in = m.in[:copy(m.in, m.in[used:])]
 	}
 }
@@ -149,6 +153,24 @@ func (m *session) dispatchFrames(b []byte) int {
 		used += size
 	}
 	return used
+}
+
+// handOver lets the streams that received payload in the frames just
+// dispatched read it where it lies (views), before the buffer under it is
+// reused; what a reader leaves goes to the stream's rings. A reader told
+// at once, rather than through its eventfd, saves an eventfd write and
+// read and a poller event per batch, and the copy into the rings.
+func (m *session) handOver() {
+	for i, st := range m.ready {
+		m.ready[i] = nil
+		st.ready = false
+		if st.in.Len()+st.views.Len() > 0 {
+			m.l.Notify(st.s, true, false)
+		}
+		st.spill()
+		st.sync()
+	}
+	m.ready = m.ready[:0]
 }
 
 // Writable sends what the session holds: the tunnel has room again.
@@ -307,6 +329,7 @@ type stream struct {
 	m       *session
 	id      uint32
 	in      buffer.Queue // payload its reader has not taken (rings of m.rings)
+	views   views        // then payload still in the frames being dispatched (handOver)
 	unacked int          // bytes taken since the last WINDOW sent
 	credit  int          // bytes the peer still takes
 	peerFin bool
@@ -314,6 +337,7 @@ type stream struct {
 	rst     bool
 	finSent bool
 	queued  bool // in m.waiting
+	ready   bool // in m.ready
 }
 
 func (m *session) newStream(id uint32) (*stream, error) {
@@ -331,13 +355,41 @@ func (m *session) newStream(id uint32) (*stream, error) {
 // receive takes DATA: a sender that exceeds the window breaks the protocol.
 // The bytes go to rings of the session's pool, given back as the reader
 // takes them: no allocation per frame, and an idle stream holds none.
+//
+// While the stream's reader waits for it (the relay watches the stream),
+// the bytes stay where they are, views into the frames, until the batch
+// is dispatched (handOver).
 func (st *stream) receive(p []byte) {
-	if st.in.Len()+st.unacked+len(p) > muxWindowSize {
+	if st.in.Len()+st.views.Len()+st.unacked+len(p) > muxWindowSize {
 		st.m.die(fmt.Errorf("mux stream %d sent beyond its window", st.id))
 		return
 	}
+	if len(p) == 0 {
+		return
+	}
+	if st.s.Reading() && !st.s.Closed() {
+		if !st.ready {
+			st.ready = true
+			st.m.ready = append(st.m.ready, st)
+		}
+		if !st.views.add(p) {
+			// More frames than views: the rings keep their order.
+			st.spill()
+			st.in.Push(st.m.rings, p)
+		}
+		return // handOver tells the reader
+	}
 	st.in.Push(st.m.rings, p)
 	st.sync()
+}
+
+// spill moves what the reader left of the views to the rings.
+func (st *stream) spill() {
+	for st.views.Len() > 0 {
+		p := st.views.peek()
+		st.in.Push(st.m.rings, p)
+		st.views.discard(len(p))
+	}
 }
 
 func (st *stream) sync() {
@@ -367,11 +419,16 @@ func (st *stream) wake() {
 // leaves the sender half a window to go on with meanwhile.
 func (st *stream) Recv(p []byte) (int, error) {
 	defer st.sync()
-	if st.in.Len() > 0 {
+	if st.in.Len() > 0 || st.views.Len() > 0 {
 		n := 0
 		for n < len(p) && st.in.Len() > 0 {
 			k := copy(p[n:], st.in.Peek())
 			st.in.Discard(st.m.rings, k)
+			n += k
+		}
+		for n < len(p) && st.views.Len() > 0 {
+			k := copy(p[n:], st.views.peek())
+			st.views.discard(k)
 			n += k
 		}
 		st.unacked += n
@@ -435,6 +492,7 @@ func (st *stream) Close() error {
 	}
 	st.rst = true
 	st.in.Reset(st.m.rings)
+	st.views = views{}
 	delete(st.m.streams, st.id)
 	return nil
 }

@@ -1,0 +1,158 @@
+package httptunnel
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/nproxy/nproxy/loop"
+	"github.com/nproxy/nproxy/nproxytest"
+	"golang.org/x/sys/unix"
+)
+
+// nopEnd is an ender for tunnels made by hand in tests.
+type nopEnd struct{}
+
+func (nopEnd) sendEnded(*tunnel, *loop.Socket) {}
+func (nopEnd) recvEnded(*tunnel)               {}
+func (nopEnd) closed(*tunnel)                  {}
+func (nopEnd) hello(event, []byte) error       { return nil }
+
+// testLoop is a loop that is never run: the tests call handlers themselves.
+func testLoop(t *testing.T) *loop.Loop {
+	l, err := loop.New(loop.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Discard)
+	return l
+}
+
+// pattern is n bytes that show where they were cut or reordered.
+func pattern(n, seed int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + i/251 + seed)
+	}
+	return b
+}
+
+// A relay chunk of 64 KiB, framed by a mux session into its tunnel, is
+// one write: its frames are more than 64 KiB, and the tunnel took them
+// all before the caller's flush (it used to write 64 KiB at once and the
+// last 40 bytes in a write of their own).
+func TestTunnelTakesAChunkWhole(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fds[1]) }) // after the loop's, which closes fds[0]
+	l := testLoop(t)
+	tn, err := newTunnel(l, nopEnd{}, "test", &Options{Mux: true, Key: "k", KeepAlive: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.maxData = maxFrame
+	s, err := l.Adopt(fds[0], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.attachSend(s, nil)
+	m := newSession(l, nil, &Options{}, nil)
+	m.tun = tn
+	chunk := pattern(64<<10, 0)
+	for p := chunk; len(p) > 0; p = p[muxMaxData:] {
+		m.queue(muxData, 1, p[:muxMaxData])
+	}
+	// Each mux frame is a DATA frame of the tunnel.
+	if want := len(chunk) + len(chunk)/muxMaxData*(muxHeader+headerLen); tn.Buffered() != want || len(m.out) != 0 {
+		t.Fatalf("the tunnel holds %d bytes and the session %d before the flush, want %d and 0", tn.Buffered(), len(m.out), want)
+	}
+	if tn.flush(); tn.Buffered() != 0 {
+		t.Fatalf("%d bytes left after the flush", tn.Buffered())
+	}
+}
+
+// handOverSession is a session with one stream whose reader (the relay,
+// here a recorder) waits for it, and takes at most take bytes when told.
+func handOverSession(t *testing.T, take int) (*session, *stream, *bytes.Buffer, *int) {
+	l := testLoop(t)
+	m := newSession(l, nil, &Options{}, nil)
+	st, err := m.newStream(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	calls := 0
+	st.s.SetHandler(reader{func(s *loop.Socket) {
+		calls++
+		buf := make([]byte, take)
+		n, _ := s.Read(buf)
+		got.Write(buf[:n])
+	}})
+	l.WatchReader(st.s)
+	return m, st, &got, &calls
+}
+
+type reader struct{ f func(*loop.Socket) }
+
+func (r reader) Readable(s *loop.Socket) { r.f(s) }
+func (r reader) Writable(*loop.Socket)   {}
+
+// dataFrames is payload as consecutive DATA frames of stream 1.
+func dataFrames(payload []byte, size int) []byte {
+	var b []byte
+	for p := payload; len(p) > 0; {
+		n := min(size, len(p))
+		b = appendMux(b, muxData, 1, p[:n])
+		p = p[n:]
+	}
+	return b
+}
+
+// A stream whose reader waits is told of a batch of frames at once and
+// reads the payload where it lies: the eventfd is never raised and the
+// rings are never used. What it leaves is kept, in order, in the rings
+// (not in the batch's buffer, which is reused), and the eventfd raised.
+func TestMuxHandOver(t *testing.T) {
+	for _, c := range []struct {
+		name         string
+		size, frames int // DATA frames in one batch
+		take         int // what the reader takes when told
+	}{
+		{"all", muxMaxData, 4, 64 << 10},
+		{"part", muxMaxData, 4, 1000},
+		{"more frames than views", 1000, 3 * maxViews, 64 << 10},
+		{"more frames than views, part", 1000, 3 * maxViews, 2500},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m, st, got, calls := handOverSession(t, c.take)
+			payload := pattern(c.size*c.frames, c.frames)
+			b := dataFrames(payload, c.size)
+			if used := m.dispatchFrames(b); used != len(b) || m.err != nil {
+				t.Fatalf("dispatched %d of %d: %v", used, len(b), m.err)
+			}
+			m.handOver()
+			clear(b) // the tunnel's buffer, reused
+			if *calls != 1 {
+				t.Fatalf("the reader was told %d times, want 1", *calls)
+			}
+			left := len(payload) - got.Len()
+			if st.in.Len() != left || st.views.Len() != 0 || st.signaled != (left > 0) {
+				t.Fatalf("reader took %d: rings hold %d, views %d, eventfd raised %v; want %d, 0, %v",
+					got.Len(), st.in.Len(), st.views.Len(), st.signaled, left, left > 0)
+			}
+			buf := make([]byte, 64<<10)
+			for st.in.Len() > 0 {
+				n, _ := st.Recv(buf)
+				got.Write(buf[:n])
+			}
+			if !bytes.Equal(got.Bytes(), payload) {
+				i := nproxytest.FirstDiff(got.Bytes(), payload)
+				t.Fatalf("%d bytes read, first wrong at %d of %d", got.Len(), i, len(payload))
+			}
+			if st.signaled {
+				t.Fatal("eventfd still raised with nothing to read")
+			}
+		})
+	}
+}
