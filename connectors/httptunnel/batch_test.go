@@ -156,3 +156,70 @@ func TestMuxHandOver(t *testing.T) {
 		})
 	}
 }
+
+// countingConn is a send connection's transport that counts its writes.
+type countingConn struct {
+	fd     int
+	writes int
+}
+
+func (c *countingConn) Recv(p []byte) (int, error) { return unix.Read(c.fd, p) }
+func (c *countingConn) Send(p []byte) (int, error) {
+	c.writes++
+	return unix.Write(c.fd, p)
+}
+func (c *countingConn) CloseWrite() error { return nil }
+func (c *countingConn) Close() error      { return nil }
+
+// A WINDOW that lets a stream's held data go (a relay sends it in 16 KiB
+// rings, one Send each) makes one write of the tunnel, not one per Send.
+func TestMuxWindowReleaseIsOneWrite(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fds[1]) })
+	l := testLoop(t)
+	tn, err := newTunnel(l, nopEnd{}, "test", &Options{Mux: true, Key: "k", KeepAlive: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.maxData = maxFrame
+	s, err := l.Adopt(fds[0], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := &countingConn{fd: fds[0]}
+	s.SetTransport(conn)
+	tn.attachSend(s, nil)
+	m := newSession(l, nil, &Options{}, nil)
+	m.vs, m.tun = tn.vs, tn
+	tn.direct = true
+	st, err := m.newStream(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.credit = 0
+	held := pattern(64<<10, 1)
+	st.s.SetHandler(writer{func(*loop.Socket) {
+		for len(held) > 0 {
+			n, err := st.Send(held[:min(len(held), 16<<10)])
+			if err != nil {
+				t.Fatalf("Send: %v", err)
+			}
+			held = held[n:]
+		}
+	}})
+	inc := windowIncrement(muxWindowSize)
+	tn.inW = copy(tn.in, appendMux(nil, muxWindow, 1, inc[:]))
+	conn.writes = 0
+	m.Readable(tn.vs)
+	if len(held) != 0 || tn.Buffered() != 0 || conn.writes != 1 {
+		t.Fatalf("%d bytes left to send, %d queued, %d writes; want 0, 0, 1", len(held), tn.Buffered(), conn.writes)
+	}
+}
+
+type writer struct{ f func(*loop.Socket) }
+
+func (w writer) Readable(*loop.Socket)   {}
+func (w writer) Writable(s *loop.Socket) { w.f(s) }

@@ -41,6 +41,7 @@ type session struct {
 	outOff    int
 	waiting   []*stream    // streams refused for want of room in out
 	ready     []*stream    // streams holding views of the frames being dispatched
+	batch     bool         // frames are being dispatched: flush waits for the end
 	rings     *buffer.Pool // the streams' receive buffers
 	err       error
 	logged    bool // err is in the log already
@@ -91,8 +92,16 @@ func (m *session) open(client *loop.Socket, h connectors.Handler) {
 	h.Connected(m.l, client, st.s)
 }
 
-// Readable reads the tunnel's payload and dispatches its frames.
+// Readable reads the tunnel's payload and dispatches its frames. What
+// they make the streams send (the data a WINDOW lets go, WINDOWs for what
+// the readers took) goes out in one write at the end: a relay holding a
+// chunk for a stream out of credit sends it in 16 KiB rings, and each
+// Send wrote alone.
 func (m *session) Readable(vs *loop.Socket) {
+	if !m.batch {
+		m.batch = true
+		defer m.endBatch()
+	}
 	for m.err == nil {
 		if m.tun != nil && len(m.in) == 0 {
 			used := m.dispatchFrames(m.tun.held())
@@ -171,6 +180,12 @@ func (m *session) handOver() {
 		st.sync()
 	}
 	m.ready = m.ready[:0]
+}
+
+// endBatch sends what the frames of a batch made the streams queue.
+func (m *session) endBatch() {
+	m.batch = false
+	m.flush()
 }
 
 // Writable sends what the session holds: the tunnel has room again.
@@ -252,7 +267,7 @@ func (m *session) room() int { return muxOutCap - (len(m.out) - m.outOff) }
 // flush writes held frames into the tunnel, then lets waiting streams go
 // on once half the room is free.
 func (m *session) flush() {
-	if m.vs == nil || m.err != nil {
+	if m.vs == nil || m.err != nil || m.batch {
 		return
 	}
 	f, _ := m.vs.Transport().(loop.Flusher)
