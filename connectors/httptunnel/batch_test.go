@@ -223,3 +223,44 @@ type writer struct{ f func(*loop.Socket) }
 
 func (w writer) Readable(*loop.Socket)   {}
 func (w writer) Writable(s *loop.Socket) { w.f(s) }
+
+// A frame the tunnel's buffer cut stays there, to be read whole in place
+// once the rest came after it: the session copies nothing out, and the
+// stream's reader is told once, of all of it.
+func TestMuxCutFrameReadInPlace(t *testing.T) {
+	l := testLoop(t)
+	tn, err := newTunnel(l, nopEnd{}, "test", &Options{Mux: true, Key: "k", KeepAlive: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newSession(l, nil, &Options{}, nil)
+	m.vs, m.tun = tn.vs, tn
+	tn.direct = true
+	st, err := m.newStream(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	calls := 0
+	st.s.SetHandler(reader{func(s *loop.Socket) {
+		calls++
+		buf := make([]byte, 64<<10)
+		n, _ := s.Read(buf)
+		got = append(got, buf[:n]...)
+	}})
+	l.WatchReader(st.s)
+	payload := pattern(muxMaxData, 2)
+	frame := dataFrames(payload, muxMaxData)
+	tn.inW = copy(tn.in, frame[:1000])
+	m.Readable(tn.vs)
+	if len(m.in) != 0 || tn.inW-tn.inR != 1000 || calls != 0 {
+		t.Fatalf("cut frame: the session read %d bytes out, the tunnel holds %d, reader told %d times; want 0, 1000, 0",
+			len(m.in), tn.inW-tn.inR, calls)
+	}
+	tn.inW += copy(tn.in[tn.inW:], frame[1000:]) // the tunnel's next read
+	m.Readable(tn.vs)
+	if calls != 1 || !bytes.Equal(got, payload) || tn.inW != tn.inR {
+		t.Fatalf("reader told %d times, got %d bytes (first wrong at %d), tunnel holds %d; want 1, %d, all, 0",
+			calls, len(got), nproxytest.FirstDiff(got, payload), tn.inW-tn.inR, len(payload))
+	}
+}

@@ -107,6 +107,9 @@ func (m *session) Readable(vs *loop.Socket) {
 			used := m.dispatchFrames(m.tun.held())
 			m.handOver()
 			m.tun.consume(used)
+			if m.err == nil && m.tun.cut() {
+				return
+			}
 		}
 		if m.err != nil {
 			return
@@ -135,7 +138,9 @@ func (m *session) Readable(vs *loop.Socket) {
 
 // readEnd bounds the next read into in. From a tunnel, no further than
 // the end of the frame its buffer cut (all it holds when in is empty):
-// the frames after it are parsed where the tunnel decoded them.
+// the frames after it are parsed where the tunnel decoded them. (A tunnel
+// that goes on reads the rest of a cut frame in place, after it: see
+// cut. Only the end of the tunnel leaves one to read here.)
 func (m *session) readEnd() int {
 	switch {
 	case m.tun == nil || len(m.in) == 0:

@@ -132,6 +132,17 @@ func (t *tunnel) Recv(p []byte) (int, error) {
 // frames where they lie (consume), a copy less than through Recv.
 func (t *tunnel) held() []byte { return t.in[t.inR:t.inW] }
 
+// cut reports that held is the start of a frame its reader waits to see
+// whole, and that the rest may still come: the receive connection reads
+// it in place, after what is held (compact moves that to the front, and
+// a mux frame is far shorter than the buffer), and deliver calls the
+// reader again. Reading the start out of the tunnel instead cost a copy,
+// and a batch of its own for the rest of the frame (a write of its
+// stream's reader) nearly every 64 KiB.
+func (t *tunnel) cut() bool {
+	return t.inW > t.inR && t.err == nil && !t.peerClose && !t.done
+}
+
 // consume drops the first n bytes of held, as taken.
 func (t *tunnel) consume(n int) {
 	t.inR += n
@@ -609,9 +620,9 @@ func (t *tunnel) closeRecv() {
 
 // sync makes the eventfd readable exactly while Recv has something to say:
 // payload, unless the reader is direct (deliver hands it over, and a mux
-// session reads what is left of a frame cut at the end of the buffer
-// in two Recvs, which would raise and clear the eventfd in between), the
-// end or a failure.
+// session leaves a frame cut at the end of the buffer where it is until
+// the rest comes: raised, the eventfd would wake it for nothing), the end
+// or a failure.
 func (t *tunnel) sync() {
 	if t.done {
 		return
