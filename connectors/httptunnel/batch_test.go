@@ -27,6 +27,34 @@ func testLoop(t *testing.T) *loop.Loop {
 	return l
 }
 
+// muxTunnel is a mux tunnel made by hand, never run, with a session on
+// it; its send connection is one end of a socketpair, with the transport
+// tr makes of that fd unless tr is nil.
+func muxTunnel(t *testing.T, tr func(fd int) loop.Transport) (*tunnel, *session) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fds[1]) }) // after the loop's, which closes fds[0]
+	l := testLoop(t)
+	tn, err := newTunnel(l, nopEnd{}, "test", &Options{Mux: true, Key: "k", KeepAlive: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.maxData, tn.direct = maxFrame, true
+	s, err := l.Adopt(fds[0], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr != nil {
+		s.SetTransport(tr(fds[0]))
+	}
+	tn.attachSend(s, nil)
+	m := newSession(l, nil, &Options{}, nil)
+	m.vs, m.tun = tn.vs, tn
+	return tn, m
+}
+
 // pattern is n bytes that show where they were cut or reordered.
 func pattern(n, seed int) []byte {
 	b := make([]byte, n)
@@ -41,24 +69,7 @@ func pattern(n, seed int) []byte {
 // all before the caller's flush (it used to write 64 KiB at once and the
 // last 40 bytes in a write of their own).
 func TestTunnelTakesAChunkWhole(t *testing.T) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fds[1]) }) // after the loop's, which closes fds[0]
-	l := testLoop(t)
-	tn, err := newTunnel(l, nopEnd{}, "test", &Options{Mux: true, Key: "k", KeepAlive: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tn.maxData = maxFrame
-	s, err := l.Adopt(fds[0], nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tn.attachSend(s, nil)
-	m := newSession(l, nil, &Options{}, nil)
-	m.tun = tn
+	tn, m := muxTunnel(t, nil)
 	chunk := pattern(64<<10, 0)
 	for p := chunk; len(p) > 0; p = p[muxMaxData:] {
 		m.queue(muxData, 1, p[:muxMaxData])
@@ -174,27 +185,11 @@ func (c *countingConn) Close() error      { return nil }
 // A WINDOW that lets a stream's held data go (a relay sends it in 16 KiB
 // rings, one Send each) makes one write of the tunnel, not one per Send.
 func TestMuxWindowReleaseIsOneWrite(t *testing.T) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fds[1]) })
-	l := testLoop(t)
-	tn, err := newTunnel(l, nopEnd{}, "test", &Options{Mux: true, Key: "k", KeepAlive: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tn.maxData = maxFrame
-	s, err := l.Adopt(fds[0], nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := &countingConn{fd: fds[0]}
-	s.SetTransport(conn)
-	tn.attachSend(s, nil)
-	m := newSession(l, nil, &Options{}, nil)
-	m.vs, m.tun = tn.vs, tn
-	tn.direct = true
+	var conn *countingConn
+	tn, m := muxTunnel(t, func(fd int) loop.Transport {
+		conn = &countingConn{fd: fd}
+		return conn
+	})
 	st, err := m.newStream(1)
 	if err != nil {
 		t.Fatal(err)
@@ -228,14 +223,7 @@ func (w writer) Writable(s *loop.Socket) { w.f(s) }
 // once the rest came after it: the session copies nothing out, and the
 // stream's reader is told once, of all of it.
 func TestMuxCutFrameReadInPlace(t *testing.T) {
-	l := testLoop(t)
-	tn, err := newTunnel(l, nopEnd{}, "test", &Options{Mux: true, Key: "k", KeepAlive: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := newSession(l, nil, &Options{}, nil)
-	m.vs, m.tun = tn.vs, tn
-	tn.direct = true
+	tn, m := muxTunnel(t, nil)
 	st, err := m.newStream(1)
 	if err != nil {
 		t.Fatal(err)
@@ -248,7 +236,7 @@ func TestMuxCutFrameReadInPlace(t *testing.T) {
 		n, _ := s.Read(buf)
 		got = append(got, buf[:n]...)
 	}})
-	l.WatchReader(st.s)
+	m.l.WatchReader(st.s)
 	payload := pattern(muxMaxData, 2)
 	frame := dataFrames(payload, muxMaxData)
 	tn.inW = copy(tn.in, frame[:1000])
