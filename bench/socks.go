@@ -146,11 +146,26 @@ func slicedRound(e *env, peers []*peer, t *table, round int, echo *running, rate
 		logf("   %s round %d %-22s %8.0f conn/s  (%d failed)", t.key, round+1, r.p.name, perSec, fails[i])
 		switch {
 		case fails[i] > 0:
-			t.note(r.p.name, "%d connections failed in round %d, first: %v", fails[i], round+1, firstErr[i])
+			t.note(r.p.name, "%d connections failed in round %d, first: %v%s", fails[i], round+1, firstErr[i], relaySaid(r))
 		case r.proc != nil && r.proc.exited():
 			t.note(r.p.name, "the relay died during round %d", round+1)
 		}
 	}
+}
+
+// relaySaid is what r's relay logged last, for the note on failed
+// connections: a client's error alone (a reset) does not tell a refused
+// header from a server the relay could not reach, and the relay's log is
+// gone once the run ends.
+func relaySaid(r *running) string {
+	if r.proc == nil {
+		return ""
+	}
+	b, err := os.ReadFile(r.proc.log)
+	if err != nil || len(strings.TrimSpace(string(b))) == 0 {
+		return "; the relay logged nothing"
+	}
+	return "; the relay's last lines: " + lastLines(string(b), 2)
 }
 
 // loadSeconds is the CPU time the load has used so far: this process (the

@@ -80,6 +80,12 @@ func parsePrefix(s string) (netip.Prefix, error) {
 // accept function with Wrap. A client that sends no valid
 // header in time, or is not allowed to send one, is logged and closed.
 func (a *Accept) Wrap(next loop.AcceptFunc) (loop.AcceptFunc, error) {
+	return a.wrap(next, false)
+}
+
+// wrap is Wrap; with stash, the bytes a client sent after its header are
+// read with it and stashed for the relay rather than left in the socket.
+func (a *Accept) wrap(next loop.AcceptFunc, stash bool) (loop.AcceptFunc, error) {
 	version, from, err := a.parse()
 	if err != nil || version < 0 {
 		return next, err
@@ -98,7 +104,7 @@ func (a *Accept) Wrap(next loop.AcceptFunc) (loop.AcceptFunc, error) {
 		// pass of the loop, the deadline's timer and the reading's
 		// allocation. Readable makes a reading s's handler, watches the
 		// socket and sets the deadline only if it must wait.
-		first := reading{version: version, next: next, timeout: timeout}
+		first := reading{version: version, next: next, timeout: timeout, stash: stash}
 		first.Readable(s)
 	}, nil
 }
@@ -130,7 +136,23 @@ func refuse(s *loop.Socket, err error) {
 // that embeds Accept listens with c.Accept.Listen where it called
 // connectors.Listen, and gains proxy_protocol.
 func (a *Accept) Listen(l *loop.Loop, host string, port int, accept loop.AcceptFunc) error {
-	wrapped, err := a.Wrap(accept)
+	return a.listen(l, host, port, accept, false)
+}
+
+// ListenToRelay is Listen for an in connector whose clients go from accept
+// straight to the relay, nothing of theirs read nor hooked before it (tcp
+// without a hook): the header is read with whatever the client sent after
+// it, in one read(2), and those bytes are stashed for the relay
+// (loop.Socket.Stash), where Listen peeks to find the header's end and
+// reads only the header, leaving the rest in the socket for a protocol
+// that reads the fd itself (TLS, SOCKS5). It spares the peek, one syscall
+// per client.
+func (a *Accept) ListenToRelay(l *loop.Loop, host string, port int, accept loop.AcceptFunc) error {
+	return a.listen(l, host, port, accept, true)
+}
+
+func (a *Accept) listen(l *loop.Loop, host string, port int, accept loop.AcceptFunc, stash bool) error {
+	wrapped, err := a.wrap(accept, stash)
 	if err != nil {
 		return err
 	}

@@ -36,13 +36,25 @@ func TestDualAfterHeader(t *testing.T) {
 	nproxytest.Start(t, 0, nproxy.New(in, dummy.Connector{}))
 	c := dialFrom(t, "127.0.0.1", port)
 	c.Write([]byte("PROXY TCP4 192.0.2.1 198.51.100.2 4242 22\r\nSSH-2.0-test\r\n"))
+	wantLines(t, bufio.NewReader(c), "PROXY TCP4 192.0.2.1 198.51.100.2 4242 22", "SSH-2.0-test")
+}
+
+// TestTCPAfterHeaderInOneSegment: a header and the client's first bytes in
+// one segment through a tcp relay, which reads them with the header and
+// stashes them: the backend gets the header's client, then those bytes,
+// then the rest, in order.
+func TestTCPAfterHeaderInOneSegment(t *testing.T) {
+	nproxytest.CaptureLog(t, 1)
+	be := headerBackend(t)
+	port := nproxytest.FreePort(t)
+	in := &tcp.In{Host: "127.0.0.1", Port: port, Accept: proxyproto.Accept{ProxyProtocol: "v1"}}
+	nproxytest.Start(t, 0, nproxy.New(in, &tcp.Out{Host: "127.0.0.1", Port: be, Send: proxyproto.Send{SendProxy: "v1"}}))
+	c := dialFrom(t, "127.0.0.1", port)
+	c.Write([]byte("PROXY TCP4 192.0.2.1 198.51.100.2 4242 80\r\nfirst\r\n"))
 	r := bufio.NewReader(c)
-	if got := readLine(t, r); got != "PROXY TCP4 192.0.2.1 198.51.100.2 4242 22" {
-		t.Fatalf("backend got %q", got)
-	}
-	if got := readLine(t, r); got != "SSH-2.0-test" {
-		t.Fatalf("echo %q", got)
-	}
+	wantLines(t, r, "PROXY TCP4 192.0.2.1 198.51.100.2 4242 80", "first")
+	c.Write([]byte("second\r\n"))
+	wantLines(t, r, "second")
 }
 
 // TestStarttlsAfterHeader: starttls greets a client once its header is

@@ -70,3 +70,14 @@ func readLine(t *testing.T, r *bufio.Reader) string {
 	}
 	return strings.TrimRight(line, "\r\n")
 }
+
+// wantLines reads lines from r (headerBackend's: the header it was given,
+// then the echo) and fails at the first that is not the next of want.
+func wantLines(t *testing.T, r *bufio.Reader, want ...string) {
+	t.Helper()
+	for i, w := range want {
+		if got := readLine(t, r); got != w {
+			t.Fatalf("line %d: %q, want %q", i+1, got, w)
+		}
+	}
+}

@@ -25,6 +25,7 @@ type reading struct {
 	got     []byte
 	timeout time.Duration // for the whole header, from the first wait
 	waiting bool          // s's handler is this reading, the deadline is set
+	stash   bool          // read, not peek: the bytes after the header go to s's stash
 }
 
 // peeks are the buffers Readable peeks into: one per loop pass at most, so
@@ -33,10 +34,15 @@ var peeks = sync.Pool{New: func() any { return new([MaxV2Header]byte) }}
 
 // Readable peeks at what the client sent, consumes only what belongs to the
 // header (see frame), and hands the client on once the header is whole.
+// With stash it reads instead, and stashes what follows the header.
 func (r *reading) Readable(s *loop.Socket) {
 	peek := peeks.Get().(*[MaxV2Header]byte)
 	defer peeks.Put(peek)
-	n, err := recvPeek(s.Fd(), peek[:MaxV2Header-len(r.got)])
+	flags := unix.MSG_PEEK
+	if r.stash {
+		flags = 0
+	}
+	n, err := recv(s.Fd(), peek[:MaxV2Header-len(r.got)], flags)
 	switch {
 	case err == unix.EAGAIN:
 		r.wait(s)
@@ -58,10 +64,14 @@ func (r *reading) Readable(s *loop.Socket) {
 		return
 	}
 	// Consume what was peeked and belongs to the header; the header bytes
-	// read before are in r.got already.
-	if err := consume(s.Fd(), peek[:take-len(r.got)]); err != nil {
-		refuse(s, fmt.Errorf("reading the PROXY header: %w", err))
-		return
+	// read before are in r.got already. Read, not peeked, bytes are
+	// consumed already: all of them are the header's while it is not
+	// complete (frame counts no byte after it).
+	if !r.stash {
+		if err := consume(s.Fd(), peek[:take-len(r.got)]); err != nil {
+			refuse(s, fmt.Errorf("reading the PROXY header: %w", err))
+			return
+		}
 	}
 	if !complete {
 		r.got = append(r.got[:0:0], data[:take]...)
@@ -77,6 +87,9 @@ func (r *reading) Readable(s *loop.Socket) {
 		s.StopTimer()
 		s.Loop().UnwatchReader(s)
 		s.SetHandler(nil)
+	}
+	if r.stash && take < len(data) {
+		s.Stash(data[take:])
 	}
 	r.next(s)
 }
@@ -96,14 +109,14 @@ func (r *reading) wait(s *loop.Socket) {
 	s.Loop().WatchReader(s)
 }
 
-// recvPeek is recv(2) with MSG_PEEK, and consume read(2), made with
-// RawSyscall: on a non-blocking socket they never block, and sparing the
-// Go scheduler's entersyscall/exitsyscall bookkeeping takes a visible share
-// of the header's cost (the header is two of a short connection's ~18
-// syscalls).
-func recvPeek(fd int, p []byte) (int, error) {
+// recv is recv(2) (with MSG_PEEK, or none to read), and consume read(2),
+// made with RawSyscall: on a non-blocking socket they never block, and
+// sparing the Go scheduler's entersyscall/exitsyscall bookkeeping takes a
+// visible share of the header's cost (the header is two of a short
+// connection's ~18 syscalls, or one when it is stashed).
+func recv(fd int, p []byte, flags int) (int, error) {
 	n, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
-		unix.MSG_PEEK, 0, 0)
+		uintptr(flags), 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}

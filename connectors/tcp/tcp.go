@@ -42,7 +42,11 @@ type In struct {
 
 // Listen implements connectors.In.
 func (c *In) Listen(l *loop.Loop, h connectors.Handler) error {
-	return c.Accept.Listen(l, c.Host, c.Port, func(client *loop.Socket) {
+	listen := c.Accept.Listen
+	if c.Hook == nil {
+		listen = c.Accept.ListenToRelay // nothing reads a client before the relay
+	}
+	return listen(l, c.Host, c.Port, func(client *loop.Socket) {
 		client.Connector, client.Hook = c, c.Hook
 		h.Accepted(l, client)
 	})

@@ -1,0 +1,5 @@
+//go:build race
+
+package proxyproto_test
+
+const raceEnabled = true
