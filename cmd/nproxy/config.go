@@ -238,6 +238,7 @@ func (s *settings) build() ([]*nproxy.Proxy, error) {
 // apply sets the options of the next Mainloop and registers the proxies.
 func (s *settings) apply(proxies []*nproxy.Proxy) {
 	nproxy.SetVerbosity(s.Verbosity)
+	leaveSpareProc(s.Loops)
 	nproxy.SetOptions(nproxy.Options{Loops: s.Loops, BufferSize: s.BufferSize,
 		PipeSize: s.PipeSize, NoSplice: s.NoSplice, ConnectTimeout: s.ConnectTimeout, Limits: s.global})
 	for _, p := range proxies {
