@@ -28,8 +28,9 @@ type reading struct {
 	stash   bool          // read, not peek: the bytes after the header go to s's stash
 }
 
-// peeks are the buffers Readable peeks into: one per loop pass at most, so
-// a pool spares a 4 KiB allocation per read.
+// peeks are the buffers Readable peeks (or, with stash, reads) into: one
+// per loop pass at most, so a pool spares a 4 KiB allocation per read;
+// what is stashed is copied out of it (loop.Socket.Stash).
 var peeks = sync.Pool{New: func() any { return new([MaxV2Header]byte) }}
 
 // Readable peeks at what the client sent, consumes only what belongs to the
