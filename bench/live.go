@@ -46,23 +46,15 @@ func liveCast(e *env) []*peer {
 				"--out", "type=tcp,host=127.0.0.1,port=" + strconv.Itoa(t)}, extra...)
 		}
 	}
-	haproxy := func(cfg string) func(l, t int) []string {
-		return func(l, t int) []string {
-			return []string{"haproxy", "-db", "-f", filepath.Join(e.root, "bench/peers", cfg)}
-		}
-	}
-	haproxyEnv := func(l, t int) []string {
-		return []string{"NP_LISTEN=" + strconv.Itoa(l), "NP_TARGET=" + strconv.Itoa(t)}
-	}
 	peers := []*peer{
 		{name: "direct", only: set(scLive1), desc: "no relay: the live clients straight to the echo server, what the clients and the machine's load cost alone"},
 		{name: nproxyName, only: set(scLive1), argv: nproxy(),
 			desc: "nproxy, one loop (default)"},
-		{name: "haproxy-live-nbthread1", only: set(scLive1), argv: haproxy("live-haproxy-nbthread1.cfg"), env: haproxyEnv,
+		{name: "haproxy-live-nbthread1", only: set(scLive1), argv: haproxyArgv(e, "live-haproxy-nbthread1.cfg"), env: haproxyPorts,
 			desc: "haproxy 2.6 tcp mode, nbthread 1, maxconn 9,993 (its 20,000 fds allow no more), no forced splice (bench/peers/live-haproxy-nbthread1.cfg)"},
 		{name: "nproxy-loops2", only: set(scLive2), argv: nproxy("--loops", "2"),
 			desc: "nproxy --loops 2 (SO_REUSEPORT, one loop per core)"},
-		{name: "haproxy-live-nbthread2", only: set(scLive2), argv: haproxy("live-haproxy-nbthread2.cfg"), env: haproxyEnv,
+		{name: "haproxy-live-nbthread2", only: set(scLive2), argv: haproxyArgv(e, "live-haproxy-nbthread2.cfg"), env: haproxyPorts,
 			desc: "the same haproxy with nbthread 2 and maxconn 9,991 (a poller per thread takes fds) (bench/peers/live-haproxy-nbthread2.cfg)"},
 	}
 	if e.nproxyBin != "" && !e.nproxyLoops {

@@ -99,15 +99,6 @@ func peerSet(e *env) []*peer {
 				"TCP:127.0.0.1:"+ts)
 		}
 	}
-	haproxy := func(cfg string) func(l, t int) []string {
-		return func(l, t int) []string {
-			return []string{"haproxy", "-db", "-f", filepath.Join(e.root, "bench/peers", cfg)}
-		}
-	}
-	haproxyEnv := func(l, t int) []string {
-		ls, ts := ports(l, t)
-		return []string{"NP_LISTEN=" + ls, "NP_TARGET=" + ts}
-	}
 	role := func(r string) func(l, t int) []string {
 		return func(l, t int) []string {
 			ls, ts := ports(l, t)
@@ -134,9 +125,9 @@ func peerSet(e *env) []*peer {
 					"--access-log", filepath.Join(e.logDir, "nproxy-access.log"))(l, t)
 			}, only: set(scBulk1, scBulk8, scRate, scLatency)},
 		{name: "haproxy-nbthread1", desc: "haproxy 2.6 tcp mode, nbthread 1, splice forced (bench/peers/haproxy-nbthread1.cfg)",
-			argv: haproxy("haproxy-nbthread1.cfg"), env: haproxyEnv},
+			argv: haproxyArgv(e, "haproxy-nbthread1.cfg"), env: haproxyPorts},
 		{name: "haproxy-default", desc: "haproxy 2.6 tcp mode, default threads (2 here), splice forced (bench/peers/haproxy-default.cfg)",
-			argv: haproxy("haproxy-default.cfg"), env: haproxyEnv},
+			argv: haproxyArgv(e, "haproxy-default.cfg"), env: haproxyPorts},
 		{name: "naive-go", desc: "goroutine per direction, io.Copy, half-close (bench/naive); io.Copy splices, and each blocked copy holds a pipe, so an idle connection costs 6 fds", argv: role("naive")},
 		{name: "gnet", desc: "gnet v2 relay, one event loop (bench/gnetrelay); gnet gives it no backpressure, no half-close, no splice and dials in a worker goroutine", argv: role("gnet")},
 		{name: "socat", desc: "socat TCP-LISTEN,fork (one process per connection), default 8 KiB buffer", argv: socat(), forks: true},
@@ -162,6 +153,18 @@ func peerSet(e *env) []*peer {
 	}
 	checkPeers(e, peers)
 	return peers
+}
+
+// haproxyArgv runs haproxy with cfg from bench/peers; haproxyPorts gives it
+// its ports.
+func haproxyArgv(e *env, cfg string) func(l, t int) []string {
+	return func(l, t int) []string {
+		return []string{"haproxy", "-db", "-f", filepath.Join(e.root, "bench/peers", cfg)}
+	}
+}
+
+func haproxyPorts(l, t int) []string {
+	return []string{"NP_LISTEN=" + strconv.Itoa(l), "NP_TARGET=" + strconv.Itoa(t)}
 }
 
 // running is a started relay.

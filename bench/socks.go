@@ -24,6 +24,8 @@ const (
 	scProxyIn   = "proxyproto-rate"
 	proxyInPeer = "nproxy-proxy-protocol"
 	proxyIn1Seg = "nproxy-proxy-protocol-1seg"
+	haproxyIn   = "haproxy-accept-proxy"
+	haproxyBase = "haproxy-nbthread1"
 	socksPeer   = "nproxy-socks5"
 )
 
@@ -52,6 +54,12 @@ func socksCast(e *env) []*peer {
 			argv: proxyInArgv(e)},
 		{name: proxyIn1Seg, only: set(scProxyIn), desc: "the same relay, each client sending its header and its 64 bytes in one write (one segment): " +
 			"what is left of the header's cost when the client's extra segment is not counted", argv: proxyInArgv(e)},
+		// haproxy, plain and with accept-proxy, under the same clients: the
+		// header's cost to haproxy, the reference for nproxy's.
+		{name: haproxyBase, only: set(scProxyIn), desc: "haproxy 2.6 tcp mode, nbthread 1 (bench/peers/haproxy-nbthread1.cfg): the plain relay haproxy's header cost is taken against",
+			argv: haproxyArgv(e, "haproxy-nbthread1.cfg"), env: haproxyPorts},
+		{name: haproxyIn, only: set(scProxyIn), desc: "the same haproxy with `accept-proxy` on its bind (bench/peers/proxyproto-haproxy.cfg): each client sends a PROXY v1 header first, as to " + proxyInPeer,
+			argv: haproxyArgv(e, "proxyproto-haproxy.cfg"), env: haproxyPorts},
 	}
 	checkPeers(e, peers)
 	return peers
@@ -75,8 +83,9 @@ func runSocks(e *env, peers []*peer) ([]*table, error) {
 		"SOCKS5 greeting (no auth) and CONNECT to the echo server's IPv4 address", e.cfg.rateDur, rounds(e.cfg.rounds)), peers, scSocks, socksRate, socksCPU, socksLoad)
 	ppRate, ppCPU, ppLoad := higher("connections", "conn/s"), lower("relay CPU", "µs/conn"), info("load CPU", "µs/conn")
 	pp := newTable(scProxyIn, "PROXY protocol in: connection rate", fmt.Sprintf(method, e.cfg.concurrency,
-		"a PROXY v1 header (for "+proxyInPeer+" only)", e.cfg.rateDur, rounds(e.cfg.rounds))+
-		" The ratios are "+proxyInPeer+" ÷ the plain relay: the header's cost.", peers, scProxyIn, ppRate, ppCPU, ppLoad)
+		"a PROXY v1 header (for "+proxyInPeer+" and "+haproxyIn+" only)", e.cfg.rateDur, rounds(e.cfg.rounds))+
+		" The ratios are "+proxyInPeer+" ÷ each peer; the notes give the header's cost, the ratio of each relay with a header to the same relay without, "+
+		"for nproxy and for haproxy.", peers, scProxyIn, ppRate, ppCPU, ppLoad)
 	pp.ref = proxyInPeer
 	echo, err := startEcho(e)
 	if err != nil {
@@ -93,6 +102,7 @@ func runSocks(e *env, peers []*peer) ([]*table, error) {
 	rateCeiling(socks, socksCPU, socksLoad, socksPeer, "microsocks")
 	pairedRatios(pp, ppRate, proxyInPeer, nproxyName)
 	pairedRatios(pp, ppRate, proxyIn1Seg, nproxyName)
+	pairedRatios(pp, ppRate, haproxyIn, haproxyBase)
 	return []*table{socks, pp, socksIdle(e, peers, echo.listen)}, nil
 }
 
@@ -258,7 +268,7 @@ func preambleConn(r *running, target int) func(buf []byte) error {
 	switch {
 	case r.p.only[scSocks]:
 		first = func(c net.Conn) error { return socksConnect(c, target) }
-	case r.p.name == proxyInPeer:
+	case r.p.name == proxyInPeer || r.p.name == haproxyIn:
 		first = func(c net.Conn) error { _, err := c.Write(header); return err }
 	case r.p.name == proxyIn1Seg:
 		first = func(net.Conn) error { return nil }

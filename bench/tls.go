@@ -126,14 +126,7 @@ func tlsCast(e *env) []*peer {
 		f = &tlsFiles{}
 	}
 	itoa := strconv.Itoa
-	haproxy := func(cfg string) func(l, t int) []string {
-		return func(l, t int) []string {
-			return []string{"haproxy", "-db", "-f", filepath.Join(e.root, "bench/peers", cfg)}
-		}
-	}
-	haproxyEnv := func(l, t int) []string {
-		return []string{"NP_LISTEN=" + itoa(l), "NP_TARGET=" + itoa(t), "NP_PEM=" + f.pem}
-	}
+	haproxyEnv := func(l, t int) []string { return append(haproxyPorts(l, t), "NP_PEM="+f.pem) }
 	peers := []*peer{
 		{name: "nproxy-ssl", desc: "nproxy, one loop: ssl in (crypto/tls as a memory-BIO engine: handshakes off the loop, records sealed and opened on it) → tcp out",
 			argv: func(l, t int) []string {
@@ -146,9 +139,9 @@ func tlsCast(e *env) []*peer {
 			argv: func(l, t int) []string { return []string{"stunnel4", stunnelConfig(e, f, l, t)} }},
 		{name: "haproxy-ssl-nbthread1", desc: "haproxy 2.6 (OpenSSL 3.0) tcp mode, `bind ... ssl crt`, nbthread 1, " +
 			"Mozilla intermediate TLS settings (bench/peers/tls-haproxy-nbthread1.cfg)",
-			argv: haproxy("tls-haproxy-nbthread1.cfg"), env: haproxyEnv},
+			argv: haproxyArgv(e, "tls-haproxy-nbthread1.cfg"), env: haproxyEnv},
 		{name: "haproxy-ssl-default", desc: "the same with haproxy's default threads, 2 here (bench/peers/tls-haproxy-default.cfg)",
-			argv: haproxy("tls-haproxy-default.cfg"), env: haproxyEnv},
+			argv: haproxyArgv(e, "tls-haproxy-default.cfg"), env: haproxyEnv},
 	}
 	if ferr != nil {
 		for _, p := range peers {
